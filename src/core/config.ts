@@ -1,0 +1,157 @@
+/**
+ * config.toml: schema, defaults, load and save. Every limit lives here with a default (TigerStyle:
+ * put a limit on everything). A malformed file is refused with one line naming the key and what it
+ * expects; the file is never rewritten when it fails to parse.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+import { z } from 'zod';
+import { WORKER_ID_MAX } from './snowflake.js';
+
+export const CONFIG_FILE = 'config.toml';
+export const DEFAULT_PORT = 7070;
+
+export function defaultDataDir(): string {
+  return resolve(process.env.EVENTDBX_DATA_DIR ?? join(homedir(), '.eventdbx'));
+}
+
+const storageSchema = z.strictObject({
+  durability: z.enum(['sync', 'async']).default('sync'),
+  flush_interval_ms: z.number().int().min(1).max(60_000).default(100),
+  /** Shard worker threads; 0 = one per CPU, capped at shard_count. */
+  workers: z.number().int().min(0).max(64).default(0),
+  /** Commands gathered into one LMDB commit at most (group commit bound). */
+  batch_commands_max: z.number().int().min(1).max(100_000).default(2048),
+  /** LMDB map size per shard environment, in MiB (a ceiling, not an allocation). */
+  map_size_mib: z.number().int().min(64).max(16 * 1024 * 1024).default(64 * 1024),
+});
+
+const tenantsSchema = z.strictObject({
+  multi_tenant: z.boolean().default(false),
+  shard_count: z.number().int().min(1).max(1024).default(4),
+});
+
+const authSchema = z.strictObject({
+  issuer: z.string().min(1).default('eventdbx://self'),
+  audience: z.string().min(1).default('eventdbx-clients'),
+  private_key: z.string().default(''),
+  public_key: z.string().default(''),
+  key_id: z.string().default(''),
+  default_ttl_secs: z.number().int().min(60).default(3600),
+  clock_skew_secs: z.number().int().min(0).max(300).default(30),
+  /** Verified tokens kept in memory so signature checks stay off the hot path. */
+  verified_cache_max: z.number().int().min(0).max(1_000_000).default(10_000),
+});
+
+const httpSchema = z.strictObject({
+  host: z.string().min(1).default('0.0.0.0'),
+  body_limit_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+  slow_request_ms: z.number().int().min(1).max(600_000).default(500),
+});
+
+const metricsSchema = z.strictObject({ public: z.boolean().default(false) });
+
+const pluginQueueSchema = z.strictObject({
+  prune: z
+    .strictObject({
+      done_ttl_secs: z.number().int().min(0).default(86_400),
+      interval_secs: z.number().int().min(60).default(300),
+      max_done_jobs: z.number().int().min(0).optional(),
+    })
+    .prefault({}),
+});
+
+export const configSchema = z.strictObject({
+  port: z.number().int().min(0).max(65_535).default(DEFAULT_PORT),
+  data_dir: z.string().min(1).optional(),
+  domain: z.string().min(1).default('default'),
+  restrict: z.enum(['off', 'default', 'strict']).default('default'),
+  cache_threshold: z.number().int().min(0).max(10_000_000).default(10_000),
+  snapshot_threshold: z.number().int().min(0).max(1_000_000_000).default(100),
+  list_page_size: z.number().int().min(1).max(100_000).default(10),
+  page_limit: z.number().int().min(1).max(100_000).default(1000),
+  plugin_max_attempts: z.number().int().min(1).max(255).default(10),
+  verbose_responses: z.boolean().default(true),
+  snowflake_worker_id: z.number().int().min(0).max(WORKER_ID_MAX).default(0),
+  created_at: z.string().optional(),
+  updated_at: z.string().optional(),
+  storage: storageSchema.prefault({}),
+  tenants: tenantsSchema.prefault({}),
+  auth: authSchema.prefault({}),
+  http: httpSchema.prefault({}),
+  metrics: metricsSchema.prefault({}),
+  plugin_queue: pluginQueueSchema.prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.map(String).join('.') || '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = issue.path.length ? `${issue.path.join('.')}.` : '';
+    return `unknown key ${issue.keys.map((k) => prefix + k).join(', ')}`;
+  }
+  return `${key}: ${issue.message}`;
+}
+
+export function parseConfig(raw: unknown, origin: string): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const first = result.error.issues[0];
+    throw new ConfigError(`invalid ${origin}: ${first ? describeIssue(first) : 'invalid configuration'}`);
+  }
+  return result.data;
+}
+
+export function configPath(dataDir: string): string {
+  return join(dataDir, CONFIG_FILE);
+}
+
+/** Reads `<dataDir>/config.toml`, or returns defaults when it does not exist (nothing is written). */
+export function readConfig(dataDir: string): { config: Config; exists: boolean } {
+  const path = configPath(dataDir);
+  if (!existsSync(path)) return { config: parseConfig({}, path), exists: false };
+  let raw: unknown;
+  try {
+    raw = parseToml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ConfigError(`invalid ${path}: not valid TOML (${reason})`);
+  }
+  return { config: parseConfig(raw, path), exists: true };
+}
+
+/** Writes atomically (temp file + rename) so a crash never leaves half a config. */
+export function writeConfig(dataDir: string, config: Config): void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = configPath(dataDir);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const { data_dir: _ignored, ...rest } = config;
+  writeFileSync(tmp, stringifyToml(stripUndefined(rest)) + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+function stripUndefined(value: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    out[key] = v !== null && typeof v === 'object' && !Array.isArray(v) ? stripUndefined(v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+/** Number of shard worker threads actually started. */
+export function effectiveWorkers(config: Config, cpuCount: number): number {
+  const wanted = config.storage.workers > 0 ? config.storage.workers : cpuCount;
+  return Math.max(1, Math.min(wanted, config.tenants.shard_count));
+}

@@ -1,0 +1,69 @@
+/**
+ * The one error catalogue (DESIGN §6). Every failure that reaches a client is a `DbxError` with a
+ * stable snake_case `code`; the HTTP status comes from the catalogue, never from the throw site.
+ * Errors cross worker threads as plain data (`toWire` / `fromWire`) so nothing is lost in transit.
+ */
+export const ERROR_CATALOGUE = {
+  invalid_input: { status: 400, summary: 'The request is malformed (bad JSON, bad name, bad cursor).' },
+  validation_failed: { status: 400, summary: 'The body, params or query failed validation; details list each field.' },
+  unauthorized: { status: 401, summary: 'No token, or the token is invalid, expired or revoked.' },
+  forbidden: { status: 403, summary: 'The token is valid but lacks the action, resource or tenant.' },
+  not_found: { status: 404, summary: 'The aggregate, event, snapshot or route does not exist.' },
+  already_exists: { status: 409, summary: 'Create on an existing aggregate, or an idempotency key reused with other content.' },
+  version_conflict: { status: 409, summary: 'expected_version does not match; details.current_version says what is stored.' },
+  aggregate_archived: { status: 409, summary: 'A write to an archived aggregate.' },
+  schema_locked: { status: 409, summary: 'The schema is locked against this change.' },
+  payload_too_large: { status: 413, summary: 'Payload over 256 KiB, metadata over 64 KiB, or body over the limit.' },
+  write_limit_exhausted: { status: 429, summary: "The token's write allowance is used up." },
+  unavailable: { status: 503, summary: 'The server is starting, draining or a shard worker is down.' },
+  internal: { status: 500, summary: 'An unexpected failure; the server log has the cause.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+export class DbxError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message: string, details?: unknown, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DbxError';
+    this.code = code;
+    if (details !== undefined) this.details = details;
+  }
+
+  get status(): number {
+    return ERROR_CATALOGUE[this.code].status;
+  }
+
+  toWire(): WireError {
+    const wire: WireError = { code: this.code, message: this.message };
+    if (this.details !== undefined) wire.details = this.details;
+    return wire;
+  }
+
+  static fromWire(wire: WireError): DbxError {
+    const code = wire.code in ERROR_CATALOGUE ? wire.code : 'internal';
+    return new DbxError(code, wire.message, wire.details);
+  }
+}
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return value in ERROR_CATALOGUE;
+}
+
+/** Converts anything thrown into wire form; unknown errors never leak their message or stack. */
+export function toWireError(err: unknown): WireError {
+  if (err instanceof DbxError) return err.toWire();
+  return { code: 'internal', message: 'internal error' };
+}
+
+export const notFound = (what: string): DbxError => new DbxError('not_found', `${what} not found`);
+export const invalidInput = (message: string, details?: unknown): DbxError =>
+  new DbxError('invalid_input', message, details);

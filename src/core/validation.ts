@@ -1,0 +1,156 @@
+/**
+ * zod schemas for every input (HTTP bodies, params, queries; the CLI's direct mode reuses them), and
+ * the conversion of a zod failure into the `validation_failed` error with one detail per field.
+ */
+import { z } from 'zod';
+import { DbxError } from './errors.js';
+import {
+  AGGREGATE_ID_CHARS_MAX,
+  BATCH_EVENTS_MAX,
+  IDEMPOTENCY_KEY_CHARS_MAX,
+  METADATA_BYTES_MAX,
+  NAME_CHARS_MAX,
+  NOTE_CHARS_MAX,
+  PATCH_OPS_MAX,
+  PAYLOAD_BYTES_MAX,
+  TENANT_CHARS_MAX,
+} from './limits.js';
+import { RESERVED_EVENT_TYPES } from './state.js';
+
+const SNAKE_CASE = /^[a-z][a-z0-9_]*$/;
+
+export const aggregateTypeSchema = z
+  .string()
+  .max(NAME_CHARS_MAX, `aggregate_type cannot exceed ${NAME_CHARS_MAX} characters`)
+  .regex(SNAKE_CASE, 'aggregate_type must be lowercase snake_case');
+
+export const eventTypeSchema = z
+  .string()
+  .max(NAME_CHARS_MAX, `event_type cannot exceed ${NAME_CHARS_MAX} characters`)
+  .regex(SNAKE_CASE, 'event_type must be lowercase snake_case')
+  .refine((value) => !RESERVED_EVENT_TYPES.has(value), 'event_type is reserved for archive/restore');
+
+export const aggregateIdSchema = z
+  .string()
+  .min(1, 'aggregate_id must not be empty')
+  .max(AGGREGATE_ID_CHARS_MAX, `aggregate_id cannot exceed ${AGGREGATE_ID_CHARS_MAX} characters`)
+  .regex(/^[A-Za-z0-9_-]+$/, 'aggregate_id may only contain letters, numbers, underscores, or hyphens');
+
+export const tenantSchema = z
+  .string()
+  .max(TENANT_CHARS_MAX, `tenant cannot exceed ${TENANT_CHARS_MAX} characters`)
+  .transform((value) => value.toLowerCase())
+  .pipe(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'tenant must start with a letter or digit and use [a-z0-9_-]'));
+
+const jsonObjectSchema = z.record(z.string(), z.unknown());
+
+function byteLength(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value), 'utf8');
+}
+
+export const payloadSchema = jsonObjectSchema.superRefine((value, ctx) => {
+  if (byteLength(value) > PAYLOAD_BYTES_MAX) {
+    ctx.addIssue({ code: 'custom', message: `payload exceeds maximum size of ${PAYLOAD_BYTES_MAX} bytes`, params: { tooLarge: true } });
+  }
+});
+
+export const metadataSchema = jsonObjectSchema.superRefine((value, ctx) => {
+  for (const key of Object.keys(value)) {
+    if (!/^@[A-Za-z0-9][A-Za-z0-9_-]*$/.test(key)) {
+      ctx.addIssue({ code: 'custom', path: [key], message: `metadata key '${key}' must start with '@' followed by letters, numbers, underscores, or hyphens` });
+    }
+  }
+  if (byteLength(value) > METADATA_BYTES_MAX) {
+    ctx.addIssue({ code: 'custom', message: `metadata exceeds maximum size of ${METADATA_BYTES_MAX} bytes`, params: { tooLarge: true } });
+  }
+});
+
+export const noteSchema = z.string().refine((v) => [...v].length <= NOTE_CHARS_MAX, `note cannot exceed ${NOTE_CHARS_MAX} characters`);
+export const expectedVersionSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const idempotencyKeySchema = z.string().min(1).max(IDEMPOTENCY_KEY_CHARS_MAX);
+
+export const createBodySchema = z.strictObject({
+  event_type: eventTypeSchema,
+  payload: payloadSchema.default({}),
+  metadata: metadataSchema.optional(),
+  note: noteSchema.optional(),
+  idempotency_key: idempotencyKeySchema.optional(),
+});
+
+export const applyBodySchema = z.strictObject({
+  event_type: eventTypeSchema,
+  payload: payloadSchema.default({}),
+  metadata: metadataSchema.optional(),
+  note: noteSchema.optional(),
+  expected_version: expectedVersionSchema.optional(),
+  idempotency_key: idempotencyKeySchema.optional(),
+});
+
+export const eventBodySchema = applyBodySchema.extend({
+  aggregate_type: aggregateTypeSchema,
+  aggregate_id: aggregateIdSchema,
+});
+
+const pointerSchema = z.string().refine((p) => p === '' || p.startsWith('/'), "a JSON pointer must be empty or start with '/'");
+export const patchOperationSchema = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('add'), path: pointerSchema, value: z.unknown() }),
+  z.strictObject({ op: z.literal('replace'), path: pointerSchema, value: z.unknown() }),
+  z.strictObject({ op: z.literal('test'), path: pointerSchema, value: z.unknown() }),
+  z.strictObject({ op: z.literal('remove'), path: pointerSchema }),
+  z.strictObject({ op: z.literal('move'), path: pointerSchema, from: pointerSchema }),
+  z.strictObject({ op: z.literal('copy'), path: pointerSchema, from: pointerSchema }),
+]);
+
+export const patchBodySchema = z.strictObject({
+  event_type: eventTypeSchema,
+  patch: z
+    .array(patchOperationSchema)
+    .min(1, 'patch must contain at least one operation')
+    .max(PATCH_OPS_MAX)
+    .superRefine((value, ctx) => {
+      if (byteLength(value) > PAYLOAD_BYTES_MAX) {
+        ctx.addIssue({ code: 'custom', message: `patch exceeds maximum size of ${PAYLOAD_BYTES_MAX} bytes`, params: { tooLarge: true } });
+      }
+    }),
+  metadata: metadataSchema.optional(),
+  note: noteSchema.optional(),
+  expected_version: expectedVersionSchema.optional(),
+  idempotency_key: idempotencyKeySchema.optional(),
+});
+
+export const lifecycleBodySchema = z.strictObject({
+  comment: z.string().max(1024).optional(),
+  note: noteSchema.optional(),
+  expected_version: expectedVersionSchema.optional(),
+  idempotency_key: idempotencyKeySchema.optional(),
+});
+
+export const batchBodySchema = z.strictObject({
+  events: z.array(eventBodySchema).min(1, 'a batch needs at least one event').max(BATCH_EVENTS_MAX),
+});
+
+export const snapshotBodySchema = z.strictObject({ comment: z.string().max(1024).optional() });
+
+export type CreateBody = z.infer<typeof createBodySchema>;
+export type ApplyBody = z.infer<typeof applyBodySchema>;
+export type EventBody = z.infer<typeof eventBodySchema>;
+export type PatchBody = z.infer<typeof patchBodySchema>;
+export type LifecycleBody = z.infer<typeof lifecycleBodySchema>;
+
+/** Parses or throws `validation_failed` (413 `payload_too_large` when a size limit was the cause). */
+export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where = 'body'): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw zodToDbxError(result.error, where);
+}
+
+export function zodToDbxError(error: z.ZodError, where: string): DbxError {
+  const details = error.issues.map((issue) => ({
+    path: [where, ...issue.path.map(String)].join('.'),
+    message: issue.message,
+  }));
+  const tooLarge = error.issues.some((issue) => issue.code === 'custom' && (issue as { params?: { tooLarge?: boolean } }).params?.tooLarge);
+  if (tooLarge) return new DbxError('payload_too_large', details.find((d) => d.message.includes('exceeds'))?.message ?? 'too large', details);
+  const first = details[0];
+  return new DbxError('validation_failed', first ? `${first.path}: ${first.message}` : 'validation failed', details);
+}

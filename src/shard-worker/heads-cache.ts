@@ -1,0 +1,35 @@
+/**
+ * Bounded cache of hot aggregate heads (version, frontier, state) so an append reads no history.
+ * Map insertion order is the recency order: a hit re-inserts, the oldest entry is evicted first.
+ * Only the owning worker writes the cache, and only after its transaction committed.
+ */
+import type { LoadedAggregate } from './prepare.js';
+
+export class HeadsCache {
+  private readonly entries = new Map<string, LoadedAggregate>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(key: string): LoadedAggregate | undefined {
+    const hit = this.entries.get(key);
+    if (hit !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+    }
+    return hit;
+  }
+
+  set(key: string, value: LoadedAggregate): void {
+    if (this.capacity === 0) return;
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    if (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

@@ -1,0 +1,20 @@
+/** Public face of src/shard-worker. */
+export { ShardStore, KEY_MAX } from './store.js';
+export type { StoreOptions } from './store.js';
+export type { Head, WriteSet, EventKey, HeadKey, IndexKey, StoredSnapshot } from './records.js';
+export type {
+  BatchIntent,
+  PreparedPart,
+  ShardMessage,
+  ShardReply,
+  ShardReplyMessage,
+  ShardRequest,
+  ShardResult,
+  WorkerInit,
+  WriteCommand,
+  WriteOp,
+  WriteResult,
+} from './protocol.js';
+export type { ShardControl } from './worker.js';
+export const WORKER_ENTRY = new URL('./worker.js', import.meta.url);
+export { controlEndpoint } from './comlink-endpoint.js';

@@ -1,0 +1,267 @@
+/**
+ * Turns write commands into a write set, checking each against the aggregate heads (plus the
+ * effect of earlier commands in the same group, kept in an overlay). `add` either succeeds and
+ * records its whole effect or throws and records nothing, so one bad command in a group commit never
+ * taints the others, and an atomic batch can be dropped as a whole.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import {
+  ARCHIVE_EVENT,
+  DbxError,
+  RESTORE_EVENT,
+  appendLeaf,
+  applyJsonPatch,
+  canonicalize,
+  frontierRoot,
+  leafHash,
+  mergePayload,
+  type EventRecord,
+  type JsonObject,
+  type SnowflakeGenerator,
+} from '../core/index.js';
+import type { WriteCommand, WriteResult } from './protocol.js';
+import { emptyWriteSet, headKeyString, type Head, type WriteSet } from './records.js';
+
+export interface LoadedAggregate {
+  head: Head;
+  state: JsonObject;
+}
+
+export interface PrepareContext {
+  load(shard: number, tenant: string, type: string, id: string): LoadedAggregate | undefined;
+  idempotencyEntry(shard: number, tenant: string, type: string, id: string, key: string): { version: number; fingerprint: string } | undefined;
+  readEvent(shard: number, tenant: string, type: string, id: string, version: number): EventRecord | undefined;
+  snowflake: SnowflakeGenerator;
+  snapshotThreshold: number;
+}
+
+export class BatchBuilder {
+  /** Heads as they stand after the commands added so far (keyed by shard + head key). */
+  readonly overlay = new Map<string, LoadedAggregate & { shard: number; tenant: string; type: string; id: string }>();
+  readonly writeSets = new Map<number, WriteSet>();
+  protected readonly pendingEvents = new Map<string, EventRecord>();
+  protected readonly pendingIdempotency = new Map<string, { version: number; fingerprint: string }>();
+
+  constructor(
+    private readonly ctx: PrepareContext,
+    private readonly parent?: BatchBuilder,
+  ) {}
+
+  /** A builder that sees this one's pending effects but writes only its own (atomic batches). */
+  fork(): BatchBuilder {
+    return new BatchBuilder(this.ctx, this);
+  }
+
+  /** Takes over a fork's effects once all of its commands succeeded. */
+  absorb(child: BatchBuilder): void {
+    for (const [key, value] of child.overlay) this.overlay.set(key, value);
+    for (const [key, value] of child.pendingEvents) this.pendingEvents.set(key, value);
+    for (const [key, value] of child.pendingIdempotency) this.pendingIdempotency.set(key, value);
+    for (const [shard, ws] of child.writeSets) {
+      const mine = this.writeSetFor(shard);
+      mine.events.push(...ws.events);
+      mine.heads.push(...ws.heads);
+      mine.index_put.push(...ws.index_put);
+      mine.index_del.push(...ws.index_del);
+      mine.idempotency.push(...ws.idempotency);
+      mine.snapshots.push(...ws.snapshots);
+    }
+  }
+
+  private current(shard: number, tenant: string, type: string, id: string): LoadedAggregate | undefined {
+    const overlayKey = `${shard}\u0000${headKeyString(tenant, type, id)}`;
+    for (let b: BatchBuilder | undefined = this; b; b = b.parent) {
+      const hit = b.overlay.get(overlayKey);
+      if (hit) return hit;
+    }
+    return this.ctx.load(shard, tenant, type, id);
+  }
+
+  private pendingEvent(key: string): EventRecord | undefined {
+    for (let b: BatchBuilder | undefined = this; b; b = b.parent) {
+      const hit = b.pendingEvents.get(key);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+
+  private pendingIdempotencyEntry(key: string): { version: number; fingerprint: string } | undefined {
+    for (let b: BatchBuilder | undefined = this; b; b = b.parent) {
+      const hit = b.pendingIdempotency.get(key);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+
+  /** Records a snapshot of the current state (on demand); returns its version. */
+  snapshot(shard: number, tenant: string, type: string, id: string, comment: string | null): number {
+    const current = this.current(shard, tenant, type, id);
+    if (!current) throw new DbxError('not_found', `aggregate ${type}/${id} not found`);
+    const { head, state } = current;
+    const headKey: [string, string, string] = [tenant, type, id];
+    const newHead: Head = { ...head, snapshot_version: head.version };
+    const ws = this.writeSetFor(shard);
+    ws.snapshots.push({
+      key: [...headKey, head.version],
+      snapshot: { state, merkle_root: head.merkle_root, created_at: new Date().toISOString(), comment },
+    });
+    ws.heads.push({ key: headKey, head: newHead, state });
+    this.overlay.set(`${shard}\u0000${headKeyString(tenant, type, id)}`, { head: newHead, state, shard, tenant, type, id });
+    return head.version;
+  }
+
+  add(cmd: WriteCommand): WriteResult {
+    const key = headKeyString(cmd.tenant, cmd.aggregate_type, cmd.aggregate_id);
+    const overlayKey = `${cmd.shard}\u0000${key}`;
+    const current = this.current(cmd.shard, cmd.tenant, cmd.aggregate_type, cmd.aggregate_id);
+
+    const fingerprint = cmd.idempotency_key !== undefined ? fingerprintOf(cmd) : undefined;
+    if (cmd.idempotency_key !== undefined && fingerprint !== undefined) {
+      const replay = this.replayIdempotent(cmd, overlayKey, fingerprint);
+      if (replay) return replay;
+    }
+
+    const head = current?.head;
+    checkPreconditions(cmd, head);
+    const version = (head?.version ?? 0) + 1;
+    const { eventType, payload, state } = nextStateFor(cmd, current?.state ?? {});
+    const now = new Date().toISOString();
+    const body = {
+      aggregate_type: cmd.aggregate_type,
+      aggregate_id: cmd.aggregate_id,
+      event_type: eventType,
+      version,
+      payload,
+      extensions: cmd.extensions ?? {},
+      metadata: {
+        event_id: this.ctx.snowflake.nextId(),
+        created_at: now,
+        issued_by: cmd.issued_by,
+        ...(cmd.note !== undefined ? { note: cmd.note } : {}),
+      },
+    };
+    const hash = leafHash(canonicalize(body));
+    const frontier = appendLeaf(head?.frontier ?? [], version - 1, hash);
+    const merkleRoot = frontierRoot(frontier);
+    const record = { ...body, hash, merkle_root: merkleRoot } as EventRecord;
+    const archived = cmd.op === 'archive' ? true : cmd.op === 'restore' ? false : (head?.archived ?? false);
+    const takesSnapshot = this.ctx.snapshotThreshold > 0 && version % this.ctx.snapshotThreshold === 0;
+    const newHead: Head = {
+      version,
+      frontier,
+      merkle_root: merkleRoot,
+      archived,
+      created_at: head?.created_at ?? now,
+      updated_at: now,
+      ...(takesSnapshot ? { snapshot_version: version } : head?.snapshot_version !== undefined ? { snapshot_version: head.snapshot_version } : {}),
+    };
+
+    // Everything is computed: from here on nothing throws, so the group stays consistent.
+    const ws = this.writeSetFor(cmd.shard);
+    const headKey: [string, string, string] = [cmd.tenant, cmd.aggregate_type, cmd.aggregate_id];
+    const eventKey: [string, string, string, number] = [...headKey, version];
+    ws.events.push({ key: eventKey, json: JSON.stringify(record), event_id: body.metadata.event_id });
+    ws.heads.push({ key: headKey, head: newHead, state });
+    if (!head) ws.index_put.push([cmd.tenant, 'a', cmd.aggregate_type, cmd.aggregate_id]);
+    if (cmd.op === 'archive') {
+      ws.index_del.push([cmd.tenant, 'a', cmd.aggregate_type, cmd.aggregate_id]);
+      ws.index_put.push([cmd.tenant, 'r', cmd.aggregate_type, cmd.aggregate_id]);
+    } else if (cmd.op === 'restore') {
+      ws.index_del.push([cmd.tenant, 'r', cmd.aggregate_type, cmd.aggregate_id]);
+      ws.index_put.push([cmd.tenant, 'a', cmd.aggregate_type, cmd.aggregate_id]);
+    }
+    if (cmd.idempotency_key !== undefined && fingerprint !== undefined) {
+      const entry = { version, fingerprint };
+      ws.idempotency.push({ key: [...headKey, cmd.idempotency_key], entry });
+      this.pendingIdempotency.set(`${overlayKey}\u0000${cmd.idempotency_key}`, entry);
+    }
+    if (takesSnapshot) {
+      ws.snapshots.push({ key: eventKey, snapshot: { state, merkle_root: merkleRoot, created_at: now, comment: `auto snapshot v${version}` } });
+    }
+    this.overlay.set(overlayKey, { head: newHead, state, shard: cmd.shard, tenant: cmd.tenant, type: cmd.aggregate_type, id: cmd.aggregate_id });
+    this.pendingEvents.set(`${overlayKey}\u0000${version}`, record);
+    return { event: record, replayed: false };
+  }
+
+  private replayIdempotent(cmd: WriteCommand, overlayKey: string, fingerprint: string): WriteResult | undefined {
+    const key = cmd.idempotency_key as string;
+    const entry =
+      this.pendingIdempotencyEntry(`${overlayKey}\u0000${key}`) ??
+      this.ctx.idempotencyEntry(cmd.shard, cmd.tenant, cmd.aggregate_type, cmd.aggregate_id, key);
+    if (!entry) return undefined;
+    if (entry.fingerprint !== fingerprint) {
+      throw new DbxError('already_exists', `idempotency key '${key}' was already used with different content`, { idempotency_key: key, version: entry.version });
+    }
+    const original =
+      this.pendingEvent(`${overlayKey}\u0000${entry.version}`) ??
+      this.ctx.readEvent(cmd.shard, cmd.tenant, cmd.aggregate_type, cmd.aggregate_id, entry.version);
+    if (!original) throw new DbxError('internal', 'idempotency entry points at a missing event');
+    return { event: original, replayed: true };
+  }
+
+  private writeSetFor(shard: number): WriteSet {
+    let ws = this.writeSets.get(shard);
+    if (!ws) {
+      ws = emptyWriteSet();
+      this.writeSets.set(shard, ws);
+    }
+    return ws;
+  }
+}
+
+function describe(cmd: WriteCommand): string {
+  return `aggregate ${cmd.aggregate_type}/${cmd.aggregate_id}`;
+}
+
+function checkPreconditions(cmd: WriteCommand, head: Head | undefined): void {
+  if (cmd.op === 'create' && head) throw new DbxError('already_exists', `${describe(cmd)} already exists`);
+  if ((cmd.op === 'patch' || cmd.op === 'archive' || cmd.op === 'restore') && !head) {
+    throw new DbxError('not_found', `${describe(cmd)} not found`);
+  }
+  const current = head?.version ?? 0;
+  if (cmd.expected_version !== undefined && cmd.expected_version !== current) {
+    throw new DbxError('version_conflict', `${describe(cmd)} is at version ${current}, expected ${cmd.expected_version}`, {
+      current_version: current,
+      expected_version: cmd.expected_version,
+    });
+  }
+  if (cmd.op === 'restore') {
+    if (!head?.archived) throw new DbxError('invalid_input', `${describe(cmd)} is not archived`);
+    return;
+  }
+  if (head?.archived) throw new DbxError('aggregate_archived', `${describe(cmd)} is archived and cannot accept new events`);
+}
+
+function nextStateFor(cmd: WriteCommand, state: JsonObject): { eventType: string; payload: EventRecord['payload']; state: JsonObject } {
+  switch (cmd.op) {
+    case 'create':
+    case 'apply': {
+      const payload = cmd.payload ?? {};
+      return { eventType: cmd.event_type as string, payload, state: mergePayload(state, payload) };
+    }
+    case 'patch': {
+      const ops = cmd.patch ?? [];
+      return { eventType: cmd.event_type as string, payload: ops as unknown as EventRecord['payload'], state: applyJsonPatch(state, ops) };
+    }
+    case 'archive':
+    case 'restore': {
+      const payload: JsonObject = cmd.comment !== undefined ? { comment: cmd.comment } : {};
+      return { eventType: cmd.op === 'archive' ? ARCHIVE_EVENT : RESTORE_EVENT, payload, state };
+    }
+  }
+}
+
+/** What makes two writes "the same content" for idempotency: everything the caller chose. */
+function fingerprintOf(cmd: WriteCommand): string {
+  const content = {
+    op: cmd.op,
+    event_type: cmd.event_type ?? null,
+    payload: cmd.payload ?? null,
+    patch: cmd.patch ?? null,
+    extensions: cmd.extensions ?? null,
+    note: cmd.note ?? null,
+    comment: cmd.comment ?? null,
+  };
+  return bytesToHex(sha256(utf8ToBytes(canonicalize(content)))).slice(0, 32);
+}

@@ -1,0 +1,52 @@
+/**
+ * What a shard stores, as plain data. Everything here crosses thread boundaries (structured clone)
+ * and is written verbatim by `applyWriteSet`, so a prepared write set can be logged as a batch
+ * intent and replayed after a crash.
+ */
+import type { JsonObject } from '../core/index.js';
+
+export type HeadKey = [tenant: string, type: string, id: string];
+export type EventKey = [tenant: string, type: string, id: string, version: number];
+export type IndexKey = [tenant: string, status: 'a' | 'r', type: string, id: string];
+
+/** Aggregate head: everything an append needs without reading history. */
+export interface Head {
+  version: number;
+  /** RFC 6962 right frontier of the leaf hashes 1..version. */
+  frontier: string[];
+  merkle_root: string;
+  archived: boolean;
+  created_at: string;
+  updated_at: string;
+  snapshot_version?: number;
+}
+
+export interface StoredSnapshot {
+  state: JsonObject;
+  merkle_root: string;
+  created_at: string;
+  comment: string | null;
+}
+
+export interface IdempotencyEntry {
+  version: number;
+  fingerprint: string;
+}
+
+/** One LMDB transaction's worth of changes to one shard. */
+export interface WriteSet {
+  events: { key: EventKey; json: string; event_id: string }[];
+  heads: { key: HeadKey; head: Head; state: JsonObject }[];
+  index_put: IndexKey[];
+  index_del: IndexKey[];
+  idempotency: { key: [string, string, string, string]; entry: IdempotencyEntry }[];
+  snapshots: { key: EventKey; snapshot: StoredSnapshot }[];
+}
+
+export function emptyWriteSet(): WriteSet {
+  return { events: [], heads: [], index_put: [], index_del: [], idempotency: [], snapshots: [] };
+}
+
+export function headKeyString(tenant: string, type: string, id: string): string {
+  return `${tenant}\u0000${type}\u0000${id}`;
+}
