@@ -1,10 +1,24 @@
 /**
- * Tokens of the filter language (reference §7.1). Kept apart from the parser so each file reads at
- * once; everything here is ASCII-driven except string contents, which pass through untouched.
+ * Syntax of the filter language: text → tokens → AST (reference §7.1–7.2, plus `>=`, `<=` and `@`
+ * after a dot). Kept apart from evaluation so each file reads at once. Input length and nesting are
+ * bounded so a hostile query string cannot exhaust the stack or burn CPU in the parser.
  */
 import { DbxError } from './errors.js';
 
 export type CompareOp = '=' | '!=' | '>' | '<' | '>=' | '<=';
+
+export const FILTER_CHARS_MAX = 4096;
+export const FILTER_DEPTH_MAX = 64;
+
+export type FilterValue = string | number | boolean | null;
+
+export type FilterExpr =
+  | { kind: 'and'; items: FilterExpr[] }
+  | { kind: 'or'; items: FilterExpr[] }
+  | { kind: 'not'; expr: FilterExpr }
+  | { kind: 'compare'; field: string; op: CompareOp; value: FilterValue }
+  | { kind: 'in'; field: string; values: FilterValue[] }
+  | { kind: 'like'; field: string; pattern: FilterValue };
 
 export type Token =
   | { kind: 'ident'; text: string }
@@ -33,14 +47,14 @@ const KEYWORDS: ReadonlyMap<string, Token> = new Map<string, Token>([
   ['NULL', { kind: 'null' }],
 ]);
 
-const SINGLE: Readonly<Record<string, Token>> = {
-  '(': { kind: '(' },
-  ')': { kind: ')' },
-  '[': { kind: '[' },
-  ']': { kind: ']' },
-  ',': { kind: ',' },
-  '=': { kind: 'op', op: '=' },
-};
+const SINGLE: ReadonlyMap<string, Token> = new Map<string, Token>([
+  ['(', { kind: '(' }],
+  [')', { kind: ')' }],
+  ['[', { kind: '[' }],
+  [']', { kind: ']' }],
+  [',', { kind: ',' }],
+  ['=', { kind: 'op', op: '=' }],
+]);
 
 const isIdentStart = (c: string): boolean => /^[A-Za-z_$]$/.test(c);
 const isIdentPart = (c: string): boolean => /^[A-Za-z0-9_.$]$/.test(c);
@@ -81,7 +95,7 @@ export function tokenize(source: string): Token[] {
       tokens.push({ kind: 'op', op });
       i += withEq ? 2 : 1;
     } else {
-      const single = SINGLE[c];
+      const single = SINGLE.get(c);
       if (single === undefined) {
         const whole = String.fromCodePoint(source.codePointAt(i) ?? 0);
         throw filterError(`unexpected character '${whole}'`);
@@ -111,4 +125,129 @@ function readString(source: string, start: number): [string, number] {
     }
   }
   throw filterError('unterminated string literal');
+}
+
+export function parseFilter(source: string): FilterExpr {
+  if (source.length > FILTER_CHARS_MAX) {
+    throw filterError(`filter exceeds ${FILTER_CHARS_MAX} characters`);
+  }
+  const tokens = tokenize(source);
+  if (tokens.length === 0) throw filterError('filter cannot be empty');
+  const parser = new Parser(tokens);
+  const expr = parser.expression(0);
+  if (!parser.atEnd()) throw filterError('unexpected tokens after expression');
+  return expr;
+}
+
+class Parser {
+  private position = 0;
+
+  constructor(private readonly tokens: Token[]) {}
+
+  atEnd(): boolean {
+    return this.position >= this.tokens.length;
+  }
+
+  private peek(): Token | undefined {
+    return this.tokens[this.position];
+  }
+
+  private next(): Token | undefined {
+    const token = this.tokens[this.position];
+    if (token !== undefined) this.position += 1;
+    return token;
+  }
+
+  private accept(kind: Token['kind']): boolean {
+    if (this.peek()?.kind !== kind) return false;
+    this.position += 1;
+    return true;
+  }
+
+  private expect(kind: Token['kind']): void {
+    if (!this.accept(kind)) throw filterError(`expected '${kind}'`);
+  }
+
+  /** `depth` counts parentheses and NOTs: the only places the parser (and evaluator) recurse. */
+  expression(depth: number): FilterExpr {
+    return this.chain('or', () => this.chain('and', () => this.not(depth)));
+  }
+
+  private chain(kind: 'and' | 'or', operand: () => FilterExpr): FilterExpr {
+    const first = operand();
+    if (this.peek()?.kind !== kind) return first;
+    // A parenthesised group of the same operator is flattened, as the original does; it is the same
+    // predicate either way and keeps trees shallow.
+    const items = first.kind === kind ? [...first.items] : [first];
+    while (this.accept(kind)) {
+      const item = operand();
+      if (item.kind === kind) items.push(...item.items);
+      else items.push(item);
+    }
+    return { kind, items };
+  }
+
+  private not(depth: number): FilterExpr {
+    if (!this.accept('not')) return this.primary(depth);
+    return { kind: 'not', expr: this.not(enter(depth)) };
+  }
+
+  private primary(depth: number): FilterExpr {
+    if (!this.accept('(')) return this.comparison();
+    const expr = this.expression(enter(depth));
+    this.expect(')');
+    return expr;
+  }
+
+  private comparison(): FilterExpr {
+    const head = this.next();
+    if (head?.kind !== 'ident') throw filterError('expected field name in comparison');
+    const field = head.text;
+    const negated = this.accept('not');
+    const op = this.next();
+    let expr: FilterExpr;
+    if (op?.kind === 'op') expr = { kind: 'compare', field, op: op.op, value: this.value() };
+    else if (op?.kind === 'like') expr = { kind: 'like', field, pattern: this.value() };
+    else if (op?.kind === 'in') expr = { kind: 'in', field, values: this.list() };
+    else throw filterError('expected comparison operator');
+    return negated ? { kind: 'not', expr } : expr;
+  }
+
+  /** `[ ]` is allowed (matches nothing) and so is a trailing comma, as in the original. */
+  private list(): FilterValue[] {
+    this.expect('[');
+    const values: FilterValue[] = [];
+    while (this.peek()?.kind !== ']') {
+      values.push(this.value());
+      if (!this.accept(',')) break;
+    }
+    this.expect(']');
+    return values;
+  }
+
+  private value(): FilterValue {
+    const token = this.next();
+    if (token === undefined) throw filterError('unexpected end of filter');
+    switch (token.kind) {
+      case 'string':
+      case 'ident':
+        return token.text;
+      case 'bool':
+        return token.value;
+      case 'null':
+        return null;
+      case 'number': {
+        const value = Number(token.text);
+        if (!Number.isFinite(value)) throw filterError(`invalid number: ${token.text}`);
+        return value;
+      }
+      default:
+        throw filterError('invalid value literal');
+    }
+  }
+}
+
+function enter(depth: number): number {
+  if (depth + 1 > FILTER_DEPTH_MAX) throw filterError(`nesting deeper than ${FILTER_DEPTH_MAX} levels`);
+  return depth + 1;
 }

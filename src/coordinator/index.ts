@@ -1,0 +1,6 @@
+/** Public face of src/coordinator. */
+export { startServer, ServerStartError } from './server.js';
+export type { RunningServer, StartOptions } from './server.js';
+export { DataDirBusyError, readPidFile, isAlive, prepareDataDir, ensureCliToken, CLI_TOKEN_FILE, PID_FILE } from './data-dir.js';
+export type { PidInfo } from './data-dir.js';
+export type { RouteSpec } from './route-spec.js';

@@ -1,0 +1,40 @@
+/** Prometheus metrics (prom-client) on a private registry, so tests can run several servers. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'eventdbx_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [this.registry],
+  });
+  readonly appendLatency = new Histogram({
+    name: 'eventdbx_append_duration_seconds',
+    help: 'Time from receiving a write until it is durable and answered',
+    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly commitBatch = new Histogram({
+    name: 'eventdbx_commit_batch_commands',
+    help: 'Commands sent to a shard worker in one message (the group-commit batch seen by the coordinator)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [this.registry],
+  });
+  readonly eventsAppended = new Counter({
+    name: 'eventdbx_events_appended_total',
+    help: 'Events appended',
+    registers: [this.registry],
+  });
+  readonly aggregatesPerShard = new Gauge({
+    name: 'eventdbx_shard_aggregates',
+    help: 'Aggregates stored per shard',
+    labelNames: ['shard'],
+    registers: [this.registry],
+  });
+  readonly uptime = new Gauge({ name: 'eventdbx_uptime_seconds', help: 'Seconds since the server started', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'eventdbx_process_' });
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Routes are declared as data (method, url, action, zod schemas, handler) so that validation, auth
+ * and the OpenAPI document all come from one place and cannot drift apart.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { DbxError, parseInput, tenantSchema } from '../core/index.js';
+import { authorize, type Authenticator, type Principal } from './auth.js';
+
+export interface HandlerContext<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+  principal: Principal;
+  tenant: string;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  url: string;
+  summary: string;
+  /** Action the token must hold; `null` = no auth at all (health). */
+  action: string | null;
+  /** Resource the action applies to, from the params. */
+  resource?: (params: P) => { type: string; id?: string };
+  status?: number;
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+  params?: z.ZodType<P>;
+  handler: (ctx: HandlerContext<B, Q, P>) => unknown;
+}
+
+export function defineRoute<B = undefined, Q = undefined, P = undefined>(spec: RouteSpec<B, Q, P>): RouteSpec {
+  return spec as unknown as RouteSpec;
+}
+
+export function registerRoutes(app: FastifyInstance, routes: RouteSpec[], auth: Authenticator, isOpen: (spec: RouteSpec) => boolean): void {
+  for (const spec of routes) {
+    app.route({
+      method: spec.method,
+      url: spec.url,
+      handler: async (request, reply) => {
+        const params = spec.params ? parseInput(spec.params, request.params, 'params') : undefined;
+        const query = spec.query ? parseInput(spec.query, request.query ?? {}, 'query') : undefined;
+        const rawTenant = request.headers['x-tenant-id'];
+        const tenant = parseInput(tenantSchema, typeof rawTenant === 'string' && rawTenant.length > 0 ? rawTenant : 'default', 'header.x-tenant-id');
+        let principal: Principal;
+        if (spec.action === null || isOpen(spec)) {
+          principal = { claims: openClaims, tenant };
+        } else {
+          principal = { claims: auth.authenticate(request.headers.authorization), tenant };
+          authorize(principal, spec.action, spec.resource && params !== undefined ? spec.resource(params) : undefined);
+        }
+        if (spec.body && (request.body === undefined || request.body === null)) {
+          throw new DbxError('invalid_input', 'a JSON body is required (Content-Type: application/json)');
+        }
+        const body = spec.body ? parseInput(spec.body, request.body, 'body') : undefined;
+        const result = await spec.handler({ body, query, params, principal, tenant, request, reply });
+        if (spec.status) reply.code(spec.status);
+        return result;
+      },
+    });
+  }
+}
+
+const openClaims = {
+  iss: '',
+  aud: '',
+  sub: 'anonymous',
+  jti: 'anonymous',
+  iat: 0,
+  group: '',
+  user: '',
+  actions: [],
+  resources: [],
+  tenants: [],
+  issued_by: '',
+  limits: { write_events: null, keep_alive: false },
+};
+
+/** Query-string helpers: everything arrives as strings. */
+export const queryInt = (min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a non-negative integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+export const queryBool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');

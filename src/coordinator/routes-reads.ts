@@ -1,0 +1,161 @@
+/** Read routes (DESIGN §6), served from LMDB read transactions in the coordinator. */
+import { z } from 'zod';
+import { DbxError, SELECT_FIELDS_MAX, type ArchiveScope } from '../core/index.js';
+import type { Reader } from './reader.js';
+import { defineRoute, queryBool, queryInt, type RouteSpec } from './route-spec.js';
+import { aggregateParams } from './routes-writes.js';
+
+type AggregateParams = z.infer<typeof aggregateParams>;
+const resource = (p: AggregateParams) => ({ type: p.type, id: p.id });
+
+const scopeFields = {
+  include_archived: queryBool.optional(),
+  archived_only: queryBool.optional(),
+};
+const pageFields = {
+  take: queryInt().optional(),
+  cursor: z.string().max(512).optional(),
+  filter: z.string().max(4096).optional(),
+};
+
+function scopeOf(q: { include_archived?: boolean | undefined; archived_only?: boolean | undefined }): ArchiveScope {
+  if (q.include_archived && q.archived_only) throw new DbxError('validation_failed', 'include_archived and archived_only cannot be combined');
+  return q.archived_only ? 'archived' : q.include_archived ? 'all' : 'active';
+}
+
+export interface PageLimits {
+  list_page_size: number;
+  page_limit: number;
+}
+
+export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
+  const take = (requested: number | undefined, fallback: number): number => Math.min(requested ?? fallback, limits.page_limit);
+  const listQuery = z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields });
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates',
+      summary: 'List aggregates of every type, merged across shards in (type, id) order',
+      action: 'aggregate.read',
+      query: listQuery,
+      handler: ({ query, tenant }) =>
+        reader.listAggregates(tenant, { ...optional(query), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates/:type',
+      summary: 'List aggregates of one type',
+      action: 'aggregate.read',
+      resource: (p: { type: string }) => ({ type: p.type }),
+      params: aggregateParams.pick({ type: true }),
+      query: listQuery,
+      handler: ({ query, params, tenant }) =>
+        reader.listAggregates(tenant, { ...optional(query), type: params.type, take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates/:type/:id',
+      summary: 'Get an aggregate (optionally as of an older version, rebuilt from the nearest snapshot)',
+      action: 'aggregate.read',
+      resource,
+      params: aggregateParams,
+      query: z.strictObject({ version: queryInt().optional(), include_events: queryBool.optional() }),
+      handler: ({ query, params, tenant }) =>
+        reader.getAggregate(tenant, params.type, params.id, {
+          ...(query.version !== undefined ? { version: query.version } : {}),
+          includeEvents: query.include_events ?? false,
+          eventsMax: limits.page_limit,
+        }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates/:type/:id/select',
+      summary: 'Select fields of the state by dot path (missing → null)',
+      action: 'aggregate.read',
+      resource,
+      params: aggregateParams,
+      query: z.strictObject({
+        fields: z
+          .string()
+          .min(1)
+          .transform((v) => v.split(',').map((f) => f.trim()).filter((f) => f.length > 0))
+          .pipe(z.array(z.string().max(512)).min(1, 'name at least one field').max(SELECT_FIELDS_MAX)),
+      }),
+      handler: ({ query, params, tenant }) => reader.select(tenant, params.type, params.id, query.fields),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates/:type/:id/events',
+      summary: "An aggregate's events in version order",
+      action: 'aggregate.read',
+      resource,
+      params: aggregateParams,
+      query: z.strictObject(pageFields),
+      handler: ({ query, params, tenant }) =>
+        reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.page_limit) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates/:type/:id/verify',
+      summary: 'Recompute every hash and the Merkle root from the stored events',
+      action: 'aggregate.read',
+      resource,
+      params: aggregateParams,
+      handler: ({ params, tenant }) => reader.verify(tenant, params.type, params.id),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates/:type/:id/proof',
+      summary: 'RFC 6962 inclusion proof (?version&size) or consistency proof (?from_size&to_size)',
+      action: 'aggregate.read',
+      resource,
+      params: aggregateParams,
+      query: z.strictObject({
+        version: queryInt(1).optional(),
+        size: queryInt(1).optional(),
+        from_size: queryInt(1).optional(),
+        to_size: queryInt(1).optional(),
+      }),
+      handler: ({ query, params, tenant }) => {
+        if (query.from_size !== undefined) return reader.consistencyProof(tenant, params.type, params.id, query.from_size, query.to_size);
+        if (query.version !== undefined) return reader.inclusionProof(tenant, params.type, params.id, query.version, query.size);
+        throw new DbxError('validation_failed', 'give version (inclusion proof) or from_size (consistency proof)');
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/aggregates/:type/:id/snapshots',
+      summary: "An aggregate's snapshots",
+      action: 'aggregate.read',
+      resource,
+      params: aggregateParams,
+      handler: ({ params, tenant }) => ({ items: reader.snapshots(tenant, params.type, params.id) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/events',
+      summary: 'Events of every aggregate, in (type, id, version) order unless sorted',
+      action: 'events.read',
+      query: z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields }),
+      handler: ({ query, tenant }) =>
+        reader.listEvents(tenant, { ...optional(query), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/events/:event_id',
+      summary: 'One event by its Snowflake id',
+      action: 'events.read',
+      params: z.strictObject({ event_id: z.string().regex(/^\d{1,20}$/, 'event_id must be a decimal Snowflake id') }),
+      handler: ({ params, tenant }) => reader.getEvent(tenant, params.event_id),
+    }),
+  ];
+}
+
+/** Drops undefined optional fields (exactOptionalPropertyTypes-friendly spreading). */
+function optional(q: { cursor?: string | undefined; filter?: string | undefined; sort?: string | undefined }): { cursor?: string; filter?: string; sort?: string } {
+  return {
+    ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+    ...(q.filter !== undefined ? { filter: q.filter } : {}),
+    ...(q.sort !== undefined ? { sort: q.sort } : {}),
+  };
+}

@@ -1,0 +1,187 @@
+/** Write routes (DESIGN §6): create, apply, patch, archive, restore, batch, snapshots. */
+import { z } from 'zod';
+import {
+  aggregateIdSchema,
+  aggregateTypeSchema,
+  applyBodySchema,
+  batchBodySchema,
+  createBodySchema,
+  eventBodySchema,
+  lifecycleBodySchema,
+  patchBodySchema,
+  snapshotBodySchema,
+  type JsonObject,
+} from '../core/index.js';
+import type { WriteResult } from '../shard-worker/index.js';
+import { authorize, issuerOf, type Principal } from './auth.js';
+import type { Reader } from './reader.js';
+import { defineRoute, type RouteSpec } from './route-spec.js';
+import type { UnplacedCommand, Writer } from './writes.js';
+
+export const aggregateParams = z.strictObject({ type: aggregateTypeSchema, id: aggregateIdSchema });
+type AggregateParams = z.infer<typeof aggregateParams>;
+const resource = (p: AggregateParams) => ({ type: p.type, id: p.id });
+
+function base(principal: Principal, tenant: string, type: string, id: string) {
+  return { tenant, aggregate_type: type, aggregate_id: id, issued_by: issuerOf(principal) };
+}
+
+function eventFields(body: { event_type: string; metadata?: Record<string, unknown> | undefined; note?: string | undefined }) {
+  return {
+    event_type: body.event_type,
+    ...(body.metadata !== undefined ? { extensions: body.metadata as JsonObject } : {}),
+    ...(body.note !== undefined ? { note: body.note } : {}),
+  };
+}
+
+function concurrency(body: { expected_version?: number | undefined; idempotency_key?: string | undefined }) {
+  return {
+    ...(body.expected_version !== undefined ? { expected_version: body.expected_version } : {}),
+    ...(body.idempotency_key !== undefined ? { idempotency_key: body.idempotency_key } : {}),
+  };
+}
+
+function markReplay(result: WriteResult, reply: { header(name: string, value: string): unknown }): void {
+  if (result.replayed) reply.header('idempotent-replayed', 'true');
+}
+
+export function applyCommand(principal: Principal, tenant: string, body: z.infer<typeof eventBodySchema>): UnplacedCommand {
+  return {
+    op: 'apply',
+    ...base(principal, tenant, body.aggregate_type, body.aggregate_id),
+    ...eventFields(body),
+    payload: body.payload as JsonObject,
+    ...concurrency(body),
+  };
+}
+
+export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
+  return [
+    defineRoute({
+      method: 'POST',
+      url: '/v1/aggregates/:type/:id',
+      summary: 'Create an aggregate with its first event',
+      action: 'aggregate.create',
+      resource,
+      status: 201,
+      params: aggregateParams,
+      body: createBodySchema,
+      handler: async ({ params, body, principal, tenant, reply }) => {
+        const result = await writer.write({
+          op: 'create',
+          ...base(principal, tenant, params.type, params.id),
+          ...eventFields(body),
+          payload: body.payload as JsonObject,
+          ...concurrency(body),
+        });
+        markReplay(result, reply);
+        return reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 });
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/aggregates/:type/:id/events',
+      summary: 'Append an event (creates the aggregate if missing)',
+      action: 'aggregate.append',
+      resource,
+      status: 201,
+      params: aggregateParams,
+      body: applyBodySchema,
+      handler: async ({ params, body, principal, tenant, reply }) => {
+        const result = await writer.write(applyCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
+        markReplay(result, reply);
+        return result.event;
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/events',
+      summary: 'Append an event, naming the aggregate in the body',
+      action: 'aggregate.append',
+      status: 201,
+      body: eventBodySchema,
+      handler: async ({ body, principal, tenant, reply }) => {
+        authorizeBodyResource(principal, body.aggregate_type, body.aggregate_id);
+        const result = await writer.write(applyCommand(principal, tenant, body));
+        markReplay(result, reply);
+        return result.event;
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/aggregates/:type/:id/patch',
+      summary: 'Apply an RFC 6902 patch to the state; the patch is stored as the event payload',
+      action: 'aggregate.append',
+      resource,
+      status: 201,
+      params: aggregateParams,
+      body: patchBodySchema,
+      handler: async ({ params, body, principal, tenant, reply }) => {
+        const result = await writer.write({
+          op: 'patch',
+          ...base(principal, tenant, params.type, params.id),
+          ...eventFields(body),
+          patch: body.patch as UnplacedCommand['patch'],
+          ...concurrency(body),
+        });
+        markReplay(result, reply);
+        return result.event;
+      },
+    }),
+    ...(['archive', 'restore'] as const).map((op) =>
+      defineRoute({
+        method: 'POST',
+        url: `/v1/aggregates/:type/:id/${op}`,
+        summary: op === 'archive' ? 'Archive an aggregate (an event; further writes are refused)' : 'Restore an archived aggregate',
+        action: 'aggregate.archive',
+        resource,
+        status: 200,
+        params: aggregateParams,
+        body: lifecycleBodySchema.optional().transform((b) => b ?? {}),
+        handler: async ({ params, body, principal, tenant, reply }) => {
+          const result = await writer.write({
+            op,
+            ...base(principal, tenant, params.type, params.id),
+            ...(body.comment !== undefined ? { comment: body.comment } : {}),
+            ...(body.note !== undefined ? { note: body.note } : {}),
+            ...concurrency(body),
+          });
+          markReplay(result, reply);
+          return reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 });
+        },
+      }),
+    ),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/batch',
+      summary: 'Append several events atomically (all or nothing, across aggregates and shards)',
+      action: 'aggregate.append',
+      status: 201,
+      body: batchBodySchema,
+      handler: async ({ body, principal, tenant }) => {
+        for (const e of body.events) authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
+        const events = await writer.batch(body.events.map((e) => applyCommand(principal, tenant, e)));
+        return { events };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/aggregates/:type/:id/snapshots',
+      summary: 'Take a snapshot of the current state now',
+      action: 'aggregate.append',
+      resource,
+      status: 201,
+      params: aggregateParams,
+      body: snapshotBodySchema.optional().transform((b) => b ?? {}),
+      handler: async ({ params, body, tenant }) => {
+        const version = await writer.snapshot(tenant, params.type, params.id, body.comment);
+        return reader.snapshots(tenant, params.type, params.id).find((s) => s.version === version);
+      },
+    }),
+  ];
+}
+
+/** Routes whose aggregate is named in the body check the resource here, per aggregate. */
+function authorizeBodyResource(principal: Principal, type: string, id: string): void {
+  authorize(principal, 'aggregate.append', { type, id });
+}

@@ -1,0 +1,121 @@
+/**
+ * Server lifecycle: data dir → shard workers → read stores → crash recovery → HTTP. `stop()` closes
+ * the listener (in-flight requests finish), drains the workers until everything is flushed, then
+ * releases the data directory.
+ */
+import { availableParallelism } from 'node:os';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { createSnowflakeState, effectiveWorkers, shardName, type Config, type PlacementSettings } from '../core/index.js';
+import { ShardStore } from '../shard-worker/index.js';
+import { Authenticator } from './auth.js';
+import { acquireDataDir, prepareDataDir, updatePidFile } from './data-dir.js';
+import { installErrorHandling } from './http-errors.js';
+import { Metrics } from './metrics.js';
+import { Reader } from './reader.js';
+import { registerRoutes, type RouteSpec } from './route-spec.js';
+import { readRoutes } from './routes-reads.js';
+import { systemRoutes } from './routes-system.js';
+import { writeRoutes } from './routes-writes.js';
+import { ShardPool } from './shard-pool.js';
+import { Writer } from './writes.js';
+import { join } from 'node:path';
+
+export interface StartOptions {
+  dataDir: string;
+  port?: number;
+  host?: string;
+  restrict?: Config['restrict'];
+  /** pino level; 'silent' in tests. */
+  logLevel?: string;
+}
+
+export class ServerStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ServerStartError';
+  }
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  config: Config;
+  port: number;
+  url: string;
+  routes: RouteSpec[];
+  stop(): Promise<void>;
+}
+
+export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const config = prepareDataDir(options.dataDir, {
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.restrict !== undefined ? { restrict: options.restrict } : {}),
+  });
+  const startedAt = new Date().toISOString();
+  const release = acquireDataDir(options.dataDir, { port: config.port, started_at: startedAt, restrict: config.restrict });
+  const cleanups: (() => Promise<void> | void)[] = [release];
+  try {
+    const placement: PlacementSettings = { shardCount: config.tenants.shard_count, multiTenant: config.tenants.multi_tenant };
+    const metrics = new Metrics();
+    const pool = new ShardPool(config, options.dataDir, effectiveWorkers(config, availableParallelism()), createSnowflakeState());
+    cleanups.unshift(() => pool.stop());
+    await pool.start();
+    const stores = Array.from(
+      { length: config.tenants.shard_count },
+      (_, i) => new ShardStore(join(options.dataDir, 'shards', shardName(i)), { mapSizeMib: config.storage.map_size_mib }),
+    );
+    const reader = new Reader(stores, placement);
+    const writer = new Writer(pool, placement, metrics);
+    const recovered = await writer.recoverIntents();
+
+    const app = Fastify({
+      logger: { level: options.logLevel ?? 'info' },
+      // One log line per request costs ~36 µs: log errors and slow requests only.
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: config.http.body_limit_bytes,
+      requestTimeout: config.http.request_timeout_ms,
+      forceCloseConnections: false,
+      return503OnClosing: true,
+    });
+    if (recovered > 0) app.log.warn({ recovered }, 'finished cross-shard batches interrupted by a crash');
+    installErrorHandling(app);
+    app.addHook('onResponse', (request, reply, done) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      metrics.requests.inc({ method: request.method, route, status: reply.statusCode });
+      if (reply.elapsedTime > config.http.slow_request_ms) {
+        request.log.warn({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'slow request');
+      }
+      done();
+    });
+    const routes: RouteSpec[] = [
+      ...systemRoutes({ metrics, reader, startedAt }),
+      ...writeRoutes(writer, reader),
+      ...readRoutes(reader, config),
+    ];
+    registerRoutes(app, routes, new Authenticator(config.auth), (spec) => spec.url === '/metrics' && config.metrics.public);
+    try {
+      await app.listen({ port: config.port, host: options.host ?? config.http.host });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') throw new ServerStartError(`port ${config.port} is already in use`);
+      if (code === 'EACCES') throw new ServerStartError(`no permission to listen on port ${config.port}`);
+      throw err;
+    }
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    updatePidFile(options.dataDir, { pid: process.pid, port, started_at: startedAt, restrict: config.restrict });
+
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        await app.close();
+        await pool.stop();
+        release();
+      })();
+      return stopping;
+    };
+    return { app, config, port, url: `http://127.0.0.1:${port}`, routes, stop };
+  } catch (err) {
+    for (const cleanup of cleanups) await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The write side of the coordinator: places each command on its shard and sends it to the owning
+ * worker. A batch that spans shards runs as a two-phase commit: every shard prepares (checks and
+ * locks its aggregates), then the home shard commits first together with a durable intent holding
+ * the whole batch, then the others; recovery at start-up finishes any intent a crash interrupted.
+ */
+import { randomUUID } from 'node:crypto';
+import { DbxError, shardFor, type EventRecord, type PlacementSettings } from '../core/index.js';
+import type { BatchIntent, ShardResult, WriteCommand, WriteResult } from '../shard-worker/index.js';
+import type { Metrics } from './metrics.js';
+import type { ShardPool } from './shard-pool.js';
+
+export type UnplacedCommand = Omit<WriteCommand, 'shard'>;
+
+export class Writer {
+  constructor(
+    private readonly pool: ShardPool,
+    private readonly placement: PlacementSettings,
+    private readonly metrics: Metrics,
+  ) {}
+
+  private place(command: UnplacedCommand): WriteCommand {
+    return { ...command, shard: shardFor(this.placement, command.tenant, command.aggregate_type, command.aggregate_id) };
+  }
+
+  async write(command: UnplacedCommand): Promise<WriteResult> {
+    const started = process.hrtime.bigint();
+    const placed = this.place(command);
+    const result = expect(await this.pool.request(placed.shard, { kind: 'write', command: placed }), 'write').result;
+    this.observe(started, result.replayed ? 0 : 1);
+    return result;
+  }
+
+  snapshot(tenant: string, type: string, id: string, comment?: string): Promise<number> {
+    const shard = shardFor(this.placement, tenant, type, id);
+    return this.pool
+      .request(shard, { kind: 'snapshot', shard, tenant, aggregate_type: type, aggregate_id: id, ...(comment !== undefined ? { comment } : {}) })
+      .then((r) => expect(r, 'snapshot').version);
+  }
+
+  /** All-or-nothing across aggregates and shards; answers in the order of the input. */
+  async batch(commands: UnplacedCommand[]): Promise<EventRecord[]> {
+    const started = process.hrtime.bigint();
+    const placed = commands.map((c) => this.place(c));
+    const shards = [...new Set(placed.map((c) => c.shard))];
+    let results: WriteResult[];
+    if (shards.length === 1) {
+      results = expect(await this.pool.request(shards[0] as number, { kind: 'batch', commands: placed }), 'batch').results;
+    } else {
+      results = await this.twoPhase(placed, shards);
+    }
+    this.observe(started, results.filter((r) => !r.replayed).length);
+    return results.map((r) => r.event);
+  }
+
+  private async twoPhase(placed: WriteCommand[], shards: number[]): Promise<WriteResult[]> {
+    const txid = randomUUID();
+    // Group by worker: one prepare per worker covers every shard it owns.
+    const byWorker = new Map<number, { index: number; command: WriteCommand }[]>();
+    placed.forEach((command, index) => {
+      const worker = this.pool.workerOf(command.shard);
+      const list = byWorker.get(worker) ?? [];
+      list.push({ index, command });
+      byWorker.set(worker, list);
+    });
+    const workers = [...byWorker.keys()];
+    const prepared = await Promise.allSettled(
+      workers.map((w) => this.pool.requestWorker(w, { kind: 'prepare', txid, commands: (byWorker.get(w) ?? []).map((e) => e.command) })),
+    );
+    const failure = prepared.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+    if (failure) {
+      await Promise.allSettled(workers.map((w) => this.pool.requestWorker(w, { kind: 'abort', txid })));
+      throw failure.reason instanceof DbxError ? failure.reason : new DbxError('internal', 'batch prepare failed');
+    }
+    const results: WriteResult[] = new Array(placed.length);
+    const intent: BatchIntent = { txid, parts: [] };
+    prepared.forEach((p, i) => {
+      const value = expect((p as PromiseFulfilledResult<ShardResult>).value, 'prepare');
+      const entries = byWorker.get(workers[i] as number) ?? [];
+      value.results.forEach((r, j) => {
+        results[(entries[j] as { index: number }).index] = r;
+      });
+      intent.parts.push(...value.parts);
+    });
+    const [home, ...others] = workers as [number, ...number[]];
+    await this.pool.requestWorker(home, { kind: 'commit', txid, intent });
+    await Promise.all(others.map((w) => this.pool.requestWorker(w, { kind: 'commit', txid })));
+    void this.forgetIntent(home, txid, shards);
+    return results;
+  }
+
+  private async forgetIntent(worker: number, txid: string, _shards: number[]): Promise<void> {
+    try {
+      await this.pool.control(worker).forgetIntent(txid);
+    } catch (err) {
+      console.error(`could not clear batch intent ${txid}; recovery will clear it at next start`, err);
+    }
+  }
+
+  /** Finishes cross-shard batches that a crash interrupted between the home commit and the rest. */
+  async recoverIntents(): Promise<number> {
+    let recovered = 0;
+    for (const [worker, control] of this.pool.controls().entries()) {
+      for (const intent of await control.listIntents()) {
+        for (const part of intent.parts) await this.pool.control(this.pool.workerOf(part.shard)).recoverPart(part.shard, part.ws);
+        await this.pool.control(worker).forgetIntent(intent.txid);
+        recovered++;
+      }
+    }
+    return recovered;
+  }
+
+  private observe(started: bigint, appended: number): void {
+    this.metrics.appendLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (appended > 0) this.metrics.eventsAppended.inc(appended);
+  }
+}
+
+function expect<K extends ShardResult['kind']>(result: ShardResult, kind: K): Extract<ShardResult, { kind: K }> {
+  if (result.kind !== kind) throw new DbxError('internal', `shard answered ${result.kind} to ${kind}`);
+  return result as Extract<ShardResult, { kind: K }>;
+}
