@@ -17,7 +17,7 @@ export class Metrics {
   });
   readonly commitBatch = new Histogram({
     name: 'eventdbx_commit_batch_commands',
-    help: 'Commands sent to a shard worker in one message (the group-commit batch seen by the coordinator)',
+    help: 'Requests that shared one group commit in a shard worker',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
     registers: [this.registry],
   });

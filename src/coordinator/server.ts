@@ -56,7 +56,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   try {
     const placement: PlacementSettings = { shardCount: config.tenants.shard_count, multiTenant: config.tenants.multi_tenant };
     const metrics = new Metrics();
-    const pool = new ShardPool(config, options.dataDir, effectiveWorkers(config, availableParallelism()), createSnowflakeState());
+    const pool = new ShardPool(config, options.dataDir, effectiveWorkers(config, availableParallelism()), createSnowflakeState(), (size) =>
+      metrics.commitBatch.observe(size),
+    );
     cleanups.unshift(() => pool.stop());
     await pool.start();
     const stores = Array.from(

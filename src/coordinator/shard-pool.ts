@@ -32,8 +32,10 @@ class WorkerLink {
     readonly worker: Worker,
     readonly port: MessagePort,
     readonly control: Comlink.Remote<ShardControl>,
+    onGroup: (size: number) => void,
   ) {
     port.on('message', (message: ShardReplyMessage) => {
+      if (message.group_size !== undefined) onGroup(message.group_size);
       for (const reply of message.replies) {
         const waiter = this.pending.get(reply.id);
         if (!waiter) continue;
@@ -78,6 +80,7 @@ export class ShardPool {
     readonly dataDir: string,
     readonly workerCount: number,
     readonly snowflakeState: SharedArrayBuffer,
+    private readonly onGroup: (size: number) => void = () => {},
     private readonly onWorkerExit: (index: number, code: number) => void = () => {},
   ) {}
 
@@ -104,7 +107,7 @@ export class ShardPool {
       };
       const channel = new MessageChannel();
       const worker = new Worker(WORKER_ENTRY, { workerData: { init, port: channel.port2 }, transferList: [channel.port2] });
-      const link = new WorkerLink(worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)));
+      const link = new WorkerLink(worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup);
       worker.on('error', (err) => {
         console.error(`shard worker ${w} failed`, err);
       });

@@ -65,6 +65,8 @@ export interface ShardMessage {
 
 export interface ShardReplyMessage {
   replies: ShardReply[];
+  /** Requests that shared this group commit (reported for the batch-size metric). */
+  group_size?: number;
 }
 
 /** Sent once in `workerData`. */

@@ -85,14 +85,14 @@ function runOnce(): void {
     queue.unshift(...deferred);
     deferred = [];
   }
-  answer(outcome.replies, outcome.touched);
+  answer(outcome.replies, outcome.touched, group.length);
   if (queue.length) schedule();
 }
 
 /** Sync durability answers after the flush; async answers now (committed and visible). */
-function answer(replies: ShardReply[], touched: ShardStore[]): void {
+function answer(replies: ShardReply[], touched: ShardStore[], groupSize: number): void {
   if (replies.length === 0) return;
-  const message: ShardReplyMessage = { replies };
+  const message: ShardReplyMessage = { replies, group_size: groupSize };
   if (init.durability === 'async' || touched.length === 0) {
     port.postMessage(message);
     return;
