@@ -1,5 +1,5 @@
 /** Maps every failure onto the DESIGN §6 error model; nothing internal leaks into an answer. */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DbxError } from '../core/index.js';
 
 export function toDbxError(err: unknown): DbxError {
@@ -21,6 +21,15 @@ export function toDbxError(err: unknown): DbxError {
     return new DbxError('invalid_input', fe.message ?? 'bad request');
   }
   return new DbxError('internal', 'internal error');
+}
+
+/** Longest path parameter the router passes on to validation (ids are ≤ 128, names ≤ 64). */
+export const PATH_PARAM_CHARS_MAX = 256;
+
+/** Errors fastify raises before routing (bad URL encoding, over-long path parameter). */
+export function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new DbxError('invalid_input', 'a path segment is too long') : toDbxError(err);
+  void reply.code(error.status).send({ error: error.toWire() });
 }
 
 export function installErrorHandling(app: FastifyInstance): void {

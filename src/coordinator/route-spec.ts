@@ -53,7 +53,8 @@ export function registerRoutes(app: FastifyInstance, routes: RouteSpec[], auth: 
           principal = { claims: auth.authenticate(request.headers.authorization), tenant };
           authorize(principal, spec.action, spec.resource && params !== undefined ? spec.resource(params) : undefined);
         }
-        if (spec.body && (request.body === undefined || request.body === null)) {
+        // Routes whose body schema is optional (archive, restore, snapshots) accept no body at all.
+        if (spec.body && (request.body === undefined || request.body === null) && !spec.body.safeParse(undefined).success) {
           throw new DbxError('invalid_input', 'a JSON body is required (Content-Type: application/json)');
         }
         const body = spec.body ? parseInput(spec.body, request.body, 'body') : undefined;

@@ -165,3 +165,23 @@ export function runDbx(args: string[], options: { env?: Record<string, string>; 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/**
+ * Stops a spawned server (SIGTERM, then SIGKILL after `timeoutMs`) and returns its exit code.
+ * Unlike `stop()` it clears its timer, so the test process is not held open after the child exits.
+ */
+export async function stopSpawned(server: SpawnedServer, timeoutMs = 15_000): Promise<number | null> {
+  const { child } = server;
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((res) => (timer = setTimeout(() => res('late'), timeoutMs)));
+  try {
+    const code = await Promise.race([server.exited, late]);
+    if (code !== 'late') return code;
+    child.kill('SIGKILL');
+    await server.exited;
+    throw new Error(`server did not stop within ${timeoutMs} ms after SIGTERM`);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Assertions and small utilities shared by the integration suites: the DESIGN §6 error model, the
+ * "nothing changed" check after a rejected write, and direct access to a stopped server's shards.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readConfig, shardName } from '../../src/core/index.js';
+import { ShardStore } from '../../src/shard-worker/index.js';
+import type { TestServer } from './server.js';
+
+type Answer = { status: number; body: any };
+
+/** Every error answer is `{ error: { code, message, details? } }` and leaks no stack or path. */
+export function assertError(res: Answer, status: number, code: string): void {
+  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${JSON.stringify(res.body)}`);
+  assert.ok(res.body && typeof res.body === 'object' && res.body.error, `not the error model: ${JSON.stringify(res.body)}`);
+  assert.equal(res.body.error.code, code);
+  assert.equal(typeof res.body.error.message, 'string');
+  assert.ok(res.body.error.message.length > 0);
+  const extra = Object.keys(res.body.error).filter((k) => !['code', 'message', 'details'].includes(k));
+  assert.deepEqual(extra, [], 'error has only code, message, details');
+  const text = JSON.stringify(res.body);
+  assert.doesNotMatch(text, /\n\s+at |node_modules|\/dist\/|\/src\//, 'no stack trace or internal path in an error');
+}
+
+/** Version and Merkle root of an aggregate (or null when it does not exist). */
+export async function headOf(server: TestServer, type: string, id: string, tenant?: string): Promise<{ version: number; merkle_root: string } | null> {
+  const res = await server.request('GET', `/v1/aggregates/${type}/${id}`, undefined, tenant ? { 'x-tenant-id': tenant } : {});
+  if (res.status === 404) return null;
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return { version: res.body.version, merkle_root: res.body.merkle_root };
+}
+
+/** Opens every shard of a stopped server's data dir with the server's own store options. */
+export function openShards(dataDir: string): ShardStore[] {
+  const { config } = readConfig(dataDir);
+  const stores: ShardStore[] = [];
+  for (let i = 0; i < config.tenants.shard_count; i++) {
+    const path = join(dataDir, 'shards', shardName(i));
+    if (existsSync(path)) stores.push(new ShardStore(path, { mapSizeMib: config.storage.map_size_mib }));
+  }
+  return stores;
+}
+
+/** The shard store that holds an aggregate, found by scanning (independent of placement code). */
+export function shardHolding(stores: ShardStore[], tenant: string, type: string, id: string): ShardStore {
+  const found = stores.filter((s) => s.getHead(tenant, type, id) !== undefined);
+  assert.equal(found.length, 1, `aggregate ${type}/${id} is on exactly one shard`);
+  return found[0] as ShardStore;
+}
+
+export function range(n: number, from = 1): number[] {
+  return Array.from({ length: n }, (_, i) => i + from);
+}
