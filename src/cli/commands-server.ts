@@ -1,24 +1,43 @@
-/** `dbx start` (foreground server). */
+/** Server lifecycle: `dbx start`, `stop`, `status`, `restart`, `destroy` (reference §14.6). */
+import { existsSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
-import { startServer } from '../coordinator/index.js';
-import { parsePort, resolveDataDir } from './options.js';
+import { configPath, readConfig } from '../core/index.js';
+import { createClient, type ServerStatus } from '../client/index.js';
+import { dataDirLooksOurs, describeStop, logFile, startDaemon, stopServer, type StartFlags } from './daemon.js';
+import { parsePort, resolveDataDir, type ConnectionFlags } from './options.js';
+import { CliError, UsageError, formatUptime, keyValues, printJson, printLine } from './output.js';
+import { probeServer, removeStalePidFile, resolveToken } from './session.js';
 
-export function startCommand(): Command {
-  return new Command('start')
-    .description('Start the EventDBX server')
+type StartOpts = StartFlags & { dataDir?: string; foreground?: boolean };
+
+function startOptions(command: Command): Command {
+  return command
     .option('--port <port>', 'HTTP port (saved to config.toml)', parsePort)
     .option('--data-dir <dir>', 'data directory (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
     .option('--foreground', 'run in this process instead of as a daemon')
-    .addOption(new Option('--restrict [mode]', 'schema restriction mode').choices(['off', 'default', 'strict']).preset('default'))
-    .addHelpText('after', '\nExample:\n  dbx start --foreground --port 7070 --data-dir ./data\n')
-    .action(async (opts: { port?: number; dataDir?: string; foreground?: boolean; restrict?: 'off' | 'default' | 'strict' }) => {
-      const dataDir = resolveDataDir(opts.dataDir);
-      if (!opts.foreground) throw new Error('daemon mode is not available yet; run with --foreground');
-      await runForeground(dataDir, opts);
-    });
+    .addOption(new Option('--restrict [mode]', 'schema restriction mode (saved to config.toml)').choices(['off', 'default', 'strict']).preset('default'));
 }
 
-export async function runForeground(dataDir: string, opts: { port?: number; restrict?: 'off' | 'default' | 'strict' }): Promise<void> {
+async function start(opts: StartOpts): Promise<void> {
+  const dataDir = resolveDataDir(opts.dataDir);
+  if (opts.foreground) return runForeground(dataDir, opts);
+  const info = await startDaemon(dataDir, opts);
+  printLine(`EventDBX server is running on port ${info.port} (pid ${info.pid}) since ${info.started_at} (restrict=${info.restrict})`);
+  printLine(`log: ${logFile(dataDir)}`);
+}
+
+export function startCommand(): Command {
+  return startOptions(new Command('start').description('Start the EventDBX server'))
+    .addHelpText(
+      'after',
+      '\nWithout --foreground the server runs as a daemon; its output goes to <data_dir>/logs/eventdbx.log.\n\nExamples:\n  dbx start --port 7070\n  dbx start --foreground --port 7070 --data-dir ./data\n',
+    )
+    .action(start);
+}
+
+export async function runForeground(dataDir: string, opts: StartFlags): Promise<void> {
+  const { startServer } = await import('../coordinator/index.js');
   const server = await startServer({
     dataDir,
     ...(opts.port !== undefined ? { port: opts.port } : {}),
@@ -41,4 +60,100 @@ export async function runForeground(dataDir: string, opts: { port?: number; rest
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Never settles: the process lives until a signal stops the server (main.ts exits when a command resolves).
+  await new Promise<never>(() => {});
+}
+
+export function stopCommand(): Command {
+  return new Command('stop')
+    .description('Stop the EventDBX server')
+    .option('--data-dir <dir>', 'data directory')
+    .option('--timeout <secs>', 'seconds to wait for the drain before SIGKILL', (v) => Number(v), 10)
+    .addHelpText('after', '\nSends SIGTERM (in-flight writes drain), then SIGKILL after --timeout.\n\nExample:\n  dbx stop\n')
+    .action(async (opts: { dataDir?: string; timeout: number }) => {
+      if (!Number.isFinite(opts.timeout) || opts.timeout < 0) throw new UsageError('--timeout must be a number of seconds');
+      printLine(describeStop(await stopServer(resolveDataDir(opts.dataDir), opts.timeout * 1000)));
+    });
+}
+
+export function restartCommand(): Command {
+  return startOptions(new Command('restart').description('Restart the EventDBX server'))
+    .addHelpText('after', '\nStops the server (if running), then starts it with the given start options.\n\nExample:\n  dbx restart --port 7071\n')
+    .action(async (opts: StartOpts) => {
+      try {
+        printLine(describeStop(await stopServer(resolveDataDir(opts.dataDir))));
+      } catch (err) {
+        process.stderr.write(`warning: ${err instanceof Error ? err.message : String(err)}\n`);
+      }
+      await start(opts);
+    });
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('Display EventDBX server status')
+    .option('--data-dir <dir>', 'data directory')
+    .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  dbx status --json\n')
+    .action(async (opts: ConnectionFlags & { json?: boolean }) => {
+      const dataDir = resolveDataDir(opts.dataDir);
+      const { config } = readConfig(dataDir);
+      const probe = await probeServer(dataDir, config);
+      if (probe.state === 'stopped') {
+        if (probe.stale) removeStalePidFile(dataDir, probe.stale);
+        if (opts.json) return printJson({ running: false, data_dir: dataDir });
+        printLine(`EventDBX server is not running.${probe.stale ? ' (removed stale pid file)' : ''}`);
+        return printLine(`Active domain: ${config.domain}`);
+      }
+      if (probe.state === 'unresponsive') {
+        if (opts.json) return printJson({ running: true, responding: false, pid: probe.info.pid, port: probe.info.port, data_dir: dataDir });
+        return printLine(`EventDBX server (pid ${probe.info.pid}) is not answering on port ${probe.info.port} (starting, or stuck).`);
+      }
+      const client = createClient({ url: probe.url, token: resolveToken(opts, dataDir) });
+      let status: ServerStatus;
+      try {
+        status = await client.status();
+      } finally {
+        await client.close();
+      }
+      if (opts.json) return printJson({ running: true, responding: true, ...status });
+      printLine(
+        `EventDBX server is running on port ${status.port} (pid ${status.pid}) — restrict=${status.restrict} — domain=${config.domain} — up for ${formatUptime(status.uptime_secs)} (since ${status.started_at})`,
+      );
+      printLine(keyValues({ shards: status.shards, workers: status.workers, durability: status.durability, aggregates: status.aggregates, data_dir: status.data_dir }));
+    });
+}
+
+async function confirmDestroy(dataDir: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(
+      `This will permanently delete all EventDBX data under ${dataDir} and remove the config file at ${configPath(dataDir)}.\nType "destroy" to continue: `,
+    );
+    return answer.trim() === 'destroy';
+  } finally {
+    rl.close();
+  }
+}
+
+export function destroyCommand(): Command {
+  return new Command('destroy')
+    .description('Destroy all EventDBX data and configuration')
+    .option('--data-dir <dir>', 'data directory')
+    .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .addHelpText('after', '\nStops the server if it runs, then deletes the data directory (config.toml included).\n\nExample:\n  dbx destroy --data-dir ./data --yes\n')
+    .action(async (opts: { dataDir?: string; yes?: boolean }) => {
+      const dataDir = resolveDataDir(opts.dataDir);
+      if (!existsSync(dataDir)) return printLine(`Nothing to destroy: ${dataDir} does not exist.`);
+      if (!dataDirLooksOurs(dataDir)) throw new CliError(`${dataDir} does not look like an EventDBX data directory (no config.toml, cli.token or shards/); refusing to delete it`);
+      if (!opts.yes) {
+        if (!process.stdin.isTTY) throw new UsageError('refusing to destroy without --yes: stdin is not a terminal');
+        if (!(await confirmDestroy(dataDir))) throw new CliError('Destroy command cancelled.');
+      }
+      const stopped = await stopServer(dataDir);
+      if (stopped.kind === 'stopped') printLine(describeStop(stopped));
+      rmSync(dataDir, { recursive: true, force: true });
+      printLine(`All EventDBX data and configuration removed from ${dataDir}`);
+    });
 }

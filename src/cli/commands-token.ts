@@ -5,7 +5,9 @@ import { collect, parsePositiveInt, resolveDataDir } from './options.js';
 import { printJson } from './output.js';
 
 export function tokenCommand(): Command {
-  const token = new Command('token').description('Manage access tokens');
+  const token = new Command('token')
+    .description('Manage access tokens')
+    .addHelpText('after', '\nExample:\n  dbx token generate --group ops --user ada --action aggregate.read --json\n');
   token
     .command('generate')
     .description('Issue a token signed with this data directory\'s key')

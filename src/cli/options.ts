@@ -1,7 +1,8 @@
-/** Options and parsers shared by several commands. */
-import { InvalidArgumentError } from 'commander';
+/** Options and parsers shared by several commands. Parser failures are usage errors (exit 2). */
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { defaultDataDir } from '../core/index.js';
+import { UsageError } from './output.js';
 
 export function resolveDataDir(flag: string | undefined): string {
   return flag ? resolve(flag) : defaultDataDir();
@@ -14,10 +15,69 @@ export function parsePort(value: string): number {
 }
 
 export function parsePositiveInt(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a non-negative integer');
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError('must be a non-negative integer');
   return Number(value);
+}
+
+export function parseBool(value: string): boolean {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new InvalidArgumentError('must be true or false');
 }
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** Flags that say which data directory, token and tenant a command works with. */
+export interface ConnectionFlags {
+  dataDir?: string;
+  token?: string;
+  tenant?: string;
+}
+
+export function withConnectionOptions(command: Command): Command {
+  return command
+    .option('--data-dir <dir>', 'data directory (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
+    .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
+    .option('--tenant <tenant>', 'tenant (default $EVENTDBX_TENANT_ID, else the config domain)');
+}
+
+export function jsonOption(): Option {
+  return new Option('--json', 'print JSON for machines instead of text');
+}
+
+/** `--field KEY=VALUE`: split at the first '=', both sides trimmed; values stay strings (as the original). */
+export function parseFields(fields: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const field of fields) {
+    const at = field.indexOf('=');
+    if (at < 0) throw new UsageError(`--field ${field}: missing value (expected KEY=VALUE)`);
+    const key = field.slice(0, at).trim();
+    if (!key) throw new UsageError(`--field ${field}: field key cannot be empty`);
+    out[key] = field.slice(at + 1).trim();
+  }
+  return out;
+}
+
+export function parseJsonFlag(flag: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${flag} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+export function parseJsonObjectFlag(flag: string, text: string): Record<string, unknown> {
+  const value = parseJsonFlag(flag, text);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`${flag} must be a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** `--payload` or `--field …` (never both); no fields → `{}`. */
+export function payloadFrom(opts: { payload?: string; field?: string[] }): Record<string, unknown> {
+  const fields = opts.field ?? [];
+  if (opts.payload !== undefined && fields.length > 0) throw new UsageError('--payload cannot be used together with --field');
+  if (opts.payload !== undefined) return parseJsonObjectFlag('--payload', opts.payload);
+  return parseFields(fields);
 }

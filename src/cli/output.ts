@@ -1,21 +1,117 @@
-/** How the CLI reports: errors as one line with the API's code, never a stack trace; exit 1. */
+/**
+ * How the CLI reports. Errors are one line `error: <code>: <message>` (never a stack trace).
+ * Exit codes: 0 ok, 1 failed, 2 usage (bad flags or arguments, commander's own errors included).
+ */
+import cliProgress from 'cli-progress';
+import Table from 'cli-table3';
 import { CommanderError } from 'commander';
-import { ConfigError, DbxError } from '../core/index.js';
+import { DbxError } from '../core/index.js';
+import { EventDbxError } from '../client/index.js';
+
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+/** A failure the CLI itself detected; `exitCode` 2 marks misuse. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT_FAILED,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, EXIT_USAGE);
+    this.name = 'UsageError';
+  }
+}
+
+function detailLines(details: unknown): string {
+  if (!Array.isArray(details) || details.length < 2) return '';
+  return details
+    .map((d: { path?: unknown; message?: unknown }) => `  - ${typeof d.path === 'string' ? `${d.path}: ` : ''}${String(d.message ?? JSON.stringify(d))}\n`)
+    .join('');
+}
 
 export function exitWithError(err: unknown): never {
-  if (err instanceof CommanderError) process.exit(err.exitCode);
-  if (err instanceof DbxError) {
-    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
-  } else if (err instanceof ConfigError || (err instanceof Error && err.name !== 'Error')) {
-    process.stderr.write(`error: ${err.message}\n`);
-  } else if (err instanceof Error) {
-    process.stderr.write(`error: ${err.message}\n`);
-  } else {
-    process.stderr.write(`error: ${String(err)}\n`);
+  if (err instanceof CommanderError) {
+    // Commander has already printed its message; help and --version are not failures.
+    process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
   }
-  process.exit(1);
+  if (err instanceof EventDbxError || err instanceof DbxError) {
+    process.stderr.write(`error: ${err.code}: ${err.message}\n${detailLines(err.details)}`);
+    process.exit(EXIT_FAILED);
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(EXIT_FAILED);
 }
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printLine(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** `key=value key=value`, the original CLI's one-line form. */
+export function keyValues(fields: Record<string, unknown>): string {
+  return Object.entries(fields)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
+}
+
+/** A plain table (no colours: the output is often piped). */
+export function printTable(head: string[], rows: unknown[][]): void {
+  const table = new Table({ head, style: { head: [], border: [] } });
+  for (const row of rows) table.push(row.map((cell) => (cell === undefined || cell === null ? '' : String(cell))));
+  printLine(table.toString());
+}
+
+export function short(hash: string, length = 12): string {
+  return hash.length > length ? `${hash.slice(0, length)}…` : hash;
+}
+
+/** Up to three of `Nd Nh Nm Ns`; `under 1s` for zero (the original's format). */
+export function formatUptime(totalSecs: number): string {
+  const secs = Math.max(0, Math.floor(totalSecs));
+  if (secs === 0) return 'under 1s';
+  const units: [string, number][] = [
+    ['d', Math.floor(secs / 86_400)],
+    ['h', Math.floor((secs % 86_400) / 3600)],
+    ['m', Math.floor((secs % 3600) / 60)],
+    ['s', secs % 60],
+  ];
+  return units
+    .filter(([, n]) => n > 0)
+    .slice(0, 3)
+    .map(([unit, n]) => `${n}${unit}`)
+    .join(' ');
+}
+
+export interface Progress {
+  increment(by?: number): void;
+  setTotal(total: number): void;
+  stop(): void;
+}
+
+/** A progress bar on stderr, only when stderr is a terminal (never in pipes, logs or tests). */
+export function progress(label: string, total = 0): Progress {
+  if (!process.stderr.isTTY) return { increment: () => {}, setTotal: () => {}, stop: () => {} };
+  const format = total > 0 ? `${label} [{bar}] {value}/{total}` : `${label} {value}`;
+  const bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0);
+  return {
+    increment: (by = 1) => bar.increment(by),
+    setTotal: (n) => bar.setTotal(n),
+    stop: () => bar.stop(),
+  };
 }

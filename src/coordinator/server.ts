@@ -9,8 +9,9 @@ import { createSnowflakeState, effectiveWorkers, shardName, type Config, type Pl
 import { ShardStore } from '../shard-worker/index.js';
 import { Authenticator } from './auth.js';
 import { acquireDataDir, prepareDataDir, updatePidFile } from './data-dir.js';
-import { installErrorHandling } from './http-errors.js';
+import { PATH_PARAM_CHARS_MAX, frameworkErrors, installErrorHandling } from './http-errors.js';
 import { Metrics } from './metrics.js';
+import { openApiRoute } from './openapi.js';
 import { Reader } from './reader.js';
 import { registerRoutes, type RouteSpec } from './route-spec.js';
 import { readRoutes } from './routes-reads.js';
@@ -22,7 +23,10 @@ import { join } from 'node:path';
 
 export interface StartOptions {
   dataDir: string;
+  /** Saved to config.toml (like `dbx start --port`). */
   port?: number;
+  /** Listen here without saving it (tests and the CLI's direct mode use 0). */
+  listenPort?: number;
   host?: string;
   restrict?: Config['restrict'];
   /** pino level; 'silent' in tests. */
@@ -56,15 +60,23 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   try {
     const placement: PlacementSettings = { shardCount: config.tenants.shard_count, multiTenant: config.tenants.multi_tenant };
     const metrics = new Metrics();
-    const pool = new ShardPool(config, options.dataDir, effectiveWorkers(config, availableParallelism()), createSnowflakeState(), (size) =>
-      metrics.commitBatch.observe(size),
+    const workers = effectiveWorkers(config, availableParallelism());
+    const stores: ShardStore[] = [];
+    const pool = new ShardPool(
+      config,
+      options.dataDir,
+      workers,
+      createSnowflakeState(),
+      (size) => metrics.commitBatch.observe(size),
+      () => {
+        for (const store of stores) store.env.resetReadTxn();
+      },
     );
     cleanups.unshift(() => pool.stop());
     await pool.start();
-    const stores = Array.from(
-      { length: config.tenants.shard_count },
-      (_, i) => new ShardStore(join(options.dataDir, 'shards', shardName(i)), { mapSizeMib: config.storage.map_size_mib }),
-    );
+    for (let i = 0; i < config.tenants.shard_count; i++) {
+      stores.push(new ShardStore(join(options.dataDir, 'shards', shardName(i)), { mapSizeMib: config.storage.map_size_mib }));
+    }
     const reader = new Reader(stores, placement);
     const writer = new Writer(pool, placement, metrics);
     const recovered = await writer.recoverIntents();
@@ -77,6 +89,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       requestTimeout: config.http.request_timeout_ms,
       forceCloseConnections: false,
       return503OnClosing: true,
+      // fastify's default (100) would refuse valid 101–128 character ids outside the error model.
+      routerOptions: { maxParamLength: PATH_PARAM_CHARS_MAX },
+      frameworkErrors,
     });
     if (recovered > 0) app.log.warn({ recovered }, 'finished cross-shard batches interrupted by a crash');
     installErrorHandling(app);
@@ -88,22 +103,33 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       }
       done();
     });
+    const auth = new Authenticator(config.auth);
+    let listenPort = config.port;
+    const status = {
+      config,
+      dataDir: options.dataDir,
+      workers,
+      port: () => listenPort,
+      authenticate: (header: string | undefined) => void auth.authenticate(header),
+    };
     const routes: RouteSpec[] = [
-      ...systemRoutes({ metrics, reader, startedAt }),
+      ...systemRoutes({ metrics, reader, startedAt, status }),
       ...writeRoutes(writer, reader),
       ...readRoutes(reader, config),
     ];
-    registerRoutes(app, routes, new Authenticator(config.auth), (spec) => spec.url === '/metrics' && config.metrics.public);
+    routes.push(openApiRoute(() => routes));
+    registerRoutes(app, routes, auth, (spec) => spec.url === '/metrics' && config.metrics.public);
     try {
-      await app.listen({ port: config.port, host: options.host ?? config.http.host });
+      await app.listen({ port: options.listenPort ?? config.port, host: options.host ?? config.http.host });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EADDRINUSE') throw new ServerStartError(`port ${config.port} is already in use`);
+      if (code === 'EADDRINUSE') throw new ServerStartError(`port ${options.listenPort ?? config.port} is already in use`);
       if (code === 'EACCES') throw new ServerStartError(`no permission to listen on port ${config.port}`);
       throw err;
     }
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
+    listenPort = port;
     updatePidFile(options.dataDir, { pid: process.pid, port, started_at: startedAt, restrict: config.restrict });
 
     let stopping: Promise<void> | undefined;

@@ -33,9 +33,11 @@ class WorkerLink {
     readonly port: MessagePort,
     readonly control: Comlink.Remote<ShardControl>,
     onGroup: (size: number) => void,
+    beforeResolve: () => void,
   ) {
     port.on('message', (message: ShardReplyMessage) => {
       if (message.group_size !== undefined) onGroup(message.group_size);
+      beforeResolve();
       for (const reply of message.replies) {
         const waiter = this.pending.get(reply.id);
         if (!waiter) continue;
@@ -81,6 +83,12 @@ export class ShardPool {
     readonly workerCount: number,
     readonly snowflakeState: SharedArrayBuffer,
     private readonly onGroup: (size: number) => void = () => {},
+    /**
+     * Runs before any reply resolves: lmdb-js keeps a thread's read snapshot until a timer renews
+     * it, so the coordinator's readers must renew theirs or a read right after an acknowledged write
+     * could miss it.
+     */
+    private readonly beforeResolve: () => void = () => {},
     private readonly onWorkerExit: (index: number, code: number) => void = () => {},
   ) {}
 
@@ -107,7 +115,7 @@ export class ShardPool {
       };
       const channel = new MessageChannel();
       const worker = new Worker(WORKER_ENTRY, { workerData: { init, port: channel.port2 }, transferList: [channel.port2] });
-      const link = new WorkerLink(worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup);
+      const link = new WorkerLink(worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup, this.beforeResolve);
       worker.on('error', (err) => {
         console.error(`shard worker ${w} failed`, err);
       });

@@ -158,6 +158,7 @@ function commit(
   } catch (err) {
     const failure = new DbxError('unavailable', 'the shard could not commit the write', undefined, { cause: err });
     console.error('shard commit failed', err);
+    for (const store of stores.values()) store.forgetUncommittedSequences();
     for (let i = 0; i < replies.length; i++) {
       const reply = replies[i] as ShardReply;
       if (reply.ok) replies[i] = { id: reply.id, ok: false, error: failure.toWire() };

@@ -130,6 +130,11 @@ export class ShardStore {
     for (const s of ws.snapshots) this.snapshots.put(s.key, s.snapshot);
   }
 
+  /** After a failed commit: the sequence numbers handed out were never written, so re-read. */
+  forgetUncommittedSequences(): void {
+    this.outboxNext = -1;
+  }
+
   private lastOutboxSequence(): number {
     for (const { key } of this.outbox.getRange({ reverse: true, limit: 1 })) return key;
     return 0;

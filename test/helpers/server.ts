@@ -41,7 +41,7 @@ export interface TestServer {
 export async function startServerInProcess(options: { dataDir?: string; configToml?: string } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDataDir();
   if (options.configToml !== undefined) writeConfigToml(dataDir, options.configToml);
-  const server: RunningServer = await startServer({ dataDir, port: 0, host: '127.0.0.1', logLevel: 'silent' });
+  const server: RunningServer = await startServer({ dataDir, listenPort: 0, host: '127.0.0.1', logLevel: 'silent' });
   const token = readCliToken(dataDir);
   return {
     url: server.url,
@@ -118,7 +118,9 @@ export async function spawnServer(options: { dataDir?: string; configToml?: stri
     kill: (signal) => child.kill(signal),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 15_000)))]);
+      clearTimeout(timer);
     },
     request: (method, path, body, headers) => httpRequest(url, token, method, path, body, headers),
   };

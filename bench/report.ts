@@ -1,0 +1,198 @@
+/**
+ * Result types, the issue's targets as pass/fail checks, and the printed tables. The JSON written
+ * to bench/results/ is exactly the BenchResult object, so runs can be compared later.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Table from 'cli-table3';
+import type { Floors } from './floors.js';
+import type { SeedResult } from './seed.js';
+import type { OpStats } from './stats.js';
+import type { OpName } from './workload.js';
+
+export type Durability = 'sync' | 'async';
+
+export interface RunResult {
+  system: 'eventdbx' | 'postgres';
+  /** EventDBX's [storage] durability; PostgreSQL runs with synchronous_commit = on (sync). */
+  durability: Durability;
+  clients: number;
+  ops: Partial<Record<OpName, OpStats>>;
+}
+
+export interface DatasetResult {
+  size: number;
+  seed: SeedResult;
+  pg_seed?: SeedResult;
+  runs: RunResult[];
+}
+
+export interface LongAggregateResult {
+  events: number;
+  seed_seconds: number;
+  long: OpStats;
+  fresh: OpStats;
+  /** long p50 / fresh p50. */
+  ratio: number;
+}
+
+export interface Check {
+  name: string;
+  target: string;
+  measured: string;
+  pass: boolean;
+}
+
+export interface BenchResult {
+  started_at: string;
+  finished_at: string;
+  machine: { cpus: number; node: string; platform: string };
+  options: Record<string, unknown>;
+  floors?: Floors;
+  datasets: DatasetResult[];
+  long_aggregate?: LongAggregateResult;
+  checks: Check[];
+  /** Set when the run aborted: the results above are partial. */
+  error?: string;
+}
+
+/** No ANSI colours: the tables end up in logs and reports. */
+const PLAIN = { head: [] as string[], border: [] as string[] };
+
+const fmtInt = (v: number): string => Math.round(v).toLocaleString('en-US');
+export const fmtSize = (n: number): string => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1e3 && n % 1e3 === 0 ? `${n / 1e3}K` : String(n));
+
+/** The issue's targets. `many` is the concurrent client count the throughput targets assume (32). */
+export function evaluate(result: BenchResult, many: number): Check[] {
+  const checks: Check[] = [];
+  const add = (name: string, target: string, measured: number, unit: string, pass: boolean): void => {
+    checks.push({ name, target, measured: `${unit === 'x' ? measured.toFixed(2) : fmtInt(measured)} ${unit}`, pass });
+  };
+  for (const ds of result.datasets) {
+    for (const run of ds.runs.filter((r) => r.system === 'eventdbx')) {
+      const tag = `${fmtSize(ds.size)}, ${run.durability}`;
+      const { apply, get } = run.ops;
+      if (run.clients === many) {
+        const floor = run.durability === 'sync' ? 6_500 : 10_000;
+        if (apply) add(`apply ${many} clients (${tag})`, `≥ ${fmtInt(floor)} ops/s`, apply.ops_s, 'ops/s', apply.ops_s >= floor);
+        if (get) add(`get ${many} clients (${tag})`, '≥ 15,000 ops/s', get.ops_s, 'ops/s', get.ops_s >= 15_000);
+      }
+      if (run.clients === 1) {
+        const ceiling = run.durability === 'sync' ? 1_000 : 500;
+        if (apply) add(`apply 1 client p50 (${tag})`, `≤ ${fmtInt(ceiling)} µs`, apply.p50_us, 'µs', apply.p50_us <= ceiling);
+        if (get) add(`get 1 client p50 (${tag})`, '≤ 200 µs', get.p50_us, 'µs', get.p50_us <= 200);
+      }
+    }
+  }
+  const long = result.long_aggregate;
+  if (long) add(`append to a ${fmtSize(long.events)}-event aggregate vs a fresh one (p50)`, '≤ 1.50 x', long.ratio, 'x', long.ratio <= 1.5);
+  const sized = [...result.datasets].sort((a, b) => a.size - b.size);
+  const small = sized[0];
+  const large = sized[sized.length - 1];
+  if (small && large && large.size > small.size) {
+    // The issue's target is 1M vs 1K; with other sizes the same bound is applied to what ran.
+    const label = `${fmtSize(large.size)} vs ${fmtSize(small.size)} aggregates`;
+    const pick = (ds: DatasetResult, clients: number) => ds.runs.find((r) => r.system === 'eventdbx' && r.durability === primaryDurability(ds) && r.clients === clients)?.ops.apply;
+    const s1 = pick(small, 1);
+    const l1 = pick(large, 1);
+    if (s1 && l1) add(`apply 1 client p50, ${label}`, '≤ 1.30 x', l1.p50_us / s1.p50_us, 'x', l1.p50_us / s1.p50_us <= 1.3);
+    const sm = pick(small, many);
+    const lm = pick(large, many);
+    if (sm && lm) add(`apply ${many} clients ops/s, ${label}`, '≤ 1.30 x slower', sm.ops_s / lm.ops_s, 'x', sm.ops_s / lm.ops_s <= 1.3);
+  }
+  return checks;
+}
+
+function primaryDurability(ds: DatasetResult): Durability {
+  return ds.runs.find((r) => r.system === 'eventdbx')?.durability ?? 'sync';
+}
+
+export function renderTables(result: BenchResult, clientCounts: number[]): string {
+  const out: string[] = [];
+  if (result.floors) out.push('Floors (same machine, same client, same run)', renderFloors(result.floors, clientCounts));
+  for (const ds of result.datasets) {
+    const seed = ds.seed.seeded ? `seeded in ${ds.seed.seconds} s` : 'reused';
+    const pgSeed = ds.pg_seed ? `; PostgreSQL seeded in ${ds.pg_seed.seconds} s` : '';
+    out.push(`Dataset ${fmtSize(ds.size)} aggregates (${seed}${pgSeed})`, renderDataset(ds, clientCounts));
+  }
+  if (result.long_aggregate) {
+    const l = result.long_aggregate;
+    out.push(
+      `Long aggregate: sequential apply, interleaved: ${fmtSize(l.events)}-event aggregate p50 ${fmtInt(l.long.p50_us)} µs (p99 ${fmtInt(l.long.p99_us)}), ` +
+        `fresh aggregate p50 ${fmtInt(l.fresh.p50_us)} µs (p99 ${fmtInt(l.fresh.p99_us)}), ratio ${l.ratio.toFixed(2)}`,
+    );
+  }
+  const distance = renderDistance(result, clientCounts);
+  if (distance) out.push('Distance to the floors (smallest dataset, first durability)', distance);
+  out.push('Targets from the issue', renderChecks(result.checks));
+  if (result.error) out.push(`RUN ABORTED (results above are partial): ${result.error}`);
+  return out.join('\n');
+}
+
+function statCells(s: OpStats | undefined): string[] {
+  return s ? [fmtInt(s.ops_s), fmtInt(s.p50_us), fmtInt(s.p99_us)] : ['-', '-', '-'];
+}
+
+function header(clientCounts: number[]): string[] {
+  return clientCounts.flatMap((c) => [`${c}c ops/s`, `${c}c p50 µs`, `${c}c p99 µs`]);
+}
+
+function renderFloors(f: Floors, clientCounts: number[]): string {
+  const many = clientCounts[clientCounts.length - 1] ?? 32;
+  const table = new Table({ style: PLAIN, head: ['floor', ...header([1, many])] });
+  table.push(['fastify echo (POST body)', ...statCells(f.fastify_echo.c1), ...statCells(f.fastify_echo.many)]);
+  table.push(['fastify + worker_thread round trip', ...statCells(f.fastify_worker_echo.c1), ...statCells(f.fastify_worker_echo.many)]);
+  table.push(['LMDB txn awaited until flushed', ...statCells(f.lmdb_txn_flushed), '', '', '']);
+  table.push(['raw write + fdatasync', ...statCells(f.fdatasync), '', '', '']);
+  return table.toString();
+}
+
+function renderDataset(ds: DatasetResult, clientCounts: number[]): string {
+  const table = new Table({ style: PLAIN, head: ['system', 'op', ...header(clientCounts)] });
+  const systems = [...new Set(ds.runs.map((r) => `${r.system}|${r.durability}`))];
+  for (const key of systems) {
+    const [system, durability] = key.split('|') as [string, string];
+    const runs = ds.runs.filter((r) => `${r.system}|${r.durability}` === key);
+    const ops = [...new Set(runs.flatMap((r) => Object.keys(r.ops)))] as OpName[];
+    const label = system === 'postgres' ? 'postgres (sync commit)' : `eventdbx ${durability}`;
+    for (const op of ops) table.push([label, op, ...clientCounts.flatMap((c) => statCells(runs.find((r) => r.clients === c)?.ops[op]))]);
+  }
+  return table.toString();
+}
+
+function renderDistance(result: BenchResult, clientCounts: number[]): string | undefined {
+  const f = result.floors;
+  const ds = [...result.datasets].sort((a, b) => a.size - b.size)[0];
+  if (!f || !ds) return undefined;
+  const many = clientCounts[clientCounts.length - 1] ?? 32;
+  const durability = primaryDurability(ds);
+  const run = (c: number) => ds.runs.find((r) => r.system === 'eventdbx' && r.durability === durability && r.clients === c);
+  const table = new Table({ style: PLAIN, head: ['measure', 'eventdbx', 'floor', 'floor is'] });
+  const get1 = run(1)?.ops.get;
+  const apply1 = run(1)?.ops.apply;
+  const getM = run(many)?.ops.get;
+  const applyM = run(many)?.ops.apply;
+  const writeFloor = f.fastify_worker_echo.c1.p50_us + (durability === 'sync' ? f.lmdb_txn_flushed.p50_us : 0);
+  if (get1) table.push(['get 1 client p50 µs', fmtInt(get1.p50_us), `${fmtInt(f.fastify_echo.c1.p50_us)} (echo)`, pct(f.fastify_echo.c1.p50_us / get1.p50_us)]);
+  if (apply1) table.push([`apply 1 client p50 µs (${durability})`, fmtInt(apply1.p50_us), `${fmtInt(writeFloor)} (worker echo${durability === 'sync' ? ' + LMDB flush' : ''})`, pct(writeFloor / apply1.p50_us)]);
+  if (getM) table.push([`get ${many} clients ops/s`, fmtInt(getM.ops_s), `${fmtInt(f.fastify_echo.many.ops_s)} (echo)`, pct(getM.ops_s / f.fastify_echo.many.ops_s, true)]);
+  if (applyM) table.push([`apply ${many} clients ops/s`, fmtInt(applyM.ops_s), `${fmtInt(f.fastify_worker_echo.many.ops_s)} (worker echo)`, pct(applyM.ops_s / f.fastify_worker_echo.many.ops_s, true)]);
+  return table.toString();
+}
+
+function pct(ratio: number, reached = false): string {
+  return reached ? `${Math.round(ratio * 100)}% of floor reached` : `${Math.round(ratio * 100)}% of our latency`;
+}
+
+function renderChecks(checks: Check[]): string {
+  const table = new Table({ style: PLAIN, head: ['target', 'wanted', 'measured', 'result'] });
+  for (const c of checks) table.push([c.name, c.target, c.measured, c.pass ? 'PASS' : 'FAIL']);
+  return table.toString();
+}
+
+export function writeResultJson(dir: string, result: BenchResult): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${result.started_at.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
+  return path;
+}

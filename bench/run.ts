@@ -1,0 +1,315 @@
+/**
+ * `npm run bench`: the original perf harness's operation mix against the real server over HTTP,
+ * with 1 and 32 concurrent clients, on datasets of 1K / 100K / 1M aggregates, beside floors
+ * measured in the same run and (with --compare pg) a PostgreSQL event store served the same way.
+ * See `--help`. Results: tables on stdout (stderr with --json), JSON in bench/results/.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { readConfig, writeConfig } from '../src/core/config.js';
+import { shardFor } from '../src/core/placement.js';
+import { startBenchChild, startEventDbx } from './children.js';
+import { HttpApi } from './client.js';
+import { measureFloors } from './floors.js';
+import { resetSchema } from './pg-store.js';
+import { evaluate, fmtSize, renderTables, writeResultJson, type BenchResult, type DatasetResult, type Durability, type LongAggregateResult, type RunResult } from './report.js';
+import { LONG_TYPE, seedDataset, seedLongAggregate } from './seed.js';
+import { Recorder, nowUs } from './stats.js';
+import { AGGREGATE_TYPE, ALL_OPS, WRITE_OPS, createMix, restoreLeftovers, runOp, type OpName } from './workload.js';
+
+const HELP = `Usage: npm run bench -- [options]
+  --sizes <n,n,…>       dataset sizes in aggregates (default 1000,100000,1000000)
+  --huge                add the 10,000,000 dataset
+  --quick               smoke run: 1K only, 500 ms per operation, 10K-event long aggregate
+  --duration-ms <ms>    time box per operation and client count (default 2000)
+  --warmup-ms <ms>      unrecorded lead-in per operation (default 300)
+  --clients <n,n,…>     concurrent client counts (default 1,32)
+  --ops <op,op,…>       a subset of list,get,select,events,apply,create,patch,archive,restore
+  --durability <mode>   sync | async | both (default both: full mix in sync, write ops again in async)
+  --data-dir <dir>      keep datasets in <dir>/account-<size> and reuse them between runs
+  --long-events <n>     events in the long aggregate (default 100000; 0 skips the measurement)
+  --compare pg          run the same mix against PostgreSQL (--pg-url, --pg-pool)
+  --pg-url <url>        default postgres://postgres@127.0.0.1:5432/test
+  --pg-pool <n>         PostgreSQL connections of the comparison server (default 32)
+  --no-floors           skip the floor measurements
+  --seed-batch <n>      events per POST /v1/batch while seeding (default 1000)
+  --seed-in-flight <n>  seed batches in flight (default 4)
+  --json                print the JSON result on stdout (tables go to stderr)
+  --keep                keep temporary data directories`;
+
+const FLAGS = {
+  sizes: { type: 'string' },
+  huge: { type: 'boolean', default: false },
+  quick: { type: 'boolean', default: false },
+  'duration-ms': { type: 'string' },
+  'warmup-ms': { type: 'string' },
+  clients: { type: 'string', default: '1,32' },
+  ops: { type: 'string' },
+  durability: { type: 'string', default: 'both' },
+  'data-dir': { type: 'string' },
+  'long-events': { type: 'string' },
+  compare: { type: 'string' },
+  'pg-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
+  'pg-pool': { type: 'string', default: '32' },
+  'no-floors': { type: 'boolean', default: false },
+  'seed-batch': { type: 'string', default: '1000' },
+  'seed-in-flight': { type: 'string', default: '4' },
+  json: { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** Flags or, on a mistake, the message and the usage (exit 2) instead of a stack trace. */
+function parseFlags() {
+  try {
+    return parseArgs({ options: FLAGS, strict: true }).values;
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${HELP}\n`);
+    process.exit(2);
+  }
+}
+
+const args = parseFlags();
+
+function intList(raw: string, flag: string): number[] {
+  const list = raw.split(',').map((s) => s.trim().replace(/_/g, ''));
+  if (list.some((s) => !/^[1-9]\d*$/.test(s))) throw new Error(`${flag} takes positive integers separated by commas, got '${raw}'`);
+  return list.map(Number);
+}
+
+function int(raw: string | undefined, fallback: number, flag: string): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new Error(`${flag} takes a non-negative integer, got '${raw}'`);
+  return Number(raw);
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+};
+
+interface Settings {
+  sizes: number[];
+  clients: number[];
+  durations: { durationMs: number; warmupMs: number };
+  passes: Durability[];
+  ops: OpName[];
+  longEvents: number;
+  dataRoot: string;
+  reuse: boolean;
+}
+
+function settings(): Settings {
+  const sizes = args.sizes !== undefined ? intList(args.sizes, '--sizes') : args.quick ? [1000] : [1000, 100_000, 1_000_000];
+  if (args.huge && !sizes.includes(10_000_000)) sizes.push(10_000_000);
+  if (!['sync', 'async', 'both'].includes(args.durability)) throw new Error(`--durability is sync, async or both, got '${args.durability}'`);
+  if (args.compare !== undefined && args.compare !== 'pg') throw new Error(`--compare only knows 'pg', got '${args.compare}'`);
+  let ops: OpName[] = [...ALL_OPS];
+  if (args.ops !== undefined) {
+    const wanted = args.ops.split(',').map((o) => o.trim());
+    const unknown = wanted.filter((o) => !(ALL_OPS as readonly string[]).includes(o));
+    if (unknown.length > 0) throw new Error(`--ops: unknown operation(s) ${unknown.join(', ')}; known: ${ALL_OPS.join(', ')}`);
+    // Archive without restore would leave aggregates archived and break every later write.
+    if (wanted.includes('archive')) wanted.push('restore');
+    ops = ALL_OPS.filter((o) => wanted.includes(o));
+  }
+  const reuse = args['data-dir'] !== undefined;
+  const dataRoot = reuse ? resolve(args['data-dir'] as string) : mkdtempSync(join(tmpdir(), 'edbx-bench-'));
+  mkdirSync(dataRoot, { recursive: true });
+  return {
+    sizes: [...new Set(sizes)].sort((a, b) => a - b),
+    clients: [...new Set(intList(args.clients, '--clients'))].sort((a, b) => a - b),
+    durations: {
+      durationMs: int(args['duration-ms'], args.quick ? 500 : 2000, '--duration-ms'),
+      warmupMs: int(args['warmup-ms'], args.quick ? 100 : 300, '--warmup-ms'),
+    },
+    passes: args.durability === 'both' ? ['sync', 'async'] : [args.durability as Durability],
+    ops,
+    longEvents: int(args['long-events'], args.quick ? 10_000 : 100_000, '--long-events'),
+    dataRoot,
+    reuse,
+  };
+}
+
+/** `[storage] durability` must be in config.toml before the server starts. */
+function setDurability(dataDir: string, durability: Durability): void {
+  mkdirSync(dataDir, { recursive: true });
+  const { config, exists } = readConfig(dataDir);
+  if (!exists) {
+    writeFileSync(join(dataDir, 'config.toml'), `[storage]\ndurability = "${durability}"\n`);
+    return;
+  }
+  if (config.storage.durability !== durability) writeConfig(dataDir, { ...config, storage: { ...config.storage, durability } });
+}
+
+/** Results go into `runs` as they are measured, so an aborted run still reports what it got. */
+async function runMix(api: HttpApi, ds: DatasetResult, s: Settings, system: RunResult['system'], durability: Durability, ops: readonly OpName[]): Promise<void> {
+  const size = ds.size;
+  const mix = createMix(api, size);
+  for (const clients of s.clients) {
+    const run: RunResult = { system, durability, clients, ops: {} };
+    ds.runs.push(run);
+    for (const op of ops) {
+      const stats = await runOp(mix, op, { concurrency: clients, ...s.durations });
+      run.ops[op] = stats;
+      log(`  ${system} ${durability} ${fmtSize(size)} ${clients}c ${op}: ${Math.round(stats.ops_s)} ops/s, p50 ${Math.round(stats.p50_us)} µs, p99 ${Math.round(stats.p99_us)} µs (n=${stats.n})`);
+    }
+  }
+}
+
+/** Sequential appends alternating between the long aggregate and a fresh one, so drift hits both. */
+async function measureLong(api: HttpApi, s: Settings): Promise<LongAggregateResult> {
+  log(`long aggregate: ensuring one aggregate has ${s.longEvents} events`);
+  const seeded = await seedLongAggregate(api, s.longEvents, log);
+  const fresh = `fresh-${Date.now()}`;
+  const recorders = { long: new Recorder(), fresh: new Recorder() };
+  const body = (i: number) => ({ event_type: 'long_appended', payload: { i } });
+  let i = 0;
+  const warmEnd = nowUs() + s.durations.warmupMs * 1000;
+  const start = nowUs();
+  const end = warmEnd + 2 * s.durations.durationMs * 1000;
+  for (;;) {
+    for (const [which, id] of [
+      ['long', seeded.id],
+      ['fresh', fresh],
+    ] as const) {
+      const t0 = nowUs();
+      await api.post(`/v1/aggregates/${LONG_TYPE}/${id}/events`, body(++i), 201);
+      if (t0 >= warmEnd) recorders[which].add(nowUs() - t0);
+    }
+    if (nowUs() >= end) break;
+  }
+  const elapsedMs = (nowUs() - Math.max(start, warmEnd)) / 1000;
+  const long = recorders.long.summary(elapsedMs);
+  const freshStats = recorders.fresh.summary(elapsedMs);
+  return { events: s.longEvents, seed_seconds: seeded.seconds, long, fresh: freshStats, ratio: Math.round((long.p50_us / freshStats.p50_us) * 100) / 100 };
+}
+
+async function benchEventDbx(size: number, s: Settings, ds: DatasetResult, onLong: ((long: LongAggregateResult) => void) | undefined): Promise<void> {
+  const dir = join(s.dataRoot, `account-${size}`);
+  for (const [pass, durability] of s.passes.entries()) {
+    setDurability(dir, durability);
+    log(`EventDBX ${fmtSize(size)}: starting server (${durability}) on ${dir}`);
+    const server = await startEventDbx(dir);
+    const api = new HttpApi(server.url, server.token, Math.max(...s.clients));
+    try {
+      if (pass === 0) {
+        log(`EventDBX ${fmtSize(size)}: seeding`);
+        // Seed batches follow the server's placement so none needs a cross-shard two-phase commit.
+        const { tenants } = readConfig(dir).config;
+        const placement = { shardCount: tenants.shard_count, multiTenant: tenants.multi_tenant };
+        ds.seed = await seedDataset(api, size, {
+          batchSize: int(args['seed-batch'], 1000, '--seed-batch'),
+          inFlight: int(args['seed-in-flight'], 4, '--seed-in-flight'),
+          resumable: true,
+          shardOf: (id) => shardFor(placement, 'default', AGGREGATE_TYPE, id),
+          log,
+        });
+        log(`EventDBX ${fmtSize(size)}: ${ds.seed.seeded ? `seeded in ${ds.seed.seconds} s` : 'already seeded, reused'}`);
+        const restored = await restoreLeftovers(api);
+        if (restored > 0) log(`restored ${restored} aggregates an interrupted run left archived`);
+        if (onLong) {
+          const long = await measureLong(api, s);
+          onLong(long);
+          log(`long aggregate: p50 ${Math.round(long.long.p50_us)} µs vs fresh ${Math.round(long.fresh.p50_us)} µs (ratio ${long.ratio})`);
+        }
+      }
+      // With both durabilities, reads do not depend on it: the second pass runs the writes only.
+      const ops = pass === 0 ? s.ops : s.ops.filter((o) => (WRITE_OPS as readonly string[]).includes(o));
+      if (ops.length > 0) await runMix(api, ds, s, 'eventdbx', durability, ops);
+    } finally {
+      await api.close();
+      await server.stop();
+    }
+  }
+}
+
+/** The comparison tables live in a shared database: leave nothing behind once measured. */
+async function dropPgTables(): Promise<void> {
+  const admin = new pg.Client({ connectionString: args['pg-url'] });
+  await admin.connect();
+  try {
+    await admin.query('DROP TABLE IF EXISTS pg_events, pg_aggregates');
+  } finally {
+    await admin.end();
+  }
+}
+
+async function benchPostgres(size: number, s: Settings, ds: DatasetResult): Promise<void> {
+  const url = args['pg-url'];
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await resetSchema(admin);
+  } finally {
+    await admin.end();
+  }
+  log(`PostgreSQL ${fmtSize(size)}: tables recreated, starting comparison server`);
+  const child = await startBenchChild('pg-server', ['--pg', url, '--pool', args['pg-pool']]);
+  const api = new HttpApi(child.url, undefined, Math.max(...s.clients));
+  try {
+    ds.pg_seed = await seedDataset(api, size, { batchSize: int(args['seed-batch'], 1000, '--seed-batch'), inFlight: int(args['seed-in-flight'], 4, '--seed-in-flight'), resumable: false, log });
+    log(`PostgreSQL ${fmtSize(size)}: seeded in ${ds.pg_seed.seconds} s`);
+    await runMix(api, ds, s, 'postgres', 'sync', s.ops);
+  } finally {
+    await api.close();
+    await child.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  if (args.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const s = settings();
+  const many = s.clients[s.clients.length - 1] ?? 32;
+  const result: BenchResult = {
+    started_at: new Date().toISOString(),
+    finished_at: '',
+    machine: { cpus: availableParallelism(), node: process.version, platform: `${process.platform}-${process.arch}` },
+    options: { sizes: s.sizes, clients: s.clients, ops: s.ops, ...s.durations, durability: s.passes, long_events: s.longEvents, compare: args.compare ?? null, data_dir: s.reuse ? s.dataRoot : null },
+    datasets: [],
+    checks: [],
+  };
+  let failure: unknown;
+  log(`sizes ${s.sizes.map(fmtSize).join(', ')}; clients ${s.clients.join(', ')}; ${s.durations.durationMs} ms per operation; durability ${s.passes.join(' + ')}; data in ${s.dataRoot}`);
+  try {
+    if (!args['no-floors']) result.floors = await measureFloors({ ...s.durations, concurrency: many, scratchDir: s.dataRoot }, log);
+    for (const [index, size] of s.sizes.entries()) {
+      const ds: DatasetResult = { size, seed: { seeded: false, aggregates: size, seconds: 0 }, runs: [] };
+      result.datasets.push(ds);
+      const onLong = index === 0 && s.longEvents > 0 ? (long: LongAggregateResult) => (result.long_aggregate = long) : undefined;
+      await benchEventDbx(size, s, ds, onLong);
+      if (args.compare === 'pg') await benchPostgres(size, s, ds);
+    }
+    if (args.compare === 'pg') await dropPgTables();
+  } catch (err) {
+    // Keep what was measured (written and printed below), then fail loudly.
+    failure = err;
+    result.error = err instanceof Error ? err.message : String(err);
+  } finally {
+    if (!s.reuse && !args.keep && existsSync(s.dataRoot)) rmSync(s.dataRoot, { recursive: true, force: true });
+  }
+  result.finished_at = new Date().toISOString();
+  result.checks = evaluate(result, many);
+  const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+  const path = writeResultJson(resultsDir, result);
+  const tables = renderTables(result, s.clients);
+  if (args.json) {
+    process.stderr.write(`${tables}\n`);
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${tables}\n`);
+  }
+  log(`results written to ${path}`);
+  if (failure !== undefined) throw failure;
+}
+
+main().catch((err: unknown) => {
+  log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,113 @@
+/**
+ * Staging (reference §14.1): `aggregate apply --stage` appends to <data_dir>/staged_events.json
+ * after the same validation as a normal write (the API's zod schema); `aggregate commit` sends the
+ * whole queue as one atomic POST /v1/batch and empties the file only when that succeeded.
+ * Staging is local: it needs no server; the commit goes through whichever mode applies.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { BATCH_EVENTS_MAX, eventBodySchema, parseInput, type EventBody } from '../core/index.js';
+import type { BatchEvent, EventRecord } from '../client/index.js';
+import { resolveDataDir, withConnectionOptions, type ConnectionFlags } from './options.js';
+import { CliError, UsageError, printJson, printLine, printTable, progress } from './output.js';
+import { printEvents } from './render.js';
+import { withClient } from './session.js';
+
+export const STAGE_FILE = 'staged_events.json';
+
+function stagePath(dataDir: string): string {
+  return join(dataDir, STAGE_FILE);
+}
+
+export function readStage(dataDir: string): EventBody[] {
+  const path = stagePath(dataDir);
+  if (!existsSync(path)) return [];
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new CliError(`${path} is not valid JSON (${err instanceof Error ? err.message : String(err)}); fix or delete it`);
+  }
+  if (!Array.isArray(raw)) throw new CliError(`${path} must hold a JSON array of staged events`);
+  // Re-validated on every read: the file may have been edited by hand since it was staged.
+  return raw.map((entry, i) => parseInput(eventBodySchema, entry, `staged[${i}]`));
+}
+
+/** Temp file + rename: a crash never leaves half a queue. */
+function writeStage(dataDir: string, entries: EventBody[]): void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = stagePath(dataDir);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(entries, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+export function stageEvent(dataDir: string, body: Record<string, unknown>): EventBody {
+  const entry = parseInput(eventBodySchema, body);
+  const entries = readStage(dataDir);
+  if (entries.length >= BATCH_EVENTS_MAX * 100) throw new CliError(`the stage already holds ${entries.length} events; commit them first`);
+  writeStage(dataDir, [...entries, entry]);
+  return entry;
+}
+
+export function printStage(dataDir: string, type: string | undefined, json: boolean): void {
+  const entries = readStage(resolveDataDir(dataDir)).filter((e) => type === undefined || e.aggregate_type === type);
+  if (json) return printJson(entries);
+  if (entries.length === 0) return printLine('no staged events');
+  printTable(
+    ['#', 'aggregate_type', 'aggregate_id', 'event_type', 'payload'],
+    entries.map((e, i) => {
+      const payload = JSON.stringify(e.payload);
+      return [i + 1, e.aggregate_type, e.aggregate_id, e.event_type, payload.length > 60 ? `${payload.slice(0, 59)}…` : payload];
+    }),
+  );
+}
+
+function toBatchEvent(e: EventBody): BatchEvent {
+  return {
+    aggregateType: e.aggregate_type,
+    aggregateId: e.aggregate_id,
+    eventType: e.event_type,
+    payload: e.payload,
+    ...(e.metadata !== undefined ? { metadata: e.metadata } : {}),
+    ...(e.note !== undefined ? { note: e.note } : {}),
+    ...(e.expected_version !== undefined ? { expectedVersion: e.expected_version } : {}),
+    ...(e.idempotency_key !== undefined ? { idempotencyKey: e.idempotency_key } : {}),
+  };
+}
+
+export function commitCommand(): Command {
+  return withConnectionOptions(new Command('commit'))
+    .description('Commit every staged event in one atomic batch')
+    .option('--chunked', `commit a stage larger than one batch (${BATCH_EVENTS_MAX}) in atomic chunks, dropping each from the stage once committed`)
+    .option('--json', 'print the committed events as a JSON array')
+    .addHelpText('after', '\nExample:\n  dbx aggregate apply order o-1 order_paid --field amount=10 --stage\n  dbx aggregate commit\n')
+    .action(async (opts: ConnectionFlags & { chunked?: boolean; json?: boolean }) => {
+      const dataDir = resolveDataDir(opts.dataDir);
+      const entries = readStage(dataDir);
+      if (entries.length === 0) return printLine('no staged events to commit');
+      if (entries.length > BATCH_EVENTS_MAX && !opts.chunked) {
+        throw new UsageError(`${entries.length} staged events exceed one atomic batch (${BATCH_EVENTS_MAX}); add --chunked to commit them in atomic chunks`);
+      }
+      const committed = await withClient(opts, async (client) => {
+        const done: EventRecord[] = [];
+        const bar = entries.length > BATCH_EVENTS_MAX ? progress('committing', entries.length) : undefined;
+        try {
+          for (let start = 0; start < entries.length; start += BATCH_EVENTS_MAX) {
+            const chunk = entries.slice(start, start + BATCH_EVENTS_MAX);
+            done.push(...(await client.batch(chunk.map(toBatchEvent))));
+            // The stage keeps exactly what is not committed yet.
+            writeStage(dataDir, entries.slice(start + chunk.length));
+            bar?.increment(chunk.length);
+          }
+        } finally {
+          bar?.stop();
+        }
+        return done;
+      });
+      if (opts.json) return printJson(committed);
+      printEvents(committed);
+      printLine(`committed ${committed.length} event(s)`);
+    });
+}

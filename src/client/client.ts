@@ -1,0 +1,227 @@
+/**
+ * The TypeScript client (DESIGN §10: the original client's method names over our HTTP API).
+ * Every method throws `EventDbxError` carrying the API's code; results are the API's JSON as is.
+ */
+import { EventDbxError } from './errors.js';
+import { Transport, type Query } from './transport.js';
+import type {
+  AggregateView,
+  BatchEvent,
+  ClientOptions,
+  CreateOptions,
+  EventOptions,
+  EventRecord,
+  GetOptions,
+  LifecycleOptions,
+  ListOptions,
+  Page,
+  PageOptions,
+  PatchOperation,
+  Selection,
+  ServerStatus,
+  SnapshotRecord,
+  VerifyResult,
+  WriteOptions,
+} from './types.js';
+
+const DEFAULT_RETRY = { attempts: 3, initialDelayMs: 100, maxDelayMs: 1_000 };
+
+export function createClient(options: ClientOptions = {}): EventDbxClient {
+  return new EventDbxClient(options);
+}
+
+function resolveUrl(options: ClientOptions): URL {
+  const env = process.env;
+  let text = options.url;
+  if (text === undefined && (options.ip !== undefined || options.port !== undefined)) {
+    text = `http://${options.ip ?? '127.0.0.1'}:${options.port ?? 7070}`;
+  }
+  text ??= env.EVENTDBX_URL || `http://${env.EVENTDBX_HOST || '127.0.0.1'}:${env.EVENTDBX_PORT || '7070'}`;
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+    return url;
+  } catch {
+    throw new EventDbxError('invalid_input', `invalid server URL '${text}' (expected http://host:port)`);
+  }
+}
+
+const seg = (value: string): string => encodeURIComponent(value);
+const aggregatePath = (type: string, id: string): string => `/v1/aggregates/${seg(type)}/${seg(id)}`;
+
+function writeFields(options: WriteOptions): Record<string, unknown> {
+  return {
+    ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
+    ...(options.note !== undefined ? { note: options.note } : {}),
+    ...(options.expectedVersion !== undefined ? { expected_version: options.expectedVersion } : {}),
+    ...(options.idempotencyKey !== undefined ? { idempotency_key: options.idempotencyKey } : {}),
+  };
+}
+
+function listQuery(options: ListOptions): Query {
+  return {
+    take: options.take,
+    cursor: options.cursor,
+    filter: options.filter,
+    sort: options.sort,
+    include_archived: options.includeArchived || undefined,
+    archived_only: options.archivedOnly || undefined,
+  };
+}
+
+/** Follows `next_cursor` until the last page. */
+export async function* paginate<T>(fetchPage: (cursor: string | undefined) => Promise<Page<T>>, cursor?: string): AsyncGenerator<Page<T>> {
+  let next: string | undefined = cursor;
+  for (;;) {
+    const page = await fetchPage(next);
+    yield page;
+    if (!page.next_cursor || page.items.length === 0) return;
+    next = page.next_cursor;
+  }
+}
+
+export class EventDbxClient {
+  private readonly transport: Transport;
+  readonly tenant: string;
+
+  constructor(options: ClientOptions = {}) {
+    this.tenant = options.tenant || options.tenantId || process.env.EVENTDBX_TENANT_ID || 'default';
+    const token = options.token || process.env.EVENTDBX_TOKEN;
+    this.transport = new Transport({
+      url: resolveUrl(options),
+      ...(token ? { token } : {}),
+      tenant: this.tenant,
+      retry: { ...DEFAULT_RETRY, ...options.retry },
+      timeoutMs: options.timeoutMs ?? 30_000,
+      connections: options.connections ?? 8,
+    });
+  }
+
+  /** The server's base URL. */
+  get url(): string {
+    return this.transport.origin;
+  }
+
+  private read<T>(path: string, query?: Query): Promise<T> {
+    return this.transport.request<T>({ method: 'GET', path, ...(query ? { query } : {}), idempotent: true });
+  }
+
+  private send<T>(path: string, body: Record<string, unknown>): Promise<T> {
+    return this.transport.request<T>({ method: 'POST', path, body, idempotent: typeof body.idempotency_key === 'string' });
+  }
+
+  /** Checks the server answers and the token is valid; returns the server's status. */
+  async connect(): Promise<ServerStatus> {
+    await this.health();
+    return this.status();
+  }
+
+  /** Closes the pooled connections; in-flight calls finish first. */
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  /** The original client's name for `close`. */
+  disconnect(): Promise<void> {
+    return this.close();
+  }
+
+  health(): Promise<{ status: string }> {
+    return this.read('/health');
+  }
+
+  status(): Promise<ServerStatus> {
+    return this.read('/v1/status');
+  }
+
+  create(type: string, id: string, eventType: string, options: CreateOptions = {}): Promise<AggregateView> {
+    return this.send(aggregatePath(type, id), { event_type: eventType, payload: options.payload ?? {}, ...writeFields(options) });
+  }
+
+  apply(type: string, id: string, eventType: string, options: EventOptions = {}): Promise<EventRecord> {
+    return this.send(`${aggregatePath(type, id)}/events`, { event_type: eventType, payload: options.payload ?? {}, ...writeFields(options) });
+  }
+
+  patch(type: string, id: string, eventType: string, operations: PatchOperation[], options: WriteOptions = {}): Promise<EventRecord> {
+    return this.send(`${aggregatePath(type, id)}/patch`, { event_type: eventType, patch: operations, ...writeFields(options) });
+  }
+
+  archive(type: string, id: string, options: LifecycleOptions = {}): Promise<AggregateView> {
+    return this.send(`${aggregatePath(type, id)}/archive`, { ...(options.comment !== undefined ? { comment: options.comment } : {}), ...writeFields(options) });
+  }
+
+  restore(type: string, id: string, options: LifecycleOptions = {}): Promise<AggregateView> {
+    return this.send(`${aggregatePath(type, id)}/restore`, { ...(options.comment !== undefined ? { comment: options.comment } : {}), ...writeFields(options) });
+  }
+
+  /** All or nothing, across aggregates and shards; events come back in the order given. */
+  async batch(events: BatchEvent[]): Promise<EventRecord[]> {
+    const body = {
+      events: events.map((e) => ({
+        aggregate_type: e.aggregateType,
+        aggregate_id: e.aggregateId,
+        event_type: e.eventType,
+        payload: e.payload ?? {},
+        ...writeFields(e),
+      })),
+    };
+    // A batch is idempotent only if every event carries a key.
+    const idempotent = body.events.length > 0 && body.events.every((e) => typeof (e as { idempotency_key?: unknown }).idempotency_key === 'string');
+    const result = await this.transport.request<{ events: EventRecord[] }>({ method: 'POST', path: '/v1/batch', body, idempotent });
+    return result.events;
+  }
+
+  get(type: string, id: string, options: GetOptions = {}): Promise<AggregateView> {
+    return this.read<AggregateView>(aggregatePath(type, id), { version: options.version, include_events: options.includeEvents || undefined });
+  }
+
+  select(type: string, id: string, fields: string[]): Promise<Selection> {
+    return this.read(`${aggregatePath(type, id)}/select`, { fields: fields.join(',') });
+  }
+
+  /** An aggregate's events in version order. */
+  events(type: string, id: string, options: PageOptions = {}): Promise<Page<EventRecord>> {
+    return this.read(`${aggregatePath(type, id)}/events`, { take: options.take, cursor: options.cursor, filter: options.filter });
+  }
+
+  /** Events of every aggregate of the tenant. */
+  listEvents(options: ListOptions = {}): Promise<Page<EventRecord>> {
+    return this.read('/v1/events', listQuery(options));
+  }
+
+  event(eventId: string): Promise<EventRecord> {
+    return this.read(`/v1/events/${seg(eventId)}`);
+  }
+
+  /** Aggregates of one type, or of every type when `type` is undefined. */
+  list(type?: string, options: ListOptions = {}): Promise<Page<AggregateView>> {
+    return this.read(type === undefined ? '/v1/aggregates' : `/v1/aggregates/${seg(type)}`, listQuery(options));
+  }
+
+  /** Every matching aggregate, page after page. */
+  async *listAll(type?: string, options: Omit<ListOptions, 'cursor' | 'sort'> = {}): AsyncGenerator<AggregateView> {
+    for await (const page of paginate((cursor) => this.list(type, { ...options, ...(cursor ? { cursor } : {}) }))) yield* page.items;
+  }
+
+  verify(type: string, id: string): Promise<VerifyResult> {
+    return this.read(`${aggregatePath(type, id)}/verify`);
+  }
+
+  /** RFC 6962 inclusion proof of `version` in the tree of `size` events (default: current). */
+  inclusionProof(type: string, id: string, version: number, size?: number): Promise<Record<string, unknown>> {
+    return this.read(`${aggregatePath(type, id)}/proof`, { version, size });
+  }
+
+  /** RFC 6962 consistency proof between tree sizes `fromSize` and `toSize` (default: current). */
+  consistencyProof(type: string, id: string, fromSize: number, toSize?: number): Promise<Record<string, unknown>> {
+    return this.read(`${aggregatePath(type, id)}/proof`, { from_size: fromSize, to_size: toSize });
+  }
+
+  snapshot(type: string, id: string, options: { comment?: string } = {}): Promise<SnapshotRecord> {
+    return this.send(`${aggregatePath(type, id)}/snapshots`, { ...(options.comment !== undefined ? { comment: options.comment } : {}) });
+  }
+
+  async snapshots(type: string, id: string): Promise<SnapshotRecord[]> {
+    return (await this.read<{ items: SnapshotRecord[] }>(`${aggregatePath(type, id)}/snapshots`)).items;
+  }
+}

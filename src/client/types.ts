@@ -1,0 +1,89 @@
+/** Public types of the client: options in camelCase, results exactly as the API returns them. */
+import type { AggregateView, EventRecord, JsonObject, Page, SnapshotRecord, VerifyResult } from '../core/types.js';
+
+export type { AggregateView, EventRecord, JsonObject, Page, SnapshotRecord, VerifyResult };
+
+export interface RetryOptions {
+  /** Total tries for an idempotent call (GETs, writes with an idempotency key). Default 3. */
+  attempts?: number;
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+export interface ClientOptions {
+  /** Base URL, e.g. http://127.0.0.1:7070. Else ip + port, else $EVENTDBX_URL, else $EVENTDBX_HOST/$EVENTDBX_PORT. */
+  url?: string;
+  ip?: string;
+  port?: number;
+  /** Bearer token (else $EVENTDBX_TOKEN). */
+  token?: string;
+  /** X-Tenant-Id (else $EVENTDBX_TENANT_ID, else "default"). `tenantId` is the original client's name. */
+  tenant?: string;
+  tenantId?: string;
+  retry?: RetryOptions;
+  /** Per request: headers and body must arrive within this. Default 30 s. */
+  timeoutMs?: number;
+  /** Keep-alive connections kept open to the server. Default 8. */
+  connections?: number;
+}
+
+export interface WriteOptions {
+  metadata?: Record<string, unknown>;
+  note?: string;
+  expectedVersion?: number;
+  /** Makes the write safe to retry: a replay returns the original result. */
+  idempotencyKey?: string;
+}
+
+export interface EventOptions extends WriteOptions {
+  payload?: Record<string, unknown>;
+}
+
+export type CreateOptions = Omit<EventOptions, 'expectedVersion'>;
+
+export interface LifecycleOptions extends WriteOptions {
+  comment?: string;
+}
+
+export type PatchOperation =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
+  | { op: 'remove'; path: string }
+  | { op: 'move' | 'copy'; path: string; from: string };
+
+export interface GetOptions {
+  version?: number;
+  includeEvents?: boolean;
+}
+
+export interface PageOptions {
+  take?: number;
+  cursor?: string;
+  filter?: string;
+}
+
+export interface ListOptions extends PageOptions {
+  sort?: string;
+  includeArchived?: boolean;
+  archivedOnly?: boolean;
+}
+
+export interface BatchEvent extends EventOptions {
+  aggregateType: string;
+  aggregateId: string;
+  eventType: string;
+}
+
+export interface ServerStatus {
+  pid: number;
+  port: number;
+  uptime_secs: number;
+  started_at: string;
+  restrict: string;
+  shards: number;
+  workers: number;
+  durability: string;
+  data_dir: string;
+  aggregates: number;
+}
+
+export type Selection = Record<string, unknown>;
