@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { aggregateCommand } from './commands-aggregate.js';
 import { configCommand } from './commands-config.js';
 import { eventsCommand } from './commands-events.js';
+import { proofCommand } from './commands-proof.js';
 import { destroyCommand, restartCommand, startCommand, statusCommand, stopCommand } from './commands-server.js';
 import { tokenCommand } from './commands-token.js';
 
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     tokenCommand(),
     aggregateCommand(),
     eventsCommand(),
+    proofCommand(),
   ]) {
     program.addCommand(command);
   }
