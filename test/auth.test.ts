@@ -130,3 +130,26 @@ test('auth - tokens from `dbx token generate --json` work against the server', {
   assertError(await append(tok, 'person', 'p-1', { 'x-tenant-id': 'acme' }), 403, 'forbidden');
   assertError(await append(tok), 403, 'forbidden');
 });
+
+test('auth - lists and event reads show only the aggregates the token covers', { timeout: 20_000 }, async () => {
+  const narrow = token({ actions: ['aggregate.read', 'events.read'], resources: ['order/o-1'] });
+  const all = await as(narrow, 'GET', '/v1/aggregates?take=100');
+  assert.equal(all.status, 200);
+  assert.deepEqual(all.body.items.map((a: { aggregate_id: string }) => a.aggregate_id), ['o-1']);
+  const ofType = await as(narrow, 'GET', '/v1/aggregates/order?take=100');
+  assert.deepEqual(ofType.body.items.map((a: { aggregate_id: string }) => a.aggregate_id), ['o-1']);
+  const events = await as(narrow, 'GET', '/v1/events?take=100');
+  assert.ok(events.body.items.length > 0);
+  assert.ok(events.body.items.every((e: { aggregate_id: string }) => e.aggregate_id === 'o-1'));
+  const foreignEvent = (await server.request('GET', '/v1/aggregates/person/p-1/events')).body.items[0].metadata.event_id;
+  assertError(await as(narrow, 'GET', `/v1/events/${foreignEvent}`), 403, 'forbidden');
+  const typeWide = token({ actions: ['aggregate.read'], resources: ['order'] });
+  const orders = await as(typeWide, 'GET', '/v1/aggregates?take=100');
+  assert.deepEqual(orders.body.items.map((a: { aggregate_type: string }) => a.aggregate_type).sort(), ['order', 'order']);
+});
+
+test('auth - a caller without a token gets 401 before any validation error', { timeout: 20_000 }, async () => {
+  assertError(await as(undefined, 'GET', '/v1/aggregates/Person/x'), 401, 'unauthorized');
+  assertError(await as(undefined, 'GET', '/v1/aggregates?bogus=1'), 401, 'unauthorized');
+  assertError(await as(undefined, 'POST', '/v1/aggregates/order/o-1/events', '{not json'), 401, 'unauthorized');
+});

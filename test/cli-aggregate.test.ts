@@ -74,7 +74,7 @@ test('cli aggregate - create, apply, patch, get, select, verify in the original 
     fails(['aggregate', 'get', 'person', 'nobody'], 1, /^error: not_found: aggregate person\/nobody not found/),
     fails(['aggregate', 'apply', 'person', 'p-1', 'x_y', '--metadata', '{"foo":1}'], 1, /^error: validation_failed: .*metadata key 'foo' must start with '@'/),
     fails(['aggregate', 'apply', 'person', 'p-1', 'x_y', '--note', 'n'.repeat(129)], 1, /note cannot exceed 128 characters/),
-    fails(['aggregate', 'apply', 'person', 'p-1', 'x_y', '--payload', '{}', '--field', 'a=b'], 2, /^error: --payload cannot be used together with --field/),
+    fails(['aggregate', 'apply', 'person', 'p-1', 'x_y', '--payload', '{}', '--field', 'a=b'], 2, /^error: invalid_input: --payload cannot be used together with --field/),
     fails(['aggregate', 'apply', 'person', 'p-1'], 2, /missing required argument 'event'/),
     fails(['aggregate', 'get', 'person', 'p-1', '--bogus'], 2, /unknown option '--bogus'/),
     fails(['aggregate', 'remove', 'person', 'p-1'], 1, /^error: invalid_input: aggregate person:p-1 cannot be removed while events exist/),

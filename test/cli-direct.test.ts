@@ -71,7 +71,7 @@ test('cli direct - a live server that does not answer owns the directory: direct
     ]);
     for (const res of [commit, create]) {
       assert.equal(res.code, 1);
-      assert.match(res.stderr, new RegExp(`^error: the EventDBX server \\(pid ${holder.pid}\\) owns .* but does not answer on port 1; direct access is refused`));
+      assert.match(res.stderr, new RegExp(`^error: unavailable: the EventDBX server \\(pid ${holder.pid}\\) owns .* but does not answer on port 1; direct access is refused`));
     }
     assert.equal(readFileSync(stageFile, 'utf8'), staged, 'the stage is kept');
     assert.match(status.stdout, new RegExp(`EventDBX server \\(pid ${holder.pid}\\) is not answering on port 1`));

@@ -68,7 +68,7 @@ test('cli server - start daemonises, status reports it, restart replaces it, sto
 
     const again = await dbx(['start']);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, new RegExp(`error: EventDBX server already running \\(pid ${pid}\\)`));
+    assert.match(again.stderr, new RegExp(`error: already_exists: EventDBX server already running \\(pid ${pid}\\)`));
 
     const restarted = await dbx(['restart', '--port', '0']);
     assert.equal(restarted.code, 0, restarted.stderr);
@@ -99,7 +99,7 @@ test('cli server - a daemon that dies at start-up reports its last log line', { 
   try {
     const res = await dbx(['start', '--port', String(port)]);
     assert.equal(res.code, 1);
-    assert.match(res.stderr, /^error: EventDBX server failed to start \(exit code 1\): error: port \d+ is already in use/);
+    assert.match(res.stderr, /^error: unavailable: EventDBX server failed to start \(exit code 1\): error: unavailable: port \d+ is already in use/);
     assert.doesNotMatch(res.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(existsSync(join(dataDir, 'server.pid')), false);
   } finally {
@@ -109,13 +109,17 @@ test('cli server - a daemon that dies at start-up reports its last log line', { 
   }
 });
 
-test('cli server - destroy refuses without --yes off a terminal, and deletes with it', { timeout: 60_000 }, async () => {
+test('cli server - destroy asks first (cancelled without the word), and deletes with it', { timeout: 60_000 }, async () => {
   const { home, dataDir, dbx } = sandbox();
   try {
     assert.equal((await dbx(['aggregate', 'create', 'person', 'p-1', '--event', 'person_created'])).code, 0);
-    const refused = await dbx(['destroy'], 'destroy\n');
-    assert.equal(refused.code, 2);
-    assert.match(refused.stderr, /refusing to destroy without --yes: stdin is not a terminal/);
+    const refused = await dbx(['destroy'], 'no\n');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Type "destroy" to continue/);
+    assert.match(refused.stderr, /error: invalid_input: Destroy command cancelled\./);
+    assert.ok(existsSync(join(dataDir, 'config.toml')));
+    const silent = await dbx(['destroy']);
+    assert.equal(silent.code, 1, 'closed stdin cancels');
     assert.ok(existsSync(join(dataDir, 'config.toml')));
 
     const stranger = join(home, 'not-ours');
@@ -126,7 +130,7 @@ test('cli server - destroy refuses without --yes off a terminal, and deletes wit
     assert.match(guarded.stderr, /does not look like an EventDBX data directory/);
     assert.ok(existsSync(join(stranger, 'keep.txt')));
 
-    const done = await dbx(['destroy', '--yes']);
+    const done = await dbx(['destroy'], 'destroy\n');
     assert.equal(done.code, 0, done.stderr);
     assert.match(done.stdout, /All EventDBX data and configuration removed from /);
     assert.equal(existsSync(dataDir), false);

@@ -9,7 +9,9 @@ import { verifyConsistency, verifyInclusion } from '../core/index.js';
 import { CliError, printJson } from './output.js';
 
 export function proofCommand(): Command {
-  const proof = new Command('proof').description('Check Merkle proofs offline');
+  const proof = new Command('proof')
+    .description('Check Merkle proofs offline')
+    .addHelpText('after', '\nExample:\n  dbx proof check proof.json --root <hex root you trust>\n');
   proof
     .command('check')
     .description('Check an inclusion or consistency proof (the JSON that GET …/proof returns)')
@@ -18,7 +20,7 @@ export function proofCommand(): Command {
     .option('--json', 'print the verdict as JSON')
     .addHelpText(
       'after',
-      "\nExample:\n  curl -s -H \"authorization: Bearer $TOKEN\" 'localhost:7070/v1/aggregates/person/p-1/proof?from_size=3' > p.json\n  dbx proof check p.json --root <root you recorded at size 3>\n",
+      "\nExample:\n  dbx proof check p.json --root <root you recorded at size 3>\n  (p.json from: curl -H \"authorization: Bearer $TOKEN\" 'localhost:7070/v1/aggregates/person/p-1/proof?from_size=3')\n",
     )
     .action((file: string, opts: { root?: string; json?: boolean }) => {
       const text = readFileSync(file === '-' ? 0 : file, 'utf8');

@@ -127,11 +127,16 @@ export function statusCommand(): Command {
 
 async function confirmDestroy(dataDir: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // A closed stdin (no answer at all) must cancel, not hang.
+  const closed = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
   try {
-    const answer = await rl.question(
-      `This will permanently delete all EventDBX data under ${dataDir} and remove the config file at ${configPath(dataDir)}.\nType "destroy" to continue: `,
-    );
+    const answer = await Promise.race([
+      rl.question(`This will permanently delete all EventDBX data under ${dataDir} and remove the config file at ${configPath(dataDir)}.\nType "destroy" to continue: `),
+      closed,
+    ]);
     return answer.trim() === 'destroy';
+  } catch {
+    return false;
   } finally {
     rl.close();
   }
@@ -141,16 +146,15 @@ export function destroyCommand(): Command {
   return new Command('destroy')
     .description('Destroy all EventDBX data and configuration')
     .option('--data-dir <dir>', 'data directory')
-    .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText('after', '\nStops the server if it runs, then deletes the data directory (config.toml included).\n\nExample:\n  dbx destroy --data-dir ./data --yes\n')
     .action(async (opts: { dataDir?: string; yes?: boolean }) => {
       const dataDir = resolveDataDir(opts.dataDir);
       if (!existsSync(dataDir)) return printLine(`Nothing to destroy: ${dataDir} does not exist.`);
       if (!dataDirLooksOurs(dataDir)) throw new CliError(`${dataDir} does not look like an EventDBX data directory (no config.toml, cli.token or shards/); refusing to delete it`);
-      if (!opts.yes) {
-        if (!process.stdin.isTTY) throw new UsageError('refusing to destroy without --yes: stdin is not a terminal');
-        if (!(await confirmDestroy(dataDir))) throw new CliError('Destroy command cancelled.');
-      }
+      // Without --yes the answer is read from stdin, a terminal or a pipe (`echo destroy | dbx destroy`);
+      // no answer (closed stdin) cancels.
+      if (!opts.yes && !(await confirmDestroy(dataDir))) throw new CliError('Destroy command cancelled.');
       const stopped = await stopServer(dataDir);
       if (stopped.kind === 'stopped') printLine(describeStop(stopped));
       rmSync(dataDir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { issueToken, readConfig, ConfigError } from '../core/index.js';
 import { collect, parsePositiveInt, resolveDataDir } from './options.js';
-import { printJson } from './output.js';
+import { UsageError, printJson } from './output.js';
 
 export function tokenCommand(): Command {
   const token = new Command('token')
@@ -36,7 +36,7 @@ export function tokenCommand(): Command {
         group: opts.group,
         user: opts.user,
         ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
-        actions: opts.action.length ? opts.action : ['*'],
+        actions: opts.action.length ? opts.action.map(checkAction) : ['*'],
         resources: opts.resource,
         tenants: opts.tenant,
         issued_by: opts.issuedBy,
@@ -61,4 +61,14 @@ export function tokenCommand(): Command {
       else process.stdout.write(`token=${value}\n  jti=${record.jti}\n  subject=${record.subject}\n  expires_at=${record.expires_at ?? 'never'}\n  actions=[${record.actions.join(',')}]\n  tenants=[${record.tenants.join(',') || 'default'}]\n`);
     });
   return token;
+}
+
+/** DESIGN §7 actions: `resource.verb` (either side may be `*`), or `*`. */
+const ACTION_PATTERN = /^(\*|\*\.\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))$/;
+const KNOWN_RESOURCES = new Set(['aggregate', 'schema', 'events', 'plugin', 'tenant', 'token', 'metrics', '*']);
+
+function checkAction(action: string): string {
+  const [resource] = action.split('.');
+  if (action === 'replicate' || (ACTION_PATTERN.test(action) && KNOWN_RESOURCES.has(resource ?? ''))) return action;
+  throw new UsageError(`--action '${action}' is not an action: use resource.verb (e.g. aggregate.read, aggregate.*), replicate or *`);
 }

@@ -51,7 +51,7 @@ function lastLogLine(path: string, offset: number): string | undefined {
 /** Spawns the daemon and resolves with its pid file once /health answers. */
 export async function startDaemon(dataDir: string, flags: StartFlags): Promise<PidInfo> {
   const probe = await probeServer(dataDir);
-  if (probe.state === 'running' || probe.state === 'unresponsive') throw new CliError(`EventDBX server already running (pid ${probe.info.pid})`);
+  if (probe.state === 'running' || probe.state === 'unresponsive') throw new CliError(`EventDBX server already running (pid ${probe.info.pid})`, 1, 'already_exists');
   if (probe.stale) removeStalePidFile(dataDir, probe.stale);
   mkdirSync(join(dataDir, 'logs'), { recursive: true });
   const log = logFile(dataDir);
@@ -70,13 +70,13 @@ export async function startDaemon(dataDir: string, flags: StartFlags): Promise<P
     await sleep(100);
     if (exitCode !== undefined) {
       const line = lastLogLine(log, offset);
-      throw new CliError(`EventDBX server failed to start (exit code ${exitCode})${line ? `: ${line}` : ''}; log: ${log}`);
+      throw new CliError(`EventDBX server failed to start (exit code ${exitCode})${line ? `: ${line}` : ''}; log: ${log}`, 1, 'unavailable');
     }
     const info = readPidFile(dataDir);
     if (info && info.pid === child.pid && info.port > 0 && (await answersHealth(localUrl(readConfig(dataDir).config, info.port), 1000))) return info;
   }
   child.kill('SIGTERM');
-  throw new CliError(`EventDBX server did not answer /health within ${READY_TIMEOUT_MS / 1000}s and was stopped; see ${log}`);
+  throw new CliError(`EventDBX server did not answer /health within ${READY_TIMEOUT_MS / 1000}s and was stopped; see ${log}`, 1, 'unavailable');
 }
 
 /** Guards against a recycled pid: on Linux the process must look like a dbx/node process. */
@@ -107,7 +107,7 @@ export async function stopServer(dataDir: string, timeoutMs = 10_000): Promise<S
     } catch {
       // exited between the check and the kill
     }
-    if (!(await waitForExit(info.pid, 2_000))) throw new CliError(`failed to stop EventDBX server (pid ${info.pid}); process is still running`);
+    if (!(await waitForExit(info.pid, 2_000))) throw new CliError(`failed to stop EventDBX server (pid ${info.pid}); process is still running`, 1, 'unavailable');
   }
   const current = readPidFile(dataDir);
   if (current?.pid === info.pid) rmSync(join(dataDir, PID_FILE), { force: true });

@@ -16,6 +16,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number = EXIT_FAILED,
+    /** A code from the API's error catalogue, so scripts can match CLI and API errors alike. */
+    readonly code: string = 'invalid_input',
   ) {
     super(message);
     this.name = 'CliError';
@@ -46,10 +48,13 @@ export function exitWithError(err: unknown): never {
     process.exit(EXIT_FAILED);
   }
   if (err instanceof CliError) {
-    process.stderr.write(`error: ${err.message}\n`);
+    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
     process.exit(err.exitCode);
   }
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  // Config and start-up failures name their cause in the message; anything else is unexpected.
+  const name = err instanceof Error ? err.name : '';
+  const code = name === 'ConfigError' ? 'invalid_input' : name === 'DataDirBusyError' || name === 'ServerStartError' ? 'unavailable' : 'internal';
+  process.stderr.write(`error: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(EXIT_FAILED);
 }
 

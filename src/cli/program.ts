@@ -12,7 +12,7 @@ function configureTree(command: Command): void {
   command
     .exitOverride()
     .showHelpAfterError('(add --help for usage and an example)')
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'error: invalid_input: ')) });
   for (const sub of command.commands) configureTree(sub);
 }
 

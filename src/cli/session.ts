@@ -92,7 +92,7 @@ export function resolveToken(flags: ConnectionFlags, dataDir: string): string {
   if (process.env.EVENTDBX_TOKEN) return process.env.EVENTDBX_TOKEN;
   const path = join(dataDir, CLI_TOKEN_FILE);
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  throw new CliError(`no token: pass --token, set EVENTDBX_TOKEN, or start the server once to create ${path}`);
+  throw new CliError(`no token: pass --token, set EVENTDBX_TOKEN, or start the server once to create ${path}`, 1, 'unauthorized');
 }
 
 export interface SessionContext {
@@ -114,7 +114,7 @@ export async function withClient<T>(flags: ConnectionFlags, fn: (client: EventDb
   const { config } = readConfig(dataDir);
   const tenant = flags.tenant || process.env.EVENTDBX_TENANT_ID || config.domain;
   const probe = await probeServer(dataDir, config);
-  if (probe.state === 'unresponsive') throw new CliError(busyMessage(dataDir, probe.info));
+  if (probe.state === 'unresponsive') throw new CliError(busyMessage(dataDir, probe.info), 1, 'unavailable');
   if (probe.state === 'running') {
     const client = createClient({ url: probe.url, token: resolveToken(flags, dataDir), tenant, retry: { attempts: 2 } });
     try {
@@ -140,7 +140,7 @@ async function runDirect<T>(
   } catch (err) {
     if (err instanceof DataDirBusyError) {
       const info = readPidFile(dataDir);
-      throw new CliError(info ? busyMessage(dataDir, info) : err.message);
+      throw new CliError(info ? busyMessage(dataDir, info) : err.message, 1, 'unavailable');
     }
     throw err;
   }

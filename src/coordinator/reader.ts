@@ -31,7 +31,11 @@ import { ShardStore, type EventKey, type Head, type IndexKey } from '../shard-wo
 import { aggregateCursor, eventCursor, parseAggregateCursor, parseEventCursor } from './cursor.js';
 import { compareStrings, mergeSorted } from './merge.js';
 
+/** Which aggregates the caller's token covers; absent = all of them. */
+export type AllowAggregate = (type: string, id: string) => boolean;
+
 export interface ListAggregatesQuery {
+  allow?: AllowAggregate;
   type?: string;
   take: number;
   cursor?: string;
@@ -41,6 +45,7 @@ export interface ListAggregatesQuery {
 }
 
 export interface ListEventsQuery {
+  allow?: AllowAggregate;
   take: number;
   cursor?: string;
   filter?: string;
@@ -160,7 +165,7 @@ export class Reader {
     if (query.sort !== undefined) {
       if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
       const keys = parseSort(query.sort, 'aggregate');
-      const all = [...this.aggregatesInScope(tenant, query.type, scope, undefined, filter)];
+      const all = [...this.aggregatesInScope(tenant, query.type, scope, undefined, filter, query.allow)];
       all.sort(compareAggregatesBy(keys));
       return { items: all.slice(0, query.take), next_cursor: null };
     }
@@ -169,7 +174,7 @@ export class Reader {
     if (cursor && scope === 'active' && cursor.archived) throw new DbxError('invalid_input', 'invalid cursor: cursor points to archived aggregates but scope uses active records');
     const items: AggregateView[] = [];
     if (query.take > 0) {
-      for (const view of this.aggregatesInScope(tenant, query.type, scope, cursor, filter)) {
+      for (const view of this.aggregatesInScope(tenant, query.type, scope, cursor, filter, query.allow)) {
         items.push(view);
         if (items.length === query.take) break;
       }
@@ -184,6 +189,7 @@ export class Reader {
     scope: ArchiveScope,
     cursor: { archived: boolean; type: string; id: string } | undefined,
     filter: FilterExpr | undefined,
+    allow: AllowAggregate | undefined,
   ): Generator<AggregateView> {
     const statuses: ('a' | 'r')[] = scope === 'active' ? ['a'] : scope === 'archived' ? ['r'] : ['a', 'r'];
     for (const status of statuses) {
@@ -193,6 +199,7 @@ export class Reader {
       const stores = this.tenantStores(tenant);
       const sources = stores.map((store) => tagged(store, store.indexRange(tenant, status, type, after)));
       for (const { store, key } of mergeSorted(sources, compareIndexEntries)) {
+        if (allow && !allow(key[2], key[3])) continue;
         const head = store.getHead(tenant, key[2], key[3]);
         if (!head) continue;
         const view = this.view(store, tenant, key[2], key[3], head);
@@ -207,14 +214,14 @@ export class Reader {
     if (query.sort !== undefined) {
       if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
       const keys = parseSort(query.sort, 'event');
-      const all = [...this.eventsInScope(tenant, query.scope, undefined, filter)].map((e) => e.event);
+      const all = [...this.eventsInScope(tenant, query.scope, undefined, filter, query.allow)].map((e) => e.event);
       all.sort(compareEventsBy(keys));
       return { items: all.slice(0, query.take), next_cursor: null };
     }
     const cursor = query.cursor !== undefined ? parseEventCursor(query.cursor) : undefined;
     const items: { event: EventRecord; archived: boolean }[] = [];
     if (query.take > 0) {
-      for (const item of this.eventsInScope(tenant, query.scope, cursor, filter)) {
+      for (const item of this.eventsInScope(tenant, query.scope, cursor, filter, query.allow)) {
         items.push(item);
         if (items.length === query.take) break;
       }
@@ -232,6 +239,7 @@ export class Reader {
     scope: ArchiveScope,
     cursor: { type: string; id: string; version: number } | undefined,
     filter: FilterExpr | undefined,
+    allow: AllowAggregate | undefined,
   ): Generator<{ event: EventRecord; archived: boolean }> {
     const stores = this.tenantStores(tenant);
     const sources = stores.map((store) => {
@@ -246,6 +254,7 @@ export class Reader {
         lastAggregate = aggregateKey;
         lastArchived = store.getHead(tenant, key[1], key[2])?.archived ?? false;
       }
+      if (allow && !allow(key[1], key[2])) continue;
       if (scope === 'active' && lastArchived) continue;
       if (scope === 'archived' && !lastArchived) continue;
       const event = JSON.parse(value) as EventRecord;

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { DbxError, parseInput, tenantSchema } from '../core/index.js';
+import { DbxError, parseInput, tenantSchema, type TokenClaims } from '../core/index.js';
 import { authorize, type Authenticator, type Principal } from './auth.js';
 
 export interface HandlerContext<B, Q, P> {
@@ -36,23 +36,30 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(spec: R
   return spec as unknown as RouteSpec;
 }
 
+/**
+ * Authentication runs in `onRequest`, before the body is even parsed, so a caller without a valid
+ * token learns nothing about what the route would accept (401 comes before any 400). Authorisation
+ * needs the validated params, so it runs in the handler.
+ */
 export function registerRoutes(app: FastifyInstance, routes: RouteSpec[], auth: Authenticator, isOpen: (spec: RouteSpec) => boolean): void {
   for (const spec of routes) {
+    const open = spec.action === null || isOpen(spec);
     app.route({
       method: spec.method,
       url: spec.url,
+      onRequest: async (request) => {
+        claimsOf.set(request, open ? openClaims : auth.authenticate(request.headers.authorization));
+      },
       handler: async (request, reply) => {
-        const params = spec.params ? parseInput(spec.params, request.params, 'params') : undefined;
-        const query = spec.query ? parseInput(spec.query, request.query ?? {}, 'query') : undefined;
+        const claims = claimsOf.get(request) ?? openClaims;
         const rawTenant = request.headers['x-tenant-id'];
         const tenant = parseInput(tenantSchema, typeof rawTenant === 'string' && rawTenant.length > 0 ? rawTenant : 'default', 'header.x-tenant-id');
-        let principal: Principal;
-        if (spec.action === null || isOpen(spec)) {
-          principal = { claims: openClaims, tenant };
-        } else {
-          principal = { claims: auth.authenticate(request.headers.authorization), tenant };
+        const params = spec.params ? parseInput(spec.params, request.params, 'params') : undefined;
+        const principal: Principal = { claims, tenant };
+        if (!open && spec.action !== null) {
           authorize(principal, spec.action, spec.resource && params !== undefined ? spec.resource(params) : undefined);
         }
+        const query = spec.query ? parseInput(spec.query, request.query ?? {}, 'query') : undefined;
         // Routes whose body schema is optional (archive, restore, snapshots) accept no body at all.
         if (spec.body && (request.body === undefined || request.body === null) && !spec.body.safeParse(undefined).success) {
           throw new DbxError('invalid_input', 'a JSON body is required (Content-Type: application/json)');
@@ -66,7 +73,10 @@ export function registerRoutes(app: FastifyInstance, routes: RouteSpec[], auth: 
   }
 }
 
-const openClaims = {
+/** Verified claims per request, set in onRequest (a WeakMap keeps fastify's request shape intact). */
+const claimsOf = new WeakMap<FastifyRequest, TokenClaims>();
+
+const openClaims: TokenClaims = {
   iss: '',
   aud: '',
   sub: 'anonymous',

@@ -1,6 +1,7 @@
 /** Read routes (DESIGN §6), served from LMDB read transactions in the coordinator. */
 import { z } from 'zod';
-import { DbxError, SELECT_FIELDS_MAX, type ArchiveScope } from '../core/index.js';
+import { DbxError, SELECT_FIELDS_MAX, allowsResource, type ArchiveScope } from '../core/index.js';
+import { authorize, type Principal } from './auth.js';
 import type { Reader } from './reader.js';
 import { defineRoute, queryBool, queryInt, type RouteSpec } from './route-spec.js';
 import { aggregateParams } from './routes-writes.js';
@@ -23,6 +24,13 @@ function scopeOf(q: { include_archived?: boolean | undefined; archived_only?: bo
   return q.archived_only ? 'archived' : q.include_archived ? 'all' : 'active';
 }
 
+/** Rows of a list are filtered to the aggregates the token covers (none filtered for `*`). */
+function allowFor(principal: Principal): { allow?: (type: string, id: string) => boolean } {
+  const { resources } = principal.claims;
+  if (resources.length === 0 || resources.includes('*') || resources.includes('*.*')) return {};
+  return { allow: (type, id) => allowsResource(principal.claims, type, id) };
+}
+
 export interface PageLimits {
   list_page_size: number;
   page_limit: number;
@@ -38,8 +46,8 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       summary: 'List aggregates of every type, merged across shards in (type, id) order',
       action: 'aggregate.read',
       query: listQuery,
-      handler: ({ query, tenant }) =>
-        reader.listAggregates(tenant, { ...optional(query), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+      handler: ({ query, tenant, principal }) =>
+        reader.listAggregates(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
     }),
     defineRoute({
       method: 'GET',
@@ -49,8 +57,14 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       resource: (p: { type: string }) => ({ type: p.type }),
       params: aggregateParams.pick({ type: true }),
       query: listQuery,
-      handler: ({ query, params, tenant }) =>
-        reader.listAggregates(tenant, { ...optional(query), type: params.type, take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+      handler: ({ query, params, tenant, principal }) =>
+        reader.listAggregates(tenant, {
+          ...optional(query),
+          ...allowFor(principal),
+          type: params.type,
+          take: take(query.take, limits.list_page_size),
+          scope: scopeOf(query),
+        }),
     }),
     defineRoute({
       method: 'GET',
@@ -92,7 +106,7 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       params: aggregateParams,
       query: z.strictObject(pageFields),
       handler: ({ query, params, tenant }) =>
-        reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.page_limit) }),
+        reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.list_page_size) }),
     }),
     defineRoute({
       method: 'GET',
@@ -129,7 +143,7 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       action: 'aggregate.read',
       resource,
       params: aggregateParams,
-      handler: ({ params, tenant }) => ({ items: reader.snapshots(tenant, params.type, params.id) }),
+      handler: ({ params, tenant }) => ({ items: reader.snapshots(tenant, params.type, params.id), next_cursor: null }),
     }),
     defineRoute({
       method: 'GET',
@@ -137,8 +151,8 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       summary: 'Events of every aggregate, in (type, id, version) order unless sorted',
       action: 'events.read',
       query: z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields }),
-      handler: ({ query, tenant }) =>
-        reader.listEvents(tenant, { ...optional(query), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+      handler: ({ query, tenant, principal }) =>
+        reader.listEvents(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
     }),
     defineRoute({
       method: 'GET',
@@ -146,7 +160,11 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       summary: 'One event by its Snowflake id',
       action: 'events.read',
       params: z.strictObject({ event_id: z.string().regex(/^\d{1,20}$/, 'event_id must be a decimal Snowflake id') }),
-      handler: ({ params, tenant }) => reader.getEvent(tenant, params.event_id),
+      handler: ({ params, tenant, principal }) => {
+        const event = reader.getEvent(tenant, params.event_id);
+        authorize(principal, 'events.read', { type: event.aggregate_type, id: event.aggregate_id });
+        return event;
+      },
     }),
   ];
 }

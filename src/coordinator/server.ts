@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { createSnowflakeState, effectiveWorkers, shardName, type Config, type PlacementSettings } from '../core/index.js';
+import { DbxError, createSnowflakeState, effectiveWorkers, shardName, type Config, type PlacementSettings } from '../core/index.js';
 import { ShardStore } from '../shard-worker/index.js';
 import { Authenticator } from './auth.js';
 import { acquireDataDir, prepareDataDir, updatePidFile } from './data-dir.js';
@@ -55,7 +55,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     ...(options.restrict !== undefined ? { restrict: options.restrict } : {}),
   });
   const startedAt = new Date().toISOString();
-  const release = acquireDataDir(options.dataDir, { port: config.port, started_at: startedAt, restrict: config.restrict });
+  // Port 0 until listen succeeds: a reader of the pid file must not probe a port we do not own.
+  const release = acquireDataDir(options.dataDir, { port: 0, started_at: startedAt, restrict: config.restrict });
   const cleanups: (() => Promise<void> | void)[] = [release];
   try {
     const placement: PlacementSettings = { shardCount: config.tenants.shard_count, multiTenant: config.tenants.multi_tenant };
@@ -88,13 +89,18 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       bodyLimit: config.http.body_limit_bytes,
       requestTimeout: config.http.request_timeout_ms,
       forceCloseConnections: false,
-      return503OnClosing: true,
+      // Our own onRequest hook answers 503 in the error model while draining.
+      return503OnClosing: false,
       // fastify's default (100) would refuse valid 101–128 character ids outside the error model.
       routerOptions: { maxParamLength: PATH_PARAM_CHARS_MAX },
       frameworkErrors,
     });
     if (recovered > 0) app.log.warn({ recovered }, 'finished cross-shard batches interrupted by a crash');
     installErrorHandling(app);
+    let draining = false;
+    app.addHook('onRequest', async () => {
+      if (draining) throw new DbxError('unavailable', 'the server is shutting down');
+    });
     app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url ?? 'unmatched';
       metrics.requests.inc({ method: request.method, route, status: reply.statusCode });
@@ -135,6 +141,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
+        draining = true;
         await app.close();
         await pool.stop();
         release();

@@ -16,6 +16,7 @@ import {
   frontierRoot,
   leafHash,
   mergePayload,
+  snowflakeTime,
   type EventRecord,
   type JsonObject,
   type SnowflakeGenerator,
@@ -126,7 +127,9 @@ export class BatchBuilder {
     checkPreconditions(cmd, head);
     const version = (head?.version ?? 0) + 1;
     const { eventType, payload, state } = nextStateFor(cmd, current?.state ?? {});
-    const now = new Date().toISOString();
+    // One clock read: created_at is the time inside the event id, so the two always agree.
+    const eventId = this.ctx.snowflake.nextId();
+    const now = new Date(snowflakeTime(eventId)).toISOString();
     const body = {
       aggregate_type: cmd.aggregate_type,
       aggregate_id: cmd.aggregate_id,
@@ -135,7 +138,7 @@ export class BatchBuilder {
       payload,
       extensions: cmd.extensions ?? {},
       metadata: {
-        event_id: this.ctx.snowflake.nextId(),
+        event_id: eventId,
         created_at: now,
         issued_by: cmd.issued_by,
         ...(cmd.note !== undefined ? { note: cmd.note } : {}),
