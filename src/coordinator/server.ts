@@ -97,6 +97,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     });
     if (recovered > 0) app.log.warn({ recovered }, 'finished cross-shard batches interrupted by a crash');
     installErrorHandling(app);
+    // An empty body with Content-Type: application/json means "no body" (archive, restore and
+    // snapshots take an optional one; a 404 must stay a 404); anything else is parsed with
+    // fastify's own prototype-poisoning-safe parser.
+    const parseJson = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      if (text.trim().length === 0) return done(null, undefined);
+      parseJson(request, text, done);
+    });
     let draining = false;
     app.addHook('onRequest', async () => {
       if (draining) throw new DbxError('unavailable', 'the server is shutting down');
