@@ -1,18 +1,11 @@
 /** Metrics (DESIGN §6): Prometheus text behind metrics.read, with the series operators rely on. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { issueToken, readConfig } from '../src/core/index.js';
-import { httpRequest, removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { httpRequest, removeDir, startServerInProcess, useServer } from './helpers/server.js';
 import { assertError, range } from './helpers/assertions.js';
 
-let server: TestServer;
-before(async () => {
-  server = await startServerInProcess();
-});
-after(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = useServer();
 
 /** `name{a="x",b="y"} value` lines → [{ name, labels, value }] (comments skipped). */
 function parseProm(text: string): { name: string; labels: Record<string, string>; value: number }[] {

@@ -1,17 +1,10 @@
 /** Contract details: default page size of an aggregate's events, event time = the id's time. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { snowflakeTime } from '../src/core/index.js';
-import { removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { useServer } from './helpers/server.js';
 
-let server: TestServer;
-before(async () => {
-  server = await startServerInProcess();
-});
-after(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = useServer();
 
 test('contracts - an aggregate\'s events page defaults to list_page_size (10) with a cursor to the rest', { timeout: 20_000 }, async () => {
   for (let i = 0; i < 13; i++) assert.equal((await server.request('POST', '/v1/aggregates/tally/t-1/events', { event_type: 'counted', payload: { i } })).status, 201);

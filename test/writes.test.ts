@@ -1,18 +1,11 @@
 /** Write paths (DESIGN §3, §6): create, apply, patch, archive/restore, concurrency, idempotency, batch. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { shardFor } from '../src/core/index.js';
-import { removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { useServer } from './helpers/server.js';
 import { assertError, headOf, range } from './helpers/assertions.js';
 
-let server: TestServer;
-before(async () => {
-  server = await startServerInProcess();
-});
-after(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = useServer();
 
 test('writes - create answers 201 with the aggregate; a second create is 409 already_exists', { timeout: 20_000 }, async () => {
   const created = await server.request('POST', '/v1/aggregates/person/w-create', { event_type: 'person_created', payload: { name: 'Ada', age: 36 } });

@@ -27,7 +27,7 @@ import {
   type VerifyResult,
 } from '../core/index.js';
 import { compareAggregatesBy, compareEventsBy, matchesAggregate, matchesEvent, mentionsField, parseFilter, parseSort, type FilterExpr } from '../core/filter.js';
-import { ShardStore, type EventKey, type Head, type IndexKey } from '../shard-worker/index.js';
+import { ShardStore, type EventKey, type Head, type IndexKey, type StoredHead } from '../shard-worker/index.js';
 import { aggregateCursor, eventCursor, parseAggregateCursor, parseEventCursor } from './cursor.js';
 import { compareStrings, mergeSorted } from './merge.js';
 
@@ -67,18 +67,18 @@ export class Reader {
     return shardsForTenant(this.placement, tenant).map((s) => this.stores[s] as ShardStore);
   }
 
-  private requireHead(store: ShardStore, tenant: string, type: string, id: string): Head {
+  private requireHead(store: ShardStore, tenant: string, type: string, id: string): StoredHead {
     const head = store.getHead(tenant, type, id);
     if (!head) throw notFound(`aggregate ${type}/${id}`);
     return head;
   }
 
-  private view(store: ShardStore, tenant: string, type: string, id: string, head: Head): AggregateView {
+  private view(type: string, id: string, head: StoredHead): AggregateView {
     return {
       aggregate_type: type,
       aggregate_id: id,
       version: head.version,
-      state: store.getState(tenant, type, id) ?? {},
+      state: head.state,
       merkle_root: head.merkle_root,
       archived: head.archived,
       created_at: head.created_at,
@@ -91,7 +91,7 @@ export class Reader {
     const store = this.storeFor(tenant, type, id);
     const head = this.requireHead(store, tenant, type, id);
     const target = options.version === undefined ? head.version : Math.min(options.version, head.version);
-    const view = target === head.version ? this.view(store, tenant, type, id, head) : this.rebuild(store, tenant, type, id, head, target);
+    const view = target === head.version ? this.view(type, id, head) : this.rebuild(store, tenant, type, id, head, target);
     if (options.includeEvents) view.events = this.eventsUpTo(store, tenant, type, id, target, options.eventsMax);
     return view;
   }
@@ -202,7 +202,7 @@ export class Reader {
         if (allow && !allow(key[2], key[3])) continue;
         const head = store.getHead(tenant, key[2], key[3]);
         if (!head) continue;
-        const view = this.view(store, tenant, key[2], key[3], head);
+        const view = this.view(key[2], key[3], head);
         if (filter && !matchesAggregate(filter, view)) continue;
         yield view;
       }

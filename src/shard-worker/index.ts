@@ -1,7 +1,7 @@
 /** Public face of src/shard-worker. */
 export { ShardStore, KEY_MAX } from './store.js';
 export type { StoreOptions } from './store.js';
-export type { Head, WriteSet, EventKey, HeadKey, IndexKey, StoredSnapshot } from './records.js';
+export type { Head, StoredHead, WriteSet, EventKey, HeadKey, IndexKey, StoredSnapshot } from './records.js';
 export type {
   BatchIntent,
   PreparedPart,

@@ -21,6 +21,11 @@ export interface Head {
   snapshot_version?: number;
 }
 
+/** What the `heads` database holds: the head with the aggregate's current state. */
+export interface StoredHead extends Head {
+  state: JsonObject;
+}
+
 export interface StoredSnapshot {
   state: JsonObject;
   merkle_root: string;

@@ -34,10 +34,8 @@ const ctx: PrepareContext = {
     const key = `${shard}\u0000${headKeyString(tenant, type, id)}`;
     const hit = cache.get(key);
     if (hit) return hit;
-    const store = storeOf(shard);
-    const head = store.getHead(tenant, type, id);
-    if (!head) return undefined;
-    const loaded = { head, state: store.getState(tenant, type, id) ?? {} };
+    const loaded = storeOf(shard).getHeadAndState(tenant, type, id);
+    if (!loaded) return undefined;
     cache.set(key, loaded);
     return loaded;
   },

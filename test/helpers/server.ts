@@ -4,6 +4,7 @@
  * process (for SIGTERM / SIGKILL / start-up refusal tests). Every wait has a hard timeout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before } from 'node:test';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -186,4 +187,32 @@ export async function stopSpawned(server: SpawnedServer, timeoutMs = 15_000): Pr
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * One in-process server for a whole test file: started in `before`, stopped and removed in `after`.
+ * The returned object forwards to it, so tests read `server.request(…)` as usual.
+ */
+export function useServer(options: { configToml?: string } = {}): TestServer {
+  let current: TestServer | undefined;
+  before(async () => {
+    current = await startServerInProcess(options);
+  });
+  after(async () => {
+    if (!current) return;
+    await current.stop();
+    removeDir(current.dataDir);
+  });
+  const get = (): TestServer => {
+    if (!current) throw new Error('the file server is not started yet (use it inside a test)');
+    return current;
+  };
+  return {
+    get url() { return get().url; },
+    get port() { return get().port; },
+    get dataDir() { return get().dataDir; },
+    get token() { return get().token; },
+    stop: () => get().stop(),
+    request: (method, path, body, headers) => get().request(method, path, body, headers),
+  };
 }
