@@ -47,13 +47,13 @@ export class Writer {
     if (shards.length === 1) {
       results = expect(await this.pool.request(shards[0] as number, { kind: 'batch', commands: placed }), 'batch').results;
     } else {
-      results = await this.twoPhase(placed, shards);
+      results = await this.twoPhase(placed);
     }
     this.observe(started, results.filter((r) => !r.replayed).length);
     return results.map((r) => r.event);
   }
 
-  private async twoPhase(placed: WriteCommand[], shards: number[]): Promise<WriteResult[]> {
+  private async twoPhase(placed: WriteCommand[]): Promise<WriteResult[]> {
     const txid = randomUUID();
     // Group by worker: one prepare per worker covers every shard it owns.
     const byWorker = new Map<number, { index: number; command: WriteCommand }[]>();
@@ -83,13 +83,21 @@ export class Writer {
       intent.parts.push(...value.parts);
     });
     const [home, ...others] = workers as [number, ...number[]];
-    await this.pool.requestWorker(home, { kind: 'commit', txid, intent });
+    try {
+      await this.pool.requestWorker(home, { kind: 'commit', txid, intent });
+    } catch (err) {
+      // Nothing is committed anywhere: release the other shards' locks and report the failure.
+      await Promise.allSettled(others.map((w) => this.pool.requestWorker(w, { kind: 'abort', txid })));
+      throw err;
+    }
+    // From here the batch is decided (the intent is durable); a failure below is finished by
+    // recovery at the next start, so the caller is told the truth: unavailable, not rolled back.
     await Promise.all(others.map((w) => this.pool.requestWorker(w, { kind: 'commit', txid })));
-    void this.forgetIntent(home, txid, shards);
+    void this.forgetIntent(home, txid);
     return results;
   }
 
-  private async forgetIntent(worker: number, txid: string, _shards: number[]): Promise<void> {
+  private async forgetIntent(worker: number, txid: string): Promise<void> {
     try {
       await this.pool.control(worker).forgetIntent(txid);
     } catch (err) {

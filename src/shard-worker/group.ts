@@ -6,7 +6,7 @@ import { DbxError, toWireError, type EventRecord, type JsonObject } from '../cor
 import { BatchBuilder, type LoadedAggregate, type PrepareContext } from './prepare.js';
 import type { BatchIntent, ShardReply, ShardRequest, WriteCommand } from './protocol.js';
 import { headKeyString, type WriteSet } from './records.js';
-import type { ShardStore } from './store.js';
+import { DURABLE_TXN_FLAGS, type ShardStore } from './store.js';
 
 export interface PreparedTransaction {
   txid: string;
@@ -139,8 +139,12 @@ function commit(
   for (const { shard, ws } of extra) push(shard, ws);
   for (const { shard } of intents) if (!perShard.has(shard)) perShard.set(shard, []);
   const touched: ShardStore[] = [];
+  // A shard that records a batch intent commits first: if the process dies before the others,
+  // the intent is what lets recovery finish them.
+  const intentShards = new Set(intents.map((i) => i.shard));
+  const order = [...perShard].sort(([a], [b]) => Number(intentShards.has(b)) - Number(intentShards.has(a)));
   try {
-    for (const [shard, sets] of perShard) {
+    for (const [shard, sets] of order) {
       const store = stores.get(shard);
       if (!store) throw new DbxError('internal', `shard ${shard} is not owned by this worker`);
       store.env.transactionSync(
@@ -148,9 +152,8 @@ function commit(
           for (const ws of sets) store.applyWriteSet(ws);
           for (const i of intents) if (i.shard === shard) store.intents.put(i.intent.txid, i.intent);
         },
-        // ABORTABLE | SYNCHRONOUS_COMMIT | NO_SYNC_FLUSH: visible now, flushed by LMDB's sync
-        // thread; the caller awaits `flushed` before acknowledging.
-        0x1 | 0x2 | 0x10000,
+        // The caller awaits `flushed` before acknowledging (sync durability).
+        DURABLE_TXN_FLAGS,
       );
       touched.push(store);
     }

@@ -19,6 +19,14 @@ export interface StoreOptions {
 /** Key upper bound for a string segment: ids and names are ASCII, so this sorts after all of them. */
 export const KEY_MAX = '\uffff';
 
+/**
+ * Flags for every write transaction: ABORTABLE | SYNCHRONOUS_COMMIT | NO_SYNC_FLUSH. With
+ * overlappingSync this is LMDB's crash-consistent mode: the commit becomes visible, then LMDB
+ * flushes and marks the meta page flushed; awaiting `env.flushed` afterwards is what makes it
+ * durable. (Plain flags skip the flush and still mark the commit as flushed: unsafe on power loss.)
+ */
+export const DURABLE_TXN_FLAGS = 0x1 | 0x2 | 0x10000;
+
 export class ShardStore {
   readonly env: RootDatabase;
   readonly events: Database<string, EventKey>;
@@ -121,6 +129,12 @@ export class ShardStore {
       out.push({ version: key[3], snapshot: value });
     }
     return out;
+  }
+
+  /** Commits `write` in one transaction and resolves once it is on disk. */
+  async commitDurably(write: () => void): Promise<void> {
+    this.env.transactionSync(write, DURABLE_TXN_FLAGS);
+    await this.env.flushed;
   }
 
   /** Writes a prepared write set; call only inside `env.transactionSync`. */

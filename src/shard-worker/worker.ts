@@ -149,15 +149,17 @@ const control = {
     return out;
   },
   /** Crash recovery of a cross-shard batch: writes a part unless it is already there. */
-  recoverPart(shard: number, ws: WriteSet): 'applied' | 'present' {
+  async recoverPart(shard: number, ws: WriteSet): Promise<'applied' | 'present'> {
     const store = storeOf(shard);
     const first = ws.events[0];
     if (!first || store.getEventJson(first.key) !== undefined) return 'present';
-    store.env.transactionSync(() => store.applyWriteSet(ws));
+    await store.commitDurably(() => store.applyWriteSet(ws));
     return 'applied';
   },
-  forgetIntent(txid: string): void {
-    for (const store of stores.values()) if (store.intents.get(txid) !== undefined) store.env.transactionSync(() => store.intents.remove(txid));
+  async forgetIntent(txid: string): Promise<void> {
+    for (const store of stores.values()) {
+      if (store.intents.get(txid) !== undefined) await store.commitDurably(() => void store.intents.remove(txid));
+    }
   },
   /** Finishes every queued request and waits until everything written is on disk. */
   async drain(): Promise<void> {
