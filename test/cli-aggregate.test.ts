@@ -155,20 +155,26 @@ test('cli aggregate - staging validates like a write, commit is atomic and clear
   await fails(['aggregate', 'apply', 'order', 'o-1', 'OrderPlaced', '--stage'], 1, /^error: validation_failed: .*event_type must be lowercase snake_case/);
   await fails(['aggregate', 'apply', 'order', 'o-1', 'order_placed', '--metadata', '{"x":1}', '--stage'], 1, /must start with '@'/);
   assert.equal(existsSync(stageFile), false, 'a refused entry is not staged');
-  await fails(['aggregate', 'patch', 'order', 'o-1', 'order_fixed', '--patch', '[]', '--stage'], 2, /patch cannot be staged yet/);
+  await fails(['aggregate', 'patch', 'order', 'o-1', 'order_fixed', '--patch', '[]', '--stage'], 1, /^error: validation_failed: .*at least one operation/);
 
   assert.equal((await ok(['aggregate', 'apply', 'order', 'o-1', 'order_placed', '--field', 'total=10', '--stage'])).trim(), 'event staged for later commit');
   await ok(['aggregate', 'apply', 'order', 'o-1', 'order_paid', '--stage']);
   await ok(['aggregate', 'apply', 'order', 'o-2', 'order_placed', '--stage']);
+  // A staged patch applies at commit, after the events staged before it.
+  assert.equal(
+    (await ok(['aggregate', 'patch', 'order', 'o-1', 'order_fixed', '--patch', '[{"op":"replace","path":"/total","value":"12"}]', '--stage'])).trim(),
+    'patch staged for later commit',
+  );
   const staged = await json(['aggregate', 'list', 'order', '--stage', '--json']);
-  assert.deepEqual(staged.map((e: any) => [e.aggregate_id, e.event_type]), [['o-1', 'order_placed'], ['o-1', 'order_paid'], ['o-2', 'order_placed']]);
+  assert.deepEqual(staged.map((e: any) => [e.aggregate_id, e.event_type]), [['o-1', 'order_placed'], ['o-1', 'order_paid'], ['o-2', 'order_placed'], ['o-1', 'order_fixed']]);
   await fails(['aggregate', 'get', 'order', 'o-1'], 1, /not_found/);
 
   const committed = await ok(['aggregate', 'commit']);
-  assert.match(committed, /committed 3 event\(s\)/);
+  assert.match(committed, /committed 4 event\(s\)/);
   assert.deepEqual(JSON.parse(readFileSync(stageFile, 'utf8')), []);
   const got = await json(['aggregate', 'get', 'order', 'o-1', '--include-events']);
-  assert.deepEqual(got.events.map((e: any) => e.event_type), ['order_placed', 'order_paid']);
+  assert.deepEqual(got.events.map((e: any) => e.event_type), ['order_placed', 'order_paid', 'order_fixed']);
+  assert.equal(got.state.total, '12');
 
   // A batch the server refuses (one event conflicts) leaves every staged entry in place.
   await ok(['aggregate', 'apply', 'order', 'o-3', 'order_placed', '--stage']);

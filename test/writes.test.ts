@@ -207,3 +207,23 @@ test('writes - a batch with one wrong expected_version changes nothing anywhere'
   const good = await server.request('POST', '/v1/batch', { events: events.map((e) => ({ ...e, expected_version: 1 })) });
   assert.equal(good.status, 201);
 });
+
+test('writes - a batch mixes applies and patches across shards; a patch sees the batch\'s earlier events', { timeout: 20_000 }, async () => {
+  const res = await server.request('POST', '/v1/batch', {
+    events: [
+      { aggregate_type: 'cart', aggregate_id: 'c-1', event_type: 'item_added', payload: { items: ['a'] } },
+      { aggregate_type: 'cart', aggregate_id: 'c-2', event_type: 'item_added', payload: { items: ['x'] } },
+      { aggregate_type: 'cart', aggregate_id: 'c-1', event_type: 'item_added', patch: [{ op: 'add', path: '/items/-', value: 'b' }] },
+    ],
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  assert.deepEqual(res.body.events[2].payload, [{ op: 'add', path: '/items/-', value: 'b' }]);
+  assert.deepEqual((await server.request('GET', '/v1/aggregates/cart/c-1')).body.state, { items: ['a', 'b'] });
+  const bad = await server.request('POST', '/v1/batch', {
+    events: [{ aggregate_type: 'cart', aggregate_id: 'c-1', event_type: 'item_added', patch: [{ op: 'remove', path: '/missing' }] }],
+  });
+  assertError(bad, 400, 'validation_failed');
+  const unknownField = await server.request('POST', '/v1/batch', { events: [{ aggregate_type: 'cart', aggregate_id: 'c-1', event_type: 'x_y', payload: {}, bogus: 1 }] });
+  assertError(unknownField, 400, 'validation_failed');
+  assert.match(unknownField.body.error.message, /bogus/);
+});

@@ -86,12 +86,25 @@ function patchCommand(): Command {
   return writeOptions(new Command('patch').argument('<aggregate>').argument('<aggregate_id>').argument('<event>', 'event type'), { payload: false })
     .description('Apply an RFC 6902 JSON Patch to the state (the patch is stored as the event payload)')
     .requiredOption('--patch <json>', 'a JSON array of operations')
-    .option('--stage', 'not supported yet for patches')
-    .addHelpText('after', '\nExample:\n  dbx aggregate patch person p-1 person_renamed --patch \'[{"op":"replace","path":"/name","value":"Grace"}]\'\n')
+    .option('--stage', 'queue the patch in <data_dir>/staged_events.json; it applies at commit, after the events staged before it')
+    .addHelpText('after', '\nExamples:\n  dbx aggregate patch person p-1 person_renamed --patch \'[{"op":"replace","path":"/name","value":"Grace"}]\'\n  dbx aggregate patch person p-1 person_renamed --patch \'[{"op":"add","path":"/age","value":37}]\' --stage\n')
     .action(async (type: string, id: string, event: string, opts: WriteFlags & { patch: string; stage?: boolean }) => {
-      if (opts.stage) throw new UsageError('patch cannot be staged yet: /v1/batch takes apply events only; apply the patch directly');
       const operations = parseJsonFlag('--patch', opts.patch);
       if (!Array.isArray(operations)) throw new UsageError('--patch must be a JSON array of operations');
+      if (opts.stage) {
+        const fields = writeFields(opts);
+        stageEvent(resolveDataDir(opts.dataDir), {
+          aggregate_type: type,
+          aggregate_id: id,
+          event_type: event,
+          patch: operations,
+          ...(fields.metadata !== undefined ? { metadata: fields.metadata } : {}),
+          ...(fields.note !== undefined ? { note: fields.note } : {}),
+          ...(fields.expectedVersion !== undefined ? { expected_version: fields.expectedVersion } : {}),
+          ...(fields.idempotencyKey !== undefined ? { idempotency_key: fields.idempotencyKey } : {}),
+        });
+        return printLine('patch staged for later commit');
+      }
       const record = await withClient(opts, (c) => c.patch(type, id, event, operations as PatchOperation[], writeFields(opts)));
       if (opts.json) printJson(record);
       else printLine(eventLine(record));

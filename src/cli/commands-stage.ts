@@ -1,5 +1,5 @@
 /**
- * Staging (reference §14.1): `aggregate apply --stage` appends to <data_dir>/staged_events.json
+ * Staging (reference §14.1): `aggregate apply|patch --stage` appends to <data_dir>/staged_events.json
  * after the same validation as a normal write (the API's zod schema); `aggregate commit` sends the
  * whole queue as one atomic POST /v1/batch and empties the file only when that succeeded.
  * Staging is local: it needs no server; the commit goes through whichever mode applies.
@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { BATCH_EVENTS_MAX, eventBodySchema, parseInput, type EventBody } from '../core/index.js';
+import { BATCH_EVENTS_MAX, batchItemSchema, parseInput, type BatchItem } from '../core/index.js';
 import type { BatchEvent, EventRecord } from '../client/index.js';
 import { resolveDataDir, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, printJson, printLine, printTable, progress } from './output.js';
@@ -20,7 +20,7 @@ function stagePath(dataDir: string): string {
   return join(dataDir, STAGE_FILE);
 }
 
-export function readStage(dataDir: string): EventBody[] {
+export function readStage(dataDir: string): BatchItem[] {
   const path = stagePath(dataDir);
   if (!existsSync(path)) return [];
   let raw: unknown;
@@ -31,11 +31,11 @@ export function readStage(dataDir: string): EventBody[] {
   }
   if (!Array.isArray(raw)) throw new CliError(`${path} must hold a JSON array of staged events`);
   // Re-validated on every read: the file may have been edited by hand since it was staged.
-  return raw.map((entry, i) => parseInput(eventBodySchema, entry, `staged[${i}]`));
+  return raw.map((entry, i) => parseInput(batchItemSchema, entry, `staged[${i}]`));
 }
 
 /** Temp file + rename: a crash never leaves half a queue. */
-function writeStage(dataDir: string, entries: EventBody[]): void {
+function writeStage(dataDir: string, entries: BatchItem[]): void {
   mkdirSync(dataDir, { recursive: true });
   const path = stagePath(dataDir);
   const tmp = `${path}.tmp-${process.pid}`;
@@ -43,8 +43,8 @@ function writeStage(dataDir: string, entries: EventBody[]): void {
   renameSync(tmp, path);
 }
 
-export function stageEvent(dataDir: string, body: Record<string, unknown>): EventBody {
-  const entry = parseInput(eventBodySchema, body);
+export function stageEvent(dataDir: string, body: Record<string, unknown>): BatchItem {
+  const entry = parseInput(batchItemSchema, body);
   const entries = readStage(dataDir);
   if (entries.length >= BATCH_EVENTS_MAX * 100) throw new CliError(`the stage already holds ${entries.length} events; commit them first`);
   writeStage(dataDir, [...entries, entry]);
@@ -58,18 +58,18 @@ export function printStage(dataDir: string, type: string | undefined, json: bool
   printTable(
     ['#', 'aggregate_type', 'aggregate_id', 'event_type', 'payload'],
     entries.map((e, i) => {
-      const payload = JSON.stringify(e.payload);
+      const payload = JSON.stringify('patch' in e ? e.patch : e.payload);
       return [i + 1, e.aggregate_type, e.aggregate_id, e.event_type, payload.length > 60 ? `${payload.slice(0, 59)}…` : payload];
     }),
   );
 }
 
-function toBatchEvent(e: EventBody): BatchEvent {
+function toBatchEvent(e: BatchItem): BatchEvent {
   return {
     aggregateType: e.aggregate_type,
     aggregateId: e.aggregate_id,
     eventType: e.event_type,
-    payload: e.payload,
+    ...('patch' in e ? { patch: e.patch as BatchEvent['patch'] } : { payload: e.payload }),
     ...(e.metadata !== undefined ? { metadata: e.metadata } : {}),
     ...(e.note !== undefined ? { note: e.note } : {}),
     ...(e.expected_version !== undefined ? { expectedVersion: e.expected_version } : {}),

@@ -161,7 +161,7 @@ export class EventDbxClient {
         aggregate_type: e.aggregateType,
         aggregate_id: e.aggregateId,
         event_type: e.eventType,
-        payload: e.payload ?? {},
+        ...(e.patch !== undefined ? { patch: e.patch } : { payload: e.payload ?? {} }),
         ...writeFields(e),
       })),
     };

@@ -71,6 +71,8 @@ export interface BatchEvent extends EventOptions {
   aggregateType: string;
   aggregateId: string;
   eventType: string;
+  /** RFC 6902 operations: the event is a patch (applied after the batch's earlier events) instead of `payload`. */
+  patch?: PatchOperation[];
 }
 
 export interface ServerStatus {

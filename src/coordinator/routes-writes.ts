@@ -10,6 +10,7 @@ import {
   lifecycleBodySchema,
   patchBodySchema,
   snapshotBodySchema,
+  type BatchPatchItem,
   type JsonObject,
 } from '../core/index.js';
 import type { WriteResult } from '../shard-worker/index.js';
@@ -51,6 +52,16 @@ export function applyCommand(principal: Principal, tenant: string, body: z.infer
     ...base(principal, tenant, body.aggregate_type, body.aggregate_id),
     ...eventFields(body),
     payload: body.payload as JsonObject,
+    ...concurrency(body),
+  };
+}
+
+export function patchCommand(principal: Principal, tenant: string, body: BatchPatchItem): UnplacedCommand {
+  return {
+    op: 'patch',
+    ...base(principal, tenant, body.aggregate_type, body.aggregate_id),
+    ...eventFields(body),
+    patch: body.patch as UnplacedCommand['patch'],
     ...concurrency(body),
   };
 }
@@ -117,13 +128,7 @@ export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
       params: aggregateParams,
       body: patchBodySchema,
       handler: async ({ params, body, principal, tenant, reply }) => {
-        const result = await writer.write({
-          op: 'patch',
-          ...base(principal, tenant, params.type, params.id),
-          ...eventFields(body),
-          patch: body.patch as UnplacedCommand['patch'],
-          ...concurrency(body),
-        });
+        const result = await writer.write(patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
         return result.event;
       },
@@ -154,13 +159,13 @@ export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
     defineRoute({
       method: 'POST',
       url: '/v1/batch',
-      summary: 'Append several events atomically (all or nothing, across aggregates and shards)',
+      summary: 'Append several events (apply bodies, or patch bodies with `patch`) atomically: all or nothing, across aggregates and shards',
       action: 'aggregate.append',
       status: 201,
       body: batchBodySchema,
       handler: async ({ body, principal, tenant }) => {
         for (const e of body.events) authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
-        const events = await writer.batch(body.events.map((e) => applyCommand(principal, tenant, e)));
+        const events = await writer.batch(body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e))));
         return { events };
       },
     }),

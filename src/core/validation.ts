@@ -125,8 +125,20 @@ export const lifecycleBodySchema = z.strictObject({
   idempotency_key: idempotencyKeySchema.optional(),
 });
 
+/** A patch inside a batch: the patch body plus the aggregate it applies to. */
+export const batchPatchItemSchema = patchBodySchema.extend({
+  aggregate_type: aggregateTypeSchema,
+  aggregate_id: aggregateIdSchema,
+});
+
+/** One event of a batch (or of the CLI's stage): an apply body, or a patch body with `patch`. */
+export const batchItemSchema = z.union([eventBodySchema, batchPatchItemSchema]);
+
 export const batchBodySchema = z.strictObject({
-  events: z.array(eventBodySchema).min(1, 'a batch needs at least one event').max(BATCH_EVENTS_MAX),
+  events: z
+    .array(batchItemSchema)
+    .min(1, 'a batch needs at least one event')
+    .max(BATCH_EVENTS_MAX),
 });
 
 export const snapshotBodySchema = z.strictObject({ comment: z.string().max(1024).optional() });
@@ -135,6 +147,8 @@ export type CreateBody = z.infer<typeof createBodySchema>;
 export type ApplyBody = z.infer<typeof applyBodySchema>;
 export type EventBody = z.infer<typeof eventBodySchema>;
 export type PatchBody = z.infer<typeof patchBodySchema>;
+export type BatchPatchItem = z.infer<typeof batchPatchItemSchema>;
+export type BatchItem = z.infer<typeof batchItemSchema>;
 export type LifecycleBody = z.infer<typeof lifecycleBodySchema>;
 
 /** Parses or throws `validation_failed` (413 `payload_too_large` when a size limit was the cause). */
@@ -144,12 +158,28 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where
   throw zodToDbxError(result.error, where);
 }
 
+/**
+ * A failed union (a batch item is an apply or a patch) reports the issues of the closest branch,
+ * so the caller reads "payload: …" rather than "Invalid input".
+ */
+function flatten(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((issue) => {
+    if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue];
+    // A branch that rejects a key the caller sent is the wrong shape altogether; among the others,
+    // the one with the fewest complaints is what the caller meant.
+    const score = (branch: z.core.$ZodIssue[]): number => branch.length + (branch.some((i) => i.code === 'unrecognized_keys') ? 1000 : 0);
+    const closest = issue.errors.reduce((best, branch) => (score(branch) < score(best) ? branch : best));
+    return flatten(closest.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })));
+  });
+}
+
 export function zodToDbxError(error: z.ZodError, where: string): DbxError {
-  const details = error.issues.map((issue) => ({
+  const issues = flatten(error.issues);
+  const details = issues.map((issue) => ({
     path: [where, ...issue.path.map(String)].join('.'),
     message: issue.message,
   }));
-  const tooLarge = error.issues.some((issue) => issue.code === 'custom' && (issue as { params?: { tooLarge?: boolean } }).params?.tooLarge);
+  const tooLarge = issues.some((issue) => issue.code === 'custom' && (issue as { params?: { tooLarge?: boolean } }).params?.tooLarge);
   if (tooLarge) return new DbxError('payload_too_large', details.find((d) => d.message.includes('exceeds'))?.message ?? 'too large', details);
   const first = details[0];
   return new DbxError('validation_failed', first ? `${first.path}: ${first.message}` : 'validation failed', details);
