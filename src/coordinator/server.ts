@@ -88,7 +88,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: config.http.body_limit_bytes,
       requestTimeout: config.http.request_timeout_ms,
-      forceCloseConnections: false,
+      // On stop: finish requests in flight, close idle keep-alive sockets at once (not after 72 s).
+      forceCloseConnections: 'idle',
       // Our own onRequest hook answers 503 in the error model while draining.
       return503OnClosing: false,
       // fastify's default (100) would refuse valid 101–128 character ids outside the error model.
@@ -110,6 +111,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     let draining = false;
     app.addHook('onRequest', async () => {
       if (draining) throw new DbxError('unavailable', 'the server is shutting down');
+    });
+    // While draining, every answer closes its connection: a keep-alive socket that was busy when
+    // the stop began would otherwise hold close() open until its keep-alive timeout (72 s).
+    app.addHook('onSend', async (_request, reply) => {
+      if (draining) reply.header('connection', 'close');
     });
     app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url ?? 'unmatched';
@@ -152,7 +158,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
         draining = true;
+        // In-flight requests get request_timeout_ms to finish; then their sockets are cut.
+        const cutoff = setTimeout(() => app.server.closeAllConnections(), config.http.request_timeout_ms);
         await app.close();
+        clearTimeout(cutoff);
         await pool.stop();
         release();
       })();
