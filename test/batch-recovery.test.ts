@@ -34,13 +34,15 @@ function contextFor(stores: ShardStore[]): PrepareContext {
 
 test('batch recovery - a cross-shard batch interrupted after the home commit is finished at the next start', { timeout: 30_000 }, async () => {
   // First start creates the data dir and shards; nothing else.
-  await (await startServerInProcess({ dataDir })).stop();
+  // Two workers, so shards 0 and 1 live in different environments and the batch spans two commits.
+  await (await startServerInProcess({ dataDir, configToml: '[storage]\nworkers = 2\n' })).stop();
 
   const placement = { shardCount: 4, multiTenant: false };
   const ids: string[] = [];
   for (let i = 0; ids.length < 2; i++) {
     const id = `acct-${i}`;
-    if (ids.length === 0 || shardFor(placement, 'default', 'ledger', id) !== shardFor(placement, 'default', 'ledger', ids[0] as string)) ids.push(id);
+    // Shard s is on worker s mod 2: the two ids must be on different workers.
+    if (ids.length === 0 || shardFor(placement, 'default', 'ledger', id) % 2 !== shardFor(placement, 'default', 'ledger', ids[0] as string) % 2) ids.push(id);
   }
   const stores = openShards(dataDir);
   const builder = new BatchBuilder(contextFor(stores));
@@ -58,13 +60,13 @@ test('batch recovery - a cross-shard batch interrupted after the home commit is 
     builder.add(command);
   }
   const parts = [...builder.writeSets].map(([shard, ws]) => ({ shard, ws }));
-  assert.equal(parts.length, 2, 'the batch spans two shards');
+  assert.equal(parts.length, 2, 'the batch spans two shards on two workers');
   const [home, other] = parts as [(typeof parts)[0], (typeof parts)[0]];
   const intent: BatchIntent = { txid: 'staged-crash', parts };
   const homeStore = stores[home.shard] as ShardStore;
   homeStore.env.transactionSync(() => {
     homeStore.applyWriteSet(home.ws);
-    homeStore.intents.put(intent.txid, intent);
+    homeStore.worker.intents.put(intent.txid, intent);
   });
   await homeStore.env.flushed;
   const otherId = other.ws.events[0]?.key[2] as string;
@@ -83,5 +85,5 @@ test('batch recovery - a cross-shard batch interrupted after the home commit is 
     await server.stop();
   }
   const after = openShards(dataDir);
-  assert.equal([...(after[home.shard] as ShardStore).intents.getRange()].length, 0, 'the intent is cleared once finished');
+  assert.equal([...(after[home.shard] as ShardStore).worker.intents.getRange()].length, 0, 'the intent is cleared once finished');
 });

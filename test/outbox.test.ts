@@ -13,10 +13,10 @@ after(() => removeDir(dataDir));
 
 /** Checks one shard: outbox keys 1..n with no gap, values are exactly the stored event keys. */
 function checkShard(store: ShardStore): number {
-  const eventKeys = [...store.events.getKeys()] as EventKey[];
+  const eventKeys = [...store.events.getRange()].map((e) => e.key);
   const outbox = [...store.outbox.getRange()];
-  assert.equal(outbox.length, eventKeys.length, `${store.path}: one outbox entry per event`);
-  outbox.forEach(({ key }, i) => assert.equal(key, i + 1, `${store.path}: outbox sequence has no gap`));
+  assert.equal(outbox.length, eventKeys.length, `shard ${store.shard}: one outbox entry per event`);
+  outbox.forEach(({ key }, i) => assert.equal(key, i + 1, `shard ${store.shard}: outbox sequence has no gap`));
   const asText = (k: EventKey) => JSON.stringify(k);
   assert.deepEqual(new Set(outbox.map(({ value }) => asText(value))), new Set(eventKeys.map(asText)), 'outbox values are the event keys');
   // Per aggregate, outbox order is version order (delivery order for plugins).

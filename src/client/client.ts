@@ -75,7 +75,9 @@ export async function* paginate<T>(fetchPage: (cursor: string | undefined) => Pr
   for (;;) {
     const page = await fetchPage(next);
     yield page;
-    if (!page.next_cursor || page.items.length === 0) return;
+    // A page cut short by the server's scan bound may be empty yet have a next cursor: only a null
+    // cursor (or one that does not move) ends the listing.
+    if (!page.next_cursor || page.next_cursor === next) return;
     next = page.next_cursor;
   }
 }

@@ -2,7 +2,8 @@
  * The data directory: first-start set-up (config with fresh Ed25519 keys, root CLI token) and the
  * ownership lock that refuses a second server on the same directory.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {
   ConfigError,
@@ -12,8 +13,10 @@ import {
   issueToken,
   keysMatch,
   readConfig,
+  restrictTreeModes,
   verifySignature,
   writeConfig,
+  writeFileDurably,
   type Config,
 } from '../core/index.js';
 
@@ -29,7 +32,11 @@ export interface PidInfo {
 
 /** Loads config.toml, creating it (with keys) on first start; applies overrides and saves them. */
 export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 'port' | 'restrict'>> = {}): Config {
-  mkdirSync(dataDir, { recursive: true });
+  // Owner-only whatever the caller's umask (payloads are readable in data.mdb): process-wide, so
+  // the LMDB files the shard workers create later are 0600 too. Existing, wider trees are narrowed.
+  process.umask(0o077);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  restrictTreeModes(dataDir);
   const { config, exists } = readConfig(dataDir);
   let changed = !exists;
   if (!config.auth.private_key || !config.auth.public_key) {
@@ -78,8 +85,7 @@ export function ensureCliToken(dataDir: string, config: Config): string {
     issued_by: 'cli-bootstrap',
     ttl_secs: 0,
   });
-  writeFileSync(path, `${token}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  writeFileDurably(path, `${token}\n`, 0o600);
   return token;
 }
 
@@ -111,28 +117,49 @@ export function readPidFile(dataDir: string): PidInfo | undefined {
 }
 
 /**
- * Takes the data directory: creates the pid file exclusively (O_EXCL). A file left by a dead
- * process is stale and replaced; one held by a live process refuses the start.
+ * Takes the data directory for the life of this process: an OS-level exclusive lock, never a file
+ * that someone may delete. The lock is a Linux abstract-namespace Unix socket named after the data
+ * dir's device and inode: binding it is atomic (a second binder gets EADDRINUSE), and the kernel
+ * releases it when the process dies, however it dies, so there is no stale state to clean up.
+ * (The old pid-file check read, deleted and re-created the file; two starters could both win.)
+ * Abstract sockets are per network namespace: two servers in different namespaces are not kept
+ * apart. The pid file stays, as information for the CLI (which port, which pid), nothing more.
  */
-export function acquireDataDir(dataDir: string, info: Omit<PidInfo, 'pid'>): () => void {
-  const path = join(dataDir, PID_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, JSON.stringify({ pid: process.pid, ...info }), { flag: 'wx' });
-      return () => {
-        const current = readPidFile(dataDir);
-        if (current?.pid === process.pid) rmSync(path, { force: true });
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = readPidFile(dataDir);
-      if (holder && holder.pid !== process.pid && isAlive(holder.pid)) {
-        throw new DataDirBusyError(`data directory ${dataDir} is already used by a running server (pid ${holder.pid})`);
-      }
-      rmSync(path, { force: true });
-    }
-  }
-  throw new DataDirBusyError(`could not take the data directory ${dataDir}`);
+export async function acquireDataDir(dataDir: string, info: Omit<PidInfo, 'pid'>): Promise<() => void> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const lock = await bindLock(lockName(dataDir)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EADDRINUSE') throw err;
+    const holder = readPidFile(dataDir);
+    const who = holder && holder.pid !== process.pid ? ` (pid ${holder.pid})` : '';
+    throw new DataDirBusyError(`data directory ${dataDir} is already used by a running server${who}`);
+  });
+  writeFileDurably(join(dataDir, PID_FILE), JSON.stringify({ pid: process.pid, ...info }));
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const current = readPidFile(dataDir);
+    if (current?.pid === process.pid) rmSync(join(dataDir, PID_FILE), { force: true });
+    lock.close();
+  };
+}
+
+function lockName(dataDir: string): string {
+  const { dev, ino } = statSync(realpathSync(dataDir));
+  return `\0eventdbx-data-dir-${dev}-${ino}`;
+}
+
+function bindLock(name: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((socket) => socket.destroy());
+    server.once('error', reject);
+    server.listen(name, () => {
+      server.off('error', reject);
+      // The lock must not keep the event loop alive on its own.
+      server.unref();
+      resolve(server);
+    });
+  });
 }
 
 export class DataDirBusyError extends Error {
@@ -144,5 +171,5 @@ export class DataDirBusyError extends Error {
 
 /** Updates the pid file once the real port is known (port 0 picks one). */
 export function updatePidFile(dataDir: string, info: PidInfo): void {
-  writeFileSync(join(dataDir, PID_FILE), JSON.stringify(info));
+  writeFileDurably(join(dataDir, PID_FILE), JSON.stringify(info), 0o600);
 }

@@ -35,7 +35,8 @@ export function frameworkErrors(err: FastifyError, _request: FastifyRequest, rep
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const error = toDbxError(err);
-    if (error.code === 'internal') request.log.error({ err, url: request.url }, 'request failed');
+    // The cause (a worker's stack, an LMDB error) goes to the log, never into the answer.
+    if (error.status === 500) request.log.error({ err, cause: error.cause, url: request.url }, 'request failed');
     void reply.code(error.status).send({ error: error.toWire() });
   });
   app.setNotFoundHandler((request, reply) => {

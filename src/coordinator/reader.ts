@@ -26,13 +26,30 @@ import {
   type SnapshotRecord,
   type VerifyResult,
 } from '../core/index.js';
-import { compareAggregatesBy, compareEventsBy, matchesAggregate, matchesEvent, mentionsField, parseFilter, parseSort, type FilterExpr } from '../core/filter.js';
+import {
+  compareAggregatesBy,
+  compareEventsBy,
+  matchesAggregate,
+  matchesEvent,
+  mentionsField,
+  parseFilter,
+  parseSort,
+  type FilterExpr,
+  type FilterLimits,
+  type SortKey,
+} from '../core/filter.js';
 import { ShardStore, type EventKey, type Head, type IndexKey, type StoredHead } from '../shard-worker/index.js';
 import { aggregateCursor, eventCursor, parseAggregateCursor, parseEventCursor } from './cursor.js';
-import { compareStrings, mergeSorted } from './merge.js';
+import { assertHeadIntact, verifyAggregate } from './verify.js';
+import { ScanBudget, TopK, compareStrings, mergeSorted, type ScanBounds, type ScanLimit } from './merge.js';
 
 /** Which aggregates the caller's token covers; absent = all of them. */
 export type AllowAggregate = (type: string, id: string) => boolean;
+
+/** `[query]` of config.toml: how much one list request may scan, and how big a filter may be. */
+export interface QueryBounds extends ScanBounds {
+  filter: FilterLimits;
+}
 
 export interface ListAggregatesQuery {
   allow?: AllowAggregate;
@@ -42,6 +59,7 @@ export interface ListAggregatesQuery {
   filter?: string;
   sort?: string;
   scope: ArchiveScope;
+  bounds: QueryBounds;
 }
 
 export interface ListEventsQuery {
@@ -51,6 +69,13 @@ export interface ListEventsQuery {
   filter?: string;
   sort?: string;
   scope: ArchiveScope;
+  bounds: QueryBounds;
+}
+
+/** One index entry (or event key) a list visited; `item` is set when it is in the answer. */
+interface Scanned<T> {
+  item: T | undefined;
+  cursor: () => string;
 }
 
 export class Reader {
@@ -90,6 +115,7 @@ export class Reader {
   getAggregate(tenant: string, type: string, id: string, options: { version?: number; includeEvents?: boolean; eventsMax: number }): AggregateView {
     const store = this.storeFor(tenant, type, id);
     const head = this.requireHead(store, tenant, type, id);
+    assertHeadIntact(type, id, head);
     const target = options.version === undefined ? head.version : Math.min(options.version, head.version);
     const view = target === head.version ? this.view(type, id, head) : this.rebuild(store, tenant, type, id, head, target);
     if (options.includeEvents) view.events = this.eventsUpTo(store, tenant, type, id, target, options.eventsMax);
@@ -128,14 +154,14 @@ export class Reader {
 
   select(tenant: string, type: string, id: string, fields: string[]): Record<string, unknown> {
     const store = this.storeFor(tenant, type, id);
-    this.requireHead(store, tenant, type, id);
+    assertHeadIntact(type, id, this.requireHead(store, tenant, type, id));
     const state = store.getState(tenant, type, id) ?? {};
     const out: Record<string, unknown> = {};
     for (const field of fields) out[field] = selectPath(state, field);
     return out;
   }
 
-  aggregateEvents(tenant: string, type: string, id: string, query: { take: number; cursor?: string; filter?: string }): Page<EventRecord> {
+  aggregateEvents(tenant: string, type: string, id: string, query: { take: number; cursor?: string; filter?: string; bounds: QueryBounds }): Page<EventRecord> {
     const store = this.storeFor(tenant, type, id);
     const head = this.requireHead(store, tenant, type, id);
     let after = 0;
@@ -144,45 +170,47 @@ export class Reader {
       if (cursor.type !== type || cursor.id !== id) throw new DbxError('invalid_input', 'invalid cursor: cursor does not match the requested event scope');
       after = cursor.version;
     }
-    const filter = query.filter ? parseFilter(query.filter) : undefined;
+    const filter = query.filter ? parseFilter(query.filter, query.bounds.filter) : undefined;
     const items: EventRecord[] = [];
     if (query.take === 0) return { items, next_cursor: null };
+    // A filter may skip most of a long history: past the scan budget the page ends early, with a
+    // cursor after the last event read (not the last one returned).
+    const budget = new ScanBudget(query.bounds.scan_rows_max, query.bounds.scan_time_max_ms);
+    let stop: number | undefined;
     for (const json of store.eventJsonRange(tenant, type, id, after)) {
       const event = JSON.parse(json) as EventRecord;
-      if (filter && !matchesEvent(filter, event)) continue;
-      items.push(event);
-      if (items.length === query.take) break;
+      if (!filter || matchesEvent(filter, event)) items.push(event);
+      if (items.length === query.take || budget.spend() !== undefined) {
+        stop = event.version;
+        break;
+      }
     }
-    const last = items[items.length - 1];
-    const full = items.length === query.take && last !== undefined && last.version < head.version;
-    return { items, next_cursor: full && last ? eventCursor(head.archived, type, id, last.version) : null };
+    return { items, next_cursor: stop !== undefined && stop < head.version ? eventCursor(head.archived, type, id, stop) : null };
   }
 
   listAggregates(tenant: string, query: ListAggregatesQuery): Page<AggregateView> {
-    const filter = query.filter ? parseFilter(query.filter) : undefined;
+    const filter = query.filter ? parseFilter(query.filter, query.bounds.filter) : undefined;
     let scope = query.scope;
     if (filter && scope === 'active' && mentionsField(filter, 'archived')) scope = 'all';
     if (query.sort !== undefined) {
-      if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
       const keys = parseSort(query.sort, 'aggregate');
-      const all = [...this.aggregatesInScope(tenant, query.type, scope, undefined, filter, query.allow)];
-      all.sort(compareAggregatesBy(keys));
-      return { items: all.slice(0, query.take), next_cursor: null };
+      // One archive status is listed in (type, id) order straight from the index: a sort in that
+      // order is served (and paged) as the unsorted list. "All" lists active, then archived.
+      const typed = query.type !== undefined;
+      const indexed = scope !== 'all' && followsIndex(keys, typed ? ['aggregate_id'] : ['aggregate_type', 'aggregate_id'], typed ? ['aggregate_type'] : []);
+      if (!indexed) {
+        if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
+        const rows = this.aggregatesInScope(tenant, query.type, scope, undefined, filter, query.allow);
+        return sortedPage(rows, compareAggregatesBy(keys), query.take, query.bounds, AGGREGATE_NARROWING);
+      }
     }
     const cursor = query.cursor !== undefined ? parseAggregateCursor(query.cursor) : undefined;
     if (cursor && scope === 'archived' && !cursor.archived) throw new DbxError('invalid_input', 'invalid cursor: archived listings require archived cursor values');
     if (cursor && scope === 'active' && cursor.archived) throw new DbxError('invalid_input', 'invalid cursor: cursor points to archived aggregates but scope uses active records');
-    const items: AggregateView[] = [];
-    if (query.take > 0) {
-      for (const view of this.aggregatesInScope(tenant, query.type, scope, cursor, filter, query.allow)) {
-        items.push(view);
-        if (items.length === query.take) break;
-      }
-    }
-    const last = items[items.length - 1];
-    return { items, next_cursor: last && items.length === query.take ? aggregateCursor(last.archived, last.aggregate_type, last.aggregate_id) : null };
+    return boundedPage(this.aggregatesInScope(tenant, query.type, scope, cursor, filter, query.allow), query.take, query.bounds);
   }
 
+  /** Every index entry in scope, in (status, type, id) order, with the view when it is listed. */
   private *aggregatesInScope(
     tenant: string,
     type: string | undefined,
@@ -190,7 +218,7 @@ export class Reader {
     cursor: { archived: boolean; type: string; id: string } | undefined,
     filter: FilterExpr | undefined,
     allow: AllowAggregate | undefined,
-  ): Generator<AggregateView> {
+  ): Generator<Scanned<AggregateView>> {
     const statuses: ('a' | 'r')[] = scope === 'active' ? ['a'] : scope === 'archived' ? ['r'] : ['a', 'r'];
     for (const status of statuses) {
       // An archived cursor in an "all" listing means the active part is already done.
@@ -199,67 +227,61 @@ export class Reader {
       const stores = this.tenantStores(tenant);
       const sources = stores.map((store) => tagged(store, store.indexRange(tenant, status, type, after)));
       for (const { store, key } of mergeSorted(sources, compareIndexEntries)) {
-        if (allow && !allow(key[2], key[3])) continue;
-        const head = store.getHead(tenant, key[2], key[3]);
-        if (!head) continue;
-        const view = this.view(key[2], key[3], head);
-        if (filter && !matchesAggregate(filter, view)) continue;
-        yield view;
+        const at = () => aggregateCursor(status === 'r', key[2], key[3]);
+        const head = !allow || allow(key[2], key[3]) ? store.getHead(tenant, key[2], key[3]) : undefined;
+        const view = head ? this.view(key[2], key[3], head) : undefined;
+        yield { item: view && (!filter || matchesAggregate(filter, view)) ? view : undefined, cursor: at };
       }
     }
   }
 
   listEvents(tenant: string, query: ListEventsQuery): Page<EventRecord> {
-    const filter = query.filter ? parseFilter(query.filter) : undefined;
+    const filter = query.filter ? parseFilter(query.filter, query.bounds.filter) : undefined;
     if (query.sort !== undefined) {
-      if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
       const keys = parseSort(query.sort, 'event');
-      const all = [...this.eventsInScope(tenant, query.scope, undefined, filter, query.allow)].map((e) => e.event);
-      all.sort(compareEventsBy(keys));
-      return { items: all.slice(0, query.take), next_cursor: null };
-    }
-    const cursor = query.cursor !== undefined ? parseEventCursor(query.cursor) : undefined;
-    const items: { event: EventRecord; archived: boolean }[] = [];
-    if (query.take > 0) {
-      for (const item of this.eventsInScope(tenant, query.scope, cursor, filter, query.allow)) {
-        items.push(item);
-        if (items.length === query.take) break;
+      // Events are scanned in (type, id, version) order: a sort in that order is the unsorted list.
+      if (!followsIndex(keys, ['aggregate_type', 'aggregate_id', 'version'], [])) {
+        if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
+        const rows = this.eventsInScope(tenant, query.scope, undefined, filter, query.allow);
+        return sortedPage(rows, compareEventsBy(keys), query.take, query.bounds, EVENT_NARROWING);
       }
     }
-    const last = items[items.length - 1];
-    return {
-      items: items.map((i) => i.event),
-      next_cursor:
-        last && items.length === query.take ? eventCursor(last.archived, last.event.aggregate_type, last.event.aggregate_id, last.event.version) : null,
-    };
+    const cursor = query.cursor !== undefined ? parseEventCursor(query.cursor) : undefined;
+    return boundedPage(this.eventsInScope(tenant, query.scope, cursor, filter, query.allow), query.take, query.bounds);
   }
 
+  /** Every stored event of the tenant after the cursor, in key order, with the record when listed. */
   private *eventsInScope(
     tenant: string,
     scope: ArchiveScope,
     cursor: { type: string; id: string; version: number } | undefined,
     filter: FilterExpr | undefined,
     allow: AllowAggregate | undefined,
-  ): Generator<{ event: EventRecord; archived: boolean }> {
+  ): Generator<Scanned<EventRecord>> {
     const stores = this.tenantStores(tenant);
     const sources = stores.map((store) => {
       const start: EventKey = cursor ? [tenant, cursor.type, cursor.id, cursor.version + 1] : [tenant, '', '', 0];
       return store.events.getRange({ start, end: [tenant, '\uffff', '', 0] as unknown as EventKey }).map(({ key, value }) => ({ store, key, value }));
     });
     let lastAggregate = '';
-    let lastArchived = false;
+    let archived = false;
+    let listed = false;
     for (const { store, key, value } of mergeSorted(sources, (a, b) => compareEventKeys(a.key, b.key))) {
       const aggregateKey = `${key[1]}\u0000${key[2]}`;
       if (aggregateKey !== lastAggregate) {
+        // Once per aggregate, not per event: the token's resource globs and the head lookup.
         lastAggregate = aggregateKey;
-        lastArchived = store.getHead(tenant, key[1], key[2])?.archived ?? false;
+        archived = store.getHead(tenant, key[1], key[2])?.archived ?? false;
+        listed = (!allow || allow(key[1], key[2])) && (scope === 'all' || (scope === 'archived') === archived);
       }
-      if (allow && !allow(key[1], key[2])) continue;
-      if (scope === 'active' && lastArchived) continue;
-      if (scope === 'archived' && !lastArchived) continue;
+      const flag = archived;
+      const at = () => eventCursor(flag, key[1], key[2], key[3]);
+      if (!listed) {
+        yield { item: undefined, cursor: at };
+        continue;
+      }
       const event = JSON.parse(value) as EventRecord;
-      if (filter && !matchesEvent(filter, event)) continue;
-      yield { event, archived: lastArchived };
+      yield { item: !filter || matchesEvent(filter, event) ? event : undefined, cursor: at };
     }
   }
 
@@ -273,38 +295,10 @@ export class Reader {
     throw notFound(`event ${eventId}`);
   }
 
-  /** Recomputes every leaf and root from the stored events and compares with what is stored. */
+  /** Replays the stored history and compares it with every stored derivative (see verify.ts). */
   verify(tenant: string, type: string, id: string): VerifyResult {
     const store = this.storeFor(tenant, type, id);
-    const head = this.requireHead(store, tenant, type, id);
-    let frontier: string[] = [];
-    let expected = 1;
-    let firstInvalid: number | undefined;
-    for (const json of store.eventJsonRange(tenant, type, id, 0)) {
-      let valid = false;
-      try {
-        const { hash, merkle_root, ...body } = JSON.parse(json) as EventRecord;
-        const leaf = leafHash(canonicalize(body));
-        frontier = appendLeaf(frontier, expected - 1, leaf);
-        valid = body.version === expected && leaf === hash && frontierRoot(frontier) === merkle_root;
-      } catch {
-        valid = false;
-      }
-      if (!valid) {
-        firstInvalid = expected;
-        break;
-      }
-      expected++;
-    }
-    if (firstInvalid === undefined && (expected - 1 !== head.version || frontierRoot(frontier) !== head.merkle_root)) firstInvalid = expected;
-    return {
-      aggregate_type: type,
-      aggregate_id: id,
-      version: head.version,
-      merkle_root: head.merkle_root,
-      valid: firstInvalid === undefined,
-      ...(firstInvalid !== undefined ? { first_invalid_version: firstInvalid } : {}),
-    };
+    return verifyAggregate(store, tenant, type, id, this.requireHead(store, tenant, type, id));
   }
 
   private leaves(store: ShardStore, tenant: string, type: string, id: string, count: number): string[] {
@@ -364,6 +358,65 @@ export class Reader {
   aggregateCounts(): number[] {
     return this.stores.map((s) => s.countAggregates());
   }
+}
+
+/**
+ * An unsorted page: up to `take` listed rows. A scan that reaches the budget first answers what it
+ * found (maybe nothing) with a cursor after the last row read: a partial page the caller continues,
+ * rather than an error or a stalled event loop. So a short page no longer means the end; only a
+ * null `next_cursor` does.
+ */
+function boundedPage<T>(rows: Iterable<Scanned<T>>, take: number, bounds: ScanBounds): Page<T> {
+  const items: T[] = [];
+  if (take === 0) return { items, next_cursor: null };
+  const budget = new ScanBudget(bounds.scan_rows_max, bounds.scan_time_max_ms);
+  for (const row of rows) {
+    if (row.item !== undefined) items.push(row.item);
+    if (items.length === take || budget.spend() !== undefined) return { items, next_cursor: row.cursor() };
+  }
+  return { items, next_cursor: null };
+}
+
+/**
+ * A sorted page must see every row in scope before it can answer, so a partial answer would be
+ * wrong: past `sort_scan_max` rows (or the time budget) it is a 400 naming how to narrow the query
+ * and which key to raise. Memory is O(take) whatever the scan (TopK).
+ */
+function sortedPage<T>(rows: Iterable<Scanned<T>>, compare: (a: T, b: T) => number, take: number, bounds: ScanBounds, narrowing: string): Page<T> {
+  if (take === 0) return { items: [], next_cursor: null };
+  const top = new TopK(compare, take);
+  const budget = new ScanBudget(bounds.sort_scan_max, bounds.scan_time_max_ms);
+  let limit: ScanLimit | undefined;
+  for (const row of rows) {
+    // Checked on the next row, so a scope of exactly sort_scan_max rows still sorts.
+    if (limit !== undefined) throw sortTooLarge(limit, bounds, narrowing);
+    if (row.item !== undefined) top.add(row.item);
+    limit = budget.spend();
+  }
+  return { items: top.result(), next_cursor: null };
+}
+
+const AGGREGATE_NARROWING =
+  'list one type (/v1/aggregates/{type}) or one archive status, sort in index order (aggregate_type, aggregate_id ascending), or drop the sort and page with the cursor';
+const EVENT_NARROWING =
+  "list one aggregate's events (/v1/aggregates/{type}/{id}/events), sort in index order (aggregate_type, aggregate_id, version ascending), or drop the sort and page with the cursor";
+
+function sortTooLarge(limit: ScanLimit, bounds: ScanBounds, narrowing: string): DbxError {
+  const reason =
+    limit === 'rows'
+      ? { what: `would read more than ${bounds.sort_scan_max} rows`, key: 'sort_scan_max' }
+      : { what: `did not finish within ${bounds.scan_time_max_ms} ms`, key: 'scan_time_max_ms' };
+  return new DbxError('invalid_input', `sort ${reason.what} ([query] ${reason.key}): narrow the query (${narrowing}) or raise [query] ${reason.key}`);
+}
+
+/**
+ * True when sorting by `keys` gives the index order `natural` (ascending): the keys, minus fields
+ * that are constant in the listing, are a prefix of it. Ties fall back to the natural order, so a
+ * prefix sorts exactly as the index does.
+ */
+function followsIndex(keys: SortKey[], natural: string[], constant: string[]): boolean {
+  const rest = keys.filter((key) => !constant.includes(key.field));
+  return rest.every((key, i) => !key.descending && natural[i] === key.field);
 }
 
 function* tagged(store: ShardStore, keys: Iterable<IndexKey>): Generator<{ store: ShardStore; key: IndexKey }> {

@@ -1,8 +1,8 @@
 /** Read routes (DESIGN §6), served from LMDB read transactions in the coordinator. */
 import { z } from 'zod';
-import { DbxError, SELECT_FIELDS_MAX, allowsResource, type ArchiveScope } from '../core/index.js';
-import { authorize, type Principal } from './auth.js';
-import type { Reader } from './reader.js';
+import { DbxError, SELECT_FIELDS_MAX, allowsResource, notFound, type ArchiveScope, type Config } from '../core/index.js';
+import type { Principal } from './auth.js';
+import type { QueryBounds, Reader } from './reader.js';
 import { defineRoute, queryBool, queryInt, type RouteSpec } from './route-spec.js';
 import { aggregateParams } from './routes-writes.js';
 
@@ -13,10 +13,11 @@ const scopeFields = {
   include_archived: queryBool.optional(),
   archived_only: queryBool.optional(),
 };
+/** The filter's length is checked by the parser against `[query] filter_chars_max`, with its own message. */
 const pageFields = {
   take: queryInt().optional(),
   cursor: z.string().max(512).optional(),
-  filter: z.string().max(4096).optional(),
+  filter: z.string().optional(),
 };
 
 function scopeOf(q: { include_archived?: boolean | undefined; archived_only?: boolean | undefined }): ArchiveScope {
@@ -34,10 +35,13 @@ function allowFor(principal: Principal): { allow?: (type: string, id: string) =>
 export interface PageLimits {
   list_page_size: number;
   page_limit: number;
+  query: Config['query'];
 }
 
 export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
   const take = (requested: number | undefined, fallback: number): number => Math.min(requested ?? fallback, limits.page_limit);
+  const { filter_chars_max, filter_depth_max, ...scan } = limits.query;
+  const bounds: QueryBounds = { ...scan, filter: { chars_max: filter_chars_max, depth_max: filter_depth_max } };
   const listQuery = z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields });
   return [
     defineRoute({
@@ -47,7 +51,7 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       action: 'aggregate.read',
       query: listQuery,
       handler: ({ query, tenant, principal }) =>
-        reader.listAggregates(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+        reader.listAggregates(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
     }),
     defineRoute({
       method: 'GET',
@@ -64,6 +68,7 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
           type: params.type,
           take: take(query.take, limits.list_page_size),
           scope: scopeOf(query),
+          bounds,
         }),
     }),
     defineRoute({
@@ -106,7 +111,7 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       params: aggregateParams,
       query: z.strictObject(pageFields),
       handler: ({ query, params, tenant }) =>
-        reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.list_page_size) }),
+        reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.list_page_size), bounds }),
     }),
     defineRoute({
       method: 'GET',
@@ -152,7 +157,7 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       action: 'events.read',
       query: z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields }),
       handler: ({ query, tenant, principal }) =>
-        reader.listEvents(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query) }),
+        reader.listEvents(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
     }),
     defineRoute({
       method: 'GET',
@@ -162,7 +167,9 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       params: z.strictObject({ event_id: z.string().regex(/^\d{1,20}$/, 'event_id must be a decimal Snowflake id') }),
       handler: ({ params, tenant, principal }) => {
         const event = reader.getEvent(tenant, params.event_id);
-        authorize(principal, 'events.read', { type: event.aggregate_type, id: event.aggregate_id });
+        // Outside the token's resources the answer is the absent one, byte for byte: a 403 here
+        // would tell the caller that the id exists (and whose it is).
+        if (!allowsResource(principal.claims, event.aggregate_type, event.aggregate_id)) throw notFound(`event ${params.event_id}`);
         return event;
       },
     }),

@@ -1,5 +1,5 @@
 /** Health, metrics and status. */
-import type { Config } from '../core/index.js';
+import { DbxError, allowsTenant, parseInput, tenantSchema, type Config, type TokenClaims } from '../core/index.js';
 import type { Metrics } from './metrics.js';
 import type { Reader } from './reader.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
@@ -11,7 +11,18 @@ export interface StatusSource {
   workers: number;
   port: () => number;
   /** Throws `unauthorized` unless the header carries a valid token (no action needed). */
-  authenticate: (authorization: string | undefined) => void;
+  authenticate: (authorization: string | undefined) => TokenClaims;
+}
+
+/**
+ * The full status (pid, data dir, every tenant's aggregate count) is for a server administrator:
+ * a token holding the `*` action for every tenant (an empty tenant list with `*` covers them all,
+ * DESIGN §7), like the CLI's own `cli.token`. `tenant.admin` is not enough: it administers one
+ * tenant and must not learn about the others or the host.
+ */
+export function isServerAdmin(claims: TokenClaims): boolean {
+  const root = claims.actions.some((a) => a === '*' || a === '*.*');
+  return root && (claims.tenants.length === 0 || claims.tenants.includes('*'));
 }
 
 /** Routes that need a valid token but no particular action (they declare `action: null`). */
@@ -41,20 +52,32 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
     defineRoute({
       method: 'GET',
       url: '/v1/status',
-      summary: 'Server status for `dbx status`: pid, port, uptime, restriction, shards, workers (any valid token)',
+      summary: 'Server status for `dbx status`: pid, port, uptime, restriction, shards, workers (a `*` token); other tokens get the tenant view without pid, paths or counts',
       action: null,
       handler: ({ request }) => {
         const { config, dataDir, workers, port, authenticate } = deps.status;
-        authenticate(request.headers.authorization);
-        return {
-          pid: process.pid,
+        const claims = authenticate(request.headers.authorization);
+        const common = {
           port: port(),
           uptime_secs: Math.max(0, Math.floor((Date.now() - Date.parse(deps.startedAt)) / 1000)),
           started_at: deps.startedAt,
           restrict: config.restrict,
+          durability: config.storage.durability,
+        };
+        if (!isServerAdmin(claims)) {
+          // Any other token sees what a client of its tenant may rely on, and nothing of the host or
+          // of other tenants. Its tenant is checked like on every route (403 outside the token).
+          const raw = request.headers['x-tenant-id'];
+          const tenant = parseInput(tenantSchema, typeof raw === 'string' && raw.length > 0 ? raw : 'default', 'header.x-tenant-id');
+          if (!allowsTenant(claims, tenant)) throw new DbxError('forbidden', `token is not valid for tenant '${tenant}'`);
+          return { scope: 'tenant', tenant, ...common };
+        }
+        return {
+          scope: 'server',
+          pid: process.pid,
+          ...common,
           shards: config.tenants.shard_count,
           workers,
-          durability: config.storage.durability,
           data_dir: dataDir,
           // Every tenant's aggregates: `dbx config --shard-count` refuses a non-empty store.
           aggregates: deps.reader.aggregateCounts().reduce((a, b) => a + b, 0),

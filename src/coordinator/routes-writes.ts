@@ -3,15 +3,14 @@ import { z } from 'zod';
 import {
   aggregateIdSchema,
   aggregateTypeSchema,
-  applyBodySchema,
-  batchBodySchema,
-  createBodySchema,
+  DEFAULT_WRITE_LIMITS,
   eventBodySchema,
   lifecycleBodySchema,
-  patchBodySchema,
   snapshotBodySchema,
+  writeSchemas,
   type BatchPatchItem,
   type JsonObject,
+  type WriteLimits,
 } from '../core/index.js';
 import type { WriteResult } from '../shard-worker/index.js';
 import { authorize, issuerOf, type Principal } from './auth.js';
@@ -66,7 +65,12 @@ export function patchCommand(principal: Principal, tenant: string, body: BatchPa
   };
 }
 
-export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
+/**
+ * `limits` come from `[limits]` in config.toml: the body schemas are built once here, so the
+ * per-request cost is the one walk each JSON field gets during validation.
+ */
+export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits = DEFAULT_WRITE_LIMITS): RouteSpec[] {
+  const schemas = writeSchemas(limits);
   return [
     defineRoute({
       method: 'POST',
@@ -76,7 +80,7 @@ export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
       resource,
       status: 201,
       params: aggregateParams,
-      body: createBodySchema,
+      body: schemas.createBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
         const result = await writer.write({
           op: 'create',
@@ -97,7 +101,7 @@ export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
       resource,
       status: 201,
       params: aggregateParams,
-      body: applyBodySchema,
+      body: schemas.applyBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
         const result = await writer.write(applyCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
@@ -110,7 +114,7 @@ export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
       summary: 'Append an event, naming the aggregate in the body',
       action: 'aggregate.append',
       status: 201,
-      body: eventBodySchema,
+      body: schemas.eventBody,
       handler: async ({ body, principal, tenant, reply }) => {
         authorizeBodyResource(principal, body.aggregate_type, body.aggregate_id);
         const result = await writer.write(applyCommand(principal, tenant, body));
@@ -126,7 +130,7 @@ export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
       resource,
       status: 201,
       params: aggregateParams,
-      body: patchBodySchema,
+      body: schemas.patchBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
         const result = await writer.write(patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
@@ -162,7 +166,7 @@ export function writeRoutes(writer: Writer, reader: Reader): RouteSpec[] {
       summary: 'Append several events (apply bodies, or patch bodies with `patch`) atomically: all or nothing, across aggregates and shards',
       action: 'aggregate.append',
       status: 201,
-      body: batchBodySchema,
+      body: schemas.batchBody,
       handler: async ({ body, principal, tenant }) => {
         for (const e of body.events) authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
         const events = await writer.batch(body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e))));

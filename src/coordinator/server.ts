@@ -5,11 +5,12 @@
  */
 import { availableParallelism } from 'node:os';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { DbxError, createSnowflakeState, effectiveWorkers, shardName, type Config, type PlacementSettings } from '../core/index.js';
-import { ShardStore } from '../shard-worker/index.js';
+import { DbxError, createSnowflakeState, writeLimitsFrom, type Config, type PlacementSettings } from '../core/index.js';
+import { WorkerEnv, type ShardStore } from '../shard-worker/index.js';
 import { Authenticator } from './auth.js';
 import { acquireDataDir, prepareDataDir, updatePidFile } from './data-dir.js';
 import { PATH_PARAM_CHARS_MAX, frameworkErrors, installErrorHandling } from './http-errors.js';
+import { LayoutError, resolveLayout, workerEnvPath, workerOfShard, type StorageLayout } from './layout.js';
 import { Metrics } from './metrics.js';
 import { openApiRoute } from './openapi.js';
 import { Reader } from './reader.js';
@@ -19,7 +20,6 @@ import { systemRoutes } from './routes-system.js';
 import { writeRoutes } from './routes-writes.js';
 import { ShardPool } from './shard-pool.js';
 import { Writer } from './writes.js';
-import { join } from 'node:path';
 
 export interface StartOptions {
   dataDir: string;
@@ -50,34 +50,35 @@ export interface RunningServer {
 }
 
 export async function startServer(options: StartOptions): Promise<RunningServer> {
-  const config = prepareDataDir(options.dataDir, {
-    ...(options.port !== undefined ? { port: options.port } : {}),
-    ...(options.restrict !== undefined ? { restrict: options.restrict } : {}),
-  });
   const startedAt = new Date().toISOString();
+  // The lock comes first: two starters must never both write config.toml, the layout or the store.
   // Port 0 until listen succeeds: a reader of the pid file must not probe a port we do not own.
-  const release = acquireDataDir(options.dataDir, { port: 0, started_at: startedAt, restrict: config.restrict });
+  const release = await acquireDataDir(options.dataDir, { port: 0, started_at: startedAt, restrict: options.restrict ?? 'default' });
   const cleanups: (() => Promise<void> | void)[] = [release];
   try {
-    const placement: PlacementSettings = { shardCount: config.tenants.shard_count, multiTenant: config.tenants.multi_tenant };
+    const config = prepareDataDir(options.dataDir, {
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(options.restrict !== undefined ? { restrict: options.restrict } : {}),
+    });
+    const layout = resolveLayoutOrRefuse(options.dataDir, config);
+    const placement: PlacementSettings = { shardCount: layout.shard_count, multiTenant: config.tenants.multi_tenant };
     const metrics = new Metrics();
-    const workers = effectiveWorkers(config, availableParallelism());
-    const stores: ShardStore[] = [];
+    const envs: WorkerEnv[] = [];
     const pool = new ShardPool(
       config,
       options.dataDir,
-      workers,
+      layout,
       createSnowflakeState(),
       (size) => metrics.commitBatch.observe(size),
       () => {
-        for (const store of stores) store.env.resetReadTxn();
+        for (const env of envs) env.env.resetReadTxn();
       },
     );
     cleanups.unshift(() => pool.stop());
     await pool.start();
-    for (let i = 0; i < config.tenants.shard_count; i++) {
-      stores.push(new ShardStore(join(options.dataDir, 'shards', shardName(i)), { mapSizeMib: config.storage.map_size_mib }));
-    }
+    for (let w = 0; w < layout.workers; w++) envs.push(new WorkerEnv(workerEnvPath(options.dataDir, w), { mapSizeMib: config.storage.map_size_mib }));
+    const stores: ShardStore[] = [];
+    for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
     const reader = new Reader(stores, placement);
     const writer = new Writer(pool, placement, metrics);
     const recovered = await writer.recoverIntents();
@@ -108,6 +109,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       if (text.trim().length === 0) return done(null, undefined);
       parseJson(request, text, done);
     });
+    // No reader observes part of a cross-worker batch: a read of a tenant with one in flight waits
+    // for all its parts (see BatchVisibility). Callback style: no promise on the common path.
+    app.addHook('preHandler', (request, _reply, done) => {
+      if (request.method !== 'GET') return done();
+      const raw = request.headers['x-tenant-id'];
+      const tenant = (typeof raw === 'string' && raw.length > 0 ? raw : 'default').toLowerCase();
+      if (!writer.visibility.busy(tenant)) return done();
+      writer.visibility.settled(tenant).then(() => done(), done);
+    });
     let draining = false;
     app.addHook('onRequest', async () => {
       if (draining) throw new DbxError('unavailable', 'the server is shutting down');
@@ -130,13 +140,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const status = {
       config,
       dataDir: options.dataDir,
-      workers,
+      workers: layout.workers,
       port: () => listenPort,
-      authenticate: (header: string | undefined) => void auth.authenticate(header),
+      authenticate: (header: string | undefined) => auth.authenticate(header),
     };
     const routes: RouteSpec[] = [
       ...systemRoutes({ metrics, reader, startedAt, status }),
-      ...writeRoutes(writer, reader),
+      ...writeRoutes(writer, reader, writeLimitsFrom(config.limits)),
       ...readRoutes(reader, config),
     ];
     routes.push(openApiRoute(() => routes));
@@ -170,6 +180,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     return { app, config, port, url: `http://127.0.0.1:${port}`, routes, stop };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup();
+    throw err;
+  }
+}
+
+/** The layout check refuses with one line, like every other start-up refusal. */
+function resolveLayoutOrRefuse(dataDir: string, config: Config): StorageLayout {
+  try {
+    return resolveLayout(dataDir, config, availableParallelism(), config.storage.map_size_mib);
+  } catch (err) {
+    if (err instanceof LayoutError) throw new ServerStartError(err.message);
     throw err;
   }
 }

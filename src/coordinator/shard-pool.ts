@@ -6,19 +6,21 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { DbxError, shardName, type Config } from '../core/index.js';
+import { DbxError, writeLimitsFrom, type Config } from '../core/index.js';
 import {
   WORKER_ENTRY,
   controlEndpoint,
   type ShardControl,
+  type ShardMessage,
+  type ShardReply,
   type ShardReplyMessage,
   type ShardRequest,
   type ShardResult,
   type WorkerInit,
 } from '../shard-worker/index.js';
-import { join } from 'node:path';
+import { workerEnvPath, workerOfShard, type StorageLayout } from './layout.js';
 
-type Pending = { resolve: (value: ShardResult) => void; reject: (err: DbxError) => void };
+type Pending = { resolve: (value: ShardResult) => void; reject: (err: DbxError) => void; deadline: number };
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 export type RequestBody = DistributiveOmit<ShardRequest, 'id'>;
 
@@ -29,6 +31,7 @@ class WorkerLink {
   alive = true;
 
   constructor(
+    readonly index: number,
     readonly worker: Worker,
     readonly port: MessagePort,
     readonly control: Comlink.Remote<ShardControl>,
@@ -38,14 +41,27 @@ class WorkerLink {
     port.on('message', (message: ShardReplyMessage) => {
       if (message.group_size !== undefined) onGroup(message.group_size);
       beforeResolve();
-      for (const reply of message.replies) {
-        const waiter = this.pending.get(reply.id);
-        if (!waiter) continue;
-        this.pending.delete(reply.id);
-        if (reply.ok) waiter.resolve(reply.value);
-        else waiter.reject(DbxError.fromWire(reply.error));
-      }
+      message.ids.forEach((id, i) => this.settle(id, message.replies[i]));
     });
+    // Replies are JSON text, so this should never fire; if it does, the affected requests are
+    // unknown and their deadlines answer them.
+    port.on('messageerror', (err) => console.error(`shard worker ${index}: a reply could not be received`, err));
+  }
+
+  private settle(id: number, text: string | undefined): void {
+    const waiter = this.pending.get(id);
+    if (!waiter) return;
+    this.pending.delete(id);
+    let reply: ShardReply;
+    try {
+      reply = JSON.parse(text as string) as ShardReply;
+    } catch (err) {
+      console.error(`shard worker ${this.index}: reply ${id} could not be read`, err);
+      waiter.reject(new DbxError('internal', 'the shard worker answered with an unreadable result', undefined, { cause: err }));
+      return;
+    }
+    if (reply.ok) waiter.resolve(reply.value);
+    else waiter.reject(DbxError.fromWire(reply.error));
   }
 
   send(request: ShardRequest): void {
@@ -58,8 +74,18 @@ class WorkerLink {
       this.flushScheduled = false;
       const requests = this.outbox;
       this.outbox = [];
-      this.port.postMessage({ requests });
+      const message: ShardMessage = { ids: requests.map((r) => r.id), requests: JSON.stringify(requests) };
+      this.port.postMessage(message);
     });
+  }
+
+  /** Rejects every request past its deadline: a lost reply never leaves a caller waiting. */
+  expire(now: number): void {
+    for (const [id, waiter] of this.pending) {
+      if (waiter.deadline > now) continue;
+      this.pending.delete(id);
+      waiter.reject(new DbxError('unavailable', `shard worker ${this.index} did not answer in time`));
+    }
   }
 
   failAll(reason: string): void {
@@ -75,12 +101,13 @@ export type PoolState = 'starting' | 'running' | 'draining' | 'stopped';
 export class ShardPool {
   private readonly links: WorkerLink[] = [];
   private nextId = 1;
+  private sweeper: NodeJS.Timeout | undefined;
   state: PoolState = 'starting';
 
   constructor(
     readonly config: Config,
     readonly dataDir: string,
-    readonly workerCount: number,
+    readonly layout: StorageLayout,
     readonly snowflakeState: SharedArrayBuffer,
     private readonly onGroup: (size: number) => void = () => {},
     /**
@@ -92,30 +119,34 @@ export class ShardPool {
     private readonly onWorkerExit: (index: number, code: number) => void = () => {},
   ) {}
 
-  shardPath(shard: number): string {
-    return join(this.dataDir, 'shards', shardName(shard));
+  get workerCount(): number {
+    return this.layout.workers;
   }
 
   async start(): Promise<void> {
-    const shardCount = this.config.tenants.shard_count;
+    const shardCount = this.layout.shard_count;
     for (let w = 0; w < this.workerCount; w++) {
-      const shards = [];
-      for (let s = w; s < shardCount; s += this.workerCount) shards.push({ index: s, path: this.shardPath(s) });
+      const shards: number[] = [];
+      for (let s = w; s < shardCount; s += this.workerCount) shards.push(s);
       const init: WorkerInit = {
         workerIndex: w,
+        envPath: workerEnvPath(this.dataDir, w),
         shards,
+        prepareLeaseMs: 2 * this.config.storage.worker_reply_timeout_ms,
+        commitsInFlightMax: this.config.storage.commits_in_flight_max,
         mapSizeMib: this.config.storage.map_size_mib,
         durability: this.config.storage.durability,
         flushIntervalMs: this.config.storage.flush_interval_ms,
         batchCommandsMax: this.config.storage.batch_commands_max,
         cacheThreshold: this.config.cache_threshold,
         snapshotThreshold: this.config.snapshot_threshold,
+        writeLimits: writeLimitsFrom(this.config.limits),
         snowflakeWorkerId: this.config.snowflake_worker_id,
         snowflakeState: this.snowflakeState,
       };
       const channel = new MessageChannel();
       const worker = new Worker(WORKER_ENTRY, { workerData: { init, port: channel.port2 }, transferList: [channel.port2] });
-      const link = new WorkerLink(worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup, this.beforeResolve);
+      const link = new WorkerLink(w, worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup, this.beforeResolve);
       worker.on('error', (err) => {
         console.error(`shard worker ${w} failed`, err);
       });
@@ -126,13 +157,19 @@ export class ShardPool {
       });
       this.links.push(link);
     }
-    // A worker is ready once it answers a control call (its environments are open).
+    // A worker is ready once it answers a control call (its environment is open).
     await Promise.all(this.links.map((l) => l.control.cacheSize()));
+    // One sweep a second is cheaper than a timer per request; a deadline is a bound, not a clock.
+    const sweepMs = Math.min(1000, this.config.storage.worker_reply_timeout_ms);
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const link of this.links) link.expire(now);
+    }, sweepMs).unref();
     this.state = 'running';
   }
 
   workerOf(shard: number): number {
-    return shard % this.workerCount;
+    return workerOfShard(shard, this.layout);
   }
 
   request(shard: number, body: RequestBody): Promise<ShardResult> {
@@ -144,8 +181,9 @@ export class ShardPool {
     const link = this.links[worker];
     if (!link || !link.alive) return Promise.reject(new DbxError('unavailable', `shard worker ${worker} is down`));
     const id = this.nextId++;
+    const deadline = Date.now() + this.config.storage.worker_reply_timeout_ms;
     return new Promise<ShardResult>((resolve, reject) => {
-      link.pending.set(id, { resolve, reject });
+      link.pending.set(id, { resolve, reject, deadline });
       link.send({ ...body, id } as ShardRequest);
     });
   }
@@ -176,6 +214,7 @@ export class ShardPool {
         await withTimeout(l.worker.terminate(), 5_000).catch(() => undefined);
       }),
     );
+    if (this.sweeper) clearInterval(this.sweeper);
     this.state = 'stopped';
   }
 }

@@ -1,12 +1,14 @@
 /**
  * The write side of the coordinator: places each command on its shard and sends it to the owning
- * worker. A batch that spans shards runs as a two-phase commit: every shard prepares (checks and
- * locks its aggregates), then the home shard commits first together with a durable intent holding
- * the whole batch, then the others; recovery at start-up finishes any intent a crash interrupted.
+ * worker. A batch within one worker environment is one transaction. A batch that spans worker
+ * environments runs as a two-phase commit: every worker prepares (checks and locks its aggregates),
+ * then the home worker commits first together with a durable intent holding the whole batch, then
+ * the others; recovery at start-up finishes any intent a crash interrupted.
  */
 import { randomUUID } from 'node:crypto';
 import { DbxError, shardFor, type EventRecord, type PlacementSettings } from '../core/index.js';
 import type { BatchIntent, ShardResult, WriteCommand, WriteResult } from '../shard-worker/index.js';
+import { BatchVisibility } from './batch-visibility.js';
 import type { Metrics } from './metrics.js';
 import type { ShardPool } from './shard-pool.js';
 
@@ -17,6 +19,7 @@ export class Writer {
     private readonly pool: ShardPool,
     private readonly placement: PlacementSettings,
     private readonly metrics: Metrics,
+    readonly visibility: BatchVisibility = new BatchVisibility(),
   ) {}
 
   private place(command: UnplacedCommand): WriteCommand {
@@ -42,10 +45,12 @@ export class Writer {
   async batch(commands: UnplacedCommand[]): Promise<EventRecord[]> {
     const started = process.hrtime.bigint();
     const placed = commands.map((c) => this.place(c));
-    const shards = [...new Set(placed.map((c) => c.shard))];
+    // One worker environment holds every shard of this batch: one transaction, atomic and seen
+    // whole by readers. Only a batch across worker environments needs the two-phase commit.
+    const workers = [...new Set(placed.map((c) => this.pool.workerOf(c.shard)))];
     let results: WriteResult[];
-    if (shards.length === 1) {
-      results = expect(await this.pool.request(shards[0] as number, { kind: 'batch', commands: placed }), 'batch').results;
+    if (workers.length === 1) {
+      results = expect(await this.pool.requestWorker(workers[0] as number, { kind: 'batch', commands: placed }), 'batch').results;
     } else {
       results = await this.twoPhase(placed);
     }
@@ -83,18 +88,39 @@ export class Writer {
       intent.parts.push(...value.parts);
     });
     const [home, ...others] = workers as [number, ...number[]];
+    const tenant = (placed[0] as WriteCommand).tenant;
+    await this.visibility.track(tenant, () => this.commitParts(txid, intent, home, others));
+    return results;
+  }
+
+  /**
+   * Home first, with the intent; then the others. If the home commit fails or its answer is lost,
+   * an abort to the home worker says what happened (the worker handles requests in order, so once
+   * it answers the abort the commit can no longer happen): committed → finish the others;
+   * otherwise release them. Past the home commit the batch is decided: a failure below is finished
+   * by recovery at the next start, and the caller is told `unavailable`, never "rolled back".
+   */
+  private async commitParts(txid: string, intent: BatchIntent, home: number, others: number[]): Promise<void> {
     try {
       await this.pool.requestWorker(home, { kind: 'commit', txid, intent });
     } catch (err) {
-      // Nothing is committed anywhere: release the other shards' locks and report the failure.
-      await Promise.allSettled(others.map((w) => this.pool.requestWorker(w, { kind: 'abort', txid })));
-      throw err;
+      const outcome = await this.pool
+        .requestWorker(home, { kind: 'abort', txid })
+        .then((r) => expect(r, 'abort').outcome, () => 'unreachable' as const);
+      if (outcome === 'unreachable') {
+        // The home worker is gone: whether it committed is only known at the next start, whose
+        // recovery finishes the batch from its intent if it did. Leave the other parts prepared
+        // (their lease ends them) rather than guess.
+        console.error(`batch ${txid}: home worker ${home} unreachable after commit; recovery decides at next start`);
+        throw err;
+      }
+      if (outcome !== 'committed') {
+        await Promise.allSettled(others.map((w) => this.pool.requestWorker(w, { kind: 'abort', txid })));
+        throw err;
+      }
     }
-    // From here the batch is decided (the intent is durable); a failure below is finished by
-    // recovery at the next start, so the caller is told the truth: unavailable, not rolled back.
     await Promise.all(others.map((w) => this.pool.requestWorker(w, { kind: 'commit', txid })));
     void this.forgetIntent(home, txid);
-    return results;
   }
 
   private async forgetIntent(worker: number, txid: string): Promise<void> {

@@ -3,12 +3,14 @@
  * put a limit on everything). A malformed file is refused with one line naming the key and what it
  * expects; the file is never rewritten when it fails to parse.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
 import { WORKER_ID_MAX } from './snowflake.js';
+import { EVENT_BYTES_MAX_DEFAULT, JSON_DEPTH_MAX_CEILING, JSON_DEPTH_MAX_DEFAULT, JSON_NODES_MAX_DEFAULT, STATE_BYTES_MAX_DEFAULT } from './limits.js';
+import { writeFileDurably } from './durable-file.js';
 
 export const CONFIG_FILE = 'config.toml';
 export const DEFAULT_PORT = 7070;
@@ -22,9 +24,19 @@ const storageSchema = z.strictObject({
   flush_interval_ms: z.number().int().min(1).max(60_000).default(100),
   /** Shard worker threads; 0 = one per CPU, capped at shard_count. */
   workers: z.number().int().min(0).max(64).default(0),
+  /**
+   * Group commits a worker hands to LMDB before the first of them is durable: while one flushes the
+   * next is prepared and written. 1 = no overlap.
+   */
+  commits_in_flight_max: z.number().int().min(1).max(64).default(4),
   /** Commands gathered into one LMDB commit at most (group commit bound). */
   batch_commands_max: z.number().int().min(1).max(100_000).default(2048),
-  /** LMDB map size per shard environment, in MiB (a ceiling, not an allocation). */
+  /**
+   * A request to a shard worker that has no answer after this long fails with 503 (a lost reply
+   * never hangs a caller); a prepared cross-worker batch is released after twice this.
+   */
+  worker_reply_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+  /** LMDB map size per worker environment, in MiB (a ceiling, not an allocation). */
   map_size_mib: z.number().int().min(64).max(16 * 1024 * 1024).default(64 * 1024),
 });
 
@@ -53,6 +65,27 @@ const httpSchema = z.strictObject({
 });
 
 const metricsSchema = z.strictObject({ public: z.boolean().default(false) });
+
+/** Bounds on what one write may carry and produce (see limits.ts; refusals are 400 or 413). */
+const limitsSchema = z.strictObject({
+  json_depth_max: z.number().int().min(1).max(JSON_DEPTH_MAX_CEILING).default(JSON_DEPTH_MAX_DEFAULT),
+  json_nodes_max: z.number().int().min(1).max(10_000_000).default(JSON_NODES_MAX_DEFAULT),
+  state_bytes_max: z.number().int().min(1024).max(1024 * 1024 * 1024).default(STATE_BYTES_MAX_DEFAULT),
+  event_bytes_max: z.number().int().min(1024).max(1024 * 1024 * 1024).default(EVENT_BYTES_MAX_DEFAULT),
+});
+
+/** Bounds on list queries: each runs on the coordinator's main thread, so each must stop early. */
+const querySchema = z.strictObject({
+  /** Rows an unsorted list (or one aggregate's events) reads per request before it answers a partial page. */
+  scan_rows_max: z.number().int().min(1).max(100_000_000).default(100_000),
+  /** Time a list may scan per request; an unsorted list answers a partial page, a sort a 400. */
+  scan_time_max_ms: z.number().int().min(1).max(600_000).default(500),
+  /** Rows a sorted list may read (it must see every row in scope before answering); beyond: 400. */
+  sort_scan_max: z.number().int().min(1).max(100_000_000).default(100_000),
+  filter_chars_max: z.number().int().min(16).max(65_536).default(4096),
+  /** Parentheses and NOTs nested; the parser and evaluator recurse once per level. */
+  filter_depth_max: z.number().int().min(1).max(256).default(64),
+});
 
 const pluginQueueSchema = z.strictObject({
   prune: z
@@ -83,6 +116,8 @@ export const configSchema = z.strictObject({
   auth: authSchema.prefault({}),
   http: httpSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
+  limits: limitsSchema.prefault({}),
+  query: querySchema.prefault({}),
   plugin_queue: pluginQueueSchema.prefault({}),
 });
 
@@ -131,14 +166,11 @@ export function readConfig(dataDir: string): { config: Config; exists: boolean }
   return { config: parseConfig(raw, path), exists: true };
 }
 
-/** Writes atomically (temp file + rename) so a crash never leaves half a config. */
+/** Writes durably (temp file, fsync, rename, dir fsync) so a crash or power cut never leaves half a config. */
 export function writeConfig(dataDir: string, config: Config): void {
   mkdirSync(dataDir, { recursive: true });
-  const path = configPath(dataDir);
-  const tmp = `${path}.tmp-${process.pid}`;
   const { data_dir: _ignored, ...rest } = config;
-  writeFileSync(tmp, stringifyToml(stripUndefined(rest)) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileDurably(configPath(dataDir), stringifyToml(stripUndefined(rest)) + '\n', 0o600);
 }
 
 function stripUndefined(value: Record<string, unknown>): Record<string, unknown> {

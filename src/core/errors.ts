@@ -17,6 +17,7 @@ export const ERROR_CATALOGUE = {
   write_limit_exhausted: { status: 429, summary: "The token's write allowance is used up." },
   unavailable: { status: 503, summary: 'The server is starting, draining or a shard worker is down.' },
   internal: { status: 500, summary: 'An unexpected failure; the server log has the cause.' },
+  integrity_failed: { status: 500, summary: 'The stored aggregate failed an integrity check (its Merkle frontier does not match its root); run verify and restore it.' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -25,6 +26,11 @@ export interface WireError {
   code: ErrorCode;
   message: string;
   details?: unknown;
+  /**
+   * What really failed (message and stack), for the server log only: it crosses the worker hop so
+   * the coordinator can log it, and `toWire()` (what answers carry) never includes it.
+   */
+  cause?: string;
 }
 
 export class DbxError extends Error {
@@ -50,7 +56,7 @@ export class DbxError extends Error {
 
   static fromWire(wire: WireError): DbxError {
     const code = wire.code in ERROR_CATALOGUE ? wire.code : 'internal';
-    return new DbxError(code, wire.message, wire.details);
+    return new DbxError(code, wire.message, wire.details, wire.cause !== undefined ? { cause: wire.cause } : undefined);
   }
 }
 
@@ -60,8 +66,23 @@ export function isErrorCode(value: string): value is ErrorCode {
 
 /** Converts anything thrown into wire form; unknown errors never leak their message or stack. */
 export function toWireError(err: unknown): WireError {
-  if (err instanceof DbxError) return err.toWire();
-  return { code: 'internal', message: 'internal error' };
+  if (err instanceof DbxError) {
+    const wire = err.toWire();
+    if (err.code === 'internal' && err.cause !== undefined) wire.cause = describeCause(err.cause);
+    else if (err.code === 'internal') wire.cause = describeCause(err);
+    return wire;
+  }
+  return { code: 'internal', message: 'internal error', cause: describeCause(err) };
+}
+
+/** The log text of a failure: its stack when it has one (stacks never reach an answer). */
+export function describeCause(err: unknown): string {
+  if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
+  try {
+    return typeof err === 'string' ? err : JSON.stringify(err);
+  } catch {
+    return String(err);
+  }
 }
 
 export const notFound = (what: string): DbxError => new DbxError('not_found', `${what} not found`);

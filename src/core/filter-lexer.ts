@@ -7,8 +7,21 @@ import { DbxError } from './errors.js';
 
 export type CompareOp = '=' | '!=' | '>' | '<' | '>=' | '<=';
 
+/** Defaults of `[query] filter_chars_max` / `filter_depth_max`. */
 export const FILTER_CHARS_MAX = 4096;
 export const FILTER_DEPTH_MAX = 64;
+
+/**
+ * What a filter may cost to parse and to evaluate per row: evaluation is O(length) per row (each
+ * comparison once; LIKE O(text × pattern)) and recursion O(depth), so both are bounded here, at
+ * validation, before any row is read.
+ */
+export interface FilterLimits {
+  chars_max: number;
+  depth_max: number;
+}
+
+export const FILTER_LIMITS: FilterLimits = { chars_max: FILTER_CHARS_MAX, depth_max: FILTER_DEPTH_MAX };
 
 export type FilterValue = string | number | boolean | null;
 
@@ -127,13 +140,13 @@ function readString(source: string, start: number): [string, number] {
   throw filterError('unterminated string literal');
 }
 
-export function parseFilter(source: string): FilterExpr {
-  if (source.length > FILTER_CHARS_MAX) {
-    throw filterError(`filter exceeds ${FILTER_CHARS_MAX} characters`);
+export function parseFilter(source: string, limits: FilterLimits = FILTER_LIMITS): FilterExpr {
+  if (source.length > limits.chars_max) {
+    throw filterError(`filter exceeds ${limits.chars_max} characters`);
   }
   const tokens = tokenize(source);
   if (tokens.length === 0) throw filterError('filter cannot be empty');
-  const parser = new Parser(tokens);
+  const parser = new Parser(tokens, limits.depth_max);
   const expr = parser.expression(0);
   if (!parser.atEnd()) throw filterError('unexpected tokens after expression');
   return expr;
@@ -142,7 +155,10 @@ export function parseFilter(source: string): FilterExpr {
 class Parser {
   private position = 0;
 
-  constructor(private readonly tokens: Token[]) {}
+  constructor(
+    private readonly tokens: Token[],
+    private readonly depthMax: number,
+  ) {}
 
   atEnd(): boolean {
     return this.position >= this.tokens.length;
@@ -189,14 +205,19 @@ class Parser {
 
   private not(depth: number): FilterExpr {
     if (!this.accept('not')) return this.primary(depth);
-    return { kind: 'not', expr: this.not(enter(depth)) };
+    return { kind: 'not', expr: this.not(this.enter(depth)) };
   }
 
   private primary(depth: number): FilterExpr {
     if (!this.accept('(')) return this.comparison();
-    const expr = this.expression(enter(depth));
+    const expr = this.expression(this.enter(depth));
     this.expect(')');
     return expr;
+  }
+
+  private enter(depth: number): number {
+    if (depth + 1 > this.depthMax) throw filterError(`nesting deeper than ${this.depthMax} levels`);
+    return depth + 1;
   }
 
   private comparison(): FilterExpr {
@@ -245,9 +266,4 @@ class Parser {
         throw filterError('invalid value literal');
     }
   }
-}
-
-function enter(depth: number): number {
-  if (depth + 1 > FILTER_DEPTH_MAX) throw filterError(`nesting deeper than ${FILTER_DEPTH_MAX} levels`);
-  return depth + 1;
 }

@@ -10,8 +10,8 @@ import { DbxError } from './errors.js';
 import type { FilterExpr, FilterValue } from './filter-lexer.js';
 import type { AggregateView, EventMetadata, EventRecord, JsonValue } from './types.js';
 
-export { FILTER_CHARS_MAX, FILTER_DEPTH_MAX, parseFilter } from './filter-lexer.js';
-export type { CompareOp, FilterExpr, FilterValue } from './filter-lexer.js';
+export { FILTER_CHARS_MAX, FILTER_DEPTH_MAX, FILTER_LIMITS, parseFilter } from './filter-lexer.js';
+export type { CompareOp, FilterExpr, FilterLimits, FilterValue } from './filter-lexer.js';
 
 export const SORT_CHARS_MAX = 1024;
 
@@ -55,7 +55,7 @@ function compare(expr: Comparison, actual: JsonValue | undefined): boolean {
   if (actual === undefined) return expr.kind === 'compare' && expr.op === '!=' && expr.value === null;
   if (expr.kind === 'in') return expr.values.some((value) => equals(actual, value));
   if (expr.kind === 'like') {
-    return typeof actual === 'string' && typeof expr.pattern === 'string' && likeRegex(expr).test(actual);
+    return typeof actual === 'string' && typeof expr.pattern === 'string' && likePattern(expr).test(actual);
   }
   const { op, value } = expr;
   if (op === '=') return equals(actual, value);
@@ -74,18 +74,24 @@ function equals(actual: JsonValue, expected: FilterValue): boolean {
 
 // Keyed by node, so a parsed filter compiles each pattern once however many records it scans, and a
 // copy of the AST received from another thread simply compiles its own.
-const likeCache = new WeakMap<LikeNode, RegExp>();
+const likeCache = new WeakMap<LikeNode, LikePattern>();
 
-function likeRegex(node: LikeNode): RegExp {
-  let regex = likeCache.get(node);
-  if (regex === undefined) {
-    regex = likeToRegExp(String(node.pattern));
-    likeCache.set(node, regex);
+function likePattern(node: LikeNode): LikePattern {
+  let pattern = likeCache.get(node);
+  if (pattern === undefined) {
+    pattern = compileLike(String(node.pattern));
+    likeCache.set(node, pattern);
   }
-  return regex;
+  return pattern;
 }
 
-/** `%`/`*` any run, `_`/`?` one character; anchored and case-sensitive. */
+/**
+ * `%`/`*` any run, `_`/`?` one character; anchored and case-sensitive. The regex form of a LIKE
+ * pattern, kept as the executable definition of its meaning (tests compare `likeMatch` with it on
+ * short inputs). Never evaluate it on stored data: `%%%%b` is a backtracking regex that takes
+ * exponential time on a string without `b` — that froze the server (ReDoS). Evaluation uses
+ * `compileLike`.
+ */
 export function likeToRegExp(pattern: string): RegExp {
   let source = '^';
   for (const c of pattern) {
@@ -96,6 +102,84 @@ export function likeToRegExp(pattern: string): RegExp {
   }
   // `u` so `_` spans a whole astral character; `s` so `%` spans line breaks inside stored text.
   return new RegExp(`${source}$`, 'su');
+}
+
+/** One character of a segment: a code point, or `null` for the one-character wildcard. */
+type Segment = (string | null)[];
+
+/** A LIKE pattern split on its runs of `%` (a run of several is one: `%%%%` ≡ `%`). */
+export interface LikePattern {
+  /** Must match at the start of the text. */
+  prefix: Segment;
+  /** Segments between `%` runs, matched left to right at their earliest place. */
+  middle: Segment[];
+  /** Must match at the end; `null` when the pattern has no `%`, so `prefix` is the whole text. */
+  suffix: Segment | null;
+  test(text: string): boolean;
+}
+
+export function compileLike(pattern: string): LikePattern {
+  const segments: Segment[] = [[]];
+  let previousStar = false;
+  for (const c of pattern) {
+    const star = c === '%' || c === '*';
+    if (star) {
+      if (!previousStar) segments.push([]);
+    } else {
+      (segments[segments.length - 1] as Segment).push(c === '_' || c === '?' ? null : c);
+    }
+    previousStar = star;
+  }
+  const prefix = segments[0] as Segment;
+  const compiled: LikePattern = {
+    prefix,
+    middle: segments.length > 1 ? segments.slice(1, -1) : [],
+    suffix: segments.length > 1 ? (segments[segments.length - 1] as Segment) : null,
+    test: (text) => likeMatch(compiled, text),
+  };
+  return compiled;
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * Matches without backtracking, in O(n·m) for a text of n and a pattern of m characters: the
+ * prefix and the suffix are anchored; each middle segment is taken at its earliest place after the
+ * previous one. Earliest is always right for `%`-separated segments (a later place leaves less
+ * room for what follows and gains nothing), so no choice is ever revisited and the positions tried
+ * by different segments never overlap. Characters are code points, as with the `u` regex: text
+ * without surrogates is indexed directly, other text is split into code points once (O(n)).
+ */
+export function likeMatch(pattern: LikePattern, text: string): boolean {
+  const chars: ArrayLike<string> = SURROGATE.test(text) ? Array.from(text) : text;
+  const n = chars.length;
+  const { prefix, middle, suffix } = pattern;
+  if (suffix === null) return prefix.length === n && segmentAt(chars, prefix, 0);
+  const end = n - suffix.length;
+  if (prefix.length > end || !segmentAt(chars, prefix, 0) || !segmentAt(chars, suffix, end)) return false;
+  let position = prefix.length;
+  for (const segment of middle) {
+    const found = findSegment(chars, segment, position, end);
+    if (found < 0) return false;
+    position = found + segment.length;
+  }
+  return true;
+}
+
+function segmentAt(chars: ArrayLike<string>, segment: Segment, at: number): boolean {
+  for (let k = 0; k < segment.length; k++) {
+    const want = segment[k];
+    if (want !== null && chars[at + k] !== want) return false;
+  }
+  return true;
+}
+
+/** Earliest start in [from, end − length] where `segment` matches, or −1. */
+function findSegment(chars: ArrayLike<string>, segment: Segment, from: number, end: number): number {
+  for (let at = from; at + segment.length <= end; at++) {
+    if (segmentAt(chars, segment, at)) return at;
+  }
+  return -1;
 }
 
 /** Dot path into JSON: object keys or decimal array indices; an empty segment is missing. */

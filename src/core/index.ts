@@ -8,5 +8,6 @@ export * from './state.js';
 export * from './limits.js';
 export * from './validation.js';
 export * from './config.js';
+export * from './durable-file.js';
 export * from './tokens.js';
 export * from './placement.js';

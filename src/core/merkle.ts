@@ -5,30 +5,35 @@
  * An aggregate keeps only its right frontier: the roots of the perfect subtrees that make up its
  * current size, largest first (one per set bit of n, so ≤ 64). Appending a leaf merges equal-sized
  * subtrees, so an append costs O(log n) hashes whatever the length of the history.
+ *
+ * Hashing uses node:crypto (OpenSSL): measured on this VM, a leaf of a ~270-byte event costs 1.4 µs
+ * against 14 µs with @noble/hashes, a node 1.2 µs against 4.2 µs. Every append, verify and proof
+ * pays these, and the frontier check below is only cheap enough for every read because of it.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { createHash } from 'node:crypto';
+import { DbxError } from './errors.js';
 
 const LEAF_PREFIX = 0x00;
 const NODE_PREFIX = 0x01;
 
 /** Root of the empty tree: SHA-256 of the empty string (RFC 6962 §2.1). */
-export const EMPTY_ROOT = bytesToHex(sha256(new Uint8Array(0)));
+export const EMPTY_ROOT = createHash('sha256').digest('hex');
+
+const LEAF_PREFIX_BYTES = Buffer.from([LEAF_PREFIX]);
+const HASH_HEX = /^[0-9a-f]{64}$/;
 
 export function leafHash(canonicalJson: string): string {
-  const body = utf8ToBytes(canonicalJson);
-  const input = new Uint8Array(body.length + 1);
-  input[0] = LEAF_PREFIX;
-  input.set(body, 1);
-  return bytesToHex(sha256(input));
+  return createHash('sha256').update(LEAF_PREFIX_BYTES).update(canonicalJson, 'utf8').digest('hex');
 }
 
 export function nodeHash(leftHex: string, rightHex: string): string {
-  const input = new Uint8Array(65);
+  // Buffer's hex decoding stops silently at a bad digit, so count what it decoded: a malformed hash
+  // must not hash to anything (this costs nothing; a regex test per side cost ~0.3 µs).
+  const input = Buffer.alloc(65);
   input[0] = NODE_PREFIX;
-  input.set(hexToBytes(leftHex), 1);
-  input.set(hexToBytes(rightHex), 33);
-  return bytesToHex(sha256(input));
+  const decoded = leftHex.length === 64 && rightHex.length === 64 ? input.write(leftHex, 1, 'hex') + input.write(rightHex, 33, 'hex') : 0;
+  if (decoded !== 64) throw new Error('merkle node hash needs two 64-digit hex hashes');
+  return createHash('sha256').update(input).digest('hex');
 }
 
 /** Frontier of a tree of `size` leaves: subtree roots for each set bit of size, largest first. */
@@ -55,6 +60,43 @@ export function frontierRoot(frontier: Frontier): string {
   let root = frontier[frontier.length - 1] as string;
   for (let i = frontier.length - 2; i >= 0; i--) root = nodeHash(frontier[i] as string, root);
   return root;
+}
+
+/** Number of entries in the frontier of a tree of `size` leaves: the set bits of size. */
+export function frontierLength(size: number): number {
+  let count = 0;
+  for (let n = size; n > 0; n = Math.floor(n / 2)) count += n % 2;
+  return count;
+}
+
+/**
+ * True when `frontier` can be the frontier of a tree of `size` leaves whose root is `root`: it has
+ * one well-formed hash per set bit of size and folds to root. Costs at most 63 node hashes (~1 µs
+ * each), so reads and appends can afford it; it cannot see a frontier forged together with its root
+ * (only `verify`, which replays the history, can).
+ */
+export function frontierMatches(frontier: readonly string[], size: number, root: string): boolean {
+  if (!Array.isArray(frontier) || frontier.length !== frontierLength(size)) return false;
+  if (!frontier.every((h) => typeof h === 'string' && HASH_HEX.test(h))) return false;
+  return frontierRoot(frontier as string[]) === root;
+}
+
+/**
+ * Refuses to serve or extend a head whose stored frontier does not fold to its root: extending a
+ * forged frontier would give every later event a wrong root, forever. `action` says what was refused.
+ */
+export function assertFrontierIntact(
+  head: { version: number; frontier: readonly string[]; merkle_root: string },
+  type: string,
+  id: string,
+  action: 'read' | 'write',
+): void {
+  if (frontierMatches(head.frontier, head.version, head.merkle_root)) return;
+  throw new DbxError(
+    'integrity_failed',
+    `aggregate ${type}/${id} failed an integrity check: its stored Merkle frontier does not match its root at version ${head.version}, ` +
+      `so the ${action} was refused. Run \`dbx aggregate verify ${type} ${id}\` (GET …/verify) to see what was altered, and restore the aggregate from a backup.`,
+  );
 }
 
 /** Root over a full list of leaves (used by verify and by proofs). */

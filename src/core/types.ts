@@ -57,6 +57,14 @@ export interface VerifyResult {
   merkle_root: string;
   valid: boolean;
   first_invalid_version?: number;
+  /** Present when invalid: every check that failed (see src/coordinator/verify.ts for the kinds). */
+  problems?: VerifyProblem[];
+}
+
+export interface VerifyProblem {
+  kind: string;
+  version?: number;
+  message: string;
 }
 
 export interface Page<T> {

@@ -14,6 +14,10 @@ import {
   PATCH_OPS_MAX,
   PAYLOAD_BYTES_MAX,
   TENANT_CHARS_MAX,
+  DEFAULT_WRITE_LIMITS,
+  checkJsonValue,
+  isWellFormed,
+  type WriteLimits,
 } from './limits.js';
 import { RESERVED_EVENT_TYPES } from './state.js';
 
@@ -48,50 +52,49 @@ function byteLength(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value), 'utf8');
 }
 
-export const payloadSchema = jsonObjectSchema.superRefine((value, ctx) => {
-  if (byteLength(value) > PAYLOAD_BYTES_MAX) {
-    ctx.addIssue({ code: 'custom', message: `payload exceeds maximum size of ${PAYLOAD_BYTES_MAX} bytes`, params: { tooLarge: true } });
-  }
-});
+const UNICODE_MESSAGE = 'must be well-formed Unicode (it holds a lone surrogate; I-JSON, RFC 7493)';
+/** A free-text string field: refused when it holds a lone surrogate (it would come back as U+FFFD). */
+const textSchema = z.string().refine(isWellFormed, UNICODE_MESSAGE);
 
-export const metadataSchema = jsonObjectSchema.superRefine((value, ctx) => {
-  for (const key of Object.keys(value)) {
-    if (!/^@[A-Za-z0-9][A-Za-z0-9_-]*$/.test(key)) {
-      ctx.addIssue({ code: 'custom', path: [key], message: `metadata key '${key}' must start with '@' followed by letters, numbers, underscores, or hyphens` });
+type JsonLimits = Pick<WriteLimits, 'jsonDepthMax' | 'jsonNodesMax'>;
+type Ctx = z.core.$RefinementCtx;
+
+/**
+ * Walks a JSON field once (depth, node count, I-JSON) and only then measures its bytes: the walk
+ * bounds the depth first, so `JSON.stringify` below never meets a value deep enough to overflow.
+ */
+function checkField(value: unknown, ctx: Ctx, limits: JsonLimits, what: string, bytesMax: number): void {
+  const issue = checkJsonValue(value, limits);
+  if (issue) {
+    ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    return;
+  }
+  if (byteLength(value) > bytesMax) {
+    ctx.addIssue({ code: 'custom', message: `${what} exceeds maximum size of ${bytesMax} bytes`, params: { tooLarge: true } });
+  }
+}
+
+function payloadSchemaFor(limits: JsonLimits) {
+  return jsonObjectSchema.superRefine((value, ctx) => checkField(value, ctx, limits, 'payload', PAYLOAD_BYTES_MAX));
+}
+
+function metadataSchemaFor(limits: JsonLimits) {
+  return jsonObjectSchema.superRefine((value, ctx) => {
+    for (const key of Object.keys(value)) {
+      if (!/^@[A-Za-z0-9][A-Za-z0-9_-]*$/.test(key)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `metadata key '${key}' must start with '@' followed by letters, numbers, underscores, or hyphens` });
+        return;
+      }
     }
-  }
-  if (byteLength(value) > METADATA_BYTES_MAX) {
-    ctx.addIssue({ code: 'custom', message: `metadata exceeds maximum size of ${METADATA_BYTES_MAX} bytes`, params: { tooLarge: true } });
-  }
-});
+    checkField(value, ctx, limits, 'metadata', METADATA_BYTES_MAX);
+  });
+}
 
-export const noteSchema = z.string().refine((v) => [...v].length <= NOTE_CHARS_MAX, `note cannot exceed ${NOTE_CHARS_MAX} characters`);
+export const noteSchema = textSchema.refine((v) => [...v].length <= NOTE_CHARS_MAX, `note cannot exceed ${NOTE_CHARS_MAX} characters`);
 export const expectedVersionSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-export const idempotencyKeySchema = z.string().min(1).max(IDEMPOTENCY_KEY_CHARS_MAX);
+export const idempotencyKeySchema = textSchema.pipe(z.string().min(1).max(IDEMPOTENCY_KEY_CHARS_MAX));
 
-export const createBodySchema = z.strictObject({
-  event_type: eventTypeSchema,
-  payload: payloadSchema.default({}),
-  metadata: metadataSchema.optional(),
-  note: noteSchema.optional(),
-  idempotency_key: idempotencyKeySchema.optional(),
-});
-
-export const applyBodySchema = z.strictObject({
-  event_type: eventTypeSchema,
-  payload: payloadSchema.default({}),
-  metadata: metadataSchema.optional(),
-  note: noteSchema.optional(),
-  expected_version: expectedVersionSchema.optional(),
-  idempotency_key: idempotencyKeySchema.optional(),
-});
-
-export const eventBodySchema = applyBodySchema.extend({
-  aggregate_type: aggregateTypeSchema,
-  aggregate_id: aggregateIdSchema,
-});
-
-const pointerSchema = z.string().refine((p) => p === '' || p.startsWith('/'), "a JSON pointer must be empty or start with '/'");
+const pointerSchema = textSchema.refine((p) => p === '' || p.startsWith('/'), "a JSON pointer must be empty or start with '/'");
 export const patchOperationSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('add'), path: pointerSchema, value: z.unknown() }),
   z.strictObject({ op: z.literal('replace'), path: pointerSchema, value: z.unknown() }),
@@ -101,47 +104,94 @@ export const patchOperationSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('copy'), path: pointerSchema, from: pointerSchema }),
 ]);
 
-export const patchBodySchema = z.strictObject({
-  event_type: eventTypeSchema,
-  patch: z
+function patchSchemaFor(limits: JsonLimits) {
+  return z
     .array(patchOperationSchema)
     .min(1, 'patch must contain at least one operation')
     .max(PATCH_OPS_MAX)
-    .superRefine((value, ctx) => {
-      if (byteLength(value) > PAYLOAD_BYTES_MAX) {
+    .superRefine((ops, ctx) => {
+      // Depth counts from each value; the node budget is shared by the whole patch.
+      const budget = { nodes: 0 };
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i] as { value?: unknown };
+        if (!('value' in op)) continue;
+        const issue = checkJsonValue(op.value, limits, budget);
+        if (issue) {
+          ctx.addIssue({ code: 'custom', path: [i, 'value', ...issue.path], message: issue.message });
+          return;
+        }
+      }
+      if (byteLength(ops) > PAYLOAD_BYTES_MAX) {
         ctx.addIssue({ code: 'custom', message: `patch exceeds maximum size of ${PAYLOAD_BYTES_MAX} bytes`, params: { tooLarge: true } });
       }
-    }),
-  metadata: metadataSchema.optional(),
-  note: noteSchema.optional(),
-  expected_version: expectedVersionSchema.optional(),
-  idempotency_key: idempotencyKeySchema.optional(),
-});
+    });
+}
+
+const commentSchema = textSchema.pipe(z.string().max(1024));
 
 export const lifecycleBodySchema = z.strictObject({
-  comment: z.string().max(1024).optional(),
+  comment: commentSchema.optional(),
   note: noteSchema.optional(),
   expected_version: expectedVersionSchema.optional(),
   idempotency_key: idempotencyKeySchema.optional(),
 });
 
-/** A patch inside a batch: the patch body plus the aggregate it applies to. */
-export const batchPatchItemSchema = patchBodySchema.extend({
-  aggregate_type: aggregateTypeSchema,
-  aggregate_id: aggregateIdSchema,
-});
+export const snapshotBodySchema = z.strictObject({ comment: commentSchema.optional() });
 
-/** One event of a batch (or of the CLI's stage): an apply body, or a patch body with `patch`. */
-export const batchItemSchema = z.union([eventBodySchema, batchPatchItemSchema]);
+/**
+ * The write bodies for one set of limits (the server builds them from `[limits]`; the module-level
+ * schemas below use the defaults, for the CLI's stage and for types).
+ */
+export function writeSchemas(limits: JsonLimits) {
+  const payload = payloadSchemaFor(limits);
+  const metadata = metadataSchemaFor(limits);
+  const patch = patchSchemaFor(limits);
+  const createBody = z.strictObject({
+    event_type: eventTypeSchema,
+    payload: payload.default({}),
+    metadata: metadata.optional(),
+    note: noteSchema.optional(),
+    idempotency_key: idempotencyKeySchema.optional(),
+  });
+  const applyBody = z.strictObject({
+    event_type: eventTypeSchema,
+    payload: payload.default({}),
+    metadata: metadata.optional(),
+    note: noteSchema.optional(),
+    expected_version: expectedVersionSchema.optional(),
+    idempotency_key: idempotencyKeySchema.optional(),
+  });
+  const eventBody = applyBody.extend({ aggregate_type: aggregateTypeSchema, aggregate_id: aggregateIdSchema });
+  const patchBody = z.strictObject({
+    event_type: eventTypeSchema,
+    patch,
+    metadata: metadata.optional(),
+    note: noteSchema.optional(),
+    expected_version: expectedVersionSchema.optional(),
+    idempotency_key: idempotencyKeySchema.optional(),
+  });
+  /** A patch inside a batch: the patch body plus the aggregate it applies to. */
+  const batchPatchItem = patchBody.extend({ aggregate_type: aggregateTypeSchema, aggregate_id: aggregateIdSchema });
+  /** One event of a batch (or of the CLI's stage): an apply body, or a patch body with `patch`. */
+  const batchItem = z.union([eventBody, batchPatchItem]);
+  const batchBody = z.strictObject({
+    events: z.array(batchItem).min(1, 'a batch needs at least one event').max(BATCH_EVENTS_MAX),
+  });
+  return { payload, metadata, createBody, applyBody, eventBody, patchBody, batchPatchItem, batchItem, batchBody };
+}
 
-export const batchBodySchema = z.strictObject({
-  events: z
-    .array(batchItemSchema)
-    .min(1, 'a batch needs at least one event')
-    .max(BATCH_EVENTS_MAX),
-});
+export type WriteSchemas = ReturnType<typeof writeSchemas>;
 
-export const snapshotBodySchema = z.strictObject({ comment: z.string().max(1024).optional() });
+const defaults = writeSchemas(DEFAULT_WRITE_LIMITS);
+export const payloadSchema = defaults.payload;
+export const metadataSchema = defaults.metadata;
+export const createBodySchema = defaults.createBody;
+export const applyBodySchema = defaults.applyBody;
+export const eventBodySchema = defaults.eventBody;
+export const patchBodySchema = defaults.patchBody;
+export const batchPatchItemSchema = defaults.batchPatchItem;
+export const batchItemSchema = defaults.batchItem;
+export const batchBodySchema = defaults.batchBody;
 
 export type CreateBody = z.infer<typeof createBodySchema>;
 export type ApplyBody = z.infer<typeof applyBodySchema>;

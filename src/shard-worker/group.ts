@@ -1,51 +1,92 @@
 /**
  * One group commit: the requests drained from the port in one turn are prepared together, written
- * in one LMDB transaction per touched shard, and answered together after the flush.
+ * in one LMDB (child) transaction of the worker's environment whatever shards they touch, and
+ * answered together once that commit is durable.
  */
-import { DbxError, toWireError, type EventRecord, type JsonObject } from '../core/index.js';
+import { DbxError, toWireError, type EventRecord, type JsonObject, type WireError } from '../core/index.js';
 import { BatchBuilder, type LoadedAggregate, type PrepareContext } from './prepare.js';
-import type { BatchIntent, ShardReply, ShardRequest, WriteCommand } from './protocol.js';
-import { headKeyString, type WriteSet } from './records.js';
-import { DURABLE_TXN_FLAGS, type ShardStore } from './store.js';
+import type { AbortOutcome, BatchIntent, ShardReply, ShardRequest, WriteCommand } from './protocol.js';
+import { headKeyString } from './records.js';
+import type { ShardStore, WorkerEnv } from './store.js';
 
 export interface PreparedTransaction {
   txid: string;
   builder: BatchBuilder;
   lockKeys: string[];
+  /** A prepare whose commit or abort never arrives is released at this time (ms since epoch). */
+  expiresAt: number;
 }
 
-export interface GroupOutcome {
-  replies: ShardReply[];
-  deferred: ShardRequest[];
-  /** Transactions committed or aborted in this group: their locks can be released. */
-  released: string[];
-  touched: ShardStore[];
-}
+/** How many committed txids are remembered so a late abort can say "that one committed". */
+const COMMITTED_TXIDS_MAX = 4096;
 
 export class GroupState {
   readonly prepared = new Map<string, PreparedTransaction>();
   readonly locks = new Map<string, string>();
+  readonly committed = new Set<string>();
+
+  constructor(readonly prepareLeaseMs: number) {}
+
+  rememberCommitted(txid: string): void {
+    this.committed.add(txid);
+    if (this.committed.size > COMMITTED_TXIDS_MAX) {
+      const oldest = this.committed.values().next();
+      if (!oldest.done) this.committed.delete(oldest.value);
+    }
+  }
+
+  /** Prepares past their lease: the coordinator lost track of them, so their locks must go. */
+  expired(now: number): string[] {
+    const out: string[] = [];
+    for (const tx of this.prepared.values()) if (tx.expiresAt <= now) out.push(tx.txid);
+    return out;
+  }
 }
 
 export function lockKey(cmd: Pick<WriteCommand, 'shard' | 'tenant' | 'aggregate_type' | 'aggregate_id'>): string {
   return `${cmd.shard}\u0000${headKeyString(cmd.tenant, cmd.aggregate_type, cmd.aggregate_id)}`;
 }
 
-export function runGroup(
-  requests: ShardRequest[],
-  ctx: PrepareContext,
-  stores: Map<number, ShardStore>,
-  state: GroupState,
-  onCommitted: (overlay: BatchBuilder['overlay']) => void,
-): GroupOutcome {
-  const main = new BatchBuilder(ctx);
-  const extraWrites: { shard: number; ws: WriteSet }[] = [];
-  const intentsPut: { shard: number; intent: BatchIntent }[] = [];
-  const committedPrepared: PreparedTransaction[] = [];
+export interface GroupStorage {
+  env: WorkerEnv;
+  storeOf(shard: number): ShardStore;
+}
+
+/** A group ready to commit: its replies wait for the commit to be durable. */
+export interface PreparedGroup {
+  /** Every write of the group, committed prepares absorbed: one write set per shard. */
+  builder: BatchBuilder;
+  replies: ShardReply[];
+  deferred: ShardRequest[];
+  /** Transactions committed, aborted or expired in this group: their locks can be released. */
+  released: string[];
+  intents: BatchIntent[];
+  /** False when the group writes nothing (idempotent replays and failures only). */
+  writes: boolean;
+}
+
+/**
+ * Checks and prepares every request of a group against the heads (the heads cache, then `parent`
+ * — the previous group while its commit is in flight — then disk). Nothing is written here.
+ */
+export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, state: GroupState, parent: BatchBuilder | undefined, now = Date.now()): PreparedGroup {
+  const main = new BatchBuilder(ctx, parent);
+  const intents: BatchIntent[] = [];
   const replies: ShardReply[] = [];
   const deferred: ShardRequest[] = [];
-  const released: string[] = [];
-  const isLocked = (cmds: WriteCommand[]): boolean => cmds.some((c) => state.locks.has(lockKey(c)));
+  const released: string[] = state.expired(now);
+  for (const txid of released) console.error(`shard worker: prepared batch ${txid} expired without commit or abort; its locks are released`);
+  const releasedSet = new Set(released);
+  const lockedKey = (key: string): boolean => {
+    const holder = state.locks.get(key);
+    return holder !== undefined && !releasedSet.has(holder);
+  };
+  const isLocked = (cmds: WriteCommand[]): boolean => cmds.some((c) => lockedKey(lockKey(c)));
+  const release = (txid: string): void => {
+    if (releasedSet.has(txid)) return;
+    released.push(txid);
+    releasedSet.add(txid);
+  };
 
   for (const req of requests) {
     try {
@@ -75,31 +116,36 @@ export function runGroup(
           const results = req.commands.map((c) => child.add(c));
           const lockKeys = [...new Set(req.commands.map(lockKey))];
           for (const key of lockKeys) state.locks.set(key, req.txid);
-          state.prepared.set(req.txid, { txid: req.txid, builder: child, lockKeys });
+          state.prepared.set(req.txid, { txid: req.txid, builder: child, lockKeys, expiresAt: now + state.prepareLeaseMs });
           const parts = [...child.writeSets].map(([shard, ws]) => ({ shard, ws }));
           replies.push({ id: req.id, ok: true, value: { kind: 'prepare', results, parts } });
           break;
         }
         case 'commit': {
           const tx = state.prepared.get(req.txid);
-          if (!tx) throw new DbxError('internal', `no prepared batch ${req.txid}`);
-          for (const [shard, ws] of tx.builder.writeSets) extraWrites.push({ shard, ws });
-          if (req.intent) {
-            const home = [...tx.builder.writeSets.keys()][0];
-            if (home !== undefined) intentsPut.push({ shard: home, intent: req.intent });
-          }
-          committedPrepared.push(tx);
-          released.push(req.txid);
+          if (!tx || releasedSet.has(req.txid)) throw new DbxError('unavailable', `batch ${req.txid} is no longer prepared (aborted or expired)`);
+          // Its aggregates were locked since the prepare, so nothing in this group touched them.
+          main.absorb(tx.builder);
+          // The intent is written with the home worker's part, even when that part is empty (all
+          // idempotent replays): whenever a batch spans more than one transaction, recovery needs it.
+          if (req.intent) intents.push(req.intent);
+          state.rememberCommitted(req.txid);
+          release(req.txid);
           replies.push({ id: req.id, ok: true, value: { kind: 'done' } });
           break;
         }
         case 'abort': {
-          if (state.prepared.has(req.txid)) released.push(req.txid);
-          replies.push({ id: req.id, ok: true, value: { kind: 'done' } });
+          let outcome: AbortOutcome = 'unknown';
+          if (state.committed.has(req.txid)) outcome = 'committed';
+          else if (state.prepared.has(req.txid)) {
+            outcome = 'aborted';
+            release(req.txid);
+          }
+          replies.push({ id: req.id, ok: true, value: { kind: 'abort', outcome } });
           break;
         }
         case 'snapshot': {
-          if (state.locks.has(lockKey({ ...req }))) {
+          if (lockedKey(lockKey(req))) {
             deferred.push(req);
             break;
           }
@@ -112,62 +158,18 @@ export function runGroup(
       replies.push({ id: req.id, ok: false, error: toWireError(err) });
     }
   }
-
-  const touched = commit(stores, main.writeSets, extraWrites, intentsPut, replies);
-  if (touched) {
-    onCommitted(main.overlay);
-    for (const tx of committedPrepared) onCommitted(tx.builder.overlay);
-  }
-  return { replies, deferred, released, touched: touched ?? [] };
+  return { builder: main, replies, deferred, released, intents, writes: main.writeSets.size > 0 || intents.length > 0 };
 }
 
-/** Writes everything; on a storage failure turns every successful reply into `unavailable`. */
-function commit(
-  stores: Map<number, ShardStore>,
-  main: Map<number, WriteSet>,
-  extra: { shard: number; ws: WriteSet }[],
-  intents: { shard: number; intent: BatchIntent }[],
-  replies: ShardReply[],
-): ShardStore[] | undefined {
-  const perShard = new Map<number, WriteSet[]>();
-  const push = (shard: number, ws: WriteSet): void => {
-    const list = perShard.get(shard) ?? [];
-    list.push(ws);
-    perShard.set(shard, list);
-  };
-  for (const [shard, ws] of main) push(shard, ws);
-  for (const { shard, ws } of extra) push(shard, ws);
-  for (const { shard } of intents) if (!perShard.has(shard)) perShard.set(shard, []);
-  const touched: ShardStore[] = [];
-  // A shard that records a batch intent commits first: if the process dies before the others,
-  // the intent is what lets recovery finish them.
-  const intentShards = new Set(intents.map((i) => i.shard));
-  const order = [...perShard].sort(([a], [b]) => Number(intentShards.has(b)) - Number(intentShards.has(a)));
-  try {
-    for (const [shard, sets] of order) {
-      const store = stores.get(shard);
-      if (!store) throw new DbxError('internal', `shard ${shard} is not owned by this worker`);
-      store.env.transactionSync(
-        () => {
-          for (const ws of sets) store.applyWriteSet(ws);
-          for (const i of intents) if (i.shard === shard) store.intents.put(i.intent.txid, i.intent);
-        },
-        // The caller awaits `flushed` before acknowledging (sync durability).
-        DURABLE_TXN_FLAGS,
-      );
-      touched.push(store);
-    }
-    return touched;
-  } catch (err) {
-    const failure = new DbxError('unavailable', 'the shard could not commit the write', undefined, { cause: err });
-    console.error('shard commit failed', err);
-    for (const store of stores.values()) store.forgetUncommittedSequences();
-    for (let i = 0; i < replies.length; i++) {
-      const reply = replies[i] as ShardReply;
-      if (reply.ok) replies[i] = { id: reply.id, ok: false, error: failure.toWire() };
-    }
-    return undefined;
-  }
+/** Writes a prepared group; call inside the worker environment's write transaction. */
+export function applyGroup(storage: GroupStorage, group: PreparedGroup): void {
+  for (const [shard, ws] of group.builder.writeSets) storage.storeOf(shard).applyWriteSet(ws);
+  for (const intent of group.intents) storage.env.intents.put(intent.txid, intent);
+}
+
+/** Every successful reply of a group becomes `error` (its commit failed: nothing of it is on disk). */
+export function failReplies(replies: ShardReply[], error: WireError): ShardReply[] {
+  return replies.map((reply) => (reply.ok ? { id: reply.id, ok: false, error } : reply));
 }
 
 export type { EventRecord, JsonObject, LoadedAggregate };

@@ -19,6 +19,11 @@ export class HeadsCache {
     return hit;
   }
 
+  /** After a failed commit the cached heads may describe writes that never reached the disk. */
+  clear(): void {
+    this.entries.clear();
+  }
+
   set(key: string, value: LoadedAggregate): void {
     if (this.capacity === 0) return;
     this.entries.delete(key);

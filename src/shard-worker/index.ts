@@ -1,8 +1,9 @@
 /** Public face of src/shard-worker. */
-export { ShardStore, KEY_MAX } from './store.js';
+export { ShardStore, ShardDb, WorkerEnv, KEY_MAX } from './store.js';
 export type { StoreOptions } from './store.js';
 export type { Head, StoredHead, WriteSet, EventKey, HeadKey, IndexKey, StoredSnapshot } from './records.js';
 export type {
+  AbortOutcome,
   BatchIntent,
   PreparedPart,
   ShardMessage,

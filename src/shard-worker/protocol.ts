@@ -3,7 +3,7 @@
  * several requests per message, errors as plain data. The coordinator rejects every pending request
  * when a worker exits, so nothing waits forever.
  */
-import type { EventRecord, IssuedBy, JsonObject, PatchOperation, WireError } from '../core/index.js';
+import type { EventRecord, IssuedBy, JsonObject, PatchOperation, WireError, WriteLimits } from '../core/index.js';
 import type { WriteSet } from './records.js';
 
 export type WriteOp = 'create' | 'apply' | 'patch' | 'archive' | 'restore';
@@ -50,8 +50,12 @@ export interface PreparedPart {
   ws: WriteSet;
 }
 
+/** What an abort found: it released the prepare, the batch had already committed, or neither. */
+export type AbortOutcome = 'aborted' | 'committed' | 'unknown';
+
 export type ShardResult =
   | { kind: 'write'; result: WriteResult }
+  | { kind: 'abort'; outcome: AbortOutcome }
   | { kind: 'batch'; results: WriteResult[] }
   | { kind: 'prepare'; results: WriteResult[]; parts: PreparedPart[] }
   | { kind: 'done' }
@@ -59,12 +63,21 @@ export type ShardResult =
 
 export type ShardReply = { id: number; ok: true; value: ShardResult } | { id: number; ok: false; error: WireError };
 
+/**
+ * Both directions carry JSON text rather than objects for the structured clone: a value the other
+ * side cannot deserialise (say, nested thousands deep) then fails only its own request, with the
+ * request ids still readable, instead of a `messageerror` that loses a whole group unanswered.
+ */
 export interface ShardMessage {
-  requests: ShardRequest[];
+  ids: number[];
+  /** JSON of `ShardRequest[]`, in the order of `ids`. */
+  requests: string;
 }
 
 export interface ShardReplyMessage {
-  replies: ShardReply[];
+  ids: number[];
+  /** One JSON text per reply (a `ShardReply`), in the order of `ids`. */
+  replies: string[];
   /** Requests that shared this group commit (reported for the batch-size metric). */
   group_size?: number;
 }
@@ -72,13 +85,21 @@ export interface ShardReplyMessage {
 /** Sent once in `workerData`. */
 export interface WorkerInit {
   workerIndex: number;
-  shards: { index: number; path: string }[];
+  /** This worker's LMDB environment and the logical shards stored in it. */
+  envPath: string;
+  shards: number[];
+  /** A prepared cross-worker batch whose commit or abort never arrives is released after this. */
+  prepareLeaseMs: number;
+  /** Group commits handed to LMDB and not yet durable, at most (the pipeline's depth). */
+  commitsInFlightMax: number;
   mapSizeMib: number;
   durability: 'sync' | 'async';
   flushIntervalMs: number;
   batchCommandsMax: number;
   cacheThreshold: number;
   snapshotThreshold: number;
+  /** `[limits]`: the worker bounds each event and resulting state with them. */
+  writeLimits: WriteLimits;
   snowflakeWorkerId: number;
   snowflakeState: SharedArrayBuffer;
 }

@@ -42,14 +42,14 @@ export interface IdempotencyEntry {
 export interface WriteSet {
   events: { key: EventKey; json: string; event_id: string }[];
   heads: { key: HeadKey; head: Head; state: JsonObject }[];
-  index_put: IndexKey[];
-  index_del: IndexKey[];
+  /** Aggregate-index changes in command order (an archive then a restore must end active). */
+  index: ['put' | 'del', IndexKey][];
   idempotency: { key: [string, string, string, string]; entry: IdempotencyEntry }[];
   snapshots: { key: EventKey; snapshot: StoredSnapshot }[];
 }
 
 export function emptyWriteSet(): WriteSet {
-  return { events: [], heads: [], index_put: [], index_del: [], idempotency: [], snapshots: [] };
+  return { events: [], heads: [], index: [], idempotency: [], snapshots: [] };
 }
 
 export function headKeyString(tenant: string, type: string, id: string): string {

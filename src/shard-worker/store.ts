@@ -1,13 +1,18 @@
 /**
- * One shard's LMDB environment: the named databases of DESIGN §5, the reads every part shares
- * (coordinator, CLI direct mode, the worker itself) and the one write path (`applyWriteSet`), which
- * only the owning shard worker calls.
+ * Storage (DESIGN §5): one LMDB environment per shard worker (`WorkerEnv`), holding the logical
+ * shards mapped to that worker with every key prefixed by its shard. A group commit is then one
+ * transaction and one set of flushes whatever S is: measured on the first layout (one environment
+ * per shard), every extra environment on one disk paid its own flushes.
+ *
+ * `ShardStore` is one shard's view of its worker's environment: the same reads and named databases
+ * as before, keys without the shard prefix. The coordinator, the CLI's direct mode, the tests and
+ * the worker all go through it; only the owning worker writes.
  *
  * Every opener passes the same options (lmdb requires it within one process). Readers never block
  * the writer; an acknowledged write is already committed, so a read after the ack sees it.
  */
 import { mkdirSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
 import type { JsonObject } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, WriteSet } from './records.js';
 
@@ -20,50 +25,159 @@ export interface StoreOptions {
 export const KEY_MAX = '\uffff';
 
 /**
- * Flags for every write transaction: ABORTABLE | SYNCHRONOUS_COMMIT | NO_SYNC_FLUSH. With
- * overlappingSync this is LMDB's crash-consistent mode: the commit becomes visible, then LMDB
- * flushes and marks the meta page flushed; awaiting `env.flushed` afterwards is what makes it
- * durable. (Plain flags skip the flush and still mark the commit as flushed: unsafe on power loss.)
+ * Flags for every write transaction: ABORTABLE | SYNCHRONOUS_COMMIT | NO_SYNC_FLUSH. Measured with
+ * strace (lmdb 3.5.6, overlappingSync): the commit call itself writes the dirty pages, fdatasyncs
+ * and writes the meta page through an O_DSYNC descriptor, on the calling thread; `env.flushed`
+ * afterwards resolves at once. So a commit made with these flags is durable when it returns.
  */
 export const DURABLE_TXN_FLAGS = 0x1 | 0x2 | 0x10000;
 
-export class ShardStore {
-  readonly env: RootDatabase;
-  readonly events: Database<string, EventKey>;
-  /**
-   * Head and current state in one record: an append rewrites both anyway, and one B-tree leaf per
-   * aggregate instead of two means fewer dirty pages per commit, i.e. a shorter fdatasync
-   * (DESIGN §5 lists `state` as its own database; measured, one record is cheaper).
-   */
-  readonly heads: Database<StoredHead, HeadKey>;
-  readonly index: Database<null, IndexKey>;
-  readonly snapshots: Database<StoredSnapshot, EventKey>;
-  readonly eventIds: Database<EventKey, string>;
-  readonly idempotency: Database<IdempotencyEntry, [string, string, string, string]>;
-  readonly outbox: Database<EventKey, number>;
-  readonly intents: Database<unknown, string>;
-  private outboxNext = -1;
+type Key = LmdbKey[];
 
-  constructor(readonly path: string, options: StoreOptions) {
-    if (!options.readOnly) mkdirSync(path, { recursive: true });
+/**
+ * One shard's slice of a named database: prefixes every key with the shard and strips it from
+ * range results. `scalar` databases have a single-value key (the outbox sequence, an event id, a
+ * batch txid) that becomes `[shard, key]` on disk.
+ */
+export class ShardDb<V, K> {
+  constructor(
+    readonly db: Database<V, Key>,
+    readonly shard: number,
+    private readonly scalar = false,
+  ) {}
+
+  private full(key: K): Key {
+    return this.scalar ? [this.shard, key as LmdbKey] : [this.shard, ...(key as unknown as LmdbKey[])];
+  }
+
+  private local(key: Key): K {
+    return (this.scalar ? key[1] : key.slice(1)) as K;
+  }
+
+  get(key: K): V | undefined {
+    return this.db.get(this.full(key));
+  }
+
+  put(key: K, value: V): Promise<boolean> {
+    return this.db.put(this.full(key), value);
+  }
+
+  remove(key: K): Promise<boolean> {
+    return this.db.remove(this.full(key));
+  }
+
+  /** Keys compare as on disk; an absent bound is this shard's first or last key. */
+  getRange(options: { start?: K; end?: K; reverse?: boolean; limit?: number } = {}): Iterable<{ key: K; value: V }> & { map<T>(fn: (e: { key: K; value: V }) => T): Iterable<T> } {
+    const low: Key = [this.shard];
+    const high: Key = [this.shard + 1];
+    const range: RangeOptions = {
+      start: options.start !== undefined ? this.full(options.start) : options.reverse ? high : low,
+      end: options.end !== undefined ? this.full(options.end) : options.reverse ? low : high,
+      ...(options.reverse ? { reverse: true } : {}),
+      ...(options.limit !== undefined ? { limit: options.limit } : {}),
+    };
+    return this.db.getRange(range).map(({ key, value }) => ({ key: this.local(key as Key), value: value as V }));
+  }
+
+  getCount(): number {
+    return this.db.getCount({ start: [this.shard], end: [this.shard + 1] });
+  }
+}
+
+/** A worker's environment and its named databases (keys shard-prefixed). */
+export class WorkerEnv {
+  readonly env: RootDatabase;
+  readonly events: Database<string, Key>;
+  readonly heads: Database<StoredHead, Key>;
+  readonly index: Database<null, Key>;
+  readonly snapshots: Database<StoredSnapshot, Key>;
+  readonly eventIds: Database<EventKey, Key>;
+  readonly idempotency: Database<IdempotencyEntry, Key>;
+  readonly outbox: Database<EventKey, Key>;
+  /** Cross-worker batch intents, keyed by txid (not by shard: a batch spans shards). */
+  readonly intents: Database<unknown, string>;
+  private readonly shardViews = new Map<number, ShardStore>();
+
+  constructor(
+    readonly path: string,
+    options: StoreOptions,
+  ) {
+    if (!options.readOnly) mkdirSync(path, { recursive: true, mode: 0o700 });
     this.env = open({
       path,
       maxDbs: 16,
       mapSize: options.mapSizeMib * 1024 * 1024,
       readOnly: options.readOnly ?? false,
-      // Commits become visible at once and are flushed by LMDB's sync thread; callers await
-      // `flushed` before acknowledging, so group commit and durability both hold.
       overlappingSync: true,
       noMemInit: true,
     });
-    this.events = this.env.openDB({ name: 'events', encoding: 'string' });
-    this.heads = this.env.openDB({ name: 'heads' });
-    this.index = this.env.openDB({ name: 'aggregate_index' });
-    this.snapshots = this.env.openDB({ name: 'snapshots' });
-    this.eventIds = this.env.openDB({ name: 'event_ids', encoding: 'msgpack' });
-    this.idempotency = this.env.openDB({ name: 'idempotency' });
-    this.outbox = this.env.openDB({ name: 'outbox' });
-    this.intents = this.env.openDB({ name: 'batch_intents' });
+    this.events = this.env.openDB<string, Key>({ name: 'events', encoding: 'string' });
+    this.heads = this.env.openDB<StoredHead, Key>({ name: 'heads' });
+    this.index = this.env.openDB<null, Key>({ name: 'aggregate_index' });
+    this.snapshots = this.env.openDB<StoredSnapshot, Key>({ name: 'snapshots' });
+    this.eventIds = this.env.openDB<EventKey, Key>({ name: 'event_ids', encoding: 'msgpack' });
+    this.idempotency = this.env.openDB<IdempotencyEntry, Key>({ name: 'idempotency' });
+    this.outbox = this.env.openDB<EventKey, Key>({ name: 'outbox' });
+    this.intents = this.env.openDB<unknown, string>({ name: 'batch_intents' });
+  }
+
+  shard(index: number): ShardStore {
+    let view = this.shardViews.get(index);
+    if (!view) {
+      view = new ShardStore(this, index);
+      this.shardViews.set(index, view);
+    }
+    return view;
+  }
+
+  /** Commits `write` in one durable transaction (see DURABLE_TXN_FLAGS). */
+  async commitDurably(write: () => void): Promise<void> {
+    this.env.transactionSync(write, DURABLE_TXN_FLAGS);
+    await this.env.flushed;
+  }
+
+  /** After a failed commit: the outbox sequences handed out were never written, so re-read. */
+  forgetUncommittedSequences(): void {
+    for (const view of this.shardViews.values()) view.forgetUncommittedSequences();
+  }
+
+  countAggregates(): number {
+    return this.heads.getCount();
+  }
+
+  close(): Promise<void> {
+    return this.env.close();
+  }
+}
+
+export class ShardStore {
+  readonly env: RootDatabase;
+  readonly events: ShardDb<string, EventKey>;
+  /**
+   * Head and current state in one record: an append rewrites both anyway, and one B-tree leaf per
+   * aggregate instead of two means fewer dirty pages per commit, i.e. a shorter fdatasync
+   * (DESIGN §5).
+   */
+  readonly heads: ShardDb<StoredHead, HeadKey>;
+  readonly index: ShardDb<null, IndexKey>;
+  readonly snapshots: ShardDb<StoredSnapshot, EventKey>;
+  readonly eventIds: ShardDb<EventKey, string>;
+  readonly idempotency: ShardDb<IdempotencyEntry, [string, string, string, string]>;
+  readonly outbox: ShardDb<EventKey, number>;
+  private outboxNext = -1;
+
+  constructor(
+    readonly worker: WorkerEnv,
+    readonly shard: number,
+  ) {
+    this.env = worker.env;
+    this.events = new ShardDb(worker.events, shard);
+    this.heads = new ShardDb(worker.heads, shard);
+    this.index = new ShardDb(worker.index, shard);
+    this.snapshots = new ShardDb(worker.snapshots, shard);
+    this.eventIds = new ShardDb(worker.eventIds, shard, true);
+    this.idempotency = new ShardDb(worker.idempotency, shard);
+    this.outbox = new ShardDb(worker.outbox, shard, true);
   }
 
   getHead(tenant: string, type: string, id: string): StoredHead | undefined {
@@ -131,10 +245,9 @@ export class ShardStore {
     return out;
   }
 
-  /** Commits `write` in one transaction and resolves once it is on disk. */
-  async commitDurably(write: () => void): Promise<void> {
-    this.env.transactionSync(write, DURABLE_TXN_FLAGS);
-    await this.env.flushed;
+  /** Commits `write` in one durable transaction of the worker's environment. */
+  commitDurably(write: () => void): Promise<void> {
+    return this.worker.commitDurably(write);
   }
 
   /** Writes a prepared write set; call only inside `env.transactionSync`. */
@@ -146,8 +259,12 @@ export class ShardStore {
       this.outbox.put(this.outboxNext++, e.key);
     }
     for (const h of ws.heads) this.heads.put(h.key, { ...h.head, state: h.state });
-    for (const key of ws.index_del) this.index.remove(key);
-    for (const key of ws.index_put) this.index.put(key, null);
+    // In command order: an archive and a restore of one aggregate in the same group must leave the
+    // index entry that matches the last of them.
+    for (const [op, key] of ws.index) {
+      if (op === 'del') this.index.remove(key);
+      else this.index.put(key, null);
+    }
     for (const i of ws.idempotency) this.idempotency.put(i.key, i.entry);
     for (const s of ws.snapshots) this.snapshots.put(s.key, s.snapshot);
   }
@@ -162,12 +279,8 @@ export class ShardStore {
     return 0;
   }
 
-  /** Aggregates per tenant on this shard (for metrics and status). */
+  /** Aggregates on this shard (for metrics and status). */
   countAggregates(): number {
     return this.heads.getCount();
-  }
-
-  close(): Promise<void> {
-    return this.env.close();
   }
 }

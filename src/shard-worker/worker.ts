@@ -1,35 +1,39 @@
 /**
- * Shard worker thread entry. Owns its shards' LMDB environments for writing. Requests arrive on a
- * dedicated MessagePort; every turn drains the port (`receiveMessageOnPort`) so concurrent writes
- * share one commit, and the next group is prepared and committed while LMDB flushes the previous one.
+ * Shard worker thread entry. Owns one LMDB environment (its logical shards, keys prefixed by
+ * shard) for writing. Requests arrive on a dedicated MessagePort; every turn drains the port
+ * (`receiveMessageOnPort`) so concurrent writes share one commit, and up to commits_in_flight_max
+ * group commits are written and flushed while the next group is prepared.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { DbxError, SnowflakeGenerator, type EventRecord } from '../core/index.js';
+import { DbxError, SnowflakeGenerator, toWireError, type EventRecord } from '../core/index.js';
 import { controlEndpoint } from './comlink-endpoint.js';
-import { GroupState, runGroup } from './group.js';
+import { GroupState, applyGroup, failReplies, prepareGroup, type GroupStorage, type PreparedGroup } from './group.js';
 import { HeadsCache } from './heads-cache.js';
-import type { LoadedAggregate, PrepareContext } from './prepare.js';
+import type { BatchBuilder, LoadedAggregate, PrepareContext } from './prepare.js';
 import type { BatchIntent, ShardMessage, ShardReply, ShardReplyMessage, ShardRequest, WorkerInit } from './protocol.js';
 import { headKeyString, type WriteSet } from './records.js';
-import { ShardStore } from './store.js';
+import { WorkerEnv, type ShardStore } from './store.js';
 
 const init = (workerData as { init: WorkerInit; port: MessagePort }).init;
 const port = (workerData as { init: WorkerInit; port: MessagePort }).port;
 
+const env = new WorkerEnv(init.envPath, { mapSizeMib: init.mapSizeMib });
 const stores = new Map<number, ShardStore>();
-for (const shard of init.shards) stores.set(shard.index, new ShardStore(shard.path, { mapSizeMib: init.mapSizeMib }));
+for (const shard of init.shards) stores.set(shard, env.shard(shard));
 const storeOf = (shard: number): ShardStore => {
   const store = stores.get(shard);
   if (!store) throw new DbxError('internal', `shard ${shard} is not owned by worker ${init.workerIndex}`);
   return store;
 };
+const storage: GroupStorage = { env, storeOf };
 
 const cache = new HeadsCache(init.cacheThreshold);
-const groupState = new GroupState();
+const groupState = new GroupState(init.prepareLeaseMs);
 const ctx: PrepareContext = {
   snowflake: new SnowflakeGenerator(init.snowflakeWorkerId, init.snowflakeState),
   snapshotThreshold: init.snapshotThreshold,
+  writeLimits: init.writeLimits,
   load(shard, tenant, type, id): LoadedAggregate | undefined {
     const key = `${shard}\u0000${headKeyString(tenant, type, id)}`;
     const hit = cache.get(key);
@@ -50,7 +54,18 @@ let queue: ShardRequest[] = [];
 let deferred: ShardRequest[] = [];
 let scheduled = false;
 let draining: (() => void) | undefined;
-let inFlightFlushes = 0;
+/** Groups handed to LMDB whose commit is not durable yet (bounded: commits_in_flight_max). */
+let inFlight = 0;
+/** The newest group whose commit is in flight: the next group looks its effects up there. */
+let newest: BatchBuilder | undefined;
+/** Settles when every group submitted so far has settled: replies go out in commit order. */
+let lastCommit: Promise<unknown> = Promise.resolve();
+/**
+ * Fail-stop: after a failed commit the heads that later groups were prepared on are not on disk,
+ * so this worker refuses everything until the server restarts (like PostgreSQL after a failed
+ * fsync) rather than build history on state that may not exist.
+ */
+let failed: DbxError | undefined;
 
 function schedule(): void {
   if (scheduled) return;
@@ -58,62 +73,129 @@ function schedule(): void {
   setImmediate(runOnce);
 }
 
-function drainPort(): void {
-  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
-    queue.push(...(m.message as ShardMessage).requests);
+/** Decodes one message; requests whose text cannot be read are answered with an error at once. */
+function receive(message: ShardMessage): void {
+  let requests: ShardRequest[];
+  try {
+    requests = JSON.parse(message.requests) as ShardRequest[];
+  } catch (err) {
+    console.error('shard worker: unreadable request message', err);
+    const error = toWireError(new DbxError('internal', 'the request could not be read by the shard worker', undefined, { cause: err }));
+    send(message.ids.map((id) => ({ id, ok: false, error })));
+    return;
   }
+  for (const request of requests) queue.push(request);
 }
 
+function drainPort(): void {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) receive(m.message as ShardMessage);
+}
+
+/**
+ * One turn: take what arrived, prepare it, hand it to LMDB and return at once, so the next group is
+ * received and prepared while this one is written and flushed (on lmdb-js's write thread). Replies
+ * go out only when their own commit is durable.
+ */
 function runOnce(): void {
   scheduled = false;
   drainPort();
-  if (queue.length === 0) return maybeFinishDrain();
+  if (failed) {
+    const error = failed.toWire();
+    send(queue.concat(deferred).map((r) => ({ id: r.id, ok: false, error })));
+    queue = [];
+    deferred = [];
+    return maybeFinishDrain();
+  }
+  const now = Date.now();
+  if (queue.length === 0 && groupState.expired(now).length === 0) return maybeFinishDrain();
+  // Back-pressure: while the window is full, requests pile up and make the next group larger.
+  if (inFlight >= init.commitsInFlightMax) return;
   const group = queue.length > init.batchCommandsMax ? queue.splice(0, init.batchCommandsMax) : queue;
   if (group === queue) queue = [];
-  const outcome = runGroup(group, ctx, stores, groupState, (overlay) => {
-    for (const [key, value] of overlay) cache.set(key, { head: value.head, state: value.state });
-  });
-  for (const txid of outcome.released) {
+  const prepared = prepareGroup(group, ctx, groupState, newest, now);
+  for (const txid of prepared.released) {
     const tx = groupState.prepared.get(txid);
-    if (tx) for (const key of tx.lockKeys) groupState.locks.delete(key);
+    if (tx) for (const key of tx.lockKeys) if (groupState.locks.get(key) === txid) groupState.locks.delete(key);
     groupState.prepared.delete(txid);
   }
-  if (outcome.deferred.length) deferred.push(...outcome.deferred);
-  if (outcome.released.length && deferred.length) {
+  if (prepared.deferred.length) deferred.push(...prepared.deferred);
+  if (prepared.released.length && deferred.length) {
     queue.unshift(...deferred);
     deferred = [];
   }
-  answer(outcome.replies, outcome.touched, group.length);
+  submit(prepared, group.length);
   if (queue.length) schedule();
 }
 
-/** Sync durability answers after the flush; async answers now (committed and visible). */
-function answer(replies: ShardReply[], touched: ShardStore[], groupSize: number): void {
-  if (replies.length === 0) return;
-  const message: ShardReplyMessage = { replies, group_size: groupSize };
-  if (init.durability === 'async' || touched.length === 0) {
-    port.postMessage(message);
-    return;
+function submit(group: PreparedGroup, groupSize: number): void {
+  if (group.replies.length === 0 && !group.writes) return;
+  inFlight++;
+  let durable: Promise<unknown> = lastCommit;
+  if (group.writes) {
+    for (const [key, value] of group.builder.overlay) cache.set(key, { head: value.head, state: value.state });
+    newest = group.builder;
+    const commit = env.env.childTransaction(() => {
+      // A group prepared on top of a failed one must not reach the disk.
+      if (failed) throw failed;
+      applyGroup(storage, group);
+    });
+    durable = Promise.all([lastCommit, commit]);
   }
-  inFlightFlushes++;
-  Promise.all(touched.map((s) => s.env.flushed)).then(
+  // Replies of a group without writes (replays, refusals) may depend on an earlier group's
+  // effects, so they too wait for every commit before them.
+  lastCommit = durable.then(
     () => {
-      inFlightFlushes--;
-      port.postMessage(message);
-      maybeFinishDrain();
+      inFlight--;
+      // This group is on disk: the next lookups may read it there (renew this thread's snapshot).
+      env.env.resetReadTxn();
+      group.builder.detach();
+      if (newest === group.builder) newest = undefined;
+      send(group.replies, groupSize);
+      afterCommit();
     },
     (err: unknown) => {
-      inFlightFlushes--;
-      console.error('shard flush failed', err);
-      const failure = new DbxError('unavailable', 'the shard could not flush the write to disk').toWire();
-      port.postMessage({ replies: replies.map((r) => ({ id: r.id, ok: false, error: failure })) } satisfies ShardReplyMessage);
-      maybeFinishDrain();
+      inFlight--;
+      if (!failed) {
+        console.error('shard worker: commit failed; refusing further writes until restart', err);
+        failed = new DbxError('unavailable', 'the shard worker stopped after a failed commit; restart the server');
+        cache.clear();
+        newest = undefined;
+      }
+      send(failReplies(group.replies, failed.toWire()), groupSize);
+      afterCommit();
     },
   );
 }
 
+function afterCommit(): void {
+  if (queue.length || deferred.length || groupState.prepared.size) schedule();
+  maybeFinishDrain();
+}
+
+/**
+ * Each reply becomes its own JSON text: one that cannot be serialised fails alone (with its id),
+ * never the others of its group.
+ */
+function send(replies: ShardReply[], groupSize?: number): void {
+  if (replies.length === 0) return;
+  const ids: number[] = [];
+  const texts: string[] = [];
+  for (const reply of replies) {
+    ids.push(reply.id);
+    try {
+      texts.push(JSON.stringify(reply));
+    } catch (err) {
+      console.error('shard worker: reply could not be serialised', err);
+      const error = toWireError(new DbxError('internal', 'the result could not be sent back from the shard worker', undefined, { cause: err }));
+      texts.push(JSON.stringify({ id: reply.id, ok: false, error } satisfies ShardReply));
+    }
+  }
+  const message: ShardReplyMessage = { ids, replies: texts, ...(groupSize !== undefined ? { group_size: groupSize } : {}) };
+  port.postMessage(message);
+}
+
 function maybeFinishDrain(): void {
-  if (draining && queue.length === 0 && inFlightFlushes === 0) {
+  if (draining && queue.length === 0 && inFlight === 0) {
     const done = draining;
     draining = undefined;
     done();
@@ -121,19 +203,14 @@ function maybeFinishDrain(): void {
 }
 
 port.on('message', (message: ShardMessage) => {
-  queue.push(...message.requests);
+  receive(message);
   schedule();
 });
 
-// A commit is made durable only when someone waits on `flushed` (that is what asks LMDB for the
-// fdatasync). In async durability nobody waits per write, so ask every flush_interval_ms: that is
-// the bound on what a power loss may take.
-if (init.durability === 'async') {
-  setInterval(() => {
-    for (const store of stores.values()) store.env.flushed.then(noop, (err: unknown) => console.error('shard flush failed', err));
-  }, init.flushIntervalMs).unref();
-}
-function noop(): void {}
+// A prepared batch whose coordinator vanished must not hold its locks forever.
+setInterval(() => {
+  if (groupState.prepared.size > 0) schedule();
+}, Math.max(50, Math.floor(init.prepareLeaseMs / 4))).unref();
 
 /** Rare control calls, served over comlink on the parent port. */
 const control = {
@@ -145,10 +222,10 @@ const control = {
   },
   listIntents(): BatchIntent[] {
     const out: BatchIntent[] = [];
-    for (const store of stores.values()) for (const { value } of store.intents.getRange()) out.push(value as BatchIntent);
+    for (const { value } of env.intents.getRange()) out.push(value as BatchIntent);
     return out;
   },
-  /** Crash recovery of a cross-shard batch: writes a part unless it is already there. */
+  /** Crash recovery of a cross-worker batch: writes a part unless it is already there. */
   async recoverPart(shard: number, ws: WriteSet): Promise<'applied' | 'present'> {
     const store = storeOf(shard);
     const first = ws.events[0];
@@ -157,9 +234,7 @@ const control = {
     return 'applied';
   },
   async forgetIntent(txid: string): Promise<void> {
-    for (const store of stores.values()) {
-      if (store.intents.get(txid) !== undefined) await store.commitDurably(() => void store.intents.remove(txid));
-    }
+    if (env.intents.get(txid) !== undefined) await env.commitDurably(() => void env.intents.remove(txid));
   },
   /** Finishes every queued request and waits until everything written is on disk. */
   async drain(): Promise<void> {
@@ -167,7 +242,7 @@ const control = {
       draining = resolve;
       schedule();
     });
-    await Promise.all([...stores.values()].map((s) => s.env.flushed));
+    await env.env.flushed;
   },
 };
 export type ShardControl = typeof control;

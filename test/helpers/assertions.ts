@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { readConfig, shardName } from '../../src/core/index.js';
-import { ShardStore } from '../../src/shard-worker/index.js';
+import { readConfig } from '../../src/core/index.js';
+import { readLayout, workerEnvPath, workerOfShard } from '../../src/coordinator/layout.js';
+import { WorkerEnv, type ShardStore } from '../../src/shard-worker/index.js';
 import type { TestServer } from './server.js';
 
 type Answer = { status: number; body: any };
@@ -32,13 +32,26 @@ export async function headOf(server: TestServer, type: string, id: string, tenan
   return { version: res.body.version, merkle_root: res.body.merkle_root };
 }
 
-/** Opens every shard of a stopped server's data dir with the server's own store options. */
+/**
+ * Opens every shard of a stopped server's data dir with the server's own store options: index s of
+ * the answer is shard s, a view of the worker environment that holds it (the recorded layout).
+ */
 export function openShards(dataDir: string): ShardStore[] {
   const { config } = readConfig(dataDir);
+  const layout = readLayout(dataDir);
+  assert.ok(layout, `${dataDir} has a recorded storage layout`);
+  const envs = new Map<number, WorkerEnv>();
   const stores: ShardStore[] = [];
-  for (let i = 0; i < config.tenants.shard_count; i++) {
-    const path = join(dataDir, 'shards', shardName(i));
-    if (existsSync(path)) stores.push(new ShardStore(path, { mapSizeMib: config.storage.map_size_mib }));
+  for (let s = 0; s < layout.shard_count; s++) {
+    const w = workerOfShard(s, layout);
+    let env = envs.get(w);
+    if (!env) {
+      const path = workerEnvPath(dataDir, w);
+      if (!existsSync(path)) continue;
+      env = new WorkerEnv(path, { mapSizeMib: config.storage.map_size_mib });
+      envs.set(w, env);
+    }
+    stores.push(env.shard(s));
   }
   return stores;
 }
