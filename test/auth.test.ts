@@ -142,7 +142,8 @@ test('auth - lists and event reads show only the aggregates the token covers', {
   assert.ok(events.body.items.length > 0);
   assert.ok(events.body.items.every((e: { aggregate_id: string }) => e.aggregate_id === 'o-1'));
   const foreignEvent = (await server.request('GET', '/v1/aggregates/person/p-1/events')).body.items[0].metadata.event_id;
-  assertError(await as(narrow, 'GET', `/v1/events/${foreignEvent}`), 403, 'forbidden');
+  // 404, not 403: an event outside the token's resources must look absent (test/leaks.test.ts).
+  assertError(await as(narrow, 'GET', `/v1/events/${foreignEvent}`), 404, 'not_found');
   const typeWide = token({ actions: ['aggregate.read'], resources: ['order'] });
   const orders = await as(typeWide, 'GET', '/v1/aggregates?take=100');
   assert.deepEqual(orders.body.items.map((a: { aggregate_type: string }) => a.aggregate_type).sort(), ['order', 'order']);

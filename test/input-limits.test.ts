@@ -27,7 +27,7 @@ function nestedText(depth: number): string {
 
 async function aggregate(type: string, id: string): Promise<{ version: number; state: unknown; merkle_root: string }> {
   const res = await server.request('GET', `/v1/aggregates/${type}/${id}`);
-  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.status, 200, brief(res.body));
   return { version: res.body.version, state: res.body.state, merkle_root: res.body.merkle_root };
 }
 
@@ -36,7 +36,11 @@ function post(path: string, text: string) {
   return server.request('POST', path, text, { 'content-type': 'application/json' });
 }
 
+/** A short view of an answer for assertion messages (some bodies here are large). */
+const brief = (body: unknown): string => JSON.stringify(body)?.slice(0, 300) ?? String(body);
+
 function assertRefused(res: { status: number; body: any }, status: number, code: string, mention: RegExp): void {
+  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${brief(res.body)}`);
   assertError(res, status, code);
   assert.match(res.body.error.message, mention, `message names the cause: ${res.body.error.message}`);
 }
@@ -59,7 +63,7 @@ test('input-limits - a payload nested 3,000 levels deep is refused with 400 and 
   );
   // The server still takes writes and answers reads and lists of that tenant.
   const ok = await server.request('POST', '/v1/aggregates/doc/deep-1/events', { event_type: 'doc_set', payload: { n: 1 } });
-  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  assert.equal(ok.status, 201, brief(ok.body));
   assert.equal((await aggregate('doc', 'deep-1')).version, 1);
   const list = await server.request('GET', '/v1/aggregates/doc');
   assert.equal(list.status, 200);
@@ -77,11 +81,11 @@ test('input-limits - a payload with more nodes than json_nodes_max is refused wi
 test('input-limits - a write just under every limit is accepted', { timeout: 20_000 }, async () => {
   // Depth exactly json_depth_max; nodes exactly json_nodes_max (payload object + list + its items).
   const deep = await post('/v1/aggregates/doc/under-1', `{"event_type":"doc_created","payload":${nestedText(DEPTH_MAX)}}`);
-  assert.equal(deep.status, 201, JSON.stringify(deep.body));
+  assert.equal(deep.status, 201, brief(deep.body));
   const wide = await server.request('POST', '/v1/aggregates/doc/under-1/events', { event_type: 'doc_set', payload: { list: new Array(NODES_MAX - 2).fill(0) } });
-  assert.equal(wide.status, 201, JSON.stringify(wide.body));
+  assert.equal(wide.status, 201, brief(wide.body));
   const safe = await post('/v1/aggregates/doc/under-1/events', '{"event_type":"doc_set","payload":{"max":9007199254740991,"min":-9007199254740991,"big":1e15,"tiny":5e-324}}');
-  assert.equal(safe.status, 201, JSON.stringify(safe.body));
+  assert.equal(safe.status, 201, brief(safe.body));
   assert.equal(safe.body.payload.max, Number.MAX_SAFE_INTEGER);
   // A state that ends just under state_bytes_max: the patch doubles it three times to ~48 KiB.
   await server.request('POST', '/v1/aggregates/doc/under-2', { event_type: 'doc_created', payload: { s: 'x'.repeat(6000) } });
@@ -89,7 +93,7 @@ test('input-limits - a write just under every limit is accepted', { timeout: 20_
     event_type: 'doc_patched',
     patch: [1, 2, 3].map((n) => ({ op: 'copy', from: '', path: `/c${n}` })),
   });
-  assert.equal(grow.status, 201, JSON.stringify(grow.body));
+  assert.equal(grow.status, 201, brief(grow.body));
   const size = Buffer.byteLength(JSON.stringify((await aggregate('doc', 'under-2')).state));
   assert.ok(size > 40_000 && size < STATE_BYTES_MAX, `state is ${size} bytes`);
 });
@@ -112,7 +116,7 @@ test('input-limits - strings that are not well-formed Unicode are refused with 4
   assert.deepEqual(await aggregate('doc', 'utf-1'), before);
   // A well-formed pair (an emoji written as escapes) is fine and comes back intact.
   const pair = await post('/v1/aggregates/doc/utf-1/events', '{"event_type":"doc_set","payload":{"name":"\\ud83d\\ude00"}}');
-  assert.equal(pair.status, 201, JSON.stringify(pair.body));
+  assert.equal(pair.status, 201, brief(pair.body));
   assert.deepEqual((await aggregate('doc', 'utf-1')).state, { name: '\u{1F600}' });
   // Query strings cannot carry a lone surrogate (percent-decoding is UTF-8); a bad sequence is not a 500.
   const query = await server.request('GET', `/v1/aggregates?filter=${encodeURIComponent('name = "')}%ED%A0%80%22`);
@@ -156,7 +160,7 @@ test('input-limits - a patch bomb is refused with 413 and the aggregate is uncha
     ...[1, 2, 3].map((n) => server.request('POST', `/v1/aggregates/doc/bystander-${n}`, { event_type: 'doc_created', payload: { n } })),
   ]);
   assertRefused(refused as { status: number; body: any }, 413, 'payload_too_large', /state_bytes_max \(65536\)/);
-  for (const res of others) assert.equal(res.status, 201, JSON.stringify(res.body));
+  for (const res of others) assert.equal(res.status, 201, brief(res.body));
   assert.deepEqual(await aggregate('doc', 'bomb-1'), before);
   // Inside an atomic batch the whole batch is refused.
   const batch = await server.request('POST', '/v1/batch', {
@@ -186,5 +190,42 @@ test('input-limits - an event larger than event_bytes_max is refused with 413', 
   assertRefused(res, 413, 'payload_too_large', /event_bytes_max \(32768\)/);
   assert.equal((await server.request('GET', '/v1/aggregates/doc/event-1')).status, 404);
   const ok = await server.request('POST', '/v1/aggregates/doc/event-1', { event_type: 'doc_created', payload: { s: 'x'.repeat(EVENT_BYTES_MAX - 1024) } });
-  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  assert.equal(ok.status, 201, brief(ok.body));
+});
+
+test('input-limits - a patch is stored exactly as sent, and a move of the root into itself is refused', { timeout: 20_000 }, async () => {
+  await server.request('POST', '/v1/aggregates/doc/move-1', { event_type: 'doc_created', payload: { name: 'Ada' } });
+  // A later operation editing inside an earlier one's value must not edit the stored patch.
+  const sent = [{ op: 'add', path: '/obj', value: {} }, { op: 'add', path: '/obj/b', value: 1 }];
+  const patched = await server.request('POST', '/v1/aggregates/doc/move-1/patch', { event_type: 'doc_patched', patch: sent });
+  assert.equal(patched.status, 201, brief(patched.body));
+  assert.deepEqual(patched.body.payload, sent);
+  assert.deepEqual((await aggregate('doc', 'move-1')).state, { name: 'Ada', obj: { b: 1 } });
+  const before = await aggregate('doc', 'move-1');
+  // `move from ""` would make the state contain itself; it used to fail the whole group commit (503).
+  const [cycle, bystander] = await Promise.all([
+    server.request('POST', '/v1/aggregates/doc/move-1/patch', { event_type: 'doc_patched', patch: [{ op: 'move', from: '', path: '/x' }] }),
+    server.request('POST', '/v1/aggregates/doc/move-bystander', { event_type: 'doc_created', payload: {} }),
+  ]);
+  assertRefused(cycle, 400, 'validation_failed', /prefix/);
+  assert.equal(bystander.status, 201, brief(bystander.body));
+  assertRefused(
+    await server.request('POST', '/v1/aggregates/doc/move-1/patch', { event_type: 'doc_patched', patch: [{ op: 'move', from: '/obj', path: '/obj/c' }] }),
+    400,
+    'validation_failed',
+    /prefix/,
+  );
+  assert.deepEqual(await aggregate('doc', 'move-1'), before);
+});
+
+test('input-limits - a patch may not nest the state deeper than json_depth_max', { timeout: 20_000 }, async () => {
+  await post('/v1/aggregates/doc/nest-1', `{"event_type":"doc_created","payload":${nestedText(DEPTH_MAX - 1)}}`);
+  const before = await aggregate('doc', 'nest-1');
+  // Each value is within the limit, but copying the whole state one level down is not.
+  const res = await server.request('POST', '/v1/aggregates/doc/nest-1/patch', {
+    event_type: 'doc_patched',
+    patch: [{ op: 'add', path: '/w', value: {} }, { op: 'copy', from: '', path: '/w/copy' }],
+  });
+  assertRefused(res, 400, 'validation_failed', /json_depth_max \(20\)/);
+  assert.deepEqual(await aggregate('doc', 'nest-1'), before);
 });

@@ -296,7 +296,7 @@ export class Reader {
   }
 
   /** Replays the stored history and compares it with every stored derivative (see verify.ts). */
-  verify(tenant: string, type: string, id: string): VerifyResult {
+  verify(tenant: string, type: string, id: string): Promise<VerifyResult> {
     const store = this.storeFor(tenant, type, id);
     return verifyAggregate(store, tenant, type, id, this.requireHead(store, tenant, type, id));
   }

@@ -141,6 +141,9 @@ function submit(group: PreparedGroup, groupSize: number): void {
     });
     durable = Promise.all([lastCommit, commit]);
   }
+  const ack: PendingAck = { group, groupSize, probe: init.durability === 'async' ? visibilityProbe(group) : undefined };
+  acks.push(ack);
+  if (ack.probe) pollVisibility();
   // Replies of a group without writes (replays, refusals) may depend on an earlier group's
   // effects, so they too wait for every commit before them.
   lastCommit = durable.then(
@@ -150,7 +153,10 @@ function submit(group: PreparedGroup, groupSize: number): void {
       env.env.resetReadTxn();
       group.builder.detach();
       if (newest === group.builder) newest = undefined;
-      send(group.replies, groupSize);
+      ack.durable = true;
+      // A group without writes (say, an idempotent replay) may lean on a group that failed.
+      if (failed && !group.writes) ack.failed = failed;
+      sendAcks();
       afterCommit();
     },
     (err: unknown) => {
@@ -161,10 +167,86 @@ function submit(group: PreparedGroup, groupSize: number): void {
         cache.clear();
         newest = undefined;
       }
-      send(failReplies(group.replies, failed.toWire()), groupSize);
+      ack.failed = failed;
+      sendAcks();
       afterCommit();
     },
   );
+}
+
+/**
+ * Replies of submitted groups, in submission order. `sync` sends a group's replies once its commit
+ * is durable. `async` sends them once the commit is visible: lmdb-js resolves a commit only after
+ * its flush and has no "committed" notification, so the worker probes its own fresh read snapshot
+ * for the last head the group wrote. A visible commit is in the OS page cache (a kill -9 loses
+ * nothing); its flush follows at once on lmdb-js's write thread, so a power cut can take only the
+ * groups acknowledged since the last flush, and LMDB reopens on its last flushed meta page
+ * (never a torn tree: pages of the flushed snapshot are not reused before the next flush).
+ */
+interface PendingAck {
+  group: PreparedGroup;
+  groupSize: number;
+  probe: VisibilityProbe | undefined;
+  durable?: boolean;
+  failed?: DbxError;
+}
+interface VisibilityProbe {
+  store: ShardStore;
+  key: [string, string, string];
+  version: number;
+  snapshotVersion: number;
+}
+const acks: PendingAck[] = [];
+let polling = false;
+
+function visibilityProbe(group: PreparedGroup): VisibilityProbe | undefined {
+  if (!group.writes) return undefined;
+  for (const [shard, ws] of group.builder.writeSets) {
+    const last = ws.heads[ws.heads.length - 1];
+    if (last) return { store: storeOf(shard), key: last.key, version: last.head.version, snapshotVersion: last.head.snapshot_version ?? -1 };
+  }
+  return undefined;
+}
+
+function visible(probe: VisibilityProbe): boolean {
+  const stored = probe.store.heads.get(probe.key);
+  if (!stored) return false;
+  return stored.version > probe.version || (stored.version === probe.version && (stored.snapshot_version ?? -1) >= probe.snapshotVersion);
+}
+
+/** Sends every reply that may go, oldest group first; a group never overtakes an earlier one. */
+function sendAcks(): void {
+  let fresh = false;
+  while (acks.length > 0) {
+    const head = acks[0] as PendingAck;
+    if (head.failed) {
+      send(failReplies(head.group.replies, head.failed.toWire()), head.groupSize);
+    } else if (!head.durable && head.group.writes) {
+      // Sync, or async without a head to probe (an intent alone): wait for the flush.
+      if (!head.probe) break;
+      if (!fresh) {
+        env.env.resetReadTxn();
+        fresh = true;
+      }
+      if (!visible(head.probe)) break;
+      send(head.group.replies, head.groupSize);
+    } else {
+      // Durable, or writes nothing: every group before it has been answered.
+      send(head.group.replies, head.groupSize);
+    }
+    acks.shift();
+  }
+  if (acks[0]?.probe && !acks[0].durable) pollVisibility();
+}
+
+function pollVisibility(): void {
+  if (polling) return;
+  polling = true;
+  // setImmediate, not a timer: a commit becomes visible within ~0.1–0.5 ms, a timer's floor is 1 ms.
+  setImmediate(() => {
+    polling = false;
+    sendAcks();
+  });
 }
 
 function afterCommit(): void {
