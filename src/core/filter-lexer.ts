@@ -142,7 +142,10 @@ function readString(source: string, start: number): [string, number] {
 
 export function parseFilter(source: string, limits: FilterLimits = FILTER_LIMITS): FilterExpr {
   if (source.length > limits.chars_max) {
-    throw filterError(`filter exceeds ${limits.chars_max} characters`);
+    // A length limit is query validation (like every other bounded parameter), not a syntax error.
+    throw new DbxError('validation_failed', `query.filter: filter exceeds ${limits.chars_max} characters ([query] filter_chars_max)`, [
+      { field: 'query.filter', message: `at most ${limits.chars_max} characters` },
+    ]);
   }
   const tokens = tokenize(source);
   if (tokens.length === 0) throw filterError('filter cannot be empty');

@@ -118,15 +118,22 @@ export interface LikePattern {
   test(text: string): boolean;
 }
 
-export function compileLike(pattern: string): LikePattern {
+/** LIKE's wildcards (and the original's `*`/`?` spellings); token globs pass `*` and `?` only. */
+export interface Wildcards {
+  many: string;
+  one: string;
+}
+const LIKE_WILDCARDS: Wildcards = { many: '%*', one: '_?' };
+
+export function compileLike(pattern: string, wildcards: Wildcards = LIKE_WILDCARDS): LikePattern {
   const segments: Segment[] = [[]];
   let previousStar = false;
   for (const c of pattern) {
-    const star = c === '%' || c === '*';
+    const star = wildcards.many.includes(c);
     if (star) {
       if (!previousStar) segments.push([]);
     } else {
-      (segments[segments.length - 1] as Segment).push(c === '_' || c === '?' ? null : c);
+      (segments[segments.length - 1] as Segment).push(wildcards.one.includes(c) ? null : c);
     }
     previousStar = star;
   }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { z } from 'zod';
+import { compileLike } from './filter.js';
 import { DbxError } from './errors.js';
 
 ed.hashes.sha512 = sha512;
@@ -153,12 +154,16 @@ export function checkClaims(claims: TokenClaims, auth: Pick<AuthSettings, 'issue
   if (claims.iat - skew > nowSecs) throw unauthorized('token was issued in the future');
 }
 
-/** Glob with `*` (any run) and `?` (one character); `*` and `*.*` match everything. */
+const GLOB_WILDCARDS = { many: '*', one: '?' };
+
+/**
+ * Glob with `*` (any run) and `?` (one character); `*` and `*.*` match everything. Matched with the
+ * same non-backtracking matcher as LIKE (a regex built from `*a*a*a*b` backtracks exponentially).
+ */
 export function globMatch(pattern: string, value: string): boolean {
   if (pattern === '*' || pattern === '*.*') return true;
   if (!pattern.includes('*') && !pattern.includes('?')) return pattern === value;
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${source}$`).test(value);
+  return compileLike(pattern, GLOB_WILDCARDS).test(value);
 }
 
 export function allowsAction(claims: TokenClaims, action: string): boolean {
