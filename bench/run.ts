@@ -138,8 +138,10 @@ function settings(): Settings {
 function setDurability(dataDir: string, durability: Durability): void {
   mkdirSync(dataDir, { recursive: true });
   const { config, exists } = readConfig(dataDir);
+  // A/B runs of storage settings: EVENTDBX_BENCH_STORAGE="workers = 2; commits_in_flight_max = 1".
+  const extra = (process.env.EVENTDBX_BENCH_STORAGE ?? '').split(';').map((l) => l.trim()).filter(Boolean).join('\n');
   if (!exists) {
-    writeFileSync(join(dataDir, 'config.toml'), `[storage]\ndurability = "${durability}"\n`);
+    writeFileSync(join(dataDir, 'config.toml'), `[storage]\ndurability = "${durability}"\n${extra}\n`);
     return;
   }
   if (config.storage.durability !== durability) writeConfig(dataDir, { ...config, storage: { ...config.storage, durability } });

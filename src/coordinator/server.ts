@@ -15,9 +15,12 @@ import { Metrics } from './metrics.js';
 import { openApiRoute } from './openapi.js';
 import { Reader } from './reader.js';
 import { registerRoutes, type RouteSpec } from './route-spec.js';
+import { schemaRoutes } from './routes-schemas.js';
+import { importRoutes } from './routes-import.js';
 import { readRoutes } from './routes-reads.js';
 import { systemRoutes } from './routes-system.js';
 import { writeRoutes } from './routes-writes.js';
+import { SchemaRegistry } from './schema-registry.js';
 import { ShardPool } from './shard-pool.js';
 import { Writer } from './writes.js';
 
@@ -46,6 +49,8 @@ export interface RunningServer {
   port: number;
   url: string;
   routes: RouteSpec[];
+  /** The schema registry (the enforcement subscribes to its changes). */
+  registry: SchemaRegistry;
   stop(): Promise<void>;
 }
 
@@ -63,6 +68,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const layout = resolveLayoutOrRefuse(options.dataDir, config);
     const placement: PlacementSettings = { shardCount: layout.shard_count, multiTenant: config.tenants.multi_tenant };
     const metrics = new Metrics();
+    // Before the pool, so the shard workers can be handed the schemas in force when they start.
+    const registry = new SchemaRegistry(options.dataDir, { mapSizeMib: config.storage.map_size_mib });
+    cleanups.unshift(() => registry.close());
     const envs: WorkerEnv[] = [];
     const pool = new ShardPool(
       config,
@@ -97,6 +105,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       routerOptions: { maxParamLength: PATH_PARAM_CHARS_MAX },
       frameworkErrors,
     });
+    // A failure after this point (say, the pid file cannot be written) must not leave a listener.
+    cleanups.unshift(() => app.close());
     if (recovered > 0) app.log.warn({ recovered }, 'finished cross-shard batches interrupted by a crash');
     installErrorHandling(app);
     // An empty body with Content-Type: application/json means "no body" (archive, restore and
@@ -148,6 +158,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...systemRoutes({ metrics, reader, startedAt, status }),
       ...writeRoutes(writer, reader, writeLimitsFrom(config.limits)),
       ...readRoutes(reader, config),
+      ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics }),
+      ...schemaRoutes(registry, config),
     ];
     routes.push(openApiRoute(() => routes));
     registerRoutes(app, routes, auth, (spec) => spec.url === '/metrics' && config.metrics.public);
@@ -173,11 +185,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await app.close();
         clearTimeout(cutoff);
         await pool.stop();
+        await registry.close();
         release();
       })();
       return stopping;
     };
-    return { app, config, port, url: `http://127.0.0.1:${port}`, routes, stop };
+    return { app, config, port, url: `http://127.0.0.1:${port}`, routes, registry, stop };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup();
     throw err;

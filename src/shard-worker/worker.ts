@@ -44,6 +44,11 @@ const ctx: PrepareContext = {
     return loaded;
   },
   idempotencyEntry: (shard, tenant, type, id, key) => storeOf(shard).idempotency.get([tenant, type, id, key]),
+  // Every shard of this environment: an event id must be unique where GET /v1/events/{id} looks.
+  eventIdExists: (eventId) => {
+    for (const store of stores.values()) if (store.eventIds.get(eventId) !== undefined) return true;
+    return false;
+  },
   readEvent(shard, tenant, type, id, version): EventRecord | undefined {
     const json = storeOf(shard).getEventJson([tenant, type, id, version]);
     return json === undefined ? undefined : (JSON.parse(json) as EventRecord);
@@ -287,6 +292,18 @@ function maybeFinishDrain(): void {
 port.on('message', (message: ShardMessage) => {
   receive(message);
   schedule();
+});
+
+// lmdb-js rejects an internal promise (`commitError`) after a failed commit that nobody can
+// attach a handler to; unhandled, it would end this thread. The commit's own promise already put
+// the worker into fail-stop; anything else unhandled does the same rather than crash silently.
+process.on('unhandledRejection', (err) => {
+  console.error('shard worker: unhandled rejection', err);
+  if (!failed) {
+    failed = new DbxError('unavailable', 'the shard worker stopped after an internal failure; restart the server');
+    cache.clear();
+    newest = undefined;
+  }
 });
 
 // A prepared batch whose coordinator vanished must not hold its locks forever.
