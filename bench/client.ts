@@ -3,6 +3,7 @@
  * concurrent client, JSON in and out. Every unexpected status throws with the answer's body, so a
  * misconfigured run fails loudly instead of measuring error round trips.
  */
+import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 
 export class HttpFailure extends Error {
@@ -58,6 +59,20 @@ export class HttpApi {
   /** POST answering the status and body without throwing (resumable seeding tolerates 409). */
   async postRaw(path: string, body: unknown): Promise<{ status: number; body: any }> {
     const res = await this.pool.request({ method: 'POST', path, headers: this.jsonHeaders, body: JSON.stringify(body) });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text.length ? JSON.parse(text) : undefined };
+  }
+
+  /** POST of a streamed body (bulk import's NDJSON), answering the status and body without throwing. */
+  async postStream(path: string, contentType: string, body: AsyncIterable<string> | string): Promise<{ status: number; body: any }> {
+    const res = await this.pool.request({
+      method: 'POST',
+      path,
+      headers: { ...this.headers, 'content-type': contentType },
+      body: typeof body === 'string' ? body : Readable.from(body),
+      // A request of many events is answered once all of them are committed.
+      headersTimeout: 600_000,
+    });
     const text = await res.body.text();
     return { status: res.statusCode, body: text.length ? JSON.parse(text) : undefined };
   }

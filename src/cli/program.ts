@@ -3,7 +3,9 @@ import { Command } from 'commander';
 import { aggregateCommand } from './commands-aggregate.js';
 import { configCommand } from './commands-config.js';
 import { eventsCommand } from './commands-events.js';
+import { importCommand } from './commands-import.js';
 import { proofCommand } from './commands-proof.js';
+import { schemaCommand } from './commands-schema.js';
 import { destroyCommand, restartCommand, startCommand, statusCommand, stopCommand } from './commands-server.js';
 import { tokenCommand } from './commands-token.js';
 
@@ -36,7 +38,9 @@ export function buildProgram(): Command {
     tokenCommand(),
     aggregateCommand(),
     eventsCommand(),
+    importCommand(),
     proofCommand(),
+    schemaCommand(),
   ]) {
     program.addCommand(command);
   }

@@ -2,6 +2,7 @@
  * The TypeScript client (DESIGN §10: the original client's method names over our HTTP API).
  * Every method throws `EventDbxError` carrying the API's code; results are the API's JSON as is.
  */
+import { Readable } from 'node:stream';
 import { EventDbxError } from './errors.js';
 import { Transport, type Query } from './transport.js';
 import type {
@@ -12,11 +13,18 @@ import type {
   EventOptions,
   EventRecord,
   GetOptions,
+  ImportOptions,
+  ImportSummary,
   LifecycleOptions,
   ListOptions,
   Page,
   PageOptions,
   PatchOperation,
+  SchemaInput,
+  SchemaRecord,
+  SchemaValidation,
+  SchemaVersion,
+  SchemaWriteOptions,
   Selection,
   ServerStatus,
   SnapshotRecord,
@@ -48,6 +56,8 @@ function resolveUrl(options: ClientOptions): URL {
 
 const seg = (value: string): string => encodeURIComponent(value);
 const aggregatePath = (type: string, id: string): string => `/v1/aggregates/${seg(type)}/${seg(id)}`;
+const schemaPath = (aggregate: string): string => `/v1/schemas/${seg(aggregate)}`;
+const expectedQuery = (options: SchemaWriteOptions): Query => ({ expected_version: options.expectedVersion });
 
 function writeFields(options: WriteOptions): Record<string, unknown> {
   return {
@@ -173,6 +183,21 @@ export class EventDbxClient {
     return result.events;
   }
 
+  /**
+   * Bulk import: `lines` is NDJSON text (or chunks of it), one event record per line as the API
+   * returns them. Atomic per server chunk; a failure throws with `details.line` (within this call's
+   * body) and the counts already committed. Re-running skips versions stored with the same hash.
+   */
+  importEvents(lines: string | AsyncIterable<string | Uint8Array>, options: ImportOptions = {}): Promise<ImportSummary> {
+    return this.transport.request<ImportSummary>({
+      method: 'POST',
+      path: '/v1/import',
+      ...(options.verify === false ? { query: { verify: false } } : {}),
+      raw: { contentType: 'application/x-ndjson', body: typeof lines === 'string' ? lines : Readable.from(lines) },
+      idempotent: false,
+    });
+  }
+
   get(type: string, id: string, options: GetOptions = {}): Promise<AggregateView> {
     return this.read<AggregateView>(aggregatePath(type, id), { version: options.version, include_events: options.includeEvents || undefined });
   }
@@ -225,5 +250,57 @@ export class EventDbxClient {
 
   async snapshots(type: string, id: string): Promise<SnapshotRecord[]> {
     return (await this.read<{ items: SnapshotRecord[] }>(`${aggregatePath(type, id)}/snapshots`)).items;
+  }
+
+  /** One page of the tenant's schemas in force, by aggregate name. */
+  schemas(options: { take?: number; cursor?: string } = {}): Promise<Page<SchemaRecord>> {
+    return this.read('/v1/schemas', { take: options.take, cursor: options.cursor });
+  }
+
+  /** Every schema in force for the tenant. */
+  async listSchemas(): Promise<SchemaRecord[]> {
+    const out: SchemaRecord[] = [];
+    // The server caps take at page_limit, so asking for 1000 gets the largest page it allows.
+    for await (const page of paginate((cursor) => this.schemas({ take: 1000, ...(cursor ? { cursor } : {}) }))) out.push(...page.items);
+    return out;
+  }
+
+  getSchema(aggregate: string): Promise<SchemaRecord> {
+    return this.read(schemaPath(aggregate));
+  }
+
+  /** Creates or replaces the whole schema (a new version unless nothing changed). */
+  putSchema(aggregate: string, schema: SchemaInput, options: SchemaWriteOptions = {}): Promise<SchemaRecord> {
+    // Idempotent: the same schema again is not a change, so a lost answer may be retried.
+    return this.transport.request({ method: 'PUT', path: schemaPath(aggregate), query: expectedQuery(options), body: schema, idempotent: true });
+  }
+
+  /** Creates a schema; `already_exists` if the aggregate has one. */
+  createSchema(schema: SchemaInput & { aggregate: string }): Promise<SchemaRecord> {
+    return this.send('/v1/schemas', schema);
+  }
+
+  /** Removes the schema (its history stays, ending with a tombstone version). */
+  deleteSchema(aggregate: string, options: SchemaWriteOptions = {}): Promise<SchemaVersion> {
+    return this.transport.request({ method: 'DELETE', path: schemaPath(aggregate), query: expectedQuery(options), idempotent: false });
+  }
+
+  /** One page of a schema's history, oldest first. */
+  schemaVersions(aggregate: string, options: { take?: number; cursor?: string } = {}): Promise<Page<SchemaVersion>> {
+    return this.read(`${schemaPath(aggregate)}/versions`, { take: options.take, cursor: options.cursor });
+  }
+
+  schemaVersion(aggregate: string, version: number): Promise<SchemaVersion> {
+    return this.read(`${schemaPath(aggregate)}/versions/${version}`);
+  }
+
+  /** JSON Schema 2020-12 documents, one per event type. */
+  jsonSchema(aggregate: string): Promise<Record<string, unknown>> {
+    return this.read(`${schemaPath(aggregate)}/json-schema`);
+  }
+
+  /** Checks a payload against the schema in force without writing anything. */
+  validateSchema(aggregate: string, eventType: string, payload: Record<string, unknown>): Promise<SchemaValidation> {
+    return this.transport.request({ method: 'POST', path: `${schemaPath(aggregate)}/validate`, body: { event_type: eventType, payload }, idempotent: true });
   }
 }

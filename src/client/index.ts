@@ -2,13 +2,17 @@
 export { createClient, EventDbxClient, paginate } from './client.js';
 export { EventDbxError, isEventDbxError } from './errors.js';
 export type {
+  AggregateSchema,
   AggregateView,
   BatchEvent,
+  ColumnSettings,
   ClientOptions,
   CreateOptions,
   EventOptions,
   EventRecord,
   GetOptions,
+  ImportOptions,
+  ImportSummary,
   JsonObject,
   LifecycleOptions,
   ListOptions,
@@ -16,9 +20,15 @@ export type {
   PageOptions,
   PatchOperation,
   RetryOptions,
+  SchemaInput,
+  SchemaRecord,
+  SchemaValidation,
+  SchemaVersion,
+  SchemaWriteOptions,
   Selection,
   ServerStatus,
   SnapshotRecord,
   VerifyResult,
+  Violation,
   WriteOptions,
 } from './types.js';

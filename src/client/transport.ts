@@ -3,6 +3,7 @@
  * warm socket instead of paying a TCP handshake), JSON in and out, and retries only where a repeat
  * cannot append twice: GETs, and writes that carry an idempotency key (the server replays those).
  */
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { EventDbxError, errorFromResponse } from './errors.js';
 import type { RetryOptions } from './types.js';
@@ -14,6 +15,8 @@ export interface Request {
   path: string;
   query?: Query;
   body?: unknown;
+  /** A body sent as is instead of JSON (bulk import streams NDJSON); never retried. */
+  raw?: { contentType: string; body: string | Readable };
   /** Safe to send again after a lost answer. */
   idempotent: boolean;
 }
@@ -79,8 +82,11 @@ export class Transport {
   private async once(request: Request): Promise<unknown> {
     const headers: Record<string, string> = { accept: 'application/json', 'x-tenant-id': this.options.tenant };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    let body: string | undefined;
-    if (request.body !== undefined) {
+    let body: string | Readable | undefined;
+    if (request.raw !== undefined) {
+      headers['content-type'] = request.raw.contentType;
+      body = request.raw.body;
+    } else if (request.body !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(request.body);
     }

@@ -2,6 +2,33 @@
 import type { AggregateView, EventRecord, JsonObject, Page, SnapshotRecord, VerifyResult } from '../core/types.js';
 
 export type { AggregateView, EventRecord, JsonObject, Page, SnapshotRecord, VerifyResult };
+import type { AggregateSchema, ColumnSettings, EventSchema, SchemaRecord, Violation } from '../core/schema/api.js';
+
+export type { AggregateSchema, ColumnSettings, EventSchema, SchemaRecord, Violation };
+
+/** One entry of a schema's history (`deleted`: the tombstone a delete leaves). */
+export interface SchemaVersion extends SchemaRecord {
+  deleted: boolean;
+  recorded_at: string;
+}
+
+/** The answer of a dry-run validation (`schema_version` null: no schema, so anything is valid). */
+export interface SchemaValidation {
+  valid: boolean;
+  violations: Violation[];
+  payload: Record<string, unknown>;
+  schema_version: number | null;
+}
+
+/** The schema JSON a client sends: what the server stores, timestamps optional (the server sets them). */
+export type SchemaInput = Partial<Omit<AggregateSchema, 'column_types'>> & {
+  column_types?: Record<string, ColumnSettings | string>;
+};
+
+export interface SchemaWriteOptions {
+  /** Refuse (409 version_conflict) unless the schema is at this version (0 = none yet). */
+  expectedVersion?: number;
+}
 
 export interface RetryOptions {
   /** Total tries for an idempotent call (GETs, writes with an idempotency key). Default 3. */
@@ -89,3 +116,16 @@ export interface ServerStatus {
 }
 
 export type Selection = Record<string, unknown>;
+
+export interface ImportOptions {
+  /** Default true: a given hash or merkle_root that differs from the recomputed one refuses its chunk. */
+  verify?: boolean;
+}
+
+/** What `POST /v1/import` answers. */
+export interface ImportSummary {
+  lines: number;
+  imported: number;
+  skipped: number;
+  aggregates_created: number;
+}

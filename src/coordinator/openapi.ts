@@ -57,6 +57,7 @@ function operation(spec: RouteSpec): JsonSchema {
     ...(spec.body
       ? { requestBody: { required: !spec.body.safeParse(undefined).success, content: { 'application/json': { schema: toSchema(spec.body) } } } }
       : {}),
+    ...(spec.stream ? { requestBody: { required: true, content: { [spec.stream.contentType]: { schema: toSchema(spec.stream.line) } } } } : {}),
     security: requiresToken(spec) ? [{ bearerAuth: [] }] : [],
     responses: {
       [status]: {

@@ -29,6 +29,11 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;
+  /**
+   * A streamed body (bulk import): the route reads `request.body` as the raw request stream, line
+   * by line, instead of a parsed, size-limited JSON body; `line` is the schema of one line (OpenAPI).
+   */
+  stream?: { contentType: string; line: z.ZodType };
   handler: (ctx: HandlerContext<B, Q, P>) => unknown;
 }
 
@@ -43,6 +48,10 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(spec: R
  */
 export function registerRoutes(app: FastifyInstance, routes: RouteSpec[], auth: Authenticator, isOpen: (spec: RouteSpec) => boolean): void {
   for (const spec of routes) {
+    // The raw stream is handed on unread: no buffering, so body_limit_bytes does not apply to it.
+    if (spec.stream && !app.hasContentTypeParser(spec.stream.contentType)) {
+      app.addContentTypeParser(spec.stream.contentType, (_request, payload, done) => done(null, payload));
+    }
     const open = spec.action === null || isOpen(spec);
     app.route({
       method: spec.method,

@@ -87,6 +87,14 @@ const querySchema = z.strictObject({
   filter_depth_max: z.number().int().min(1).max(256).default(64),
 });
 
+/** Bulk import (POST /v1/import, `dbx import`): how the coordinator feeds the shard workers. */
+const importSchema = z.strictObject({
+  /** Events per request to a worker: one atomic sub-batch of one group commit (one LMDB transaction). */
+  chunk_events: z.number().int().min(1).max(100_000).default(1000),
+  /** Chunks sent to one worker and not yet answered, at most: parsing overlaps the worker's commits. */
+  chunks_in_flight: z.number().int().min(1).max(64).default(3),
+});
+
 const pluginQueueSchema = z.strictObject({
   prune: z
     .strictObject({
@@ -118,6 +126,7 @@ export const configSchema = z.strictObject({
   metrics: metricsSchema.prefault({}),
   limits: limitsSchema.prefault({}),
   query: querySchema.prefault({}),
+  import: importSchema.prefault({}),
   plugin_queue: pluginQueueSchema.prefault({}),
 });
 

@@ -11,3 +11,4 @@ export * from './config.js';
 export * from './durable-file.js';
 export * from './tokens.js';
 export * from './placement.js';
+export * from './schema/index.js';

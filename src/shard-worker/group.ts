@@ -5,6 +5,7 @@
  */
 import { DbxError, toWireError, type EventRecord, type JsonObject, type WireError } from '../core/index.js';
 import { BatchBuilder, type LoadedAggregate, type PrepareContext } from './prepare.js';
+import { importTouchesLocked, prepareImport } from './import.js';
 import type { AbortOutcome, BatchIntent, ShardReply, ShardRequest, WriteCommand } from './protocol.js';
 import { headKeyString } from './records.js';
 import type { ShardStore, WorkerEnv } from './store.js';
@@ -142,6 +143,14 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
             release(req.txid);
           }
           replies.push({ id: req.id, ok: true, value: { kind: 'abort', outcome } });
+          break;
+        }
+        case 'import': {
+          if (importTouchesLocked(req.commands, lockedKey, state.locks.size > 0)) {
+            deferred.push(req);
+            break;
+          }
+          replies.push({ id: req.id, ok: true, value: prepareImport(main, req.commands, req.verify) });
           break;
         }
         case 'snapshot': {

@@ -1,10 +1,12 @@
 /** Public face of src/shard-worker. */
-export { ShardStore, ShardDb, WorkerEnv, KEY_MAX } from './store.js';
+export { ShardStore, ShardDb, WorkerEnv, KEY_MAX, DURABLE_TXN_FLAGS } from './store.js';
 export type { StoreOptions } from './store.js';
 export type { Head, StoredHead, WriteSet, EventKey, HeadKey, IndexKey, StoredSnapshot } from './records.js';
 export type {
   AbortOutcome,
   BatchIntent,
+  ImportItem,
+  ImportRecord,
   PreparedPart,
   ShardMessage,
   ShardReply,

@@ -10,6 +10,7 @@ import {
   DEFAULT_WRITE_LIMITS,
   DbxError,
   RESTORE_EVENT,
+  isLifecycleEvent,
   appendLeaf,
   applyJsonPatch,
   assertFrontierIntact,
@@ -20,10 +21,11 @@ import {
   snowflakeTime,
   type EventRecord,
   type JsonObject,
+  type PatchOperation,
   type SnowflakeGenerator,
   type WriteLimits,
 } from '../core/index.js';
-import type { WriteCommand, WriteResult } from './protocol.js';
+import type { ImportRecord, WriteCommand, WriteResult } from './protocol.js';
 import { emptyWriteSet, headKeyString, type Head, type WriteSet } from './records.js';
 
 export interface LoadedAggregate {
@@ -39,6 +41,8 @@ export interface PrepareContext {
   snapshotThreshold: number;
   /** `[limits]` from config (state and event bytes, state depth); the defaults when absent. */
   writeLimits?: WriteLimits;
+  /** Whether an event id is already stored in this worker's environment (bulk import checks it). */
+  eventIdExists?(eventId: string): boolean;
 }
 
 export class BatchBuilder {
@@ -47,6 +51,8 @@ export class BatchBuilder {
   readonly writeSets = new Map<number, WriteSet>();
   protected readonly pendingEvents = new Map<string, EventRecord>();
   protected readonly pendingIdempotency = new Map<string, { version: number; fingerprint: string }>();
+  /** Event ids that imports in this builder will write (ids are given, so they must be checked). */
+  protected readonly pendingEventIds = new Set<string>();
 
   constructor(
     private readonly ctx: PrepareContext,
@@ -204,6 +210,123 @@ export class BatchBuilder {
     this.overlay.set(overlayKey, { head: newHead, state, shard: cmd.shard, tenant: cmd.tenant, type: cmd.aggregate_type, id: cmd.aggregate_id });
     this.pendingEvents.set(`${overlayKey}\u0000${version}`, record);
     return { event: record, replayed: false };
+  }
+
+  /** `absorb` plus the event ids an import fork reserved. */
+  absorbImport(child: BatchBuilder): void {
+    this.absorb(child);
+    for (const id of child.pendingEventIds) this.pendingEventIds.add(id);
+  }
+
+  private pendingEventId(eventId: string): boolean {
+    for (let b: BatchBuilder | undefined = this; b; b = b.parent) if (b.pendingEventIds.has(eventId)) return true;
+    return false;
+  }
+
+  /**
+   * Bulk import of one event record given whole (its event_id, created_at and issued_by are kept).
+   * It must continue its aggregate (version = head + 1); a version already stored with the same
+   * hash is `skipped` (re-running an import resumes it), with another hash refused. The hash is
+   * recomputed from the record; with `verify`, a given `hash` or `merkle_root` that differs from
+   * the recomputed one is refused. Like `add`, it records its whole effect or throws and records
+   * nothing. Costs one canonical JSON + SHA-256 and O(log n) frontier hashes, as an append.
+   */
+  addImported(shard: number, tenant: string, record: ImportRecord, verify: boolean): 'created' | 'appended' | 'skipped' {
+    const { aggregate_type: type, aggregate_id: id, version } = record;
+    const what = `aggregate ${type}/${id}`;
+    const overlayKey = `${shard}\u0000${headKeyString(tenant, type, id)}`;
+    const current = this.current(shard, tenant, type, id);
+    const head = current?.head;
+    const { event_id: eventId, created_at: createdAt } = record.metadata;
+    const body = {
+      aggregate_type: type,
+      aggregate_id: id,
+      event_type: record.event_type,
+      version,
+      payload: record.payload,
+      extensions: record.extensions,
+      metadata: {
+        event_id: eventId,
+        created_at: createdAt,
+        issued_by: record.metadata.issued_by,
+        ...(record.metadata.note !== undefined ? { note: record.metadata.note } : {}),
+      },
+    };
+    const hash = leafHash(canonicalize(body));
+    if (verify && record.hash !== undefined && record.hash !== hash) {
+      throw new DbxError('invalid_input', `the hash of ${what} version ${version} does not match its content`, { given: record.hash, computed: hash });
+    }
+    const at = head?.version ?? 0;
+    if (version <= at) {
+      const stored = this.pendingEvent(`${overlayKey}\u0000${version}`) ?? this.ctx.readEvent(shard, tenant, type, id, version);
+      if (stored?.hash === hash) return 'skipped';
+      throw new DbxError('already_exists', `${what} version ${version} is already stored with a different hash`, { version, current_version: at });
+    }
+    if (version !== at + 1) {
+      throw new DbxError('version_conflict', `${what} is at version ${at}: an import must continue with version ${at + 1}, not ${version}`, {
+        current_version: at,
+        version,
+      });
+    }
+    const lifecycle = isLifecycleEvent(record.event_type);
+    if (lifecycle && (!head || Array.isArray(record.payload))) {
+      throw new DbxError('invalid_input', `${record.event_type} needs an existing aggregate and an object payload (${what} version ${version})`);
+    }
+    if (record.event_type === RESTORE_EVENT ? !head?.archived : head?.archived) {
+      throw head?.archived
+        ? new DbxError('aggregate_archived', `${what} is archived and cannot accept version ${version} (${record.event_type})`)
+        : new DbxError('invalid_input', `${what} is not archived, so version ${version} cannot restore it`);
+    }
+    if (this.pendingEventId(eventId) || this.ctx.eventIdExists?.(eventId)) {
+      throw new DbxError('already_exists', `event_id ${eventId} is already stored (${what} version ${version})`, { event_id: eventId });
+    }
+    const limits = this.ctx.writeLimits ?? DEFAULT_WRITE_LIMITS;
+    const before = current?.state ?? {};
+    const state = lifecycle
+      ? before
+      : Array.isArray(record.payload)
+        ? applyJsonPatch(before, record.payload as unknown as PatchOperation[], limits)
+        : mergePayload(before, record.payload, limits);
+    const frontier = appendLeaf(head?.frontier ?? [], version - 1, hash);
+    const merkleRoot = frontierRoot(frontier);
+    if (verify && record.merkle_root !== undefined && record.merkle_root !== merkleRoot) {
+      throw new DbxError('invalid_input', `the merkle_root of ${what} version ${version} does not match the history before it`, {
+        given: record.merkle_root,
+        computed: merkleRoot,
+      });
+    }
+    // The body becomes the stored record in place: no copy per event (this path is allocation-bound).
+    const stored = Object.assign(body, { hash, merkle_root: merkleRoot }) as EventRecord;
+    const json = JSON.stringify(stored);
+    checkEventBytes(json, limits);
+    const archived = record.event_type === ARCHIVE_EVENT ? true : record.event_type === RESTORE_EVENT ? false : (head?.archived ?? false);
+    const takesSnapshot = this.ctx.snapshotThreshold > 0 && version % this.ctx.snapshotThreshold === 0;
+    const newHead: Head = {
+      version,
+      frontier,
+      merkle_root: merkleRoot,
+      archived,
+      created_at: head?.created_at ?? createdAt,
+      updated_at: createdAt,
+      ...(takesSnapshot ? { snapshot_version: version } : head?.snapshot_version !== undefined ? { snapshot_version: head.snapshot_version } : {}),
+    };
+
+    // Everything is computed: from here on nothing throws (the same entries as `add`).
+    const ws = this.writeSetFor(shard);
+    const headKey: [string, string, string] = [tenant, type, id];
+    const eventKey: [string, string, string, number] = [...headKey, version];
+    ws.events.push({ key: eventKey, json, event_id: eventId });
+    ws.heads.push({ key: headKey, head: newHead, state });
+    if (!head) ws.index.push(['put', [tenant, 'a', type, id]]);
+    if (record.event_type === ARCHIVE_EVENT) ws.index.push(['del', [tenant, 'a', type, id]], ['put', [tenant, 'r', type, id]]);
+    else if (record.event_type === RESTORE_EVENT) ws.index.push(['del', [tenant, 'r', type, id]], ['put', [tenant, 'a', type, id]]);
+    if (takesSnapshot) {
+      ws.snapshots.push({ key: eventKey, snapshot: { state, merkle_root: merkleRoot, created_at: createdAt, comment: `auto snapshot v${version}` } });
+    }
+    this.overlay.set(overlayKey, { head: newHead, state, shard, tenant, type, id });
+    this.pendingEvents.set(`${overlayKey}\u0000${version}`, stored);
+    this.pendingEventIds.add(eventId);
+    return head ? 'appended' : 'created';
   }
 
   private replayIdempotent(cmd: WriteCommand, overlayKey: string, fingerprint: string): WriteResult | undefined {

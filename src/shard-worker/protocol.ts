@@ -3,7 +3,7 @@
  * several requests per message, errors as plain data. The coordinator rejects every pending request
  * when a worker exits, so nothing waits forever.
  */
-import type { EventRecord, IssuedBy, JsonObject, PatchOperation, WireError, WriteLimits } from '../core/index.js';
+import type { EventMetadata, EventRecord, IssuedBy, JsonObject, JsonValue, PatchOperation, WireError, WriteLimits } from '../core/index.js';
 import type { WriteSet } from './records.js';
 
 export type WriteOp = 'create' | 'apply' | 'patch' | 'archive' | 'restore';
@@ -32,6 +32,27 @@ export interface WriteResult {
   replayed: boolean;
 }
 
+/** An event record as the API returns it, `hash` and `merkle_root` optional (bulk import). */
+export interface ImportRecord {
+  aggregate_type: string;
+  aggregate_id: string;
+  event_type: string;
+  version: number;
+  payload: JsonObject | JsonValue[];
+  extensions: JsonObject;
+  metadata: EventMetadata;
+  hash?: string;
+  merkle_root?: string;
+}
+
+/** One line of an import, placed on its shard; `line` is its line number in the request body. */
+export interface ImportItem {
+  shard: number;
+  tenant: string;
+  line: number;
+  record: ImportRecord;
+}
+
 export interface BatchIntent {
   txid: string;
   parts: { shard: number; ws: WriteSet }[];
@@ -43,7 +64,9 @@ export type ShardRequest =
   | { kind: 'prepare'; id: number; txid: string; commands: WriteCommand[] }
   | { kind: 'commit'; id: number; txid: string; intent?: BatchIntent }
   | { kind: 'abort'; id: number; txid: string }
-  | { kind: 'snapshot'; id: number; shard: number; tenant: string; aggregate_type: string; aggregate_id: string; comment?: string };
+  | { kind: 'snapshot'; id: number; shard: number; tenant: string; aggregate_type: string; aggregate_id: string; comment?: string }
+  /** Bulk import: the chunk is one atomic sub-batch; `verify` compares given hashes and roots. */
+  | { kind: 'import'; id: number; commands: ImportItem[]; verify: boolean };
 
 export interface PreparedPart {
   shard: number;
@@ -59,7 +82,8 @@ export type ShardResult =
   | { kind: 'batch'; results: WriteResult[] }
   | { kind: 'prepare'; results: WriteResult[]; parts: PreparedPart[] }
   | { kind: 'done' }
-  | { kind: 'snapshot'; version: number };
+  | { kind: 'snapshot'; version: number }
+  | { kind: 'import'; imported: number; skipped: number; created: number };
 
 export type ShardReply = { id: number; ok: true; value: ShardResult } | { id: number; ok: false; error: WireError };
 

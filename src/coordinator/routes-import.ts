@@ -1,0 +1,267 @@
+/**
+ * Bulk import (POST /v1/import): a streamed NDJSON body of event records as the API returns them,
+ * one per line. The body is read line by line (never buffered whole), each line is validated at the
+ * edge, placed on its shard and gathered per worker into chunks of `[import] chunk_events`; a chunk
+ * is one atomic sub-batch of one group commit in its worker (recomputed hashes, contiguous versions,
+ * unique event ids), and a few chunks per worker are in flight so parsing here overlaps the
+ * worker's commits.
+ *
+ * Atomic per chunk, resumable per file: when a line fails, its chunk writes nothing and no further
+ * chunk is sent; chunks already sent commit or fail on their own, and the answer says how many
+ * events were committed. Re-running the same file skips every version already stored with the same
+ * hash, so it continues where the failed run stopped.
+ */
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import {
+  DbxError,
+  NAME_CHARS_MAX,
+  aggregateIdSchema,
+  aggregateTypeSchema,
+  noteSchema,
+  parseInput,
+  shardFor,
+  writeSchemas,
+  type Config,
+  type PlacementSettings,
+  type WriteLimits,
+} from '../core/index.js';
+import type { ImportItem, ImportRecord, ShardResult } from '../shard-worker/index.js';
+import { authorize, type Principal } from './auth.js';
+import type { Metrics } from './metrics.js';
+import { defineRoute, queryBool, type RouteSpec } from './route-spec.js';
+import type { ShardPool } from './shard-pool.js';
+
+export const IMPORT_CONTENT_TYPE = 'application/x-ndjson';
+
+const hex64 = (what: string) => z.string().regex(/^[0-9a-f]{64}$/, `${what} must be 64 lowercase hex digits`);
+
+/**
+ * One line: an event record as the API returns it (`hash` and `merkle_root` optional: they are
+ * recomputed anyway). Names, ids, payload and metadata limits are the write routes' own; the event
+ * type may be a lifecycle one (aggregate_archived / aggregate_restored), which writes cannot name.
+ */
+export function importLineSchema(limits: Pick<WriteLimits, 'jsonDepthMax' | 'jsonNodesMax'>) {
+  const schemas = writeSchemas(limits);
+  return z.strictObject({
+    aggregate_type: aggregateTypeSchema,
+    aggregate_id: aggregateIdSchema,
+    event_type: z
+      .string()
+      .max(NAME_CHARS_MAX, `event_type cannot exceed ${NAME_CHARS_MAX} characters`)
+      .regex(/^[a-z][a-z0-9_]*$/, 'event_type must be lowercase snake_case'),
+    version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    payload: z.union([schemas.payload, schemas.patchBody.shape.patch]),
+    extensions: schemas.metadata.default({}),
+    metadata: z.strictObject({
+      event_id: z.string().regex(/^[1-9]\d{0,19}$/, 'event_id must be a Snowflake id (a decimal string)'),
+      created_at: z.iso.datetime(),
+      issued_by: z.strictObject({ group: z.string().min(1).max(256), user: z.string().min(1).max(256) }).nullable(),
+      note: noteSchema.optional(),
+    }),
+    hash: hex64('hash').optional(),
+    merkle_root: hex64('merkle_root').optional(),
+  });
+}
+
+const importQuery = z.strictObject({
+  /** Default true: a given hash or merkle_root that differs from the recomputed one refuses its chunk. */
+  verify: queryBool.optional(),
+});
+
+export interface ImportSummary {
+  /** Lines read from the body (blank lines included). */
+  lines: number;
+  /** Events written by committed chunks. */
+  imported: number;
+  /** Lines whose version was already stored with the same hash. */
+  skipped: number;
+  /** Aggregates the committed chunks created. */
+  aggregates_created: number;
+}
+
+interface Settings {
+  chunkEvents: number;
+  chunksInFlight: number;
+  lineCharsMax: number;
+}
+
+/** Feeds placed lines to the workers in chunks, a bounded number in flight per worker. */
+class ImportFeed {
+  readonly summary: ImportSummary = { lines: 0, imported: 0, skipped: 0, aggregates_created: 0 };
+  private readonly pending: ImportItem[][];
+  private readonly inFlight: Set<Promise<void>>[];
+  /** The failure with the lowest line number; once set, nothing more is sent. */
+  failure: { line: number; error: DbxError } | undefined;
+
+  constructor(
+    private readonly pool: ShardPool,
+    private readonly settings: Settings,
+    private readonly verify: boolean,
+  ) {
+    this.pending = Array.from({ length: pool.workerCount }, () => []);
+    this.inFlight = Array.from({ length: pool.workerCount }, () => new Set());
+  }
+
+  /** Queues a placed line; answers true when its worker's chunk is full (call `flush`). */
+  add(worker: number, item: ImportItem): boolean {
+    const list = this.pending[worker] as ImportItem[];
+    list.push(item);
+    return list.length >= this.settings.chunkEvents;
+  }
+
+  fail(line: number, error: DbxError): void {
+    if (!this.failure || line < this.failure.line) this.failure = { line, error };
+  }
+
+  /** Sends the worker's chunk once fewer than chunks_in_flight of its chunks are unanswered. */
+  async flush(worker: number): Promise<void> {
+    const inFlight = this.inFlight[worker] as Set<Promise<void>>;
+    while (inFlight.size >= this.settings.chunksInFlight) await Promise.race(inFlight);
+    const items = this.pending[worker] as ImportItem[];
+    this.pending[worker] = [];
+    if (this.failure || items.length === 0) return;
+    const sent = this.pool.requestWorker(worker, { kind: 'import', commands: items, verify: this.verify }).then(
+      (result) => this.count(result),
+      (err: unknown) => this.fail(lineOf(err, items), err instanceof DbxError ? err : new DbxError('internal', 'import chunk failed', undefined, { cause: err })),
+    );
+    const tracked: Promise<void> = sent.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  }
+
+  /** Sends what is left (unless a line failed) and waits for every chunk's answer. */
+  async finish(): Promise<void> {
+    for (let w = 0; w < this.pending.length; w++) await this.flush(w);
+    await Promise.all(this.inFlight.flatMap((set) => [...set]));
+  }
+
+  private count(result: ShardResult): void {
+    if (result.kind !== 'import') throw new DbxError('internal', `shard answered ${result.kind} to import`);
+    this.summary.imported += result.imported;
+    this.summary.skipped += result.skipped;
+    this.summary.aggregates_created += result.created;
+  }
+}
+
+/** The worker names the failing line in `details.line`; else the chunk's first line. */
+function lineOf(err: unknown, items: ImportItem[]): number {
+  const line = (err as { details?: { line?: unknown } } | undefined)?.details?.line;
+  return typeof line === 'number' ? line : (items[0]?.line ?? 0);
+}
+
+function withLine(err: unknown, line: number): DbxError {
+  const error = err instanceof DbxError ? err : new DbxError('invalid_input', String(err));
+  const details = Array.isArray(error.details) ? { errors: error.details } : ((error.details as object | undefined) ?? {});
+  return new DbxError(error.code, `line ${line}: ${error.message}`, { line, ...details });
+}
+
+export interface ImportDeps {
+  pool: ShardPool;
+  placement: PlacementSettings;
+  config: Config;
+  limits: WriteLimits;
+  metrics: Metrics;
+}
+
+export function importRoutes(deps: ImportDeps): RouteSpec[] {
+  const lineSchema = importLineSchema(deps.limits);
+  const settings: Settings = {
+    chunkEvents: deps.config.import.chunk_events,
+    chunksInFlight: deps.config.import.chunks_in_flight,
+    // A stored record is at most event_bytes_max; the line adds hash and root (and may be escaped).
+    lineCharsMax: deps.limits.eventBytesMax + 4096,
+  };
+
+  /** Validates, authorises and places one line; answers the worker whose chunk is now full, else -1 (a failure is recorded in the feed). */
+  function accept(feed: ImportFeed, text: string, line: number, principal: Principal, tenant: string): number {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      feed.fail(line, new DbxError('invalid_input', `line ${line}: not valid JSON`, { line }));
+      return -1;
+    }
+    let record: ImportRecord;
+    try {
+      record = parseInput(lineSchema, value, 'line') as ImportRecord;
+      authorize(principal, 'aggregate.import', { type: record.aggregate_type, id: record.aggregate_id });
+    } catch (err) {
+      feed.fail(line, withLine(err, line));
+      return -1;
+    }
+    const shard = shardFor(deps.placement, tenant, record.aggregate_type, record.aggregate_id);
+    const worker = deps.pool.workerOf(shard);
+    return feed.add(worker, { shard, tenant, line, record }) ? worker : -1;
+  }
+
+  return [
+    defineRoute({
+      method: 'POST',
+      url: '/v1/import',
+      summary:
+        'Bulk import: an NDJSON body (Content-Type: application/x-ndjson) of event records as the API returns them, one per line, each continuing its aggregate; atomic per chunk, re-runnable (versions stored with the same hash are skipped)',
+      action: 'aggregate.import',
+      status: 200,
+      query: importQuery,
+      stream: { contentType: IMPORT_CONTENT_TYPE, line: lineSchema },
+      handler: async ({ request, query, principal, tenant, reply }) => {
+        const body = request.body as Readable | undefined;
+        if (!body || typeof (body as Partial<Readable>).setEncoding !== 'function') {
+          throw new DbxError('invalid_input', `send the events one per line with Content-Type: ${IMPORT_CONTENT_TYPE}`);
+        }
+        const feed = new ImportFeed(deps.pool, settings, query?.verify ?? true);
+        await readLines(body, settings.lineCharsMax, feed, (text, line) => accept(feed, text, line, principal, tenant));
+        await feed.finish();
+        deps.metrics.eventsAppended.inc(feed.summary.imported);
+        if (feed.failure) {
+          const { error } = feed.failure;
+          // The body was read to its end, so the connection stays usable; still, say what stayed.
+          const details = { ...((error.details as object | undefined) ?? {}), ...feed.summary, committed: 'chunks answered before the failure stay committed; re-run the file to continue' };
+          reply.header('connection', 'close');
+          throw new DbxError(error.code, error.message, details);
+        }
+        return feed.summary;
+      },
+    }),
+  ];
+}
+
+/**
+ * Splits the body into lines as it arrives and hands each to `onLine`, which answers a worker whose
+ * chunk is full (or -1); only then does reading wait (back-pressure on the socket). After a
+ * failure the rest of the body is read and dropped unparsed, so the answer follows the whole body.
+ */
+async function readLines(body: Readable, lineCharsMax: number, feed: ImportFeed, onLine: (text: string, line: number) => number): Promise<void> {
+  body.setEncoding('utf8');
+  let carry = '';
+  let line = 0;
+  const handle = async (raw: string): Promise<void> => {
+    line++;
+    feed.summary.lines = line;
+    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (text.trim().length === 0) return;
+    const full = onLine(text, line);
+    if (full >= 0) await feed.flush(full);
+  };
+  for await (const chunk of body as AsyncIterable<string>) {
+    if (feed.failure) continue;
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf('\n', start);
+      if (nl < 0) {
+        carry += chunk.slice(start);
+        if (carry.length > lineCharsMax) {
+          feed.fail(line + 1, new DbxError('payload_too_large', `line ${line + 1}: longer than ${lineCharsMax} characters`, { line: line + 1 }));
+          carry = '';
+        }
+        break;
+      }
+      const text = carry.length > 0 ? carry + chunk.slice(start, nl) : chunk.slice(start, nl);
+      carry = '';
+      start = nl + 1;
+      await handle(text);
+      if (feed.failure) break;
+    }
+  }
+  if (!feed.failure && carry.length > 0) await handle(carry);
+}
