@@ -135,6 +135,9 @@ test('hardening - a request without an answer fails at its deadline, and an aban
     await sleep(Math.max(0, preparedAt + 2 * timeoutMs + 300 - Date.now()));
     const after = await within(5_000, 'a write after the lease', write(pool, command('doc', 'lease-1', { n: 3 })));
     assert.equal(after.kind, 'write');
+    // The write answered 503 at its deadline was dropped, never applied once the lock went: this
+    // write is version 1, not 2 (a client retrying that 503 without an idempotency key appends once).
+    assert.equal((after as Extract<ShardResult, { kind: 'write' }>).result.event.version, 1);
     // A late commit of the expired prepare is refused rather than applied.
     const late = await within(5_000, 'a late commit', pool.requestWorker(0, { kind: 'commit', txid }).then(() => undefined, (err: unknown) => err));
     assert.ok(late instanceof DbxError, 'the late commit is refused');

@@ -184,7 +184,7 @@ export class ShardPool {
     const deadline = Date.now() + this.config.storage.worker_reply_timeout_ms;
     return new Promise<ShardResult>((resolve, reject) => {
       link.pending.set(id, { resolve, reject, deadline });
-      link.send({ ...body, id } as ShardRequest);
+      link.send({ ...body, id, deadline } as ShardRequest);
     });
   }
 

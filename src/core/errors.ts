@@ -15,7 +15,7 @@ export const ERROR_CATALOGUE = {
   schema_locked: { status: 409, summary: 'The schema is locked against this change.' },
   payload_too_large: { status: 413, summary: 'Payload over 256 KiB, metadata over 64 KiB, or body over the limit.' },
   write_limit_exhausted: { status: 429, summary: "The token's write allowance is used up." },
-  unavailable: { status: 503, summary: 'The server is starting, draining or a shard worker is down.' },
+  unavailable: { status: 503, summary: 'The server is starting or draining, a shard worker is down or stopped after a failed commit, or it did not answer in time. A write answered 503 may or may not have been applied: retry it with its idempotency key.' },
   internal: { status: 500, summary: 'An unexpected failure; the server log has the cause.' },
   integrity_failed: { status: 500, summary: 'The stored aggregate failed an integrity check (its Merkle frontier does not match its root); run verify and restore it.' },
 } as const;

@@ -90,6 +90,10 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
   };
 
   for (const req of requests) {
+    if (req.deadline !== undefined && req.deadline <= now && req.kind !== 'commit' && req.kind !== 'abort') {
+      replies.push({ id: req.id, ok: false, error: new DbxError('unavailable', 'the request passed its deadline before the shard worker reached it').toWire() });
+      continue;
+    }
     try {
       switch (req.kind) {
         case 'write': {

@@ -58,7 +58,13 @@ export interface BatchIntent {
   parts: { shard: number; ws: WriteSet }[];
 }
 
-export type ShardRequest =
+/**
+ * Every request carries the caller's deadline (ms since epoch): past it the caller has been told
+ * 503, so the worker must not apply it later (a retry without an idempotency key would append
+ * twice). Commits and aborts of a cross-worker batch are never dropped: the batch's outcome hangs
+ * on them.
+ */
+export type ShardRequest = { deadline?: number } & (
   | { kind: 'write'; id: number; command: WriteCommand }
   | { kind: 'batch'; id: number; commands: WriteCommand[] }
   | { kind: 'prepare'; id: number; txid: string; commands: WriteCommand[] }
@@ -66,7 +72,8 @@ export type ShardRequest =
   | { kind: 'abort'; id: number; txid: string }
   | { kind: 'snapshot'; id: number; shard: number; tenant: string; aggregate_type: string; aggregate_id: string; comment?: string }
   /** Bulk import: the chunk is one atomic sub-batch; `verify` compares given hashes and roots. */
-  | { kind: 'import'; id: number; commands: ImportItem[]; verify: boolean };
+  | { kind: 'import'; id: number; commands: ImportItem[]; verify: boolean }
+);
 
 export interface PreparedPart {
   shard: number;
