@@ -21,6 +21,12 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
     registers: [this.registry],
   });
+  readonly commitPipelineDepth = new Histogram({
+    name: 'eventdbx_commit_pipeline_depth',
+    help: 'Group commits in flight when a group was handed to LMDB (1 = it waited for no other; more = it was prepared while earlier ones flushed)',
+    buckets: [1, 2, 3, 4, 8, 16, 32, 64],
+    registers: [this.registry],
+  });
   readonly eventsAppended = new Counter({
     name: 'eventdbx_events_appended_total',
     help: 'Events appended',

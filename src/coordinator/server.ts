@@ -77,7 +77,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       options.dataDir,
       layout,
       createSnowflakeState(),
-      (size) => metrics.commitBatch.observe(size),
+      (size, depth) => {
+        metrics.commitBatch.observe(size);
+        metrics.commitPipelineDepth.observe(depth);
+      },
       () => {
         for (const env of envs) env.env.resetReadTxn();
       },

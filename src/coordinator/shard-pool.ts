@@ -35,11 +35,11 @@ class WorkerLink {
     readonly worker: Worker,
     readonly port: MessagePort,
     readonly control: Comlink.Remote<ShardControl>,
-    onGroup: (size: number) => void,
+    onGroup: (size: number, depth: number) => void,
     beforeResolve: () => void,
   ) {
     port.on('message', (message: ShardReplyMessage) => {
-      if (message.group_size !== undefined) onGroup(message.group_size);
+      if (message.group_size !== undefined) onGroup(message.group_size, message.pipeline_depth ?? 1);
       beforeResolve();
       message.ids.forEach((id, i) => this.settle(id, message.replies[i]));
     });
@@ -109,7 +109,7 @@ export class ShardPool {
     readonly dataDir: string,
     readonly layout: StorageLayout,
     readonly snowflakeState: SharedArrayBuffer,
-    private readonly onGroup: (size: number) => void = () => {},
+    private readonly onGroup: (size: number, depth: number) => void = () => {},
     /**
      * Runs before any reply resolves: lmdb-js keeps a thread's read snapshot until a timer renews
      * it, so the coordinator's readers must renew theirs or a read right after an acknowledged write

@@ -111,6 +111,8 @@ export interface ShardReplyMessage {
   replies: string[];
   /** Requests that shared this group commit (reported for the batch-size metric). */
   group_size?: number;
+  /** Group commits in flight when this group was handed to LMDB (1 = no overlap). */
+  pipeline_depth?: number;
 }
 
 /** Sent once in `workerData`. */

@@ -146,7 +146,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
     });
     durable = Promise.all([lastCommit, commit]);
   }
-  const ack: PendingAck = { group, groupSize, probe: init.durability === 'async' ? visibilityProbe(group) : undefined };
+  const ack: PendingAck = { group, groupSize, depth: inFlight, probe: init.durability === 'async' ? visibilityProbe(group) : undefined };
   acks.push(ack);
   if (ack.probe) pollVisibility();
   // Replies of a group without writes (replays, refusals) may depend on an earlier group's
@@ -191,6 +191,8 @@ function submit(group: PreparedGroup, groupSize: number): void {
 interface PendingAck {
   group: PreparedGroup;
   groupSize: number;
+  /** Group commits in flight when this one was handed to LMDB, itself included (pipeline depth). */
+  depth: number;
   probe: VisibilityProbe | undefined;
   durable?: boolean;
   failed?: DbxError;
@@ -225,7 +227,7 @@ function sendAcks(): void {
   while (acks.length > 0) {
     const head = acks[0] as PendingAck;
     if (head.failed) {
-      send(failReplies(head.group.replies, head.failed.toWire()), head.groupSize);
+      send(failReplies(head.group.replies, head.failed.toWire()), head.groupSize, head.depth);
     } else if (!head.durable && head.group.writes) {
       // Sync, or async without a head to probe (an intent alone): wait for the flush.
       if (!head.probe) break;
@@ -234,10 +236,10 @@ function sendAcks(): void {
         fresh = true;
       }
       if (!visible(head.probe)) break;
-      send(head.group.replies, head.groupSize);
+      send(head.group.replies, head.groupSize, head.depth);
     } else {
       // Durable, or writes nothing: every group before it has been answered.
-      send(head.group.replies, head.groupSize);
+      send(head.group.replies, head.groupSize, head.depth);
     }
     acks.shift();
   }
@@ -263,7 +265,7 @@ function afterCommit(): void {
  * Each reply becomes its own JSON text: one that cannot be serialised fails alone (with its id),
  * never the others of its group.
  */
-function send(replies: ShardReply[], groupSize?: number): void {
+function send(replies: ShardReply[], groupSize?: number, depth?: number): void {
   if (replies.length === 0) return;
   const ids: number[] = [];
   const texts: string[] = [];
@@ -277,7 +279,7 @@ function send(replies: ShardReply[], groupSize?: number): void {
       texts.push(JSON.stringify({ id: reply.id, ok: false, error } satisfies ShardReply));
     }
   }
-  const message: ShardReplyMessage = { ids, replies: texts, ...(groupSize !== undefined ? { group_size: groupSize } : {}) };
+  const message: ShardReplyMessage = { ids, replies: texts, ...(groupSize !== undefined ? { group_size: groupSize } : {}), ...(depth !== undefined ? { pipeline_depth: depth } : {}) };
   port.postMessage(message);
 }
 
