@@ -18,8 +18,8 @@ import { measureFloors } from './floors.js';
 import { resetSchema } from './pg-store.js';
 import { evaluate, fmtSize, renderTables, writeResultJson, type BenchResult, type DatasetResult, type Durability, type LongAggregateResult, type RunResult } from './report.js';
 import { LONG_TYPE, seedDataset, seedLongAggregate } from './seed.js';
-import { Recorder, nowUs } from './stats.js';
-import { AGGREGATE_TYPE, ALL_OPS, WRITE_OPS, createMix, restoreLeftovers, runOp, type OpName } from './workload.js';
+import { Recorder, nowUs, runTimed, type OpStats } from './stats.js';
+import { AGGREGATE_TYPE, ALL_OPS, WIDE_TYPE, WRITE_OPS, createMix, restoreLeftovers, runOp, wideApply, wideSchema, type OpName } from './workload.js';
 
 const HELP = `Usage: npm run bench -- [options]
   --sizes <n,n,…>       dataset sizes in aggregates (default 1000,100000,1000000)
@@ -38,6 +38,9 @@ const HELP = `Usage: npm run bench -- [options]
   --no-floors           skip the floor measurements
   --seed-batch <n>      events per POST /v1/batch while seeding (default 1000)
   --seed-in-flight <n>  seed batches in flight (default 4)
+  --schema              instead of the mix: apply at the largest client count with 20-field
+                        payloads, a 20-field schema in force vs none, interleaved (--schema-rounds)
+  --schema-rounds <n>   rounds of (none, schema) pairs for --schema (default 3)
   --json                print the JSON result on stdout (tables go to stderr)
   --keep                keep temporary data directories`;
 
@@ -58,6 +61,8 @@ const FLAGS = {
   'no-floors': { type: 'boolean', default: false },
   'seed-batch': { type: 'string', default: '1000' },
   'seed-in-flight': { type: 'string', default: '4' },
+  schema: { type: 'boolean', default: false },
+  'schema-rounds': { type: 'string', default: '3' },
   json: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -262,12 +267,68 @@ async function benchPostgres(size: number, s: Settings, ds: DatasetResult): Prom
   }
 }
 
+/**
+ * `--schema`: apply throughput with a 20-field schema in force vs none, on one server. Rounds
+ * alternate the order (none→schema, schema→none) so drift on a noisy machine hits both sides
+ * alike; the answer reports every run and the medians. A schema change reaches every worker before
+ * its PUT answers, so each run measures exactly one mode.
+ */
+async function benchSchemaApply(s: Settings): Promise<void> {
+  const dir = join(s.dataRoot, 'schema-apply');
+  setDurability(dir, s.passes[0] as Durability);
+  const clients = Math.max(...s.clients);
+  const rounds = int(args['schema-rounds'], 3, '--schema-rounds');
+  const server = await startEventDbx(dir);
+  const api = new HttpApi(server.url, server.token, clients);
+  const schemaCall = async (method: 'PUT' | 'DELETE', body?: unknown): Promise<void> => {
+    const res = await fetch(`${server.url}/v1/schemas/${WIDE_TYPE}`, {
+      method,
+      headers: { authorization: `Bearer ${server.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    if (!res.ok && !(method === 'DELETE' && res.status === 404)) throw new Error(`${method} schema: ${res.status} ${await res.text()}`);
+  };
+  const runs: { mode: 'none' | 'schema'; stats: OpStats }[] = [];
+  try {
+    const op = wideApply(api, 10_000);
+    for (let r = 0; r < rounds; r++) {
+      const order: ('none' | 'schema')[] = r % 2 === 0 ? ['none', 'schema'] : ['schema', 'none'];
+      for (const mode of order) {
+        if (mode === 'schema') await schemaCall('PUT', wideSchema());
+        else await schemaCall('DELETE');
+        const stats = await runTimed({ concurrency: clients, ...s.durations }, op);
+        runs.push({ mode, stats });
+        log(`  schema-apply round ${r + 1} ${mode}: ${Math.round(stats.ops_s)} ops/s, p50 ${Math.round(stats.p50_us)} µs, p99 ${Math.round(stats.p99_us)} µs (n=${stats.n})`);
+      }
+    }
+  } finally {
+    await api.close();
+    await server.stop();
+  }
+  const median = (mode: 'none' | 'schema'): number => {
+    const v = runs.filter((x) => x.mode === mode).map((x) => x.stats.ops_s).sort((a, b) => a - b);
+    return v[Math.floor(v.length / 2)] ?? 0;
+  };
+  const none = median('none');
+  const schema = median('schema');
+  const summary = { clients, durability: s.passes[0], rounds, none_ops_s: Math.round(none), schema_ops_s: Math.round(schema), ratio: Math.round((schema / none) * 1000) / 1000, runs };
+  process.stdout.write(`${args.json ? JSON.stringify(summary, null, 2) : `apply ${clients}c, 20-field payloads: no schema ${Math.round(none)} ops/s, 20-field schema ${Math.round(schema)} ops/s (ratio ${summary.ratio}; medians of ${rounds})`}\n`);
+}
+
 async function main(): Promise<void> {
   if (args.help) {
     process.stdout.write(`${HELP}\n`);
     return;
   }
   const s = settings();
+  if (args.schema) {
+    try {
+      await benchSchemaApply(s);
+    } finally {
+      if (!s.reuse && !args.keep && existsSync(s.dataRoot)) rmSync(s.dataRoot, { recursive: true, force: true });
+    }
+    return;
+  }
   const many = s.clients[s.clients.length - 1] ?? 32;
   const result: BenchResult = {
     started_at: new Date().toISOString(),

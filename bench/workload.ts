@@ -148,3 +148,48 @@ export async function restoreLeftovers(api: HttpApi): Promise<number> {
     }
   }
 }
+
+/**
+ * `--schema`: apply with 20-field payloads, measured with a 20-field schema in force and without
+ * one (issue 9: the schema must cost ≤ 10% of apply throughput at 32 clients). The schema declares
+ * every field with a type and most with a rule, so each payload is fully validated and normalised.
+ */
+export const WIDE_TYPE = 'wide';
+export const WIDE_EVENT = 'wide_applied';
+
+export function wideSchema(): Record<string, unknown> {
+  const columns: Record<string, unknown> = {};
+  for (let f = 0; f < 20; f++) {
+    const kind = f % 5;
+    columns[`f${f}`] =
+      kind === 0
+        ? { type: 'integer', range: { min: '0', max: '1000000000' } }
+        : kind === 1
+          ? { type: 'text', length: { min: 1, max: 64 } }
+          : kind === 2
+            ? { type: 'boolean' }
+            : kind === 3
+              ? { type: 'float', range: { min: '-1e9', max: '1e9' } }
+              : { type: 'timestamp' };
+  }
+  return { column_types: columns, events: { [WIDE_EVENT]: { fields: [] } } };
+}
+
+export function widePayload(i: number): Record<string, unknown> {
+  const payload: Record<string, unknown> = {};
+  const at = new Date(1_700_000_000_000 + i * 1000).toISOString();
+  for (let f = 0; f < 20; f++) {
+    const kind = f % 5;
+    payload[`f${f}`] = kind === 0 ? i + f : kind === 1 ? `text-${i}-${f}` : kind === 2 ? (i + f) % 2 === 0 : kind === 3 ? (i + f) / 7 : at;
+  }
+  return payload;
+}
+
+/** One apply of a 20-field payload to one of `ids` aggregates (created by the first apply). */
+export function wideApply(api: HttpApi, ids: number): (worker: number) => Promise<void> {
+  let marker = 0;
+  return async () => {
+    const id = idOf(1 + Math.floor(Math.random() * ids));
+    await api.post(`/v1/aggregates/${WIDE_TYPE}/${id}/events`, { event_type: WIDE_EVENT, payload: widePayload(++marker) }, 201);
+  };
+}

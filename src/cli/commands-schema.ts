@@ -133,6 +133,7 @@ function annotateCommand(): Command {
 function listCommand(): Command {
   return withConnectionOptions(new Command('list'))
     .description('List the schemas (sorted by aggregate)')
+    .addHelpText('after', '\nExample:\n  dbx schema list --json\n')
     .option('--json', 'print a JSON array of the schemas')
     .action(async (opts: Flags) => {
       const records = await withClient(opts, (c) => c.listSchemas());
@@ -146,6 +147,7 @@ function listCommand(): Command {
 function showCommand(): Command {
   return withConnectionOptions(new Command('show').argument('<aggregate>'))
     .description('Print one schema as JSON (also: dbx schema <aggregate>)')
+    .addHelpText('after', '\nExample:\n  dbx schema show person\n')
     .action(async (aggregate: string, opts: Flags) => printJson((await withClient(opts, (c) => c.getSchema(aggregate))).schema));
 }
 
@@ -342,6 +344,7 @@ function fieldCommand(): Command {
 function versionsCommand(): Command {
   return withConnectionOptions(new Command('versions').argument('<aggregate>'))
     .description("A schema's history: every change a numbered version, a delete a tombstone")
+    .addHelpText('after', '\nExample:\n  dbx schema versions person --all\n')
     .option('--take <n>', 'versions per page (default list_page_size)', parsePositiveInt)
     .option('--cursor <version>', 'resume after this version')
     .option('--all', 'every version')
@@ -370,7 +373,8 @@ function versionsCommand(): Command {
 
 function deleteCommand(): Command {
   return withConnectionOptions(new Command('delete').argument('<aggregate>'))
-    .description('Remove a schema (its history stays; writes are then unchecked, or refused under --restrict=strict)')
+    .description('Remove a schema (its history stays)')
+    .addHelpText('after', '\nExample:\n  dbx schema delete person\n')
     .option('--json', 'print the tombstone version as JSON')
     .action(async (aggregate: string, opts: Flags) => {
       const tombstone = await withClient(opts, (c) => c.deleteSchema(aggregate));

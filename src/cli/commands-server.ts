@@ -1,7 +1,8 @@
 /** Server lifecycle: `dbx start`, `stop`, `status`, `restart`, `destroy` (reference §14.6). */
 import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseRestrictMode, type RestrictMode } from '../core/schema/index.js';
 import { configPath, readConfig } from '../core/index.js';
 import { createClient, type ServerStatus } from '../client/index.js';
 import { dataDirLooksOurs, describeStop, logFile, startDaemon, stopServer, type StartFlags } from './daemon.js';
@@ -16,7 +17,20 @@ function startOptions(command: Command): Command {
     .option('--port <port>', 'HTTP port (saved to config.toml)', parsePort)
     .option('--data-dir <dir>', 'data directory (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
     .option('--foreground', 'run in this process instead of as a daemon')
-    .addOption(new Option('--restrict [mode]', 'schema restriction mode (saved to config.toml)').choices(['off', 'default', 'strict']).preset('default'));
+    .addOption(
+      new Option('--restrict [mode]', 'schema restriction mode: off | default | strict, or an alias (true, false, prod, dev, …) (saved to config.toml)')
+        .argParser(restrictArg)
+        .preset('default'),
+    );
+}
+
+/** The original's aliases (reference §6.3): `--restrict=prod` → default, `--restrict=dev` → off. */
+function restrictArg(text: string): RestrictMode {
+  try {
+    return parseRestrictMode(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 async function start(opts: StartOpts): Promise<void> {
@@ -41,7 +55,8 @@ export async function runForeground(dataDir: string, opts: StartFlags): Promise<
   const server = await startServer({
     dataDir,
     ...(opts.port !== undefined ? { port: opts.port } : {}),
-    restrict: opts.restrict ?? 'default',
+    // Only a given --restrict overrides (and is saved to) config.toml.
+    ...(opts.restrict !== undefined ? { restrict: opts.restrict } : {}),
     logLevel: process.env.EVENTDBX_LOG_LEVEL ?? 'info',
   });
   server.app.log.info({ port: server.port, dataDir, pid: process.pid, restrict: server.config.restrict }, 'EventDBX server listening');

@@ -5,6 +5,7 @@ import type { Principal } from './auth.js';
 import type { QueryBounds, Reader } from './reader.js';
 import { defineRoute, queryBool, queryInt, type RouteSpec } from './route-spec.js';
 import { aggregateParams } from './routes-writes.js';
+import { SchemaVisibility } from './schema-visibility.js';
 
 type AggregateParams = z.infer<typeof aggregateParams>;
 const resource = (p: AggregateParams) => ({ type: p.type, id: p.id });
@@ -38,7 +39,8 @@ export interface PageLimits {
   query: Config['query'];
 }
 
-export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
+/** `visibility` applies the schemas' hidden / hidden_fields to every answer (schema-visibility.ts). */
+export function readRoutes(reader: Reader, limits: PageLimits, visibility = new SchemaVisibility()): RouteSpec[] {
   const take = (requested: number | undefined, fallback: number): number => Math.min(requested ?? fallback, limits.page_limit);
   const { filter_chars_max, filter_depth_max, ...scan } = limits.query;
   const bounds: QueryBounds = { ...scan, filter: { chars_max: filter_chars_max, depth_max: filter_depth_max } };
@@ -51,7 +53,10 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       action: 'aggregate.read',
       query: listQuery,
       handler: ({ query, tenant, principal }) =>
-        reader.listAggregates(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
+        visibility.views(
+          tenant,
+          reader.listAggregates(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
+        ),
     }),
     defineRoute({
       method: 'GET',
@@ -61,15 +66,21 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       resource: (p: { type: string }) => ({ type: p.type }),
       params: aggregateParams.pick({ type: true }),
       query: listQuery,
-      handler: ({ query, params, tenant, principal }) =>
-        reader.listAggregates(tenant, {
-          ...optional(query),
-          ...allowFor(principal),
-          type: params.type,
-          take: take(query.take, limits.list_page_size),
-          scope: scopeOf(query),
-          bounds,
-        }),
+      handler: ({ query, params, tenant, principal }) => {
+        // A hidden type lists as a type with no aggregates (its scan is not even started).
+        if (visibility.hiddenType(tenant, params.type)) return { items: [], next_cursor: null };
+        return visibility.views(
+          tenant,
+          reader.listAggregates(tenant, {
+            ...optional(query),
+            ...allowFor(principal),
+            type: params.type,
+            take: take(query.take, limits.list_page_size),
+            scope: scopeOf(query),
+            bounds,
+          }),
+        );
+      },
     }),
     defineRoute({
       method: 'GET',
@@ -79,12 +90,17 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       resource,
       params: aggregateParams,
       query: z.strictObject({ version: queryInt().optional(), include_events: queryBool.optional() }),
-      handler: ({ query, params, tenant }) =>
-        reader.getAggregate(tenant, params.type, params.id, {
-          ...(query.version !== undefined ? { version: query.version } : {}),
-          includeEvents: query.include_events ?? false,
-          eventsMax: limits.page_limit,
-        }),
+      handler: ({ query, params, tenant }) => {
+        visibility.assertVisible(tenant, params.type, params.id);
+        return visibility.view(
+          tenant,
+          reader.getAggregate(tenant, params.type, params.id, {
+            ...(query.version !== undefined ? { version: query.version } : {}),
+            includeEvents: query.include_events ?? false,
+            eventsMax: limits.page_limit,
+          }),
+        );
+      },
     }),
     defineRoute({
       method: 'GET',
@@ -100,7 +116,10 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
           .transform((v) => v.split(',').map((f) => f.trim()).filter((f) => f.length > 0))
           .pipe(z.array(z.string().max(512)).min(1, 'name at least one field').max(SELECT_FIELDS_MAX)),
       }),
-      handler: ({ query, params, tenant }) => reader.select(tenant, params.type, params.id, query.fields),
+      handler: ({ query, params, tenant }) => {
+        visibility.assertVisible(tenant, params.type, params.id);
+        return visibility.select(tenant, params.type, reader.select(tenant, params.type, params.id, query.fields));
+      },
     }),
     defineRoute({
       method: 'GET',
@@ -110,8 +129,10 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       resource,
       params: aggregateParams,
       query: z.strictObject(pageFields),
-      handler: ({ query, params, tenant }) =>
-        reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.list_page_size), bounds }),
+      handler: ({ query, params, tenant }) => {
+        visibility.assertVisible(tenant, params.type, params.id);
+        return visibility.events(tenant, reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.list_page_size), bounds }));
+      },
     }),
     defineRoute({
       method: 'GET',
@@ -120,7 +141,10 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       action: 'aggregate.read',
       resource,
       params: aggregateParams,
-      handler: ({ params, tenant }) => reader.verify(tenant, params.type, params.id),
+      handler: ({ params, tenant }) => {
+        visibility.assertVisible(tenant, params.type, params.id);
+        return reader.verify(tenant, params.type, params.id);
+      },
     }),
     defineRoute({
       method: 'GET',
@@ -136,6 +160,7 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
         to_size: queryInt(1).optional(),
       }),
       handler: ({ query, params, tenant }) => {
+        visibility.assertVisible(tenant, params.type, params.id);
         if (query.from_size !== undefined) return reader.consistencyProof(tenant, params.type, params.id, query.from_size, query.to_size);
         if (query.version !== undefined) return reader.inclusionProof(tenant, params.type, params.id, query.version, query.size);
         throw new DbxError('validation_failed', 'give version (inclusion proof) or from_size (consistency proof)');
@@ -148,7 +173,10 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       action: 'aggregate.read',
       resource,
       params: aggregateParams,
-      handler: ({ params, tenant }) => ({ items: reader.snapshots(tenant, params.type, params.id), next_cursor: null }),
+      handler: ({ params, tenant }) => {
+        visibility.assertVisible(tenant, params.type, params.id);
+        return { items: reader.snapshots(tenant, params.type, params.id).map((s) => visibility.snapshot(tenant, s)), next_cursor: null };
+      },
     }),
     defineRoute({
       method: 'GET',
@@ -157,7 +185,10 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
       action: 'events.read',
       query: z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields }),
       handler: ({ query, tenant, principal }) =>
-        reader.listEvents(tenant, { ...optional(query), ...allowFor(principal), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
+        visibility.events(
+          tenant,
+          reader.listEvents(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
+        ),
     }),
     defineRoute({
       method: 'GET',
@@ -170,7 +201,8 @@ export function readRoutes(reader: Reader, limits: PageLimits): RouteSpec[] {
         // Outside the token's resources the answer is the absent one, byte for byte: a 403 here
         // would tell the caller that the id exists (and whose it is).
         if (!allowsResource(principal.claims, event.aggregate_type, event.aggregate_id)) throw notFound(`event ${params.event_id}`);
-        return event;
+        if (visibility.hiddenType(tenant, event.aggregate_type)) throw notFound(`event ${params.event_id}`);
+        return visibility.event(tenant, event);
       },
     }),
   ];

@@ -17,6 +17,7 @@ import { authorize, issuerOf, type Principal } from './auth.js';
 import type { Reader } from './reader.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 import type { UnplacedCommand, Writer } from './writes.js';
+import { SchemaVisibility } from './schema-visibility.js';
 
 export const aggregateParams = z.strictObject({ type: aggregateTypeSchema, id: aggregateIdSchema });
 type AggregateParams = z.infer<typeof aggregateParams>;
@@ -69,7 +70,7 @@ export function patchCommand(principal: Principal, tenant: string, body: BatchPa
  * `limits` come from `[limits]` in config.toml: the body schemas are built once here, so the
  * per-request cost is the one walk each JSON field gets during validation.
  */
-export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits = DEFAULT_WRITE_LIMITS): RouteSpec[] {
+export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits = DEFAULT_WRITE_LIMITS, visibility = new SchemaVisibility()): RouteSpec[] {
   const schemas = writeSchemas(limits);
   return [
     defineRoute({
@@ -90,7 +91,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
           ...concurrency(body),
         });
         markReplay(result, reply);
-        return reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 });
+        return visibility.view(tenant, reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 }));
       },
     }),
     defineRoute({
@@ -105,7 +106,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       handler: async ({ params, body, principal, tenant, reply }) => {
         const result = await writer.write(applyCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
-        return result.event;
+        return visibility.event(tenant, result.event);
       },
     }),
     defineRoute({
@@ -119,7 +120,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
         authorizeBodyResource(principal, body.aggregate_type, body.aggregate_id);
         const result = await writer.write(applyCommand(principal, tenant, body));
         markReplay(result, reply);
-        return result.event;
+        return visibility.event(tenant, result.event);
       },
     }),
     defineRoute({
@@ -134,7 +135,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       handler: async ({ params, body, principal, tenant, reply }) => {
         const result = await writer.write(patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
-        return result.event;
+        return visibility.event(tenant, result.event);
       },
     }),
     ...(['archive', 'restore'] as const).map((op) =>
@@ -156,7 +157,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
             ...concurrency(body),
           });
           markReplay(result, reply);
-          return reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 });
+          return visibility.view(tenant, reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 }));
         },
       }),
     ),
@@ -170,7 +171,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       handler: async ({ body, principal, tenant }) => {
         for (const e of body.events) authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
         const events = await writer.batch(body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e))));
-        return { events };
+        return { events: events.map((e) => visibility.event(tenant, e)) };
       },
     }),
     defineRoute({
@@ -184,7 +185,8 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       body: snapshotBodySchema.optional().transform((b) => b ?? {}),
       handler: async ({ params, body, tenant }) => {
         const version = await writer.snapshot(tenant, params.type, params.id, body.comment);
-        return reader.snapshots(tenant, params.type, params.id).find((s) => s.version === version);
+        const snapshot = reader.snapshots(tenant, params.type, params.id).find((s) => s.version === version);
+        return snapshot && visibility.snapshot(tenant, snapshot);
       },
     }),
   ];

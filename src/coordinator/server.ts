@@ -21,6 +21,7 @@ import { readRoutes } from './routes-reads.js';
 import { systemRoutes } from './routes-system.js';
 import { writeRoutes } from './routes-writes.js';
 import { SchemaRegistry } from './schema-registry.js';
+import { SchemaVisibility } from './schema-visibility.js';
 import { ShardPool } from './shard-pool.js';
 import { Writer } from './writes.js';
 
@@ -86,7 +87,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       },
     );
     cleanups.unshift(() => pool.stop());
-    await pool.start();
+    // The workers compile every schema in force before they take a write; every later change is
+    // awaited on every worker before the schema route answers (writes after it are checked by it).
+    await pool.start([...registry.all()]);
+    registry.onChange((change) => pool.schemaChanged(change.tenant, change.aggregate, change.record));
+    const visibility = new SchemaVisibility(registry);
     for (let w = 0; w < layout.workers; w++) envs.push(new WorkerEnv(workerEnvPath(options.dataDir, w), { mapSizeMib: config.storage.map_size_mib }));
     const stores: ShardStore[] = [];
     for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
@@ -159,8 +164,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     };
     const routes: RouteSpec[] = [
       ...systemRoutes({ metrics, reader, startedAt, status }),
-      ...writeRoutes(writer, reader, writeLimitsFrom(config.limits)),
-      ...readRoutes(reader, config),
+      ...writeRoutes(writer, reader, writeLimitsFrom(config.limits), visibility),
+      ...readRoutes(reader, config, visibility),
       ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics }),
       ...schemaRoutes(registry, config),
     ];

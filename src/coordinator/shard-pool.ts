@@ -18,6 +18,7 @@ import {
   type ShardResult,
   type WorkerInit,
 } from '../shard-worker/index.js';
+import type { SchemaRecord } from '../core/schema/api.js';
 import { workerEnvPath, workerOfShard, type StorageLayout } from './layout.js';
 
 type Pending = { resolve: (value: ShardResult) => void; reject: (err: DbxError) => void; deadline: number };
@@ -123,7 +124,8 @@ export class ShardPool {
     return this.layout.workers;
   }
 
-  async start(): Promise<void> {
+  /** `schemas`: every schema in force (the workers compile them before they take writes). */
+  async start(schemas: SchemaRecord[] = []): Promise<void> {
     const shardCount = this.layout.shard_count;
     for (let w = 0; w < this.workerCount; w++) {
       const shards: number[] = [];
@@ -143,6 +145,8 @@ export class ShardPool {
         writeLimits: writeLimitsFrom(this.config.limits),
         snowflakeWorkerId: this.config.snowflake_worker_id,
         snowflakeState: this.snowflakeState,
+        restrict: this.config.restrict,
+        schemas,
       };
       const channel = new MessageChannel();
       const worker = new Worker(WORKER_ENTRY, { workerData: { init, port: channel.port2 }, transferList: [channel.port2] });
@@ -186,6 +190,14 @@ export class ShardPool {
       link.pending.set(id, { resolve, reject, deadline });
       link.send({ ...body, id, deadline } as ShardRequest);
     });
+  }
+
+  /**
+   * Hands a registry change to every live worker and settles once each has compiled it: a schema
+   * PUT that awaits this answers only when every later write is checked against the new version.
+   */
+  async schemaChanged(tenant: string, aggregate: string, record: SchemaRecord | null): Promise<void> {
+    await Promise.all(this.links.filter((l) => l.alive).map((l) => l.control.schemaChanged(tenant, aggregate, record)));
   }
 
   controls(): Comlink.Remote<ShardControl>[] {

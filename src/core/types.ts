@@ -12,6 +12,8 @@ export interface EventMetadata {
   created_at: string;
   issued_by: IssuedBy | null;
   note?: string;
+  /** The schema registry version the event was validated against (absent: no schema checked it). */
+  schema_version?: number;
 }
 
 /** The event as the API returns it and plugins receive it. */

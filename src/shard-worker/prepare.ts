@@ -27,13 +27,14 @@ import {
 } from '../core/index.js';
 import type { ImportRecord, WriteCommand, WriteResult } from './protocol.js';
 import { emptyWriteSet, headKeyString, type Head, type WriteSet } from './records.js';
+import { checkPatchedState, checkSchema, type SchemaSource } from './schema-check.js';
 
 export interface LoadedAggregate {
   head: Head;
   state: JsonObject;
 }
 
-export interface PrepareContext {
+export interface PrepareContext extends SchemaSource {
   load(shard: number, tenant: string, type: string, id: string): LoadedAggregate | undefined;
   idempotencyEntry(shard: number, tenant: string, type: string, id: string, key: string): { version: number; fingerprint: string } | undefined;
   readEvent(shard: number, tenant: string, type: string, id: string, version: number): EventRecord | undefined;
@@ -149,7 +150,11 @@ export class BatchBuilder {
     checkPreconditions(cmd, head);
     const version = (head?.version ?? 0) + 1;
     const limits = this.ctx.writeLimits ?? DEFAULT_WRITE_LIMITS;
-    const { eventType, payload, state } = nextStateFor(cmd, current?.state ?? {}, limits);
+    // Schema enforcement (schema-check.ts): refuses before anything is recorded; normalises first.
+    const gate = checkSchema(this.ctx, cmd);
+    const next = nextStateFor(gate.cmd, current?.state ?? {}, limits);
+    const { eventType, payload, state } =
+      gate.version !== undefined && cmd.op === 'patch' ? { eventType: next.eventType, ...checkPatchedState(gate, cmd.patch ?? [], next.state, limits) } : next;
     // One clock read: created_at is the time inside the event id, so the two always agree.
     const eventId = this.ctx.snowflake.nextId();
     const now = new Date(snowflakeTime(eventId)).toISOString();
@@ -165,6 +170,7 @@ export class BatchBuilder {
         created_at: now,
         issued_by: cmd.issued_by,
         ...(cmd.note !== undefined ? { note: cmd.note } : {}),
+        ...(gate.version !== undefined ? { schema_version: gate.version } : {}),
       },
     };
     const hash = leafHash(canonicalize(body));
@@ -172,16 +178,9 @@ export class BatchBuilder {
     const merkleRoot = frontierRoot(frontier);
     const record = { ...body, hash, merkle_root: merkleRoot } as EventRecord;
     const archived = cmd.op === 'archive' ? true : cmd.op === 'restore' ? false : (head?.archived ?? false);
-    const takesSnapshot = this.ctx.snapshotThreshold > 0 && version % this.ctx.snapshotThreshold === 0;
-    const newHead: Head = {
-      version,
-      frontier,
-      merkle_root: merkleRoot,
-      archived,
-      created_at: head?.created_at ?? now,
-      updated_at: now,
-      ...(takesSnapshot ? { snapshot_version: version } : head?.snapshot_version !== undefined ? { snapshot_version: head.snapshot_version } : {}),
-    };
+    const threshold = gate.snapshotThreshold ?? this.ctx.snapshotThreshold;
+    const takesSnapshot = threshold > 0 && version % threshold === 0;
+    const newHead = nextHead(head, { version, frontier, merkleRoot, archived, at: now, takesSnapshot });
 
     // The worker stores this text anyway, so measuring it costs one byte count.
     const json = JSON.stringify(record);
@@ -301,15 +300,7 @@ export class BatchBuilder {
     checkEventBytes(json, limits);
     const archived = record.event_type === ARCHIVE_EVENT ? true : record.event_type === RESTORE_EVENT ? false : (head?.archived ?? false);
     const takesSnapshot = this.ctx.snapshotThreshold > 0 && version % this.ctx.snapshotThreshold === 0;
-    const newHead: Head = {
-      version,
-      frontier,
-      merkle_root: merkleRoot,
-      archived,
-      created_at: head?.created_at ?? createdAt,
-      updated_at: createdAt,
-      ...(takesSnapshot ? { snapshot_version: version } : head?.snapshot_version !== undefined ? { snapshot_version: head.snapshot_version } : {}),
-    };
+    const newHead = nextHead(head, { version, frontier, merkleRoot, archived, at: createdAt, takesSnapshot });
 
     // Everything is computed: from here on nothing throws (the same entries as `add`).
     const ws = this.writeSetFor(shard);
@@ -353,6 +344,23 @@ export class BatchBuilder {
     }
     return ws;
   }
+}
+
+/** The head after one appended event (a new aggregate's head starts at `at`). */
+function nextHead(
+  head: Head | undefined,
+  e: { version: number; frontier: string[]; merkleRoot: string; archived: boolean; at: string; takesSnapshot: boolean },
+): Head {
+  const snapshotVersion = e.takesSnapshot ? e.version : head?.snapshot_version;
+  return {
+    version: e.version,
+    frontier: e.frontier,
+    merkle_root: e.merkleRoot,
+    archived: e.archived,
+    created_at: head?.created_at ?? e.at,
+    updated_at: e.at,
+    ...(snapshotVersion !== undefined ? { snapshot_version: snapshotVersion } : {}),
+  };
 }
 
 function describe(cmd: WriteCommand): string {

@@ -3,7 +3,8 @@
  * several requests per message, errors as plain data. The coordinator rejects every pending request
  * when a worker exits, so nothing waits forever.
  */
-import type { EventMetadata, EventRecord, IssuedBy, JsonObject, JsonValue, PatchOperation, WireError, WriteLimits } from '../core/index.js';
+import type { EventRecord, IssuedBy, JsonObject, PatchOperation, WireError, WriteLimits } from '../core/index.js';
+import type { RestrictMode, SchemaRecord } from '../core/schema/api.js';
 import type { WriteSet } from './records.js';
 
 export type WriteOp = 'create' | 'apply' | 'patch' | 'archive' | 'restore';
@@ -33,17 +34,7 @@ export interface WriteResult {
 }
 
 /** An event record as the API returns it, `hash` and `merkle_root` optional (bulk import). */
-export interface ImportRecord {
-  aggregate_type: string;
-  aggregate_id: string;
-  event_type: string;
-  version: number;
-  payload: JsonObject | JsonValue[];
-  extensions: JsonObject;
-  metadata: EventMetadata;
-  hash?: string;
-  merkle_root?: string;
-}
+export type ImportRecord = Omit<EventRecord, 'hash' | 'merkle_root'> & Partial<Pick<EventRecord, 'hash' | 'merkle_root'>>;
 
 /** One line of an import, placed on its shard; `line` is its line number in the request body. */
 export interface ImportItem {
@@ -135,4 +126,8 @@ export interface WorkerInit {
   writeLimits: WriteLimits;
   snowflakeWorkerId: number;
   snowflakeState: SharedArrayBuffer;
+  /** `restrict` from config: off | default | strict (schema-check.ts). */
+  restrict: RestrictMode;
+  /** Every schema in force when the pool starts; later changes arrive through `schemaChanged`. */
+  schemas: SchemaRecord[];
 }

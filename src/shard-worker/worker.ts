@@ -13,6 +13,8 @@ import { HeadsCache } from './heads-cache.js';
 import type { BatchBuilder, LoadedAggregate, PrepareContext } from './prepare.js';
 import type { BatchIntent, ShardMessage, ShardReply, ShardReplyMessage, ShardRequest, WorkerInit } from './protocol.js';
 import { headKeyString, type WriteSet } from './records.js';
+import { WorkerSchemas } from './schema-check.js';
+import type { SchemaRecord } from '../core/schema/api.js';
 import { WorkerEnv, type ShardStore } from './store.js';
 
 const init = (workerData as { init: WorkerInit; port: MessagePort }).init;
@@ -30,7 +32,10 @@ const storage: GroupStorage = { env, storeOf };
 
 const cache = new HeadsCache(init.cacheThreshold);
 const groupState = new GroupState(init.prepareLeaseMs);
+const schemas = new WorkerSchemas(init.restrict, init.schemas);
 const ctx: PrepareContext = {
+  restrict: init.restrict,
+  schemaFor: (tenant, aggregate) => schemas.get(tenant, aggregate),
   snowflake: new SnowflakeGenerator(init.snowflakeWorkerId, init.snowflakeState),
   snapshotThreshold: init.snapshotThreshold,
   writeLimits: init.writeLimits,
@@ -320,6 +325,15 @@ const control = {
   },
   cacheSize(): number {
     return cache.size;
+  },
+  /**
+   * A registry change (the schema now in force, null once deleted), compiled here once. The
+   * coordinator awaits this on every worker before the change answers, so every later write is
+   * checked against it; groups already prepared keep the version they were checked against.
+   */
+  schemaChanged(tenant: string, aggregate: string, record: SchemaRecord | null): number {
+    schemas.set(tenant, aggregate, record);
+    return record?.version ?? 0;
   },
   listIntents(): BatchIntent[] {
     const out: BatchIntent[] = [];

@@ -1,0 +1,181 @@
+/**
+ * Hiding (issue 9 item 7; reference §6.4), applied by the coordinator to every server answer, for
+ * every token (`*` included):
+ * - `hidden_fields` are left out of `state` wherever an answer carries one (get, get ?version=N,
+ *   select, lists, snapshots, create/archive/restore answers) and out of event payloads (event
+ *   reads, apply/patch/batch answers): a hidden field that came back in its event would not be
+ *   hidden. Patch payloads lose the ops that touch a hidden field. The cost: a client can no longer
+ *   recompute such an event's hash from the answer; `GET …/verify` still checks the stored events.
+ *   A dotted entry (`address.zip`) hides that nested field.
+ * - `hidden: true` makes the type answer 404 on reads (get, select, events, verify, proof,
+ *   snapshots, GET /v1/events/{id}) and disappear from lists. Writes are still accepted (hiding is
+ *   about reads); their answers follow the hidden_fields rule.
+ *
+ * Kept per registry change (`onChange`), so the read path costs one Map-size test when no schema
+ * hides anything and one Map lookup per type otherwise.
+ */
+import { notFound, type AggregateView, type EventRecord, type JsonObject, type JsonValue, type Page, type SnapshotRecord } from '../core/index.js';
+import type { SchemaRecord } from '../core/schema/api.js';
+import type { SchemaChange } from './schema-registry.js';
+
+interface Rule {
+  hidden: boolean;
+  /** Each hidden field as its path segments. */
+  fields: string[][];
+}
+
+export interface VisibilitySource {
+  all(): Iterable<SchemaRecord>;
+  onChange(listener: (change: SchemaChange) => void): () => void;
+}
+
+export class SchemaVisibility {
+  /** Only schemas that hide something are kept: the common case is an empty map. */
+  private readonly rules = new Map<string, Rule>();
+
+  constructor(source?: VisibilitySource) {
+    if (!source) return;
+    for (const record of source.all()) this.set(record.tenant, record.schema.aggregate, record);
+    source.onChange((change) => this.set(change.tenant, change.aggregate, change.record));
+  }
+
+  set(tenant: string, aggregate: string, record: SchemaRecord | null): void {
+    const key = `${tenant}\u0000${aggregate}`;
+    const schema = record?.schema;
+    if (!schema || (!schema.hidden && schema.hidden_fields.length === 0)) this.rules.delete(key);
+    else this.rules.set(key, { hidden: schema.hidden, fields: schema.hidden_fields.map((f) => f.split('.')) });
+  }
+
+  private rule(tenant: string, type: string): Rule | undefined {
+    return this.rules.size === 0 ? undefined : this.rules.get(`${tenant}\u0000${type}`);
+  }
+
+  /** Whether the type is hidden (`hidden: true`) for the tenant. */
+  hiddenType(tenant: string, type: string): boolean {
+    return this.rule(tenant, type)?.hidden ?? false;
+  }
+
+  /** 404 for a hidden type, with the message of an absent aggregate. */
+  assertVisible(tenant: string, type: string, id: string): void {
+    if (this.hiddenType(tenant, type)) throw notFound(`aggregate ${type}/${id}`);
+  }
+
+  /** A list's row filter that also drops hidden types (composed with the token's own filter). */
+  allow(tenant: string, allow?: (type: string, id: string) => boolean): { allow?: (type: string, id: string) => boolean } {
+    if (this.rules.size === 0) return allow ? { allow } : {};
+    return { allow: (type, id) => !this.hiddenType(tenant, type) && (allow ? allow(type, id) : true) };
+  }
+
+  state(tenant: string, type: string, state: JsonObject): JsonObject {
+    const rule = this.rule(tenant, type);
+    return rule && rule.fields.length > 0 ? stripPaths(state, rule.fields) : state;
+  }
+
+  view<T extends AggregateView>(tenant: string, view: T): T {
+    const rule = this.rule(tenant, view.aggregate_type);
+    if (!rule || rule.fields.length === 0) return view;
+    const out = { ...view, state: stripPaths(view.state, rule.fields) };
+    if (view.events) out.events = view.events.map((e) => this.event(tenant, e));
+    return out;
+  }
+
+  event(tenant: string, event: EventRecord): EventRecord {
+    const rule = this.rule(tenant, event.aggregate_type);
+    if (!rule || rule.fields.length === 0) return event;
+    const payload = Array.isArray(event.payload) ? stripPatch(event.payload, rule.fields) : stripPaths(event.payload, rule.fields);
+    return payload === event.payload ? event : { ...event, payload };
+  }
+
+  snapshot(tenant: string, snapshot: SnapshotRecord): SnapshotRecord {
+    const state = this.state(tenant, snapshot.aggregate_type, snapshot.state);
+    return state === snapshot.state ? snapshot : { ...snapshot, state };
+  }
+
+  /** `select` answers: a hidden path reads as missing (null), like any absent field. */
+  select(tenant: string, type: string, selected: Record<string, unknown>): Record<string, unknown> {
+    const rule = this.rule(tenant, type);
+    if (!rule || rule.fields.length === 0) return selected;
+    const out: Record<string, unknown> = {};
+    for (const [path, value] of Object.entries(selected)) {
+      const segments = path.split('.');
+      const covered = rule.fields.some((hidden) => hidden.length <= segments.length && hidden.every((s, i) => segments[i] === s));
+      out[path] = covered ? null : rule.fields.some((hidden) => isPrefix(segments, hidden)) ? stripUnder(value, segments.length, rule.fields, segments) : value;
+    }
+    return out;
+  }
+
+  views<T extends AggregateView>(tenant: string, page: Page<T>): Page<T> {
+    return this.rules.size === 0 ? page : { ...page, items: page.items.map((v) => this.view(tenant, v)) };
+  }
+
+  events(tenant: string, page: Page<EventRecord>): Page<EventRecord> {
+    return this.rules.size === 0 ? page : { ...page, items: page.items.map((e) => this.event(tenant, e)) };
+  }
+}
+
+function isPrefix(prefix: string[], of: string[]): boolean {
+  return prefix.length < of.length && prefix.every((s, i) => of[i] === s);
+}
+
+/** A selected object value that contains hidden fields below it (select `address` hides `address.zip`). */
+function stripUnder(value: unknown, depth: number, fields: string[][], at: string[]): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const below = fields.filter((f) => isPrefix(at, f)).map((f) => f.slice(depth));
+  return stripPaths(value as JsonObject, below);
+}
+
+/** A copy of `object` without the given paths; the object itself when none is present. */
+function stripPaths(object: JsonObject, paths: string[][]): JsonObject {
+  let out: JsonObject | undefined;
+  for (const path of paths) {
+    const [head, ...rest] = path as [string, ...string[]];
+    if (!Object.hasOwn(out ?? object, head)) continue;
+    out ??= { ...object };
+    if (rest.length === 0) {
+      delete out[head];
+      continue;
+    }
+    const child = out[head];
+    if (typeof child === 'object' && child !== null && !Array.isArray(child)) out[head] = stripPaths(child, [rest]);
+  }
+  return out ?? object;
+}
+
+/** Patch ops without those that touch a hidden field; a whole-document value is stripped. */
+function stripPatch(ops: JsonValue[], paths: string[][]): JsonValue[] {
+  let changed = false;
+  const out: JsonValue[] = [];
+  for (const raw of ops) {
+    const op = raw as { path?: string; from?: string; value?: JsonValue };
+    if ([op.path, op.from].some((p) => typeof p === 'string' && p !== '' && touches(pointerSegments(p), paths))) {
+      changed = true;
+      continue;
+    }
+    if (op.path === '' && typeof op.value === 'object' && op.value !== null && !Array.isArray(op.value)) {
+      const value = stripPaths(op.value, paths);
+      if (value !== op.value) {
+        changed = true;
+        out.push({ ...(raw as JsonObject), value });
+        continue;
+      }
+    }
+    out.push(raw);
+  }
+  return changed ? out : ops;
+}
+
+/** Whether a pointer lies on or under a hidden path, or above one (setting a parent sets it). */
+function touches(segments: string[], paths: string[][]): boolean {
+  return paths.some((hidden) => {
+    const n = Math.min(hidden.length, segments.length);
+    for (let i = 0; i < n; i++) if (hidden[i] !== segments[i]) return false;
+    return true;
+  });
+}
+
+function pointerSegments(pointer: string): string[] {
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
