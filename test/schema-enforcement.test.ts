@@ -301,3 +301,22 @@ test('schema enforcement - dbx start --restrict accepts the original aliases', {
     removeDir(s.dataDir);
   }
 });
+
+test('schema enforcement - events that carry schema_version export and import with their hashes', { timeout: 30_000 }, async () => {
+  const v = await putOk(server, 'exported', { column_types: { n: 'integer' }, events: { set: {} } });
+  ok(await create(server, 'exported', 'e1', 'set', { n: '1' }));
+  ok(await apply(server, 'exported', 'e1', 'set', { n: 2 }));
+  const events = ok(await server.request('GET', '/v1/aggregates/exported/e1/events'), 200).items;
+  assert.equal(events[0].metadata.schema_version, v);
+  const target = await startServerInProcess();
+  try {
+    const ndjson = events.map((e: unknown) => JSON.stringify(e)).join('\n') + '\n';
+    const res = await target.request('POST', '/v1/import', ndjson, { 'content-type': 'application/x-ndjson' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const head = await headOf(target, 'exported', 'e1');
+    assert.equal(head?.merkle_root, events[1].merkle_root, 'the imported history has the same root');
+  } finally {
+    await target.stop();
+    removeDir(target.dataDir);
+  }
+});

@@ -58,6 +58,8 @@ export function importLineSchema(limits: Pick<WriteLimits, 'jsonDepthMax' | 'jso
       created_at: z.iso.datetime(),
       issued_by: z.strictObject({ group: z.string().min(1).max(256), user: z.string().min(1).max(256) }).nullable(),
       note: noteSchema.optional(),
+      // Exported events validated against a schema carry it; it is part of their hash.
+      schema_version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
     }),
     hash: hex64('hash').optional(),
     merkle_root: hex64('merkle_root').optional(),

@@ -249,6 +249,7 @@ export class BatchBuilder {
         created_at: createdAt,
         issued_by: record.metadata.issued_by,
         ...(record.metadata.note !== undefined ? { note: record.metadata.note } : {}),
+        ...(record.metadata.schema_version !== undefined ? { schema_version: record.metadata.schema_version } : {}),
       },
     };
     const hash = leafHash(canonicalize(body));
