@@ -52,11 +52,13 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       summary: 'List aggregates of every type, merged across shards in (type, id) order',
       action: 'aggregate.read',
       query: listQuery,
-      handler: ({ query, tenant, principal }) =>
-        visibility.views(
+      handler: ({ query, tenant, principal }) => {
+        visibility.assertFilterVisible(tenant, undefined, 'aggregate', query.filter, bounds.filter);
+        return visibility.views(
           tenant,
           reader.listAggregates(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
-        ),
+        );
+      },
     }),
     defineRoute({
       method: 'GET',
@@ -69,6 +71,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       handler: ({ query, params, tenant, principal }) => {
         // A hidden type lists as a type with no aggregates (its scan is not even started).
         if (visibility.hiddenType(tenant, params.type)) return { items: [], next_cursor: null };
+        visibility.assertFilterVisible(tenant, params.type, 'aggregate', query.filter, bounds.filter);
         return visibility.views(
           tenant,
           reader.listAggregates(tenant, {
@@ -131,6 +134,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       query: z.strictObject(pageFields),
       handler: ({ query, params, tenant }) => {
         visibility.assertVisible(tenant, params.type, params.id);
+        visibility.assertFilterVisible(tenant, params.type, 'event', query.filter, bounds.filter);
         return visibility.events(tenant, reader.aggregateEvents(tenant, params.type, params.id, { ...optional(query), take: take(query.take, limits.list_page_size), bounds }));
       },
     }),
@@ -184,11 +188,13 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       summary: 'Events of every aggregate, in (type, id, version) order unless sorted',
       action: 'events.read',
       query: z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields }),
-      handler: ({ query, tenant, principal }) =>
-        visibility.events(
+      handler: ({ query, tenant, principal }) => {
+        visibility.assertFilterVisible(tenant, undefined, 'event', query.filter, bounds.filter);
+        return visibility.events(
           tenant,
           reader.listEvents(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
-        ),
+        );
+      },
     }),
     defineRoute({
       method: 'GET',

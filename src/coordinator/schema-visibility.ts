@@ -10,11 +10,14 @@
  * - `hidden: true` makes the type answer 404 on reads (get, select, events, verify, proof,
  *   snapshots, GET /v1/events/{id}) and disappear from lists. Writes are still accepted (hiding is
  *   about reads); their answers follow the hidden_fields rule.
+ * - A `?filter=` that reads a hidden field (or a field under one) is refused with 400: matching on
+ *   it would reveal its value one query at a time. `?sort=` takes only built-in fields, so it cannot.
  *
  * Kept per registry change (`onChange`), so the read path costs one Map-size test when no schema
  * hides anything and one Map lookup per type otherwise.
  */
-import { notFound, type AggregateView, type EventRecord, type JsonObject, type JsonValue, type Page, type SnapshotRecord } from '../core/index.js';
+import { dataPathOf, fieldsOf, parseFilter, type FilterLimits } from '../core/filter.js';
+import { invalidInput, notFound, type AggregateView, type EventRecord, type JsonObject, type JsonValue, type Page, type SnapshotRecord } from '../core/index.js';
 import type { SchemaRecord } from '../core/schema/api.js';
 import type { SchemaChange } from './schema-registry.js';
 
@@ -32,6 +35,8 @@ export interface VisibilitySource {
 export class SchemaVisibility {
   /** Only schemas that hide something are kept: the common case is an empty map. */
   private readonly rules = new Map<string, Rule>();
+  /** Per tenant, the hidden fields of all its types: what a list across types is checked against. */
+  private readonly tenantFields = new Map<string, string[][]>();
 
   constructor(source?: VisibilitySource) {
     if (!source) return;
@@ -44,6 +49,11 @@ export class SchemaVisibility {
     const schema = record?.schema;
     if (!schema || (!schema.hidden && schema.hidden_fields.length === 0)) this.rules.delete(key);
     else this.rules.set(key, { hidden: schema.hidden, fields: schema.hidden_fields.map((f) => f.split('.')) });
+    // Rebuilt on a schema change (rare), so a list across types reads one Map entry.
+    const fields: string[][] = [];
+    for (const [k, rule] of this.rules) if (k.startsWith(`${tenant}\u0000`)) fields.push(...rule.fields);
+    if (fields.length > 0) this.tenantFields.set(tenant, fields);
+    else this.tenantFields.delete(tenant);
   }
 
   private rule(tenant: string, type: string): Rule | undefined {
@@ -58,6 +68,24 @@ export class SchemaVisibility {
   /** 404 for a hidden type, with the message of an absent aggregate. */
   assertVisible(tenant: string, type: string, id: string): void {
     if (this.hiddenType(tenant, type)) throw notFound(`aggregate ${type}/${id}`);
+  }
+
+  /**
+   * 400 when `filter` reads a hidden field of `type`, or of any of the tenant's types when the list
+   * spans types (`type` undefined). The filter is parsed a second time (the reader parses it again):
+   * O(its length), and only when the tenant hides a field. The message names the field as written,
+   * which the caller already knows, and nothing else.
+   */
+  assertFilterVisible(tenant: string, type: string | undefined, kind: 'aggregate' | 'event', filter: string | undefined, limits: FilterLimits): void {
+    if (!filter || this.rules.size === 0) return; // '' is no filter, as in the reader
+    const hidden = type === undefined ? (this.tenantFields.get(tenant) ?? []) : (this.rule(tenant, type)?.fields ?? []);
+    if (hidden.length === 0) return;
+    for (const field of fieldsOf(parseFilter(filter, limits))) {
+      const path = dataPathOf(kind, field);
+      // On or under a hidden field; above one (`address` for `address.zip`) is allowed: an object
+      // equals no literal and never matches LIKE, so only its presence shows, which answers show too.
+      if (path !== undefined && covered(path.split('.'), hidden)) throw invalidInput(`filter field '${field}' is hidden by the schema`);
+    }
   }
 
   /** A list's row filter that also drops hidden types (composed with the token's own filter). */
@@ -98,8 +126,7 @@ export class SchemaVisibility {
     const out: Record<string, unknown> = {};
     for (const [path, value] of Object.entries(selected)) {
       const segments = path.split('.');
-      const covered = rule.fields.some((hidden) => hidden.length <= segments.length && hidden.every((s, i) => segments[i] === s));
-      out[path] = covered ? null : rule.fields.some((hidden) => isPrefix(segments, hidden)) ? stripUnder(value, segments.length, rule.fields, segments) : value;
+      out[path] = covered(segments, rule.fields) ? null : rule.fields.some((hidden) => isPrefix(segments, hidden)) ? stripUnder(value, segments.length, rule.fields, segments) : value;
     }
     return out;
   }
@@ -111,6 +138,10 @@ export class SchemaVisibility {
   events(tenant: string, page: Page<EventRecord>): Page<EventRecord> {
     return this.rules.size === 0 ? page : { ...page, items: page.items.map((e) => this.event(tenant, e)) };
   }
+}
+
+function covered(segments: string[], fields: string[][]): boolean {
+  return fields.some((hidden) => hidden.length <= segments.length && hidden.every((s, i) => segments[i] === s));
 }
 
 function isPrefix(prefix: string[], of: string[]): boolean {

@@ -274,6 +274,25 @@ export function resolveEventField(event: EventRecord, field: string): JsonValue 
   return fromExtensions !== undefined ? fromExtensions : selectJson(event.payload, field);
 }
 
+/**
+ * The dot path into state (aggregates) or payload (events) that a filter field may read, or
+ * undefined when it names a built-in field. Kept beside the two resolvers so it follows them: an
+ * event field without a prefix may fall through to the payload (when metadata and extensions lack
+ * it), so it counts as a payload path. schema-visibility.ts refuses filters on hidden fields with it.
+ */
+export function dataPathOf(kind: 'aggregate' | 'event', field: string): string | undefined {
+  if (kind === 'aggregate') return AGGREGATE_FIELDS.has(field) ? undefined : field.startsWith('state.') ? field.slice('state.'.length) : field;
+  if (EVENT_FIELDS.has(field) || field.startsWith('metadata.') || field.startsWith('extensions.')) return undefined;
+  return field.startsWith('payload.') ? field.slice('payload.'.length) : field;
+}
+
+/** Every field a filter names, in order, repeats included. */
+export function fieldsOf(expr: FilterExpr): string[] {
+  if (expr.kind === 'and' || expr.kind === 'or') return expr.items.flatMap(fieldsOf);
+  if (expr.kind === 'not') return fieldsOf(expr.expr);
+  return [expr.field];
+}
+
 export function matchesAggregate(expr: FilterExpr, aggregate: AggregateView): boolean {
   return evaluate(expr, (field) => resolveAggregateField(aggregate, field));
 }
