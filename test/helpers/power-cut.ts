@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DBX_BIN, httpRequest, readCliToken, type SpawnedServer } from './server.js';
+import { DBX_BIN, captureChild, spawnedServer, type SpawnedServer } from './server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The source file: tsc does not copy .py into dist, so reach back from dist/test/helpers. */
@@ -114,15 +114,12 @@ export async function spawnServerFreshBoot(dataDir: string, options: { env?: Rec
     env: { ...process.env, EVENTDBX_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const captured = captureChild(child);
+  const { exited } = captured;
   let port = 0;
   try {
     await until('the server to answer /health', () => {
-      if (child.exitCode !== null) throw new Error(`server exited before it was ready (code ${child.exitCode}): ${err}`);
+      if (child.exitCode !== null) throw new Error(`server exited before it was ready (code ${child.exitCode}): ${captured.stderr()}`);
       try {
         const info = JSON.parse(readFileSync(join(dataDir, 'server.pid'), 'utf8')) as { pid: number; port: number };
         if (info.pid === child.pid && info.port > 0) port = info.port;
@@ -138,26 +135,7 @@ export async function spawnServerFreshBoot(dataDir: string, options: { env?: Rec
     await exited;
     throw e;
   }
-  const url = `http://127.0.0.1:${port}`;
-  const token = readCliToken(dataDir);
-  return {
-    url,
-    port,
-    dataDir,
-    token,
-    child,
-    exited,
-    stderr: () => err,
-    stdout: () => out,
-    kill: (signal) => child.kill(signal),
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 15_000)))]);
-      clearTimeout(timer);
-    },
-    request: (method, path, body, headers) => httpRequest(url, token, method, path, body, headers),
-  };
+  return spawnedServer(child, dataDir, port, captured);
 }
 
 export interface Ack {

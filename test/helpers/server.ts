@@ -99,14 +99,32 @@ export async function spawnServer(options: { dataDir?: string; configToml?: stri
     env: { ...process.env, EVENTDBX_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const captured = captureChild(child);
+  const port = await waitForPort(dataDir, child, captured.exited, 20_000);
+  return spawnedServer(child, dataDir, port, captured);
+}
+
+export interface CapturedChild {
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+/** Collects a child's output and its exit code. */
+export function captureChild(child: ChildProcess): CapturedChild {
   let out = '';
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const port = await waitForPort(dataDir, child, exited, 20_000);
+  return { stdout: () => out, stderr: () => err, exited };
+}
+
+/** The test face of a child running `dbx start --foreground` that answers on `port`. */
+export function spawnedServer(child: ChildProcess, dataDir: string, port: number, captured: CapturedChild): SpawnedServer {
   const url = `http://127.0.0.1:${port}`;
   const token = readCliToken(dataDir);
+  const { exited } = captured;
   return {
     url,
     port,
@@ -114,8 +132,8 @@ export async function spawnServer(options: { dataDir?: string; configToml?: stri
     token,
     child,
     exited,
-    stderr: () => err,
-    stdout: () => out,
+    stderr: captured.stderr,
+    stdout: captured.stdout,
     kill: (signal) => child.kill(signal),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
