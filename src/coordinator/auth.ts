@@ -1,7 +1,8 @@
 /**
  * Request authentication and authorisation (DESIGN §7). A token's signature is checked once and
- * the claims cached (bounded), so an Ed25519 verify (~100 µs in JS) is not paid per request; the
- * time checks (exp/nbf) still run on every request because they are cheap and change over time.
+ * the claims cached (bounded), so an Ed25519 verify (~100 µs in JS) is not paid per request. What
+ * can change while a token is cached is checked on every request: the time (exp/nbf) and the
+ * ledger's revocation list (a plain LMDB read), so the cache never outlives a revocation.
  */
 import {
   DbxError,
@@ -15,6 +16,7 @@ import {
   type IssuedBy,
   type TokenClaims,
 } from '../core/index.js';
+import type { TokenLedger } from './token-ledger.js';
 
 export interface Principal {
   claims: TokenClaims;
@@ -22,10 +24,16 @@ export interface Principal {
 }
 
 export class Authenticator {
-  private readonly publicKey: Uint8Array;
+  private publicKey: Uint8Array;
+  /** The key string `publicKey` was decoded from: a key rotation changes `auth` in place. */
+  private publicKeyText: string;
   private readonly cache = new Map<string, TokenClaims>();
 
-  constructor(private readonly auth: Config['auth']) {
+  constructor(
+    private readonly auth: Config['auth'],
+    private readonly ledger?: TokenLedger,
+  ) {
+    this.publicKeyText = auth.public_key;
     this.publicKey = decodePublicKey(auth.public_key);
   }
 
@@ -34,6 +42,7 @@ export class Authenticator {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization);
     if (!match) throw new DbxError('unauthorized', 'Authorization header must be "Bearer <token>"');
     const token = match[1] as string;
+    if (this.auth.public_key !== this.publicKeyText) this.keysChanged();
     let claims = this.cache.get(token);
     if (!claims) {
       claims = verifySignature(token, this.publicKey);
@@ -46,7 +55,15 @@ export class Authenticator {
       }
     }
     checkClaims(claims, this.auth);
+    if (this.ledger?.isRevoked(claims.jti)) throw new DbxError('unauthorized', 'token has been revoked');
     return claims;
+  }
+
+  /** Forget every verified token (after a key rotation or a revocation made here). */
+  keysChanged(): void {
+    this.publicKeyText = this.auth.public_key;
+    this.publicKey = decodePublicKey(this.auth.public_key);
+    this.cache.clear();
   }
 }
 

@@ -207,6 +207,10 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
       query: importQuery,
       stream: { contentType: IMPORT_CONTENT_TYPE, line: lineSchema },
       handler: async ({ request, query, principal, tenant, reply }) => {
+        // An import's size is known only once it is read: it cannot be charged exactly to an allowance.
+        if (principal.claims.limits.write_events !== null && principal.claims.limits.write_events !== undefined) {
+          throw new DbxError('forbidden', 'bulk import needs a token without a write limit');
+        }
         const body = request.body as Readable | undefined;
         if (!body || typeof (body as Partial<Readable>).setEncoding !== 'function') {
           throw new DbxError('invalid_input', `send the events one per line with Content-Type: ${IMPORT_CONTENT_TYPE}`);

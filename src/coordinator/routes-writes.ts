@@ -18,6 +18,7 @@ import type { Reader } from './reader.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 import type { UnplacedCommand, Writer } from './writes.js';
 import { SchemaVisibility } from './schema-visibility.js';
+import type { WriteAllowance } from './write-allowance.js';
 
 export const aggregateParams = z.strictObject({ type: aggregateTypeSchema, id: aggregateIdSchema });
 type AggregateParams = z.infer<typeof aggregateParams>;
@@ -70,8 +71,17 @@ export function patchCommand(principal: Principal, tenant: string, body: BatchPa
  * `limits` come from `[limits]` in config.toml: the body schemas are built once here, so the
  * per-request cost is the one walk each JSON field gets during validation.
  */
-export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits = DEFAULT_WRITE_LIMITS, visibility = new SchemaVisibility()): RouteSpec[] {
+export function writeRoutes(
+  writer: Writer,
+  reader: Reader,
+  limits: WriteLimits = DEFAULT_WRITE_LIMITS,
+  visibility = new SchemaVisibility(),
+  allowance?: WriteAllowance,
+): RouteSpec[] {
   const schemas = writeSchemas(limits);
+  // One accepted write = one event; a limited token's allowance is charged per event (see WriteAllowance).
+  const writeOne = (principal: Principal, command: UnplacedCommand): Promise<WriteResult> =>
+    allowance ? allowance.spend(principal, 1, () => writer.write(command), (r) => r.replayed === true) : writer.write(command);
   return [
     defineRoute({
       method: 'POST',
@@ -83,7 +93,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       params: aggregateParams,
       body: schemas.createBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
-        const result = await writer.write({
+        const result = await writeOne(principal, {
           op: 'create',
           ...base(principal, tenant, params.type, params.id),
           ...eventFields(body),
@@ -104,7 +114,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       params: aggregateParams,
       body: schemas.applyBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
-        const result = await writer.write(applyCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
+        const result = await writeOne(principal, applyCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
         return visibility.event(tenant, result.event);
       },
@@ -118,7 +128,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       body: schemas.eventBody,
       handler: async ({ body, principal, tenant, reply }) => {
         authorizeBodyResource(principal, body.aggregate_type, body.aggregate_id);
-        const result = await writer.write(applyCommand(principal, tenant, body));
+        const result = await writeOne(principal, applyCommand(principal, tenant, body));
         markReplay(result, reply);
         return visibility.event(tenant, result.event);
       },
@@ -133,7 +143,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       params: aggregateParams,
       body: schemas.patchBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
-        const result = await writer.write(patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
+        const result = await writeOne(principal, patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
         return visibility.event(tenant, result.event);
       },
@@ -149,7 +159,7 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
         params: aggregateParams,
         body: lifecycleBodySchema.optional().transform((b) => b ?? {}),
         handler: async ({ params, body, principal, tenant, reply }) => {
-          const result = await writer.write({
+          const result = await writeOne(principal, {
             op,
             ...base(principal, tenant, params.type, params.id),
             ...(body.comment !== undefined ? { comment: body.comment } : {}),
@@ -170,7 +180,8 @@ export function writeRoutes(writer: Writer, reader: Reader, limits: WriteLimits 
       body: schemas.batchBody,
       handler: async ({ body, principal, tenant }) => {
         for (const e of body.events) authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
-        const events = await writer.batch(body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e))));
+        const commands = body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
+        const events = allowance ? await allowance.spend(principal, commands.length, () => writer.batch(commands)) : await writer.batch(commands);
         return { events: events.map((e) => visibility.event(tenant, e)) };
       },
     }),

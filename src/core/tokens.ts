@@ -149,9 +149,18 @@ export function checkClaims(claims: TokenClaims, auth: Pick<AuthSettings, 'issue
   const nowSecs = Math.floor(now / 1000);
   const skew = auth.clock_skew_secs;
   if (claims.iss !== auth.issuer || claims.aud !== auth.audience) throw unauthorized('token issuer or audience does not match');
-  if (claims.exp !== undefined && nowSecs - skew > claims.exp) throw unauthorized('token has expired');
+  // Keep-alive tokens are exempt from expiry (never from revocation: the ledger checks that).
+  if (claims.exp !== undefined && !claims.limits.keep_alive && nowSecs - skew > claims.exp) throw unauthorized('token has expired');
   if (claims.nbf !== undefined && nowSecs + skew < claims.nbf) throw unauthorized('token is not valid yet');
   if (claims.iat - skew > nowSecs) throw unauthorized('token was issued in the future');
+}
+
+/** DESIGN §7 actions: `resource.verb` (either side may be `*`), `replicate`, or `*`. */
+const ACTION_PATTERN = /^(\*|\*\.\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))$/;
+const KNOWN_RESOURCES = new Set(['aggregate', 'schema', 'events', 'plugin', 'tenant', 'token', 'metrics', '*']);
+
+export function isActionPattern(action: string): boolean {
+  return action === 'replicate' || (ACTION_PATTERN.test(action) && KNOWN_RESOURCES.has(action.split('.')[0] ?? ''));
 }
 
 const GLOB_WILDCARDS = { many: '*', one: '?' };

@@ -1,0 +1,139 @@
+/**
+ * Token lifecycle on top of the ledger (issue 10): issue-and-record, revoke, refresh and signing
+ * key rotation. The CLI calls these directly on the data directory; `/v1/tokens…` calls them in
+ * the server. Every issued token is recorded before its value is handed out.
+ */
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import {
+  DbxError,
+  decodePublicKey,
+  generateKeyPair,
+  issueToken,
+  readConfig,
+  verifySignature,
+  writeConfig,
+  writeFileDurably,
+  type Config,
+  type IssueInput,
+  type TokenClaims,
+} from '../core/index.js';
+import { CLI_TOKEN_FILE } from './data-dir.js';
+import { recordFromClaims, type TokenLedger, type TokenView } from './token-ledger.js';
+
+export interface IssuedToken {
+  token: string;
+  record: TokenView;
+}
+
+export async function issueRecorded(auth: Config['auth'], ledger: TokenLedger, input: IssueInput): Promise<IssuedToken> {
+  const { token, claims } = issueToken(auth, input);
+  const record = recordFromClaims(claims);
+  await ledger.record(record);
+  return { token, record: ledger.view(record) };
+}
+
+const JTI_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * A token value (three segments; it must verify with the current key) or a jti. Either way the
+ * answer is a jti the ledger knows, else 404.
+ */
+export function resolveJti(auth: Config['auth'], ledger: TokenLedger, tokenOrJti: string): string {
+  const value = tokenOrJti.trim();
+  let jti: string;
+  if (value.split('.').length === 3) jti = verifySignature(value, decodePublicKey(auth.public_key)).jti;
+  else if (JTI_PATTERN.test(value)) jti = value;
+  else throw new DbxError('invalid_input', 'expected a token or a token id (jti)');
+  if (!ledger.get(jti)) throw new DbxError('not_found', `token ${jti} not found in the ledger`);
+  return jti;
+}
+
+export interface RefreshOptions {
+  /** New lifetime; default: the old token's lifetime, or the default TTL when it never expired. */
+  expiration_secs?: number;
+  /** New write allowance; default: what the old token had left (a refresh never adds writes). */
+  write_limit?: number;
+}
+
+/** Issues a replacement with the same grants and revokes the old token, in one transaction. */
+export async function refreshToken(auth: Config['auth'], ledger: TokenLedger, tokenOrJti: string, options: RefreshOptions = {}): Promise<IssuedToken> {
+  const jti = resolveJti(auth, ledger, tokenOrJti);
+  const old = ledger.view(ledger.get(jti) as NonNullable<ReturnType<TokenLedger['get']>>);
+  if (old.status === 'revoked') throw new DbxError('unauthorized', `token ${jti} is revoked and cannot be refreshed`);
+  const oldLifetime =
+    old.expires_at !== null ? Math.round((Date.parse(old.expires_at) - Date.parse(old.issued_at)) / 1000) : auth.default_ttl_secs;
+  const input: IssueInput = {
+    group: old.group,
+    user: old.user,
+    subject: old.subject,
+    actions: old.actions.length ? old.actions : ['*'],
+    resources: old.resources.length ? old.resources : ['*'],
+    tenants: old.tenants,
+    issued_by: old.issued_by || old.subject,
+    ttl_secs: options.expiration_secs ?? Math.max(1, oldLifetime),
+    write_events: options.write_limit ?? old.writes_remaining,
+    keep_alive: old.limits.keep_alive,
+  };
+  const { token, claims } = issueToken(auth, input);
+  const record = recordFromClaims(claims);
+  await ledger.replace(jti, record);
+  return { token, record: ledger.view(record) };
+}
+
+/** The data directory's root token (actions ["*"], no expiry), recorded in the ledger. */
+export function issueCliToken(auth: Config['auth']): { token: string; claims: TokenClaims } {
+  return issueToken(auth, {
+    group: 'cli',
+    user: 'root',
+    subject: 'cli:bootstrap',
+    actions: ['*'],
+    resources: ['*'],
+    tenants: [],
+    issued_by: 'cli-bootstrap',
+    ttl_secs: 0,
+  });
+}
+
+/**
+ * At every start: `cli.token` must be in the ledger and active. A bootstrap token from before the
+ * ledger existed is recorded; a revoked one is replaced (the operator on this machine keeps a way in).
+ */
+export async function ensureCliTokenRecorded(dataDir: string, config: Config, ledger: TokenLedger): Promise<void> {
+  const path = join(dataDir, CLI_TOKEN_FILE);
+  const claims = verifySignature(readFileSync(path, 'utf8').trim(), decodePublicKey(config.auth.public_key));
+  const known = ledger.get(claims.jti);
+  if (known && known.status === 'active') return;
+  if (!known) return ledger.record(recordFromClaims(claims));
+  const fresh = issueCliToken(config.auth);
+  await ledger.record(recordFromClaims(fresh.claims));
+  writeFileDurably(path, `${fresh.token}\n`, 0o600);
+}
+
+export interface RotationResult {
+  public_key: string;
+  key_id: string;
+  revoked: number;
+  rotated_at: string;
+}
+
+/**
+ * Replaces the signing key pair: config.toml gets the new pair (durably), every recorded token is
+ * revoked (none would verify any more) and `cli.token` is re-issued. `auth` is updated in place so
+ * a running server signs and verifies with the new pair from the next request.
+ */
+export async function rotateSigningKeys(dataDir: string, auth: Config['auth'], ledger: TokenLedger): Promise<RotationResult> {
+  const pair = generateKeyPair();
+  const now = new Date();
+  const { config: onDisk } = readConfig(dataDir);
+  const keyId = `k${now.getTime().toString(36)}`;
+  onDisk.auth = { ...onDisk.auth, private_key: pair.private_key, public_key: pair.public_key, key_id: keyId };
+  onDisk.updated_at = now.toISOString();
+  writeConfig(dataDir, onDisk);
+  Object.assign(auth, { private_key: pair.private_key, public_key: pair.public_key, key_id: keyId });
+  const revoked = await ledger.revokeAll('signing keys rotated', now);
+  const fresh = issueCliToken(auth);
+  await ledger.record(recordFromClaims(fresh.claims));
+  writeFileDurably(join(dataDir, CLI_TOKEN_FILE), `${fresh.token}\n`, 0o600);
+  return { public_key: pair.public_key, key_id: keyId, revoked, rotated_at: now.toISOString() };
+}
