@@ -18,6 +18,7 @@ import { measureFloors } from './floors.js';
 import { resetSchema } from './pg-store.js';
 import { evaluate, fmtSize, renderTables, writeResultJson, type BenchResult, type DatasetResult, type Durability, type LongAggregateResult, type RunResult } from './report.js';
 import { LONG_TYPE, seedDataset, seedLongAggregate } from './seed.js';
+import { benchSecurity } from './security.js';
 import { Recorder, nowUs, runTimed, type OpStats } from './stats.js';
 import { AGGREGATE_TYPE, ALL_OPS, WIDE_TYPE, WRITE_OPS, createMix, restoreLeftovers, runOp, wideApply, wideSchema, type OpName } from './workload.js';
 
@@ -41,6 +42,9 @@ const HELP = `Usage: npm run bench -- [options]
   --schema              instead of the mix: apply at the largest client count with 20-field
                         payloads, a 20-field schema in force vs none, interleaved (--schema-rounds)
   --schema-rounds <n>   rounds of (none, schema) pairs for --schema (default 3)
+  --security            instead of the mix: apply and get at the largest client count with a
+                        write-limited token vs an unlimited one, and encryption at rest on vs off,
+                        interleaved (--security-rounds, default 3)
   --json                print the JSON result on stdout (tables go to stderr)
   --keep                keep temporary data directories`;
 
@@ -63,6 +67,8 @@ const FLAGS = {
   'seed-in-flight': { type: 'string', default: '4' },
   schema: { type: 'boolean', default: false },
   'schema-rounds': { type: 'string', default: '3' },
+  security: { type: 'boolean', default: false },
+  'security-rounds': { type: 'string', default: '3' },
   json: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -323,6 +329,22 @@ async function main(): Promise<void> {
     return;
   }
   const s = settings();
+  if (args.security) {
+    try {
+      const summary = await benchSecurity({
+        dataRoot: s.dataRoot,
+        clients: Math.max(...s.clients),
+        durations: s.durations,
+        rounds: int(args['security-rounds'], 3, '--security-rounds'),
+        durability: s.passes[0] as Durability,
+        log,
+      });
+      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    } finally {
+      if (!s.reuse && !args.keep && existsSync(s.dataRoot)) rmSync(s.dataRoot, { recursive: true, force: true });
+    }
+    return;
+  }
   if (args.schema) {
     try {
       await benchSchemaApply(s);
