@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { issueToken, readConfig } from '../src/core/index.js';
 import { TOKEN_LEDGER_DIR } from '../src/coordinator/index.js';
-import { httpRequest, readCliToken, removeDir, runDbx, spawnServer, startServerInProcess, stopSpawned, tempDataDir, type TestServer } from './helpers/server.js';
+import { httpRequest, readCliToken, removeDir, runDbx, spawnServer, startServerInProcess, stopSpawned, tempDataDir, type SpawnedServer, type TestServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
 
 let server: TestServer;
@@ -176,10 +176,11 @@ test('write limits - 12 concurrent writes with --limit 5: exactly 5 × 201 and 7
 
 test('write limits - across a restart and SIGKILL the count never grants more than N', { timeout: 120_000 }, async () => {
   const dataDir = tempDataDir();
+  let child: SpawnedServer | undefined;
   try {
-    let child = await spawnServer({ dataDir });
+    child = await spawnServer({ dataDir });
     const { token } = await generate(['--action', '*', '--tenant', 'default', '--limit', '20'], dataDir);
-    const write = (i: number) => httpRequest(child.url, token, 'POST', `/v1/aggregates/order/k-${i}/events`, { event_type: 'x', payload: {} }).catch(() => ({ status: 0 }));
+    const write = (i: number) => httpRequest((child as SpawnedServer).url, token, 'POST', `/v1/aggregates/order/k-${i}/events`, { event_type: 'x', payload: {} }).catch(() => ({ status: 0 }));
     let accepted = 0;
     for (let i = 0; i < 5; i++) if ((await write(i)).status === 201) accepted++;
     // Writes in flight when the process is killed: their refunds may be lost, never their count.
@@ -195,8 +196,8 @@ test('write limits - across a restart and SIGKILL the count never grants more th
     const list = await httpRequest(child.url, child.token, 'GET', '/v1/aggregates/order?take=1000');
     assert.ok(list.body.items.length <= 20, `${list.body.items.length} aggregates written`);
     assert.ok(list.body.items.length >= accepted);
-    await stopSpawned(child);
   } finally {
+    if (child) await stopSpawned(child);
     removeDir(dataDir);
   }
 });
@@ -223,8 +224,10 @@ test('key hygiene - config.toml, cli.token and the ledger are 0600, the data dir
 
 test('key rotation - rotate-keys (server running and stopped) replaces the pair; old tokens are refused', { timeout: 120_000 }, async () => {
   const dataDir = tempDataDir();
+  const children: SpawnedServer[] = [];
   try {
     const child = await spawnServer({ dataDir });
+    children.push(child);
     const before = readConfig(dataDir).config.auth;
     const user = await generate(['--action', '*', '--tenant', 'default', '--expiration', '0'], dataDir);
     const oldRoot = child.token;
@@ -248,10 +251,11 @@ test('key rotation - rotate-keys (server running and stopped) replaces the pair;
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /rotated signing keys/);
     const restarted = await spawnServer({ dataDir });
+    children.push(restarted);
     assertError(await httpRequest(restarted.url, newRoot, 'GET', '/v1/aggregates'), 401, 'unauthorized');
     assert.equal((await httpRequest(restarted.url, restarted.token, 'GET', '/v1/aggregates')).status, 200);
-    await stopSpawned(restarted);
   } finally {
+    for (const c of children) await stopSpawned(c);
     removeDir(dataDir);
   }
 });

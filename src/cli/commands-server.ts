@@ -3,12 +3,12 @@ import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseRestrictMode, type RestrictMode } from '../core/schema/index.js';
-import { configPath, readConfig } from '../core/index.js';
+import { configPath, readConfig, type Config } from '../core/index.js';
 import { createClient, type ServerStatus } from '../client/index.js';
 import { dataDirLooksOurs, describeStop, logFile, startDaemon, stopServer, type StartFlags } from './daemon.js';
 import { parsePort, resolveDataDir, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, formatUptime, keyValues, printJson, printLine } from './output.js';
-import { probeServer, removeStalePidFile, resolveToken } from './session.js';
+import { clientTrust, isLoopbackHost, probeServer, removeStalePidFile, resolveToken } from './session.js';
 
 type StartOpts = StartFlags & { dataDir?: string; foreground?: boolean };
 
@@ -33,12 +33,24 @@ function restrictArg(text: string): RestrictMode {
   }
 }
 
+/** Beyond loopback without TLS, tokens and data cross the network readable by anyone on the path. */
+export function exposureWarning(config: Config): string | undefined {
+  const { host, tls_cert_file: cert } = config.http;
+  if (isLoopbackHost(host) || cert !== undefined) return undefined;
+  return (
+    `warning: listening on ${host}, beyond loopback, without TLS: tokens and data cross the network unencrypted. ` +
+    'Set [http] tls_cert_file and tls_key_file, or host = "127.0.0.1" (README: "Listening beyond loopback")\n'
+  );
+}
+
 async function start(opts: StartOpts): Promise<void> {
   const dataDir = resolveDataDir(opts.dataDir);
   if (opts.foreground) return runForeground(dataDir, opts);
   const info = await startDaemon(dataDir, opts);
   printLine(`EventDBX server is running on port ${info.port} (pid ${info.pid}) since ${info.started_at} (restrict=${info.restrict})`);
   printLine(`log: ${logFile(dataDir)}`);
+  const warning = exposureWarning(readConfig(dataDir).config);
+  if (warning) process.stderr.write(warning);
 }
 
 export function startCommand(): Command {
@@ -60,6 +72,8 @@ export async function runForeground(dataDir: string, opts: StartFlags): Promise<
     logLevel: process.env.EVENTDBX_LOG_LEVEL ?? 'info',
   });
   server.app.log.info({ port: server.port, dataDir, pid: process.pid, restrict: server.config.restrict }, 'EventDBX server listening');
+  const warning = exposureWarning(server.config);
+  if (warning) process.stderr.write(warning);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -109,6 +123,7 @@ export function statusCommand(): Command {
     .description('Display EventDBX server status')
     .option('--data-dir <dir>', 'data directory')
     .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
+    .option('--ca-file <path>', 'PEM CA certificate(s) to trust when the server serves https (default $EVENTDBX_CA_FILE)')
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  dbx status --json\n')
     .action(async (opts: ConnectionFlags & { json?: boolean }) => {
@@ -125,7 +140,7 @@ export function statusCommand(): Command {
         if (opts.json) return printJson({ running: true, responding: false, pid: probe.info.pid, port: probe.info.port, data_dir: dataDir });
         return printLine(`EventDBX server (pid ${probe.info.pid}) is not answering on port ${probe.info.port} (starting, or stuck).`);
       }
-      const client = createClient({ url: probe.url, token: resolveToken(opts, dataDir) });
+      const client = createClient({ url: probe.url, token: resolveToken(opts, dataDir), ...clientTrust(opts, dataDir, config, true) });
       let status: ServerStatus;
       try {
         status = await client.status();

@@ -34,13 +34,19 @@ export interface ConnectionFlags {
   dataDir?: string;
   token?: string;
   tenant?: string;
+  /** A server URL (http:// or https://) instead of the data directory's own server. */
+  server?: string;
+  /** PEM CA file trusted for https:// (else $EVENTDBX_CA_FILE). */
+  caFile?: string;
 }
 
 export function withConnectionOptions(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'data directory (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
     .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
-    .option('--tenant <tenant>', 'tenant (default $EVENTDBX_TENANT_ID, else the config domain)');
+    .option('--tenant <tenant>', 'tenant (default $EVENTDBX_TENANT_ID, else the config domain)')
+    .option('--server <url>', "talk to this server (http://… or https://…) instead of the data directory's own")
+    .option('--ca-file <path>', 'PEM CA certificate(s) to trust for https:// (default $EVENTDBX_CA_FILE)');
 }
 
 export function jsonOption(): Option {

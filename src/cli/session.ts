@@ -6,10 +6,11 @@
  * does not answer means a server owns the directory: direct access is refused.
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { request } from 'undici';
+import { join, resolve } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { Agent, request } from 'undici';
 import { configPath, readConfig, writeConfig, type Config } from '../core/index.js';
-import { createClient, type EventDbxClient } from '../client/index.js';
+import { createClient, type ClientOptions, type EventDbxClient } from '../client/index.js';
 import type { PidInfo } from '../coordinator/index.js';
 import { resolveDataDir, type ConnectionFlags } from './options.js';
 import { CliError } from './output.js';
@@ -35,17 +36,34 @@ export type ServerProbe =
   | { state: 'unresponsive'; info: PidInfo }
   | { state: 'stopped'; stale?: PidInfo };
 
-/** The address a local client uses: a wildcard listener is reached on loopback. */
+/** The address a local client uses: a wildcard listener is reached on loopback; https when TLS is on. */
 export function localUrl(config: Config, port: number): string {
   const host = config.http.host;
   const reachable = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  return `http://${reachable}:${port}`;
+  return `${config.http.tls_cert_file !== undefined ? 'https' : 'http'}://${reachable}:${port}`;
 }
 
-/** One short-lived connection (the npm undici the client loads anyway; global fetch would load a second copy). */
+/** Loopback only (127.0.0.0/8, ::1, localhost): nobody off this machine can connect. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
+/**
+ * One short-lived connection (the npm undici the client loads anyway; global fetch would load a
+ * second copy). An https probe does not verify the certificate: it sends no token and only asks
+ * whether the listener named in server.pid is up; every call that carries a token verifies it.
+ */
 export async function answersHealth(url: string, timeoutMs = 1500): Promise<boolean> {
+  const dispatcher = url.startsWith('https:') ? new Agent({ connect: { rejectUnauthorized: false } }) : undefined;
   try {
-    const res = await request(`${url}/health`, { reset: true, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await request(`${url}/health`, {
+      reset: true,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(dispatcher ? { dispatcher } : {}),
+    });
     await res.body.dump();
     return res.statusCode === 200;
   } catch {
@@ -95,6 +113,24 @@ export function resolveToken(flags: ConnectionFlags, dataDir: string): string {
   throw new CliError(`no token: pass --token, set EVENTDBX_TOKEN, or start the server once to create ${path}`, 1, 'unauthorized');
 }
 
+/**
+ * What the CLI trusts for an https:// server: --ca-file, else $EVENTDBX_CA_FILE, else, for the
+ * local server, its `[http] tls_ca_file` or (a self-signed certificate is its own CA) the
+ * certificate it serves, next to the system roots. Plain http needs nothing.
+ */
+export function clientTrust(flags: ConnectionFlags, dataDir: string, config: Config, local: boolean): Pick<ClientOptions, 'ca' | 'caFile'> {
+  const file = flags.caFile ?? (process.env.EVENTDBX_CA_FILE || undefined);
+  if (file !== undefined) return { caFile: resolve(file) };
+  const { tls_cert_file: cert, tls_ca_file: ca } = config.http;
+  if (!local || cert === undefined) return {};
+  if (ca !== undefined) return { caFile: resolve(dataDir, ca) };
+  try {
+    return { ca: [...rootCertificates, readFileSync(resolve(dataDir, cert), 'utf8')] };
+  } catch (err) {
+    throw new CliError(`cannot read [http] tls_cert_file ${resolve(dataDir, cert)}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`, 1, 'invalid_input');
+  }
+}
+
 export interface SessionContext {
   dataDir: string;
   mode: 'server' | 'direct';
@@ -113,10 +149,13 @@ export async function withClient<T>(flags: ConnectionFlags, fn: (client: EventDb
   const dataDir = resolveDataDir(flags.dataDir);
   const { config } = readConfig(dataDir);
   const tenant = flags.tenant || process.env.EVENTDBX_TENANT_ID || config.domain;
-  const probe = await probeServer(dataDir, config);
-  if (probe.state === 'unresponsive') throw new CliError(busyMessage(dataDir, probe.info), 1, 'unavailable');
-  if (probe.state === 'running') {
-    const client = createClient({ url: probe.url, token: resolveToken(flags, dataDir), tenant, retry: { attempts: 2 } });
+  // --server names a server anywhere (http:// or https://): no pid file, no direct mode.
+  const probe = flags.server !== undefined ? undefined : await probeServer(dataDir, config);
+  if (probe?.state === 'unresponsive') throw new CliError(busyMessage(dataDir, probe.info), 1, 'unavailable');
+  const url = flags.server ?? (probe?.state === 'running' ? probe.url : undefined);
+  if (url !== undefined) {
+    const trust = clientTrust(flags, dataDir, config, flags.server === undefined);
+    const client = createClient({ url, token: resolveToken(flags, dataDir), tenant, retry: { attempts: 2 }, ...trust });
     try {
       return await fn(client, { dataDir, mode: 'server', config });
     } finally {
@@ -136,7 +175,8 @@ async function runDirect<T>(
   const { startServer, DataDirBusyError } = await import('../coordinator/index.js');
   let server;
   try {
-    server = await startServer({ dataDir, listenPort: 0, host: '127.0.0.1', logLevel: 'silent' });
+    // An in-process loopback listener for this one command: plain HTTP even when [http] sets TLS.
+    server = await startServer({ dataDir, listenPort: 0, host: '127.0.0.1', logLevel: 'silent', plainHttp: true });
   } catch (err) {
     if (err instanceof DataDirBusyError) {
       const info = readPidFile(dataDir);

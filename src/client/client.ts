@@ -2,6 +2,7 @@
  * The TypeScript client (DESIGN §10: the original client's method names over our HTTP API).
  * Every method throws `EventDbxError` carrying the API's code; results are the API's JSON as is.
  */
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { EventDbxError } from './errors.js';
 import { Transport, type Query } from './transport.js';
@@ -27,6 +28,10 @@ import type {
   SchemaWriteOptions,
   Selection,
   ServerStatus,
+  TokenInfo,
+  TokenIssueInput,
+  IssuedToken,
+  KeyRotation,
   SnapshotRecord,
   VerifyResult,
   WriteOptions,
@@ -51,6 +56,18 @@ function resolveUrl(options: ClientOptions): URL {
     return url;
   } catch {
     throw new EventDbxError('invalid_input', `invalid server URL '${text}' (expected http://host:port)`);
+  }
+}
+
+/** The CA to trust for https://: `ca`, else the file `caFile` or $EVENTDBX_CA_FILE names, else the system roots. */
+function resolveCa(options: ClientOptions): ClientOptions['ca'] {
+  if (options.ca !== undefined) return options.ca;
+  const file = options.caFile ?? (process.env.EVENTDBX_CA_FILE || undefined);
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new EventDbxError('invalid_input', `cannot read the CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
   }
 }
 
@@ -99,8 +116,10 @@ export class EventDbxClient {
   constructor(options: ClientOptions = {}) {
     this.tenant = options.tenant || options.tenantId || process.env.EVENTDBX_TENANT_ID || 'default';
     const token = options.token || process.env.EVENTDBX_TOKEN;
+    const ca = resolveCa(options);
     this.transport = new Transport({
       url: resolveUrl(options),
+      ...(ca !== undefined ? { ca } : {}),
       ...(token ? { token } : {}),
       tenant: this.tenant,
       retry: { ...DEFAULT_RETRY, ...options.retry },
@@ -292,6 +311,28 @@ export class EventDbxClient {
 
   schemaVersion(aggregate: string, version: number): Promise<SchemaVersion> {
     return this.read(`${schemaPath(aggregate)}/versions/${version}`);
+  }
+
+  /** Tokens in the ledger (a `token.admin` token; others' tenants are left out). */
+  async tokens(): Promise<TokenInfo[]> {
+    return (await this.read<{ items: TokenInfo[] }>('/v1/tokens')).items;
+  }
+
+  issueToken(input: TokenIssueInput): Promise<IssuedToken> {
+    return this.send('/v1/tokens', { ...input });
+  }
+
+  revokeToken(jti: string, reason?: string): Promise<TokenInfo> {
+    return this.send(`/v1/tokens/${encodeURIComponent(jti)}/revoke`, reason !== undefined ? { reason } : {});
+  }
+
+  refreshToken(jti: string, options: { expiration_secs?: number; write_limit?: number } = {}): Promise<IssuedToken> {
+    return this.send(`/v1/tokens/${encodeURIComponent(jti)}/refresh`, { ...options });
+  }
+
+  /** Replaces the server's signing keys: every token (this one too) stops working. */
+  rotateSigningKeys(): Promise<KeyRotation> {
+    return this.send('/v1/tokens/rotate-keys', {});
   }
 
   /** JSON Schema 2020-12 documents, one per event type. */

@@ -42,7 +42,21 @@ export interface TransportOptions {
   retry: Required<RetryOptions>;
   timeoutMs: number;
   connections: number;
+  /** PEM CA certificate(s) trusted for https:// instead of the system roots. */
+  ca?: string | Buffer | (string | Buffer)[];
 }
+
+/** Certificate verification failures (Node's codes): the server answered, but is not trusted. */
+const UNTRUSTED_CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+]);
 
 export class Transport {
   private readonly pool: Pool;
@@ -55,6 +69,7 @@ export class Transport {
       keepAliveTimeout: 10_000,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
+      ...(options.ca !== undefined ? { connect: { ca: options.ca } } : {}),
     });
     this.basePath = options.url.pathname.replace(/\/+$/, '');
   }
@@ -109,7 +124,7 @@ export class Transport {
     if (err instanceof EventDbxError) return err;
     const code = (err as { code?: unknown }).code;
     const reason = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
-    return new EventDbxError('unavailable', `cannot reach EventDBX at ${this.origin}: ${reason}`, { cause: err });
+    return new EventDbxError('unavailable', `cannot reach EventDBX at ${this.origin}: ${reason}${tlsHint(code, this.options.url.protocol)}`, { cause: err });
   }
 
   async close(): Promise<void> {
@@ -117,6 +132,18 @@ export class Transport {
     this.closed = true;
     await this.pool.close();
   }
+}
+
+/** What to do about a TLS failure, in words (these never succeed on a retry). */
+function tlsHint(code: unknown, protocol: string): string {
+  if (typeof code !== 'string') return '';
+  if (UNTRUSTED_CERT_CODES.has(code)) {
+    return ': the server\'s TLS certificate is not trusted; give the CA that signed it (client option ca or caFile, dbx --ca-file, or $EVENTDBX_CA_FILE)';
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return ': the server\'s TLS certificate does not name this host; connect with a host name or address it lists';
+  if (code === 'EPROTO' || code.startsWith('ERR_SSL_')) return ': the TLS handshake failed (is the server serving plain HTTP? then use http://)';
+  if (protocol === 'http:' && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) return ' (if the server serves HTTPS, use https://)';
+  return '';
 }
 
 function retryable(err: EventDbxError): boolean {

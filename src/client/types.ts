@@ -52,6 +52,13 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Keep-alive connections kept open to the server. Default 8. */
   connections?: number;
+  /**
+   * For an https:// URL: the PEM certificate(s) of the CA to trust instead of the system's roots
+   * (a private CA, or a self-signed server certificate). `caFile` reads them from a file (else
+   * $EVENTDBX_CA_FILE); `ca` gives them directly and wins over both.
+   */
+  ca?: string | Buffer | (string | Buffer)[];
+  caFile?: string;
 }
 
 export interface WriteOptions {
@@ -128,4 +135,51 @@ export interface ImportSummary {
   imported: number;
   skipped: number;
   aggregates_created: number;
+}
+
+/** A token as the ledger records it (never its value). */
+export interface TokenInfo {
+  jti: string;
+  subject: string;
+  group: string;
+  user: string;
+  actions: string[];
+  resources: string[];
+  tenants: string[];
+  issued_by: string;
+  issued_at: string;
+  not_before: string | null;
+  expires_at: string | null;
+  status: 'active' | 'revoked';
+  revoked_at: string | null;
+  revoke_reason: string | null;
+  replaced_by: string | null;
+  limits: { write_events: number | null; keep_alive: boolean };
+  expired: boolean;
+  writes_used: number;
+  writes_remaining: number | null;
+}
+
+export interface TokenIssueInput {
+  group: string;
+  user: string;
+  subject?: string;
+  actions: string[];
+  resources?: string[];
+  tenants?: string[];
+  expiration_secs?: number;
+  write_limit?: number;
+  keep_alive?: boolean;
+}
+
+export interface IssuedToken {
+  token: string;
+  record: TokenInfo;
+}
+
+export interface KeyRotation {
+  public_key: string;
+  key_id: string;
+  revoked: number;
+  rotated_at: string;
 }

@@ -46,7 +46,14 @@ export function defineRoute<B = undefined, Q = undefined, P = undefined>(spec: R
  * token learns nothing about what the route would accept (401 comes before any 400). Authorisation
  * needs the validated params, so it runs in the handler.
  */
-export function registerRoutes(app: FastifyInstance, routes: RouteSpec[], auth: Authenticator, isOpen: (spec: RouteSpec) => boolean): void {
+export function registerRoutes(
+  app: FastifyInstance,
+  routes: RouteSpec[],
+  auth: Authenticator,
+  isOpen: (spec: RouteSpec) => boolean,
+  /** `afterAuth` runs with each verified token's jti (the per-token rate limit throws 429 there). */
+  options: { afterAuth?: ((jti: string) => void) | undefined } = {},
+): void {
   for (const spec of routes) {
     // The raw stream is handed on unread: no buffering, so body_limit_bytes does not apply to it.
     if (spec.stream && !app.hasContentTypeParser(spec.stream.contentType)) {
@@ -57,7 +64,9 @@ export function registerRoutes(app: FastifyInstance, routes: RouteSpec[], auth: 
       method: spec.method,
       url: spec.url,
       onRequest: async (request) => {
-        claimsOf.set(request, open ? openClaims : auth.authenticate(request.headers.authorization));
+        const claims = open ? openClaims : auth.authenticate(request.headers.authorization);
+        if (!open) options.afterAuth?.(claims.jti);
+        claimsOf.set(request, claims);
       },
       handler: async (request, reply) => {
         const claims = claimsOf.get(request) ?? openClaims;

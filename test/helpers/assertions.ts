@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readConfig } from '../../src/core/index.js';
+import { loadDataCipher, readConfig } from '../../src/core/index.js';
 import { readLayout, workerEnvPath, workerOfShard } from '../../src/coordinator/layout.js';
 import { WorkerEnv, type ShardStore } from '../../src/shard-worker/index.js';
 import type { TestServer } from './server.js';
@@ -42,13 +42,15 @@ export function openShards(dataDir: string): ShardStore[] {
   assert.ok(layout, `${dataDir} has a recorded storage layout`);
   const envs = new Map<number, WorkerEnv>();
   const stores: ShardStore[] = [];
+  // The server's own DEK: tests read and edit the plaintext, as the server would see it.
+  const cipher = loadDataCipher(config, dataDir);
   for (let s = 0; s < layout.shard_count; s++) {
     const w = workerOfShard(s, layout);
     let env = envs.get(w);
     if (!env) {
       const path = workerEnvPath(dataDir, w);
       if (!existsSync(path)) continue;
-      env = new WorkerEnv(path, { mapSizeMib: config.storage.map_size_mib });
+      env = new WorkerEnv(path, { mapSizeMib: config.storage.map_size_mib, cipher });
       envs.set(w, env);
     }
     stores.push(env.shard(s));
