@@ -70,7 +70,8 @@ function idsOnWorkers(type: string, prefix: string, workers = 2): string[] {
 // A real shard pool, driven by hand (what the coordinator does, minus HTTP).
 
 async function startPool(dataDir: string, layout: StorageLayout, storage: Record<string, number> = {}): Promise<ShardPool> {
-  const config = configSchema.parse({ storage });
+  // The data dir's own DEK, as the server would hand its workers (a pool without it cannot read the sealed state).
+  const config = configSchema.parse({ storage, data_encryption_key: readConfig(dataDir).config.data_encryption_key });
   const pool = new ShardPool(config, dataDir, layout, createSnowflakeState());
   await within(20_000, 'pool start', pool.start());
   return pool;

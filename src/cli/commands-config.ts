@@ -11,6 +11,7 @@ import { configPath, configSchema, readConfig, writeConfig, type Config } from '
 import { parseBool, parsePort, parsePositiveInt, resolveDataDir, type ConnectionFlags } from './options.js';
 import { UsageError, CliError, printJson, printLine } from './output.js';
 import { probeServer, withClient } from './session.js';
+import { changeKeys, wantsKeyChange } from './config-keys.js';
 
 interface Setting {
   option: Option;
@@ -61,10 +62,17 @@ async function storeIsEmpty(dataDir: string, flags: ConnectionFlags): Promise<bo
   return withClient(flags, async (client) => (await client.status()).aggregates === 0);
 }
 
+const HIDDEN = '<hidden; dbx config --show-secrets prints it>';
+
+/** The signing key and the data encryption keys are printed only with --show-secrets. */
 function printConfig(dataDir: string, config: Config, showSecrets: boolean, json: boolean): void {
   // JSON round trip drops undefined keys, which TOML cannot express.
   const shown = JSON.parse(JSON.stringify({ data_dir: dataDir, ...config })) as Config & { data_dir: string };
-  if (!showSecrets && shown.auth.private_key) shown.auth.private_key = '<hidden; dbx config --show-secrets prints it>';
+  if (!showSecrets) {
+    if (shown.auth.private_key) shown.auth.private_key = HIDDEN;
+    if (shown.data_encryption_key) shown.data_encryption_key = HIDDEN;
+    shown.data_encryption_keys_retired = shown.data_encryption_keys_retired.map(() => HIDDEN);
+  }
   if (json) printJson(shown);
   else process.stdout.write(`${stringifyToml(shown)}\n`);
 }
@@ -75,17 +83,21 @@ export function configCommand(): Command {
     .option('--data-dir <dir>', 'data directory whose config.toml to read or change')
     .option('--token <jwt>', 'token, when the running server must be asked whether the store is empty')
     .option('--clear-snapshot-threshold', 'turn automatic snapshots off (snapshot_threshold = 0)')
-    .option('--show-secrets', 'print auth.private_key too')
+    .option('--show-secrets', 'print auth.private_key and the data encryption keys too')
+    .option('--dek, --data-encryption-key <base64>', 'set the data encryption key (32 bytes, base64); refused if it would drop a key in use')
+    .option('--rotate-dek', 'new data encryption key for new writes (with --dek: that one); older keys stay for reading')
+    .option('--dek-file <path>', 'move the data encryption keys into <path> (keep it outside the data dir)')
     .option('--json', 'print the settings as JSON');
   for (const setting of SETTINGS) command.addOption(setting.option);
   return command
     .addHelpText(
       'after',
-      '\nWithout a setting flag, prints config.toml (private key hidden). With flags, validates and saves them;\nthe server reads config.toml when it starts (dbx restart applies changes).\n\nExamples:\n  dbx config\n  dbx config --port 8080 --durability async --list-page-size 50\n',
+      '\nWithout a setting flag, prints config.toml (private key and data encryption keys hidden). With flags,\nvalidates and saves them; the server reads config.toml when it starts (dbx restart applies changes).\n\nExamples:\n  dbx config\n  dbx config --port 8080 --durability async --list-page-size 50\n  dbx config --rotate-dek\n  dbx config --dek-file /etc/eventdbx/dek\n',
     )
-    .action(async (opts: Record<string, unknown> & ConnectionFlags & { clearSnapshotThreshold?: boolean; showSecrets?: boolean; json?: boolean }) => {
+    .action(async (opts: Record<string, unknown> & ConnectionFlags & { clearSnapshotThreshold?: boolean; showSecrets?: boolean; json?: boolean; dataEncryptionKey?: string; rotateDek?: boolean; dekFile?: string }) => {
       const dataDir = resolveDataDir(opts.dataDir);
       const { config } = readConfig(dataDir);
+      const keyChange = { ...(opts.dataEncryptionKey !== undefined ? { dek: opts.dataEncryptionKey } : {}), rotate: opts.rotateDek === true, ...(opts.dekFile !== undefined ? { dekFile: opts.dekFile } : {}) };
       const changes = SETTINGS.flatMap((s) => {
         const value = opts[s.option.attributeName()];
         return value === undefined ? [] : [{ setting: s, value }];
@@ -93,6 +105,13 @@ export function configCommand(): Command {
       if (opts.clearSnapshotThreshold) {
         if (opts.snapshotThreshold !== undefined) throw new UsageError('--clear-snapshot-threshold cannot be combined with --snapshot-threshold');
         changes.push({ setting: SETTINGS.find((s) => s.path[0] === 'snapshot_threshold') as Setting, value: 0 });
+      }
+      if (wantsKeyChange(keyChange)) {
+        if (changes.length > 0) throw new UsageError('--dek, --rotate-dek and --dek-file cannot be combined with other settings');
+        changeKeys(dataDir, config, keyChange);
+        const probe = await probeServer(dataDir, config);
+        if (probe.state !== 'stopped') printLine('The running server reads its keys at start: run `dbx restart` to apply.');
+        return;
       }
       if (changes.length === 0) return printConfig(dataDir, config, opts.showSecrets === true, opts.json === true);
 

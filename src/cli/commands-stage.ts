@@ -3,11 +3,28 @@
  * after the same validation as a normal write (the API's zod schema); `aggregate commit` sends the
  * whole queue as one atomic POST /v1/batch and empties the file only when that succeeded.
  * Staging is local: it needs no server; the commit goes through whichever mode applies.
+ *
+ * With a data encryption key (the server's, from config.toml, the key file or the env var) the file
+ * is `{"format": 1, "sealed": base64(seal(JSON array))}`: staged payloads are data at rest too. A
+ * plaintext array (staged before a key existed) stays readable and is sealed at the next write.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { BATCH_EVENTS_MAX, batchItemSchema, parseInput, type BatchItem } from '../core/index.js';
+import {
+  BATCH_EVENTS_MAX,
+  batchItemSchema,
+  checkKeyRegistry,
+  createValueCipher,
+  ensureDataKey,
+  parseInput,
+  readConfig,
+  resolveDataKeys,
+  writeConfig,
+  writeFileDurably,
+  type BatchItem,
+  type ValueCipher,
+} from '../core/index.js';
 import type { BatchEvent, EventRecord } from '../client/index.js';
 import { resolveDataDir, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, printJson, printLine, printTable, progress } from './output.js';
@@ -20,27 +37,55 @@ function stagePath(dataDir: string): string {
   return join(dataDir, STAGE_FILE);
 }
 
-export function readStage(dataDir: string): BatchItem[] {
-  const path = stagePath(dataDir);
-  if (!existsSync(path)) return [];
+/**
+ * The data dir's cipher, checked against the keys its data needs (a wrong key is refused here as at
+ * start). Before any server start there is no key yet: one is generated into config.toml, as the
+ * first start would, so nothing is ever staged in plaintext when encryption is on.
+ */
+function stageCipher(dataDir: string): ValueCipher | null {
+  const { config } = readConfig(dataDir);
+  if (ensureDataKey(config, dataDir)) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    writeConfig(dataDir, config);
+  }
+  const keys = resolveDataKeys(config, dataDir);
+  checkKeyRegistry(dataDir, keys, { record: false });
+  return keys ? createValueCipher(keys.keys) : null;
+}
+
+function stageText(path: string, text: string, cipher: () => ValueCipher | null): unknown {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
     throw new CliError(`${path} is not valid JSON (${err instanceof Error ? err.message : String(err)}); fix or delete it`);
   }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || typeof (raw as { sealed?: unknown }).sealed !== 'string') return raw;
+  const key = cipher();
+  if (!key) throw new CliError(`${path} is encrypted but no data encryption key is configured`);
+  try {
+    return JSON.parse(key.open(Buffer.from((raw as { sealed: string }).sealed, 'base64')).toString('utf8'));
+  } catch (err) {
+    throw new CliError(`${path} cannot be decrypted with the configured data encryption key (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+export function readStage(dataDir: string): BatchItem[] {
+  const path = stagePath(dataDir);
+  if (!existsSync(path)) return [];
+  const raw = stageText(path, readFileSync(path, 'utf8'), () => stageCipher(dataDir));
   if (!Array.isArray(raw)) throw new CliError(`${path} must hold a JSON array of staged events`);
   // Re-validated on every read: the file may have been edited by hand since it was staged.
   return raw.map((entry, i) => parseInput(batchItemSchema, entry, `staged[${i}]`));
 }
 
-/** Temp file + rename: a crash never leaves half a queue. */
+/** Durable (temp file, fsync, rename): a crash never leaves half a queue. Mode 0600. */
 function writeStage(dataDir: string, entries: BatchItem[]): void {
-  mkdirSync(dataDir, { recursive: true });
-  const path = stagePath(dataDir);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(entries, null, 2)}\n`);
-  renameSync(tmp, path);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // An empty stage holds nothing to protect: plain `[]`, readable without the key.
+  const cipher = entries.length > 0 ? stageCipher(dataDir) : null;
+  const text = cipher ? JSON.stringify({ format: 1, sealed: cipher.seal(JSON.stringify(entries)).toString('base64') }) : JSON.stringify(entries, null, 2);
+  writeFileDurably(stagePath(dataDir), `${text}\n`, 0o600);
 }
 
 export function stageEvent(dataDir: string, body: Record<string, unknown>): BatchItem {

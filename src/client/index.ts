@@ -1,6 +1,8 @@
 /** Public face of the TypeScript client (package export "eventdbx" / "eventdbx/client"). */
 export { createClient, EventDbxClient, paginate } from './client.js';
 export { EventDbxError, isEventDbxError } from './errors.js';
+export { verifyDelivery, recordLeafHash } from './verify-delivery.js';
+export type { DeliveryVerdict, VerifyDeliveryOptions } from './verify-delivery.js';
 export type {
   AggregateSchema,
   AggregateView,

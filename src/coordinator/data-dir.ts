@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import {
   ConfigError,
   checkClaims,
+  checkKeyRegistry,
+  ensureDataKey,
+  resolveDataKeys,
   decodePublicKey,
   generateKeyPair,
   issueToken,
@@ -32,7 +35,7 @@ export interface PidInfo {
 
 /** Loads config.toml, creating it (with keys) on first start; applies overrides and saves them. */
 export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 'port' | 'restrict'>> = {}): Config {
-  // Owner-only whatever the caller's umask (payloads are readable in data.mdb): process-wide, so
+  // Owner-only whatever the caller's umask (ids and hashes are readable in data.mdb): process-wide, so
   // the LMDB files the shard workers create later are 0600 too. Existing, wider trees are narrowed.
   process.umask(0o077);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -52,6 +55,9 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
     }
     if (!matches) throw new ConfigError(`invalid ${join(dataDir, 'config.toml')}: auth.public_key does not match auth.private_key`);
   }
+  // Encryption at rest is on by default: a first start with no key anywhere generates one (saved
+  // below with config.toml, mode 0600). A data dir with plaintext values keeps reading them.
+  if (ensureDataKey(config, dataDir)) changed = true;
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined && (config as Record<string, unknown>)[key] !== value) {
       (config as Record<string, unknown>)[key] = value;
@@ -64,6 +70,8 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
     config.updated_at = now;
     writeConfig(dataDir, config);
   }
+  // After config.toml is saved: a key id is recorded only once its key is durable somewhere.
+  checkKeyRegistry(dataDir, resolveDataKeys(config, dataDir));
   ensureCliToken(dataDir, config);
   return config;
 }

@@ -38,6 +38,29 @@ export class Metrics {
     labelNames: ['shard'],
     registers: [this.registry],
   });
+  readonly pluginQueueJobs = new Gauge({
+    name: 'eventdbx_plugin_queue_jobs',
+    help: 'Plugin jobs by plugin and state (pending, processing, done, dead)',
+    labelNames: ['plugin', 'state'],
+    registers: [this.registry],
+  });
+  readonly pluginLag = new Gauge({
+    name: 'eventdbx_plugin_lag_seconds',
+    help: 'Age of the oldest job not yet delivered, per plugin (0 = caught up)',
+    labelNames: ['plugin'],
+    registers: [this.registry],
+  });
+  readonly pluginDeliveryLag = new Histogram({
+    name: 'eventdbx_plugin_delivery_seconds',
+    help: 'Time from an event being committed to its delivery being acknowledged, per plugin',
+    labelNames: ['plugin'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly pluginDelivered = new Counter({ name: 'eventdbx_plugin_delivered_total', help: 'Jobs delivered, per plugin', labelNames: ['plugin'], registers: [this.registry] });
+  readonly pluginAttempts = new Counter({ name: 'eventdbx_plugin_attempts_total', help: 'Delivery attempts of delivered jobs, per plugin', labelNames: ['plugin'], registers: [this.registry] });
+  readonly pluginFailures = new Counter({ name: 'eventdbx_plugin_failures_total', help: 'Failed delivery attempts, per plugin', labelNames: ['plugin'], registers: [this.registry] });
+  readonly pluginDead = new Counter({ name: 'eventdbx_plugin_dead_total', help: 'Jobs that became dead, per plugin', labelNames: ['plugin'], registers: [this.registry] });
   readonly uptime = new Gauge({ name: 'eventdbx_uptime_seconds', help: 'Seconds since the server started', registers: [this.registry] });
 
   constructor() {

@@ -112,6 +112,25 @@ export class Reader {
     };
   }
 
+  /** One stored event by version (the plugin dispatcher builds deliveries from it). */
+  eventAt(tenant: string, type: string, id: string, version: number): EventRecord | undefined {
+    for (const event of this.storeFor(tenant, type, id).eventRange(tenant, type, id, version - 1, 1)) return event;
+    return undefined;
+  }
+
+  /** Every stored event of one aggregate, or of every aggregate of a type (active and archived), in order. */
+  *eventsOf(tenant: string, type: string, id?: string): Generator<EventRecord> {
+    if (id !== undefined) {
+      yield* this.storeFor(tenant, type, id).eventRange(tenant, type, id, 0);
+      return;
+    }
+    for (const store of this.tenantStores(tenant)) {
+      for (const status of ['a', 'r'] as const) {
+        for (const key of store.indexRange(tenant, status, type)) yield* store.eventRange(tenant, type, key[3], 0);
+      }
+    }
+  }
+
   getAggregate(tenant: string, type: string, id: string, options: { version?: number; includeEvents?: boolean; eventsMax: number }): AggregateView {
     const store = this.storeFor(tenant, type, id);
     const head = this.requireHead(store, tenant, type, id);
@@ -128,8 +147,8 @@ export class Reader {
     let state: JsonObject = base?.snapshot.state ?? {};
     let last: EventRecord | undefined;
     if (target > 0) {
-      for (const json of store.eventJsonRange(tenant, type, id, base?.version ?? 0, target - (base?.version ?? 0))) {
-        last = JSON.parse(json) as EventRecord;
+      for (const event of store.eventRange(tenant, type, id, base?.version ?? 0, target - (base?.version ?? 0))) {
+        last = event;
         state = applyEventToState(state, last.event_type, last.payload);
       }
     }
@@ -148,7 +167,7 @@ export class Reader {
 
   private eventsUpTo(store: ShardStore, tenant: string, type: string, id: string, version: number, max: number): EventRecord[] {
     const out: EventRecord[] = [];
-    for (const json of store.eventJsonRange(tenant, type, id, 0, Math.min(version, max))) out.push(JSON.parse(json) as EventRecord);
+    for (const event of store.eventRange(tenant, type, id, 0, Math.min(version, max))) out.push(event);
     return out;
   }
 
@@ -177,8 +196,7 @@ export class Reader {
     // cursor after the last event read (not the last one returned).
     const budget = new ScanBudget(query.bounds.scan_rows_max, query.bounds.scan_time_max_ms);
     let stop: number | undefined;
-    for (const json of store.eventJsonRange(tenant, type, id, after)) {
-      const event = JSON.parse(json) as EventRecord;
+    for (const event of store.eventRange(tenant, type, id, after)) {
       if (!filter || matchesEvent(filter, event)) items.push(event);
       if (items.length === query.take || budget.spend() !== undefined) {
         stop = event.version;
@@ -261,7 +279,8 @@ export class Reader {
     const stores = this.tenantStores(tenant);
     const sources = stores.map((store) => {
       const start: EventKey = cursor ? [tenant, cursor.type, cursor.id, cursor.version + 1] : [tenant, '', '', 0];
-      return store.events.getRange({ start, end: [tenant, '\uffff', '', 0] as unknown as EventKey }).map(({ key, value }) => ({ store, key, value }));
+      // Stored form: events of aggregates the caller may not see are skipped without decrypting.
+      return store.storedEvents.getRange({ start, end: [tenant, '\uffff', '', 0] as unknown as EventKey }).map(({ key, value }) => ({ store, key, value }));
     });
     let lastAggregate = '';
     let archived = false;
@@ -271,7 +290,7 @@ export class Reader {
       if (aggregateKey !== lastAggregate) {
         // Once per aggregate, not per event: the token's resource globs and the head lookup.
         lastAggregate = aggregateKey;
-        archived = store.getHead(tenant, key[1], key[2])?.archived ?? false;
+        archived = store.getHeadMeta(tenant, key[1], key[2])?.archived ?? false;
         listed = (!allow || allow(key[1], key[2])) && (scope === 'all' || (scope === 'archived') === archived);
       }
       const flag = archived;
@@ -280,7 +299,7 @@ export class Reader {
         yield { item: undefined, cursor: at };
         continue;
       }
-      const event = JSON.parse(value) as EventRecord;
+      const event = store.openEvent(value);
       yield { item: !filter || matchesEvent(filter, event) ? event : undefined, cursor: at };
     }
   }
@@ -289,8 +308,8 @@ export class Reader {
     for (const store of this.tenantStores(tenant)) {
       const key = store.eventIds.get(eventId);
       if (!key || key[0] !== tenant) continue;
-      const json = store.getEventJson(key);
-      if (json !== undefined) return JSON.parse(json) as EventRecord;
+      const event = store.getEvent(key);
+      if (event !== undefined) return event;
     }
     throw notFound(`event ${eventId}`);
   }
@@ -303,7 +322,8 @@ export class Reader {
 
   private leaves(store: ShardStore, tenant: string, type: string, id: string, count: number): string[] {
     const out: string[] = [];
-    for (const json of store.eventJsonRange(tenant, type, id, 0, count)) out.push((JSON.parse(json) as EventRecord).hash);
+    // Leaf hashes stay readable in the stored form: proofs need no key and decrypt nothing.
+    for (const json of store.storedEventRange(tenant, type, id, 0, count)) out.push((JSON.parse(json) as EventRecord).hash);
     return out;
   }
 

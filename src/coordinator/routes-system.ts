@@ -1,6 +1,7 @@
 /** Health, metrics and status. */
 import { DbxError, allowsTenant, parseInput, tenantSchema, type Config, type TokenClaims } from '../core/index.js';
 import type { Metrics } from './metrics.js';
+import type { PluginService } from './plugin-service.js';
 import type { Reader } from './reader.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 
@@ -28,7 +29,7 @@ export function isServerAdmin(claims: TokenClaims): boolean {
 /** Routes that need a valid token but no particular action (they declare `action: null`). */
 export const ANY_TOKEN_ROUTES: ReadonlySet<string> = new Set(['GET /v1/status']);
 
-export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt: string; status: StatusSource }): RouteSpec[] {
+export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt: string; status: StatusSource; plugins?: PluginService }): RouteSpec[] {
   return [
     defineRoute({
       method: 'GET',
@@ -45,6 +46,7 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
       handler: async ({ reply }) => {
         deps.reader.aggregateCounts().forEach((count, shard) => deps.metrics.aggregatesPerShard.set({ shard: String(shard) }, count));
         deps.metrics.uptime.set((Date.now() - Date.parse(deps.startedAt)) / 1000);
+        deps.plugins?.updateGauges();
         reply.header('content-type', deps.metrics.registry.contentType);
         return deps.metrics.registry.metrics();
       },
@@ -81,6 +83,8 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
           data_dir: dataDir,
           // Every tenant's aggregates: `dbx config --shard-count` refuses a non-empty store.
           aggregates: deps.reader.aggregateCounts().reduce((a, b) => a + b, 0),
+          // Delivery lag per plugin (`dbx status` shows it): how far read models are behind.
+          plugins: (deps.plugins?.counts() ?? []).map((c) => ({ name: c.plugin, enabled: c.enabled, pending: c.pending, dead: c.dead, lag_secs: Math.round(c.lag_ms / 100) / 10 })),
         };
       },
     }),

@@ -5,11 +5,20 @@
  */
 import { availableParallelism } from 'node:os';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { DbxError, createSnowflakeState, writeLimitsFrom, type Config, type PlacementSettings } from '../core/index.js';
+import { DbxError, createSnowflakeState, loadDataCipher, writeLimitsFrom, type Config, type PlacementSettings } from '../core/index.js';
 import { WorkerEnv, type ShardStore } from '../shard-worker/index.js';
 import { Authenticator } from './auth.js';
+import { TokenLedger } from './token-ledger.js';
+import { ensureCliTokenRecorded } from './token-service.js';
+import { tokenRoutes } from './routes-tokens.js';
+import { PluginService } from './plugin-service.js';
+import { pluginRoutes } from './routes-plugins.js';
+import { WriteAllowance } from './write-allowance.js';
 import { acquireDataDir, prepareDataDir, updatePidFile } from './data-dir.js';
-import { PATH_PARAM_CHARS_MAX, frameworkErrors, installErrorHandling } from './http-errors.js';
+import { PATH_PARAM_CHARS_MAX, clientErrorHandler, frameworkErrors, installErrorHandling, installUrlLimit } from './http-errors.js';
+import { installCors } from './cors.js';
+import { tokenRateLimit } from './rate-limit.js';
+import { readTlsFiles } from './tls.js';
 import { LayoutError, resolveLayout, workerEnvPath, workerOfShard, type StorageLayout } from './layout.js';
 import { Metrics } from './metrics.js';
 import { openApiRoute } from './openapi.js';
@@ -35,6 +44,8 @@ export interface StartOptions {
   restrict?: Config['restrict'];
   /** pino level; 'silent' in tests. */
   logLevel?: string;
+  /** Plain HTTP even when [http] configures TLS (the CLI's direct mode: a loopback listener for one command). */
+  plainHttp?: boolean;
 }
 
 export class ServerStartError extends Error {
@@ -92,15 +103,22 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     await pool.start([...registry.all()]);
     registry.onChange((change) => pool.schemaChanged(change.tenant, change.aggregate, change.record));
     const visibility = new SchemaVisibility(registry);
-    for (let w = 0; w < layout.workers; w++) envs.push(new WorkerEnv(workerEnvPath(options.dataDir, w), { mapSizeMib: config.storage.map_size_mib }));
+    const cipher = loadDataCipher(config, options.dataDir);
+    for (let w = 0; w < layout.workers; w++) envs.push(new WorkerEnv(workerEnvPath(options.dataDir, w), { mapSizeMib: config.storage.map_size_mib, cipher }));
     const stores: ShardStore[] = [];
     for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
     const reader = new Reader(stores, placement);
     const writer = new Writer(pool, placement, metrics);
     const recovered = await writer.recoverIntents();
 
+    const tls = options.plainHttp ? undefined : readTlsFiles(config.http, options.dataDir);
     const app = Fastify({
       logger: { level: options.logLevel ?? 'info' },
+      // Node's maxHeaderSize bounds the request line and all headers together (beyond: 431).
+      http: { maxHeaderSize: config.http.header_bytes_max },
+      // fastify serves HTTPS when `https` is set (the type stays the http one: same API for us).
+      ...(tls ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max } } as object) : {}),
+      clientErrorHandler,
       // One log line per request costs ~36 µs: log errors and slow requests only.
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: config.http.body_limit_bytes,
@@ -117,6 +135,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     cleanups.unshift(() => app.close());
     if (recovered > 0) app.log.warn({ recovered }, 'finished cross-shard batches interrupted by a crash');
     installErrorHandling(app);
+    installUrlLimit(app, config.http.url_bytes_max);
+    installCors(app, config.http.cors);
     // An empty body with Content-Type: application/json means "no body" (archive, restore and
     // snapshots take an optional one; a 404 must stay a 404); anything else is parsed with
     // fastify's own prototype-poisoning-safe parser.
@@ -153,7 +173,25 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       }
       done();
     });
-    const auth = new Authenticator(config.auth);
+    // The token ledger: revocations and write allowances, shared with the CLI (see TokenLedger).
+    const ledger = new TokenLedger(options.dataDir, cipher);
+    cleanups.unshift(() => ledger.close());
+    await ensureCliTokenRecorded(options.dataDir, config, ledger);
+    ledger.watch();
+    // Plugins: the dispatcher reads the outboxes on its own timers; writes never wait for it.
+    const plugins = new PluginService({
+      dataDir: options.dataDir,
+      config,
+      cipher,
+      stores,
+      reader,
+      registry,
+      metrics,
+      log: (level, message, extra) => app.log[level](extra ?? {}, message),
+    });
+    cleanups.unshift(() => plugins.stop());
+    await plugins.start();
+    const auth = new Authenticator(config.auth, ledger);
     let listenPort = config.port;
     const status = {
       config,
@@ -163,14 +201,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       authenticate: (header: string | undefined) => auth.authenticate(header),
     };
     const routes: RouteSpec[] = [
-      ...systemRoutes({ metrics, reader, startedAt, status }),
-      ...writeRoutes(writer, reader, writeLimitsFrom(config.limits), visibility),
+      ...systemRoutes({ metrics, reader, startedAt, status, plugins }),
+      ...writeRoutes(writer, reader, writeLimitsFrom(config.limits), visibility, new WriteAllowance(ledger)),
       ...readRoutes(reader, config, visibility),
       ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics }),
       ...schemaRoutes(registry, config),
+      ...tokenRoutes({ dataDir: options.dataDir, config, ledger, auth }),
+      ...pluginRoutes(plugins),
     ];
     routes.push(openApiRoute(() => routes));
-    registerRoutes(app, routes, auth, (spec) => spec.url === '/metrics' && config.metrics.public);
+    registerRoutes(app, routes, auth, (spec) => spec.url === '/metrics' && config.metrics.public, { afterAuth: tokenRateLimit(config.http.rate_limit) });
     try {
       await app.listen({ port: options.listenPort ?? config.port, host: options.host ?? config.http.host });
     } catch (err) {
@@ -194,11 +234,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         clearTimeout(cutoff);
         await pool.stop();
         await registry.close();
+        await plugins.stop();
+        await ledger.close();
         release();
       })();
       return stopping;
     };
-    return { app, config, port, url: `http://127.0.0.1:${port}`, routes, registry, stop };
+    return { app, config, port, url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, routes, registry, stop };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup();
     throw err;

@@ -6,7 +6,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { DbxError, writeLimitsFrom, type Config } from '../core/index.js';
+import { DbxError, resolveDataKeys, writeLimitsFrom, type Config } from '../core/index.js';
 import {
   WORKER_ENTRY,
   controlEndpoint,
@@ -147,6 +147,7 @@ export class ShardPool {
         snowflakeState: this.snowflakeState,
         restrict: this.config.restrict,
         schemas,
+        dataKeys: resolveDataKeys(this.config, this.dataDir)?.keys ?? [],
       };
       const channel = new MessageChannel();
       const worker = new Worker(WORKER_ENTRY, { workerData: { init, port: channel.port2 }, transferList: [channel.port2] });

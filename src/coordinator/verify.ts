@@ -32,7 +32,7 @@ import type { EventKey, ShardStore, StoredHead, StoredSnapshot } from '../shard-
 
 /** What a problem is about; stable strings that clients may match on. */
 export type VerifyProblemKind =
-  | 'event_unreadable' // the stored record is not JSON
+  | 'event_unreadable' // the stored record is not JSON, or its sealed part does not decrypt
   | 'event_missing' // a version is absent from the history
   | 'event_key' // the body's aggregate_type, aggregate_id or version differ from its key
   | 'event_hash' // hash is not the leaf hash of the body
@@ -69,7 +69,7 @@ export async function verifyAggregate(store: ShardStore, tenant: string, type: s
   let beyondHead = false;
   let sliceStart = performance.now();
 
-  for (const { key, value } of store.events.getRange({ start: [tenant, type, id, 1], end: [tenant, type, id, Number.MAX_SAFE_INTEGER] })) {
+  for (const { key, value } of store.storedEvents.getRange({ start: [tenant, type, id, 1], end: [tenant, type, id, Number.MAX_SAFE_INTEGER] })) {
     const version = key[3];
     if (version > head.version) {
       beyondHead = true;
@@ -85,9 +85,9 @@ export async function verifyAggregate(store: ShardStore, tenant: string, type: s
       broken = true;
       break;
     }
-    const event = parseEvent(value);
+    const event = parseEvent(store, value);
     if (!event) {
-      problems.push({ kind: 'event_unreadable', version, message: `event ${version} is not a readable record` });
+      problems.push({ kind: 'event_unreadable', version, message: `event ${version} is not a readable record (not JSON, or its sealed part does not decrypt)` });
       broken = true;
       break;
     }
@@ -140,9 +140,10 @@ export async function verifyAggregate(store: ShardStore, tenant: string, type: s
   };
 }
 
-function parseEvent(json: string): EventRecord | undefined {
+/** The stored text as the API's record: hashes are over the plaintext (DESIGN §4), so sealed parts are opened. */
+function parseEvent(store: ShardStore, json: string): EventRecord | undefined {
   try {
-    const event = JSON.parse(json) as EventRecord;
+    const event = store.openEvent(json);
     return event !== null && typeof event === 'object' && !Array.isArray(event) ? event : undefined;
   } catch {
     return undefined;

@@ -57,12 +57,47 @@ const authSchema = z.strictObject({
   verified_cache_max: z.number().int().min(0).max(1_000_000).default(10_000),
 });
 
-const httpSchema = z.strictObject({
-  host: z.string().min(1).default('0.0.0.0'),
-  body_limit_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-  request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
-  slow_request_ms: z.number().int().min(1).max(600_000).default(500),
+/** Cross-origin requests from browsers: off unless enabled, and then only from the listed origins. */
+const corsSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Exact origins (`https://app.example.com`), or `"*"` for any. */
+  origins: z.array(z.string().min(1).max(256)).max(256).default([]),
+  /** How long a browser may cache a preflight answer. */
+  max_age_secs: z.number().int().min(0).max(86_400).default(600),
 });
+
+/** Requests per second per token (its `jti`), refused with 429 and Retry-After beyond; 0 = off. */
+const rateLimitSchema = z.strictObject({
+  per_token_per_sec: z.number().min(0).max(1_000_000).default(0),
+  /** Requests a token may make at once after being idle; 0 = one second's worth. */
+  burst: z.number().int().min(0).max(10_000_000).default(0),
+  /** Tokens tracked at once (least recently seen forgotten first): bounds the limiter's memory. */
+  tokens_tracked_max: z.number().int().min(1).max(10_000_000).default(100_000),
+});
+
+const httpSchema = z
+  .strictObject({
+    /** Loopback by default (like PostgreSQL and Redis); "0.0.0.0" or "::" listens on every interface. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** PEM certificate chain and private key: both set = HTTPS only on `port`. */
+    tls_cert_file: z.string().min(1).optional(),
+    tls_key_file: z.string().min(1).optional(),
+    /** PEM CA that signed tls_cert_file: what the CLI on this machine trusts when it calls this server. */
+    tls_ca_file: z.string().min(1).optional(),
+    body_limit_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** Request line plus all headers (Node's maxHeaderSize); beyond: 431. */
+    header_bytes_max: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
+    /** Path plus query string; beyond: 414. */
+    url_bytes_max: z.number().int().min(256).max(1024 * 1024).default(16 * 1024),
+    request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+    slow_request_ms: z.number().int().min(1).max(600_000).default(500),
+    cors: corsSchema.prefault({}),
+    rate_limit: rateLimitSchema.prefault({}),
+  })
+  .refine((http) => (http.tls_cert_file === undefined) === (http.tls_key_file === undefined), {
+    message: 'tls_cert_file and tls_key_file must be set together',
+    path: ['tls_cert_file'],
+  });
 
 const metricsSchema = z.strictObject({ public: z.boolean().default(false) });
 
@@ -95,6 +130,25 @@ const importSchema = z.strictObject({
   chunks_in_flight: z.number().int().min(1).max(64).default(3),
 });
 
+/** Plugin delivery (DESIGN §8): the dispatcher and the piscina delivery pool. */
+const pluginsSchema = z.strictObject({
+  /** A job that used up plugin_max_attempts: later jobs of its aggregate wait behind it ("block"), or pass it ("skip"). */
+  on_dead: z.enum(['block', 'skip']).default('block'),
+  /** Delivery worker threads (piscina). */
+  pool_threads: z.number().int().min(1).max(64).default(2),
+  /** Deliveries of one plugin in flight at once (one per aggregate at most: order is per aggregate). */
+  in_flight_max: z.number().int().min(1).max(10_000).default(64),
+  /** A delivery that has not answered after this long fails (kinds have their own, shorter timeouts). */
+  job_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+  /** First retry delay; doubles per attempt, with full jitter, up to retry_max_ms. */
+  retry_base_ms: z.number().int().min(1).max(600_000).default(500),
+  retry_max_ms: z.number().int().min(1).max(3_600_000).default(60_000),
+  /** How often the dispatcher looks for new events in the shards' outboxes. */
+  poll_ms: z.number().int().min(1).max(10_000).default(20),
+  /** Outbox entries moved into the queue per shard per pass. */
+  batch_max: z.number().int().min(1).max(100_000).default(1000),
+});
+
 const pluginQueueSchema = z.strictObject({
   prune: z
     .strictObject({
@@ -117,6 +171,14 @@ export const configSchema = z.strictObject({
   plugin_max_attempts: z.number().int().min(1).max(255).default(10),
   verbose_responses: z.boolean().default(true),
   snowflake_worker_id: z.number().int().min(0).max(WORKER_ID_MAX).default(0),
+  /** Encryption at rest (encryption.ts). false: no DEK is generated or used (refused once values are sealed). */
+  encryption_at_rest: z.boolean().default(true),
+  /** Base64 32-byte DEK; generated at first start when no key is configured. */
+  data_encryption_key: z.string().default(''),
+  /** A file holding the DEK(s), one base64 key a line (first = active): keeps the key out of the data dir. */
+  data_encryption_key_file: z.string().default(''),
+  /** Keys rotated out by `dbx config --rotate-dek`: they open old values, never seal new ones. */
+  data_encryption_keys_retired: z.array(z.string()).max(64).default([]),
   created_at: z.string().optional(),
   updated_at: z.string().optional(),
   storage: storageSchema.prefault({}),
@@ -127,6 +189,7 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   query: querySchema.prefault({}),
   import: importSchema.prefault({}),
+  plugins: pluginsSchema.prefault({}),
   plugin_queue: pluginQueueSchema.prefault({}),
 });
 

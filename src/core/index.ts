@@ -9,6 +9,8 @@ export * from './limits.js';
 export * from './validation.js';
 export * from './config.js';
 export * from './durable-file.js';
+export * from './encryption.js';
+export * from './key-registry.js';
 export * from './tokens.js';
 export * from './placement.js';
 export * from './schema/index.js';

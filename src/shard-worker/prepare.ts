@@ -26,7 +26,7 @@ import {
   type WriteLimits,
 } from '../core/index.js';
 import type { ImportRecord, WriteCommand, WriteResult } from './protocol.js';
-import { emptyWriteSet, headKeyString, type Head, type WriteSet } from './records.js';
+import { emptyWriteSet, headKeyString, type EventKey, type Head, type WriteSet } from './records.js';
 import { checkPatchedState, checkSchema, type SchemaSource } from './schema-check.js';
 
 export interface LoadedAggregate {
@@ -44,6 +44,11 @@ export interface PrepareContext extends SchemaSource {
   writeLimits?: WriteLimits;
   /** Whether an event id is already stored in this worker's environment (bulk import checks it). */
   eventIdExists?(eventId: string): boolean;
+  /**
+   * Encryption at rest: the stored text of an event (sealing.ts), made here from the record the
+   * builder holds anyway, so the store need not parse the text again. Absent: stored as JSON.
+   */
+  sealEvent?(record: EventRecord): string;
 }
 
 export class BatchBuilder {
@@ -190,7 +195,7 @@ export class BatchBuilder {
     const ws = this.writeSetFor(cmd.shard);
     const headKey: [string, string, string] = [cmd.tenant, cmd.aggregate_type, cmd.aggregate_id];
     const eventKey: [string, string, string, number] = [...headKey, version];
-    ws.events.push({ key: eventKey, json, event_id: body.metadata.event_id });
+    ws.events.push(this.storedEvent(eventKey, record, json, body.metadata.event_id));
     ws.heads.push({ key: headKey, head: newHead, state });
     if (!head) ws.index.push(['put', [cmd.tenant, 'a', cmd.aggregate_type, cmd.aggregate_id]]);
     if (cmd.op === 'archive') {
@@ -307,7 +312,7 @@ export class BatchBuilder {
     const ws = this.writeSetFor(shard);
     const headKey: [string, string, string] = [tenant, type, id];
     const eventKey: [string, string, string, number] = [...headKey, version];
-    ws.events.push({ key: eventKey, json, event_id: eventId });
+    ws.events.push(this.storedEvent(eventKey, stored, json, eventId));
     ws.heads.push({ key: headKey, head: newHead, state });
     if (!head) ws.index.push(['put', [tenant, 'a', type, id]]);
     if (record.event_type === ARCHIVE_EVENT) ws.index.push(['del', [tenant, 'a', type, id]], ['put', [tenant, 'r', type, id]]);
@@ -335,6 +340,11 @@ export class BatchBuilder {
       this.ctx.readEvent(cmd.shard, cmd.tenant, cmd.aggregate_type, cmd.aggregate_id, entry.version);
     if (!original) throw new DbxError('internal', 'idempotency entry points at a missing event');
     return { event: original, replayed: true };
+  }
+
+  /** A write-set entry in stored form: sealed when the context seals (see PrepareContext.sealEvent). */
+  private storedEvent(key: EventKey, record: EventRecord, json: string, eventId: string): WriteSet['events'][number] {
+    return this.ctx.sealEvent ? { key, json: this.ctx.sealEvent(record), event_id: eventId, sealed: true } : { key, json, event_id: eventId };
   }
 
   private writeSetFor(shard: number): WriteSet {

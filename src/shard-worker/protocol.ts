@@ -130,4 +130,6 @@ export interface WorkerInit {
   restrict: RestrictMode;
   /** Every schema in force when the pool starts; later changes arrive through `schemaChanged`. */
   schemas: SchemaRecord[];
+  /** Data encryption keys, newest first (empty = encryption off); the worker builds its own cipher. */
+  dataKeys?: Uint8Array[];
 }

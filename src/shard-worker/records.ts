@@ -40,7 +40,8 @@ export interface IdempotencyEntry {
 
 /** One LMDB transaction's worth of changes to one shard. */
 export interface WriteSet {
-  events: { key: EventKey; json: string; event_id: string }[];
+  /** `sealed`: `json` is already the stored (encrypted) text, written as it is. */
+  events: { key: EventKey; json: string; event_id: string; sealed?: boolean }[];
   heads: { key: HeadKey; head: Head; state: JsonObject }[];
   /** Aggregate-index changes in command order (an archive then a restore must end active). */
   index: ['put' | 'del', IndexKey][];

@@ -13,12 +13,18 @@
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
-import type { JsonObject } from '../core/index.js';
+import type { EventRecord, JsonObject, ValueCipher } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, WriteSet } from './records.js';
+import { eventCodec, headCodec, intentCodec, openEventRecord, snapshotCodec, type ValueCodec } from './sealing.js';
 
 export interface StoreOptions {
   mapSizeMib: number;
   readOnly?: boolean;
+  /**
+   * Encryption at rest (sealing.ts): values written through the shard views are sealed with it and
+   * read back through it. Absent: written in plaintext; reading a sealed value is `integrity_failed`.
+   */
+  cipher?: ValueCipher | null;
 }
 
 /** Key upper bound for a string segment: ids and names are ASCII, so this sorts after all of them. */
@@ -44,6 +50,8 @@ export class ShardDb<V, K> {
     readonly db: Database<V, Key>,
     readonly shard: number,
     private readonly scalar = false,
+    /** Stored form of the values (sealing); absent = stored as they are. */
+    private readonly codec?: ValueCodec<V>,
   ) {}
 
   private full(key: K): Key {
@@ -55,11 +63,12 @@ export class ShardDb<V, K> {
   }
 
   get(key: K): V | undefined {
-    return this.db.get(this.full(key));
+    const stored = this.db.get(this.full(key));
+    return stored === undefined || !this.codec ? stored : this.codec.decode(stored);
   }
 
   put(key: K, value: V): Promise<boolean> {
-    return this.db.put(this.full(key), value);
+    return this.db.put(this.full(key), (this.codec ? this.codec.encode(value) : value) as V);
   }
 
   remove(key: K): Promise<boolean> {
@@ -76,7 +85,8 @@ export class ShardDb<V, K> {
       ...(options.reverse ? { reverse: true } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
     };
-    return this.db.getRange(range).map(({ key, value }) => ({ key: this.local(key as Key), value: value as V }));
+    const codec = this.codec;
+    return this.db.getRange(range).map(({ key, value }) => ({ key: this.local(key as Key), value: codec ? codec.decode(value) : (value as V) }));
   }
 
   getCount(): number {
@@ -94,8 +104,9 @@ export class WorkerEnv {
   readonly eventIds: Database<EventKey, Key>;
   readonly idempotency: Database<IdempotencyEntry, Key>;
   readonly outbox: Database<EventKey, Key>;
-  /** Cross-worker batch intents, keyed by txid (not by shard: a batch spans shards). */
-  readonly intents: Database<unknown, string>;
+  /** Cross-worker batch intents, keyed by txid (not by shard: a batch spans shards), sealed whole. */
+  readonly intents: SealedDb<unknown, string>;
+  readonly cipher: ValueCipher | null;
   private readonly shardViews = new Map<number, ShardStore>();
 
   constructor(
@@ -109,8 +120,11 @@ export class WorkerEnv {
       mapSize: options.mapSizeMib * 1024 * 1024,
       readOnly: options.readOnly ?? false,
       overlappingSync: true,
-      noMemInit: true,
+      // Off: LMDB zeroes the unused bytes of every page it writes, instead of leaving whatever the
+      // heap held there (possibly plaintext of another value) in the file.
+      noMemInit: false,
     });
+    this.cipher = options.cipher ?? null;
     this.events = this.env.openDB<string, Key>({ name: 'events', encoding: 'string' });
     this.heads = this.env.openDB<StoredHead, Key>({ name: 'heads' });
     this.index = this.env.openDB<null, Key>({ name: 'aggregate_index' });
@@ -118,7 +132,7 @@ export class WorkerEnv {
     this.eventIds = this.env.openDB<EventKey, Key>({ name: 'event_ids', encoding: 'msgpack' });
     this.idempotency = this.env.openDB<IdempotencyEntry, Key>({ name: 'idempotency' });
     this.outbox = this.env.openDB<EventKey, Key>({ name: 'outbox' });
-    this.intents = this.env.openDB<unknown, string>({ name: 'batch_intents' });
+    this.intents = new SealedDb(this.env.openDB<unknown, string>({ name: 'batch_intents' }), intentCodec(this.cipher));
   }
 
   shard(index: number): ShardStore {
@@ -150,20 +164,51 @@ export class WorkerEnv {
   }
 }
 
+/** A database without shard prefix whose values pass through a codec (the batch intents). */
+export class SealedDb<V, K extends LmdbKey> {
+  constructor(
+    readonly db: Database<unknown, K>,
+    private readonly codec: ValueCodec<V>,
+  ) {}
+
+  get(key: K): V | undefined {
+    const stored = this.db.get(key);
+    return stored === undefined ? undefined : this.codec.decode(stored);
+  }
+
+  put(key: K, value: V): Promise<boolean> {
+    return this.db.put(key, this.codec.encode(value));
+  }
+
+  remove(key: K): Promise<boolean> {
+    return this.db.remove(key);
+  }
+
+  *getRange(options: RangeOptions = {}): Iterable<{ key: K; value: V }> {
+    for (const { key, value } of this.db.getRange(options)) yield { key: key as K, value: this.codec.decode(value) };
+  }
+}
+
 export class ShardStore {
   readonly env: RootDatabase;
+  /** Event texts as the API returns them (sealed on put, opened on read). */
   readonly events: ShardDb<string, EventKey>;
+  /** The same database, stored form: for reads that parse the text themselves or need no key. */
+  readonly storedEvents: ShardDb<string, EventKey>;
   /**
    * Head and current state in one record: an append rewrites both anyway, and one B-tree leaf per
    * aggregate instead of two means fewer dirty pages per commit, i.e. a shorter fdatasync
    * (DESIGN §5).
    */
   readonly heads: ShardDb<StoredHead, HeadKey>;
+  /** Heads, stored form (state still sealed): for lookups of version and flags only. */
+  readonly storedHeads: ShardDb<Head, HeadKey>;
   readonly index: ShardDb<null, IndexKey>;
   readonly snapshots: ShardDb<StoredSnapshot, EventKey>;
   readonly eventIds: ShardDb<EventKey, string>;
   readonly idempotency: ShardDb<IdempotencyEntry, [string, string, string, string]>;
   readonly outbox: ShardDb<EventKey, number>;
+  readonly cipher: ValueCipher | null;
   private outboxNext = -1;
 
   constructor(
@@ -171,10 +216,13 @@ export class ShardStore {
     readonly shard: number,
   ) {
     this.env = worker.env;
-    this.events = new ShardDb(worker.events, shard);
-    this.heads = new ShardDb(worker.heads, shard);
+    this.cipher = worker.cipher;
+    this.events = new ShardDb(worker.events, shard, false, eventCodec(worker.cipher));
+    this.storedEvents = new ShardDb(worker.events, shard);
+    this.heads = new ShardDb(worker.heads, shard, false, headCodec(worker.cipher));
+    this.storedHeads = new ShardDb(worker.heads as unknown as Database<Head, Key>, shard);
     this.index = new ShardDb(worker.index, shard);
-    this.snapshots = new ShardDb(worker.snapshots, shard);
+    this.snapshots = new ShardDb(worker.snapshots, shard, false, snapshotCodec(worker.cipher));
     this.eventIds = new ShardDb(worker.eventIds, shard, true);
     this.idempotency = new ShardDb(worker.idempotency, shard);
     this.outbox = new ShardDb(worker.outbox, shard, true);
@@ -182,6 +230,11 @@ export class ShardStore {
 
   getHead(tenant: string, type: string, id: string): StoredHead | undefined {
     return this.heads.get([tenant, type, id]);
+  }
+
+  /** The head without its state: no decryption (version, archived flag, frontier, root). */
+  getHeadMeta(tenant: string, type: string, id: string): Head | undefined {
+    return this.storedHeads.get([tenant, type, id]);
   }
 
   getState(tenant: string, type: string, id: string): JsonObject | undefined {
@@ -198,6 +251,32 @@ export class ShardStore {
 
   getEventJson(key: EventKey): string | undefined {
     return this.events.get(key);
+  }
+
+  /** One event as the API returns it (one parse, not decode-to-text then parse). */
+  getEvent(key: EventKey): EventRecord | undefined {
+    const stored = this.storedEvents.get(key);
+    return stored === undefined ? undefined : this.openEvent(stored);
+  }
+
+  /** A stored event text (from `storedEvents`) as the API's record. */
+  openEvent(stored: string): EventRecord {
+    return openEventRecord(this.cipher, stored);
+  }
+
+  /** Events of one aggregate with version > afterVersion, in version order, as records. */
+  *eventRange(tenant: string, type: string, id: string, afterVersion: number, limit?: number): Iterable<EventRecord> {
+    for (const stored of this.storedEventRange(tenant, type, id, afterVersion, limit)) yield this.openEvent(stored);
+  }
+
+  /** Stored event texts of one aggregate: hash, merkle_root, version readable without the key. */
+  *storedEventRange(tenant: string, type: string, id: string, afterVersion: number, limit?: number): Iterable<string> {
+    const range = this.storedEvents.getRange({
+      start: [tenant, type, id, afterVersion + 1],
+      end: [tenant, type, id, Number.MAX_SAFE_INTEGER],
+      ...(limit !== undefined ? { limit } : {}),
+    });
+    for (const { value } of range) yield value;
   }
 
   /** Events of one aggregate with version > afterVersion, in version order. */
@@ -254,7 +333,8 @@ export class ShardStore {
   applyWriteSet(ws: WriteSet): void {
     if (this.outboxNext < 0) this.outboxNext = this.lastOutboxSequence() + 1;
     for (const e of ws.events) {
-      this.events.put(e.key, e.json);
+      if (e.sealed) this.storedEvents.put(e.key, e.json);
+      else this.events.put(e.key, e.json);
       this.eventIds.put(e.event_id, e.key);
       this.outbox.put(this.outboxNext++, e.key);
     }

@@ -6,7 +6,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { DbxError, SnowflakeGenerator, toWireError, type EventRecord } from '../core/index.js';
+import { DbxError, SnowflakeGenerator, createValueCipher, toWireError, type EventRecord } from '../core/index.js';
 import { controlEndpoint } from './comlink-endpoint.js';
 import { GroupState, applyGroup, failReplies, prepareGroup, type GroupStorage, type PreparedGroup } from './group.js';
 import { HeadsCache } from './heads-cache.js';
@@ -16,11 +16,13 @@ import { headKeyString, type WriteSet } from './records.js';
 import { WorkerSchemas } from './schema-check.js';
 import type { SchemaRecord } from '../core/schema/api.js';
 import { WorkerEnv, type ShardStore } from './store.js';
+import { sealEventFor } from './sealing.js';
 
 const init = (workerData as { init: WorkerInit; port: MessagePort }).init;
 const port = (workerData as { init: WorkerInit; port: MessagePort }).port;
 
-const env = new WorkerEnv(init.envPath, { mapSizeMib: init.mapSizeMib });
+const dataKeys = (init.dataKeys ?? []).map((key) => Buffer.from(key));
+const env = new WorkerEnv(init.envPath, { mapSizeMib: init.mapSizeMib, cipher: dataKeys.length > 0 ? createValueCipher(dataKeys) : null });
 const stores = new Map<number, ShardStore>();
 for (const shard of init.shards) stores.set(shard, env.shard(shard));
 const storeOf = (shard: number): ShardStore => {
@@ -39,6 +41,7 @@ const ctx: PrepareContext = {
   snowflake: new SnowflakeGenerator(init.snowflakeWorkerId, init.snowflakeState),
   snapshotThreshold: init.snapshotThreshold,
   writeLimits: init.writeLimits,
+  ...(env.cipher ? { sealEvent: sealEventFor(env.cipher) } : {}),
   load(shard, tenant, type, id): LoadedAggregate | undefined {
     const key = `${shard}\u0000${headKeyString(tenant, type, id)}`;
     const hit = cache.get(key);
@@ -54,10 +57,7 @@ const ctx: PrepareContext = {
     for (const store of stores.values()) if (store.eventIds.get(eventId) !== undefined) return true;
     return false;
   },
-  readEvent(shard, tenant, type, id, version): EventRecord | undefined {
-    const json = storeOf(shard).getEventJson([tenant, type, id, version]);
-    return json === undefined ? undefined : (JSON.parse(json) as EventRecord);
-  },
+  readEvent: (shard, tenant, type, id, version): EventRecord | undefined => storeOf(shard).getEvent([tenant, type, id, version]),
 };
 
 let queue: ShardRequest[] = [];
@@ -221,7 +221,8 @@ function visibilityProbe(group: PreparedGroup): VisibilityProbe | undefined {
 }
 
 function visible(probe: VisibilityProbe): boolean {
-  const stored = probe.store.heads.get(probe.key);
+  // Stored form: the probe needs the version only, not the (sealed) state.
+  const stored = probe.store.storedHeads.get(probe.key);
   if (!stored) return false;
   return stored.version > probe.version || (stored.version === probe.version && (stored.snapshot_version ?? -1) >= probe.snapshotVersion);
 }
@@ -344,7 +345,7 @@ const control = {
   async recoverPart(shard: number, ws: WriteSet): Promise<'applied' | 'present'> {
     const store = storeOf(shard);
     const first = ws.events[0];
-    if (!first || store.getEventJson(first.key) !== undefined) return 'present';
+    if (!first || store.storedEvents.get(first.key) !== undefined) return 'present';
     await store.commitDurably(() => store.applyWriteSet(ws));
     return 'applied';
   },

@@ -1,0 +1,265 @@
+/**
+ * Plugins in the server (issue 11): the durable queue, the dispatcher and the piscina pool wired
+ * to the store, plus what the routes and the CLI do with them — configure, enable (connectivity
+ * first), disable, remove, test, replay, and the queue's retry and clear.
+ */
+import { DbxError, type Config, type ValueCipher } from '../core/index.js';
+import type { ShardStore } from '../shard-worker/index.js';
+import { Dispatcher, type PluginCounts } from '../plugins/dispatcher.js';
+import { buildDeliveryBody } from '../plugins/payload.js';
+import { DeliveryPool } from '../plugins/pool.js';
+import { deliveryProof } from '../plugins/proof.js';
+import { PluginQueue, type Job, type JobKey } from '../plugins/queue.js';
+import { pluginDefinition, type DeliveryBody, type PluginDefinition } from '../plugins/types.js';
+import type { DeliveryOutcome } from '../plugins/delivery-worker.js';
+import type { Metrics } from './metrics.js';
+import type { Reader } from './reader.js';
+import type { SchemaRegistry } from './schema-registry.js';
+
+/** Modes without the state cannot feed a read model that upserts state. */
+const STATE_KINDS = new Set(['postgres']);
+const STATE_MODES = new Set(['all', 'state-only']);
+
+export interface PluginServiceDeps {
+  dataDir: string;
+  config: Config;
+  cipher: ValueCipher | null;
+  stores: ShardStore[];
+  reader: Reader;
+  registry: SchemaRegistry;
+  metrics: Metrics;
+  log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
+}
+
+export class PluginService {
+  readonly queue: PluginQueue;
+  private readonly pool: DeliveryPool;
+  readonly dispatcher: Dispatcher;
+
+  constructor(private readonly deps: PluginServiceDeps) {
+    const { config, metrics } = deps;
+    this.queue = new PluginQueue(deps.dataDir, deps.cipher, { mapSizeMib: Math.min(config.storage.map_size_mib, 64 * 1024) });
+    this.pool = new DeliveryPool({
+      threads: config.plugins.pool_threads,
+      // Every plugin's in-flight bound together, with room for checks and tests.
+      maxQueue: config.plugins.in_flight_max * 64 + 64,
+      timeoutMs: config.plugins.job_timeout_ms,
+      dataDir: deps.dataDir,
+    });
+    this.dispatcher = new Dispatcher({
+      config,
+      queue: this.queue,
+      stores: deps.stores,
+      bodyFor: (job, definition) => this.bodyFor(job, definition),
+      deliver: (definition, delivery) => this.pool.deliver(definition, delivery),
+      observe: {
+        delivered: (plugin, attempts, lagMs) => {
+          metrics.pluginDelivered.inc({ plugin });
+          metrics.pluginAttempts.inc({ plugin }, attempts);
+          metrics.pluginDeliveryLag.observe({ plugin }, lagMs / 1000);
+        },
+        failed: (plugin, dead) => {
+          metrics.pluginFailures.inc({ plugin });
+          if (dead) metrics.pluginDead.inc({ plugin });
+        },
+      },
+      log: deps.log,
+    });
+  }
+
+  start(): Promise<void> {
+    return this.dispatcher.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.dispatcher.stop();
+    await this.pool.close();
+    await this.queue.close();
+  }
+
+  /** The delivery body of a job: its event, the state after it, the schema, a proof if asked. */
+  bodyFor(job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id' | 'version'>, definition: PluginDefinition): DeliveryBody | null {
+    const { tenant, aggregate_type: type, aggregate_id: id, version } = job;
+    const mode = definition.payload_mode;
+    const view = this.deps.reader.getAggregate(tenant, type, id, { version, includeEvents: false, eventsMax: 0 });
+    const event = this.deps.reader.eventAt(tenant, type, id, version);
+    if (!event) return null;
+    const schema = mode === 'all' || mode === 'schema-only' || mode === 'event-and-schema' ? (this.deps.registry.get(tenant, type)?.schema ?? null) : null;
+    return buildDeliveryBody({
+      tenant,
+      event,
+      state: view.state,
+      schema,
+      mode,
+      ...(definition.with_proof ? { proof: deliveryProof(this.deps.reader, tenant, type, id, version) } : {}),
+    });
+  }
+
+  counts(): PluginCounts[] {
+    return this.dispatcher.counts();
+  }
+
+  updateGauges(): void {
+    const { metrics } = this.deps;
+    metrics.pluginQueueJobs.reset();
+    metrics.pluginLag.reset();
+    for (const c of this.counts()) {
+      for (const state of ['pending', 'processing', 'done', 'dead'] as const) metrics.pluginQueueJobs.set({ plugin: c.plugin, state }, c[state]);
+      metrics.pluginLag.set({ plugin: c.plugin }, c.lag_ms / 1000);
+    }
+  }
+
+  // ---- configuration ----
+
+  list(): (PluginDefinition & { counts: PluginCounts | undefined })[] {
+    const counts = new Map(this.counts().map((c) => [c.plugin, c]));
+    return this.queue.definitions().map((d) => ({ ...d, counts: counts.get(d.name) }));
+  }
+
+  get(name: string): PluginDefinition {
+    const definition = this.queue.definition(name);
+    if (!definition) throw new DbxError('not_found', `no plugin named '${name}' is configured`);
+    return definition;
+  }
+
+  /**
+   * Creates or replaces a plugin. An enabled plugin is checked first (connectivity): a plugin that
+   * cannot be reached is refused with the reason rather than left retrying forever.
+   */
+  async configure(input: unknown): Promise<PluginDefinition> {
+    const parsed = pluginDefinition.safeParse(input);
+    if (!parsed.success) {
+      throw new DbxError(
+        'validation_failed',
+        'the plugin configuration is invalid',
+        parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+      );
+    }
+    const definition = parsed.data;
+    if (STATE_KINDS.has(definition.options.kind) && !STATE_MODES.has(definition.payload_mode)) {
+      throw new DbxError('validation_failed', `a ${definition.options.kind} read model upserts the state: use payload mode all or state-only`, [{ path: 'payload_mode', message: 'needs the state' }]);
+    }
+    const existing = this.queue.definition(definition.name);
+    if (existing && existing.options.kind !== definition.options.kind) {
+      throw new DbxError('already_exists', `plugin name '${definition.name}' is already used by ${existing.options.kind}`);
+    }
+    if (definition.enabled) await this.mustConnect(definition);
+    await this.queue.putDefinition(definition);
+    this.dispatcher.reloadDefinitions();
+    return definition;
+  }
+
+  async setEnabled(name: string, enabled: boolean): Promise<PluginDefinition> {
+    const definition = { ...this.get(name), enabled };
+    if (enabled) await this.mustConnect(definition);
+    await this.queue.putDefinition(definition);
+    this.dispatcher.reloadDefinitions();
+    return definition;
+  }
+
+  async remove(name: string): Promise<void> {
+    const definition = this.get(name);
+    if (definition.enabled) throw new DbxError('invalid_input', `plugin '${name}' is enabled: disable it before removing it`);
+    await this.queue.removeDefinition(name);
+    this.dispatcher.reloadDefinitions();
+  }
+
+  /** Sends a synthetic event through the plugin (not queued) and reports the outcome. */
+  async test(name: string): Promise<DeliveryOutcome & { body: DeliveryBody }> {
+    const definition = this.get(name);
+    const now = new Date().toISOString();
+    const body = buildDeliveryBody({
+      tenant: 'default',
+      event: {
+        aggregate_type: 'plugin_test',
+        aggregate_id: 'synthetic',
+        event_type: 'plugin_tested',
+        version: 1,
+        payload: { plugin: name, at: now },
+        extensions: {},
+        metadata: { event_id: '0', created_at: now, issued_by: { group: 'eventdbx', user: 'plugin-test' } },
+        hash: '0'.repeat(64),
+        merkle_root: '0'.repeat(64),
+      },
+      state: { plugin: name, at: now },
+      schema: null,
+      mode: definition.payload_mode,
+    });
+    const outcome = await this.pool.deliverOnce(definition, { job_id: `${name}:test`, plugin: name, attempt: 1, body });
+    return { ...outcome, body };
+  }
+
+  /** Queues the stored events of one aggregate type (or one aggregate) again for one plugin. */
+  async replay(name: string, tenant: string, type: string, id?: string, payloadMode?: PluginDefinition['payload_mode']): Promise<{ queued: number }> {
+    let definition = this.get(name);
+    if (payloadMode && payloadMode !== definition.payload_mode) {
+      // A replay in another mode is a one-off: it is delivered by a twin definition, never stored.
+      throw new DbxError('invalid_input', `replay with a payload mode other than the plugin's (${definition.payload_mode}) is not supported; reconfigure the plugin first`);
+    }
+    definition = { ...definition };
+    const now = Date.now();
+    const jobs: Job[] = [];
+    for (const event of this.deps.reader.eventsOf(tenant, type, id)) {
+      jobs.push({
+        plugin: name,
+        event_id: event.metadata.event_id,
+        tenant,
+        aggregate_type: event.aggregate_type,
+        aggregate_id: event.aggregate_id,
+        version: event.version,
+        status: 'pending',
+        attempts: 0,
+        next_attempt_at: 0,
+        last_error: null,
+        created_at: now,
+        committed_at: now,
+        updated_at: now,
+      });
+    }
+    await this.queue.putJobs(jobs);
+    this.dispatcher.adopt(jobs);
+    return { queued: jobs.length };
+  }
+
+  /** Dead jobs (or the one with this event id) back to pending now. */
+  async retry(eventId?: string): Promise<{ retried: number; still_dead: number }> {
+    const dead = this.dispatcher.openJobs().filter((j) => j.status === 'dead');
+    const chosen = eventId === undefined ? dead : dead.filter((j) => j.event_id === eventId);
+    const now = Date.now();
+    const retried = chosen.map((j) => Object.assign(j, { status: 'pending' as const, attempts: 0, next_attempt_at: 0, updated_at: now }));
+    await this.queue.update(retried);
+    this.dispatcher.schedule();
+    return { retried: retried.length, still_dead: dead.length - retried.length };
+  }
+
+  /** Removes dead jobs (all, or one plugin's). */
+  async clearDead(plugin?: string): Promise<{ cleared: number }> {
+    const keys: JobKey[] = this.dispatcher
+      .openJobs(plugin)
+      .filter((j) => j.status === 'dead')
+      .map((j) => [j.plugin, j.event_id]);
+    await this.queue.removeJobs(keys);
+    this.dispatcher.forget(keys);
+    this.dispatcher.schedule();
+    return { cleared: keys.length };
+  }
+
+  /** Removes done jobs older than the TTL, then beyond `max_done_jobs` (oldest first). */
+  async pruneDone(now = Date.now()): Promise<number> {
+    const { done_ttl_secs, max_done_jobs } = this.deps.config.plugin_queue.prune;
+    const done: Job[] = [];
+    for (const job of this.queue.allJobs()) if (job.status === 'done') done.push(job);
+    done.sort((a, b) => a.updated_at - b.updated_at);
+    const cutoff = now - done_ttl_secs * 1000;
+    let remove = done.filter((j) => done_ttl_secs > 0 && j.updated_at < cutoff);
+    const left = done.length - remove.length;
+    if (max_done_jobs !== undefined && left > max_done_jobs) remove = done.slice(0, done.length - max_done_jobs);
+    await this.queue.removeJobs(remove.map((j) => [j.plugin, j.event_id]));
+    return remove.length;
+  }
+
+  private async mustConnect(definition: PluginDefinition): Promise<void> {
+    const outcome = await this.pool.check(definition);
+    if (!outcome.ok) throw new DbxError('unavailable', `failed to establish connection for '${definition.name}': ${outcome.error ?? 'no answer'}`);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * `/v1/plugins…` and `/v1/queue…` (issue 11) for a token holding `plugin.admin`. Plugins are
+ * server-wide; an administrator who is not a server administrator manages only plugins bound to
+ * tenants it holds (a plugin with no tenant filter sees every tenant's events).
+ */
+import { z } from 'zod';
+import { DbxError, aggregateIdSchema, aggregateTypeSchema, allowsTenant, type TokenClaims } from '../core/index.js';
+import { PAYLOAD_MODES, type PluginDefinition } from '../plugins/types.js';
+import type { PluginService } from './plugin-service.js';
+import { defineRoute, type RouteSpec } from './route-spec.js';
+import { isServerAdmin } from './routes-system.js';
+
+const nameParams = z.strictObject({ name: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/) });
+const replayBody = z.strictObject({
+  aggregate_type: aggregateTypeSchema,
+  aggregate_id: aggregateIdSchema.optional(),
+  payload_mode: z.enum(PAYLOAD_MODES).optional(),
+});
+const retryBody = z.strictObject({ event_id: z.string().regex(/^\d{1,20}$/).optional() });
+const clearBody = z.strictObject({ plugin: z.string().min(1).max(64).optional() });
+
+function manages(claims: TokenClaims, definition: Pick<PluginDefinition, 'tenants'>): boolean {
+  if (isServerAdmin(claims)) return true;
+  return definition.tenants.length > 0 && definition.tenants.every((t) => allowsTenant(claims, t));
+}
+
+export function pluginRoutes(service: PluginService): RouteSpec[] {
+  const mine = (claims: TokenClaims, name: string): PluginDefinition => {
+    const definition = service.get(name);
+    if (!manages(claims, definition)) throw new DbxError('not_found', `no plugin named '${name}' is configured`);
+    return definition;
+  };
+  const serverAdminOnly = (claims: TokenClaims): void => {
+    if (!isServerAdmin(claims)) throw new DbxError('forbidden', 'the queue is server-wide: this needs a server administrator token');
+  };
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/v1/plugins',
+      summary: 'Configured plugins with their queue counts and lag',
+      action: 'plugin.admin',
+      handler: ({ principal }) => ({ items: service.list().filter((d) => manages(principal.claims, d)) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/plugins/:name',
+      summary: 'One plugin',
+      action: 'plugin.admin',
+      params: nameParams,
+      handler: ({ params, principal }) => mine(principal.claims, params.name),
+    }),
+    defineRoute({
+      method: 'PUT',
+      url: '/v1/plugins/:name',
+      summary: 'Create or replace a plugin (validated; an enabled plugin is checked for connectivity first)',
+      action: 'plugin.admin',
+      params: nameParams,
+      body: z.record(z.string(), z.unknown()),
+      handler: async ({ params, body, principal }) => {
+        const input: Record<string, unknown> = { ...body, name: params.name };
+        const tenants = Array.isArray(input.tenants) ? (input.tenants as unknown[]) : [];
+        if (!isServerAdmin(principal.claims) && (tenants.length === 0 || !tenants.every((t) => typeof t === 'string' && allowsTenant(principal.claims, t)))) {
+          throw new DbxError('forbidden', 'a plugin for every tenant needs a server administrator token; name your tenants in `tenants`');
+        }
+        return service.configure(input);
+      },
+    }),
+    ...(['enable', 'disable'] as const).map((op) =>
+      defineRoute({
+        method: 'POST',
+        url: `/v1/plugins/:name/${op}`,
+        summary: op === 'enable' ? 'Enable a plugin (refused with the reason when it cannot be reached)' : 'Disable a plugin (its jobs wait)',
+        action: 'plugin.admin',
+        params: nameParams,
+        handler: async ({ params, principal }) => {
+          mine(principal.claims, params.name);
+          return service.setEnabled(params.name, op === 'enable');
+        },
+      }),
+    ),
+    defineRoute({
+      method: 'DELETE',
+      url: '/v1/plugins/:name',
+      summary: 'Remove a disabled plugin and its jobs',
+      action: 'plugin.admin',
+      params: nameParams,
+      handler: async ({ params, principal }) => {
+        mine(principal.claims, params.name);
+        await service.remove(params.name);
+        return { removed: params.name };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/plugins/:name/test',
+      summary: 'Send a synthetic event through the plugin now (not queued) and report the outcome',
+      action: 'plugin.admin',
+      params: nameParams,
+      handler: async ({ params, principal }) => {
+        mine(principal.claims, params.name);
+        return service.test(params.name);
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/plugins/:name/replay',
+      summary: "Queue the stored events of an aggregate type (or one aggregate) again for one plugin, in the request's tenant",
+      action: 'plugin.admin',
+      params: nameParams,
+      body: replayBody,
+      handler: async ({ params, body, principal, tenant }) => {
+        mine(principal.claims, params.name);
+        return service.replay(params.name, tenant, body.aggregate_type, body.aggregate_id, body.payload_mode);
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/queue',
+      summary: 'Queue counts per plugin and state, lag, and the jobs not yet done with their last errors',
+      action: 'plugin.admin',
+      handler: ({ principal }) => {
+        serverAdminOnly(principal.claims);
+        const jobs = service.dispatcher.openJobs();
+        return { plugins: service.counts(), jobs: jobs.slice(0, 1000), jobs_total: jobs.length };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/queue/retry',
+      summary: 'Dead jobs (or the one with event_id) back to pending now',
+      action: 'plugin.admin',
+      body: retryBody.optional().transform((b) => b ?? {}),
+      handler: async ({ body, principal }) => {
+        serverAdminOnly(principal.claims);
+        return service.retry(body.event_id);
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/queue/clear',
+      summary: 'Remove dead jobs (all, or one plugin\'s)',
+      action: 'plugin.admin',
+      body: clearBody.optional().transform((b) => b ?? {}),
+      handler: async ({ body, principal }) => {
+        serverAdminOnly(principal.claims);
+        return service.clearDead(body.plugin);
+      },
+    }),
+  ];
+}

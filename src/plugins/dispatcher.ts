@@ -1,0 +1,358 @@
+/**
+ * The dispatcher (DESIGN §8): moves committed events from the shards' outboxes into the durable
+ * queue, one job per enabled plugin, and feeds the delivery pool.
+ *
+ * - **Never on the write path.** It runs on timers in the coordinator, reads the outboxes through
+ *   read transactions and hands deliveries to piscina threads; a write never waits for it, and a
+ *   plugin that hangs only fills its own `in_flight_max`.
+ * - **Order per aggregate.** Each plugin keeps a lane per aggregate; only the lane's head is ever in
+ *   flight, so one aggregate's events arrive in version order while other aggregates go in parallel.
+ * - **Retries.** A failure retries after `retry_base_ms · 2^(attempt−1)` (full jitter, capped at
+ *   `retry_max_ms`) up to `plugin_max_attempts`, then the job is dead; the jobs behind it wait
+ *   (`[plugins] on_dead = "block"`, the default) or pass it ("skip").
+ * - **Durability.** Jobs and the shard's outbox position are committed together; a job is marked
+ *   done only after its delivery answered, so a crash at any moment redelivers (at least once,
+ *   `event_id` in every delivery) and never loses a job. `processing` jobs found at start were
+ *   interrupted: they are pending again.
+ */
+import type { Config, EventRecord } from '../core/index.js';
+import type { ShardStore } from '../shard-worker/index.js';
+import type { Job, JobKey, JobStatus, PluginQueue } from './queue.js';
+import type { Delivery, DeliveryBody, PluginDefinition } from './types.js';
+
+export interface DispatcherDeps {
+  config: Config;
+  queue: PluginQueue;
+  /** Every shard's store (index = shard number), for the outboxes. */
+  stores: ShardStore[];
+  /** The body of one job for its plugin; null when the event is gone (never, short of a bug). */
+  bodyFor(job: Job, definition: PluginDefinition): DeliveryBody | null;
+  /** Delivers through the pool; rejects with the reason on failure. */
+  deliver(definition: PluginDefinition, delivery: Delivery): Promise<void>;
+  observe?: DispatcherObserver;
+  log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface DispatcherObserver {
+  delivered(plugin: string, attempts: number, lagMs: number): void;
+  failed(plugin: string, dead: boolean): void;
+}
+
+export interface PluginCounts {
+  plugin: string;
+  enabled: boolean;
+  pending: number;
+  processing: number;
+  done: number;
+  dead: number;
+  /** Age in ms of the oldest job not yet done (0 when none): how far delivery is behind. */
+  lag_ms: number;
+}
+
+interface Lane {
+  key: string;
+  jobs: Job[];
+  inFlight: boolean;
+}
+
+interface PluginState {
+  definition: PluginDefinition;
+  lanes: Map<string, Lane>;
+  inFlight: number;
+  done: number;
+}
+
+const laneKey = (job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id'>): string => `${job.tenant}\u0000${job.aggregate_type}\u0000${job.aggregate_id}`;
+
+export class Dispatcher {
+  private readonly plugins = new Map<string, PluginState>();
+  private readonly positions = new Map<number, number>();
+  private readonly dirty = new Map<string, Job>();
+  private timers: NodeJS.Timeout[] = [];
+  private pumping = false;
+  private flushing: Promise<void> | undefined;
+  private stopped = false;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  /** Loads every job not yet done, then starts moving and delivering. */
+  async start(): Promise<void> {
+    this.reloadDefinitions();
+    const recovered: Job[] = [];
+    for (const job of this.deps.queue.allJobs()) {
+      const state = this.plugins.get(job.plugin);
+      if (!state) continue;
+      if (job.status === 'done') {
+        state.done++;
+        continue;
+      }
+      if (job.status === 'processing') {
+        job.status = 'pending';
+        recovered.push(job);
+      }
+      this.addToLane(state, job);
+    }
+    for (const state of this.plugins.values()) for (const lane of state.lanes.values()) lane.jobs.sort((a, b) => a.version - b.version);
+    await this.deps.queue.update(recovered);
+    if (recovered.length > 0) this.deps.log('warn', 'plugin jobs interrupted by a stop were made pending again', { jobs: recovered.length });
+    for (let s = 0; s < this.deps.stores.length; s++) this.positions.set(s, this.deps.queue.position(s));
+    const { poll_ms } = this.deps.config.plugins;
+    this.timers.push(setInterval(() => void this.pump(), poll_ms));
+    this.timers.push(setInterval(() => this.schedule(), Math.max(5, Math.min(poll_ms, 50))));
+    this.timers.push(setInterval(() => void this.flush(), 10));
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Picks up added, changed, enabled, disabled and removed plugins. */
+  reloadDefinitions(): void {
+    const seen = new Set<string>();
+    for (const definition of this.deps.queue.definitions()) {
+      seen.add(definition.name);
+      const state = this.plugins.get(definition.name);
+      if (state) state.definition = definition;
+      else this.plugins.set(definition.name, { definition, lanes: new Map(), inFlight: 0, done: 0 });
+    }
+    for (const name of [...this.plugins.keys()]) if (!seen.has(name)) this.plugins.delete(name);
+  }
+
+  /** Jobs added outside the outbox flow (replay, retry of dead jobs): they join their lanes in order. */
+  adopt(jobs: Job[]): void {
+    for (const job of jobs) {
+      const state = this.plugins.get(job.plugin);
+      if (!state) continue;
+      const lane = this.laneOf(state, job);
+      const at = lane.jobs.findIndex((j) => j.event_id === job.event_id);
+      if (at >= 0) lane.jobs[at] = job;
+      else lane.jobs.push(job);
+      lane.jobs.sort((a, b) => a.version - b.version);
+    }
+    this.schedule();
+  }
+
+  /** Forgets jobs removed from the queue (clear). */
+  forget(keys: JobKey[]): void {
+    for (const [plugin, eventId] of keys) {
+      const state = this.plugins.get(plugin);
+      if (!state) continue;
+      for (const lane of state.lanes.values()) {
+        const at = lane.jobs.findIndex((j) => j.event_id === eventId);
+        if (at >= 0 && !(at === 0 && lane.inFlight)) {
+          lane.jobs.splice(at, 1);
+          if (lane.jobs.length === 0) state.lanes.delete(lane.key);
+          break;
+        }
+      }
+    }
+  }
+
+  counts(now = Date.now()): PluginCounts[] {
+    const out: PluginCounts[] = [];
+    for (const [plugin, state] of this.plugins) {
+      const c: PluginCounts = { plugin, enabled: state.definition.enabled, pending: 0, processing: 0, done: state.done, dead: 0, lag_ms: 0 };
+      let oldest = Infinity;
+      for (const lane of state.lanes.values()) {
+        for (const job of lane.jobs) {
+          c[job.status === 'done' ? 'done' : job.status]++;
+          if (job.status !== 'dead' && job.committed_at < oldest) oldest = job.committed_at;
+        }
+      }
+      c.lag_ms = oldest === Infinity ? 0 : Math.max(0, now - oldest);
+      out.push(c);
+    }
+    return out;
+  }
+
+  /** Jobs not yet done (the CLI's `dbx queue` lists them). */
+  openJobs(plugin?: string): Job[] {
+    const out: Job[] = [];
+    for (const [name, state] of this.plugins) {
+      if (plugin !== undefined && name !== plugin) continue;
+      for (const lane of state.lanes.values()) out.push(...lane.jobs);
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    // Deliveries in flight finish or time out in the pool; their outcome is recorded.
+    await Promise.allSettled([...this.inFlight]);
+    await this.flush();
+  }
+
+  /** Moves new outbox entries of every shard into the queue. */
+  async pump(): Promise<void> {
+    if (this.pumping || this.stopped) return;
+    this.pumping = true;
+    try {
+      for (let shard = 0; shard < this.deps.stores.length; shard++) await this.pumpShard(shard);
+    } catch (err) {
+      this.deps.log('error', 'plugin dispatcher could not move events into the queue', { err });
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async pumpShard(shard: number): Promise<void> {
+    const store = this.deps.stores[shard] as ShardStore;
+    const after = this.positions.get(shard) ?? 0;
+    const { batch_max } = this.deps.config.plugins;
+    const entries = [...store.outbox.getRange({ start: after + 1, limit: batch_max })];
+    if (entries.length === 0) return;
+    const enabled = [...this.plugins.values()].filter((p) => p.definition.enabled);
+    const now = Date.now();
+    const jobs: Job[] = [];
+    for (const { value: key } of entries) {
+      if (enabled.length === 0) break;
+      const [tenant, type, id, version] = key;
+      const event = this.eventOf(store, key);
+      if (!event) continue;
+      for (const { definition } of enabled) {
+        if (definition.tenants.length > 0 && !definition.tenants.includes(tenant)) continue;
+        if (definition.aggregate_types.length > 0 && !definition.aggregate_types.includes(type)) continue;
+        jobs.push({
+          plugin: definition.name,
+          event_id: event.metadata.event_id,
+          tenant,
+          aggregate_type: type,
+          aggregate_id: id,
+          version,
+          status: 'pending',
+          attempts: 0,
+          next_attempt_at: 0,
+          last_error: null,
+          created_at: now,
+          committed_at: Date.parse(event.metadata.created_at) || now,
+          updated_at: now,
+        });
+      }
+    }
+    const last = (entries[entries.length - 1] as { key: number }).key;
+    await this.deps.queue.enqueue(jobs, shard, last);
+    this.positions.set(shard, last);
+    for (const job of jobs) {
+      const state = this.plugins.get(job.plugin);
+      if (state) this.addToLane(state, job);
+    }
+    this.schedule();
+  }
+
+  private eventOf(store: ShardStore, key: [string, string, string, number]): EventRecord | undefined {
+    return store.getEvent(key);
+  }
+
+  /** Starts every delivery that may start now. */
+  schedule(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    const { in_flight_max } = this.deps.config.plugins;
+    for (const state of this.plugins.values()) {
+      if (!state.definition.enabled) continue;
+      for (const lane of state.lanes.values()) {
+        if (state.inFlight >= in_flight_max) break;
+        if (lane.inFlight) continue;
+        const head = this.headOf(state, lane);
+        if (!head || head.status !== 'pending' || head.next_attempt_at > now) continue;
+        this.startDelivery(state, lane, head);
+      }
+    }
+  }
+
+  /** The lane's first job to deliver: dead jobs block it, unless `on_dead = "skip"`. */
+  private headOf(state: PluginState, lane: Lane): Job | undefined {
+    if (this.deps.config.plugins.on_dead === 'block') return lane.jobs[0];
+    return lane.jobs.find((j) => j.status !== 'dead');
+  }
+
+  private startDelivery(state: PluginState, lane: Lane, job: Job): void {
+    const definition = state.definition;
+    lane.inFlight = true;
+    state.inFlight++;
+    job.status = 'processing';
+    job.attempts++;
+    job.updated_at = Date.now();
+    this.markDirty(job);
+    const run = (async () => {
+      let error: string | undefined;
+      try {
+        const body = this.deps.bodyFor(job, definition);
+        if (!body) throw new Error('the event is no longer in the store');
+        await this.deps.deliver(definition, { job_id: `${job.plugin}:${job.event_id}`, plugin: job.plugin, attempt: job.attempts, body });
+      } catch (err) {
+        error = (err instanceof Error ? err.message : String(err)).slice(0, 1024) || 'delivery failed';
+      }
+      this.finish(state, lane, job, error);
+    })();
+    this.inFlight.add(run);
+    void run.finally(() => this.inFlight.delete(run));
+  }
+
+  private finish(state: PluginState, lane: Lane, job: Job, error: string | undefined): void {
+    lane.inFlight = false;
+    state.inFlight--;
+    const now = Date.now();
+    job.updated_at = now;
+    if (error === undefined) {
+      job.status = 'done';
+      job.last_error = null;
+      job.next_attempt_at = 0;
+      const at = lane.jobs.indexOf(job);
+      if (at >= 0) lane.jobs.splice(at, 1);
+      state.done++;
+      this.deps.observe?.delivered(job.plugin, job.attempts, now - job.committed_at);
+    } else {
+      job.last_error = error;
+      const dead = job.attempts >= this.deps.config.plugin_max_attempts;
+      job.status = dead ? 'dead' : 'pending';
+      job.next_attempt_at = dead ? 0 : now + this.backoff(job.attempts);
+      this.deps.observe?.failed(job.plugin, dead);
+      if (dead) this.deps.log('warn', 'plugin job is dead after its last attempt', { plugin: job.plugin, event_id: job.event_id, error });
+    }
+    if (lane.jobs.length === 0) state.lanes.delete(lane.key);
+    this.markDirty(job);
+    // The next job of this lane (and others) may go at once.
+    if (!this.stopped) setImmediate(() => this.schedule());
+  }
+
+  private backoff(attempts: number): number {
+    const { retry_base_ms, retry_max_ms } = this.deps.config.plugins;
+    const ceiling = Math.min(retry_max_ms, retry_base_ms * 2 ** Math.min(30, attempts - 1));
+    // Full jitter (at least 1 ms): retries of many jobs spread out instead of arriving together.
+    return 1 + Math.floor(Math.random() * ceiling);
+  }
+
+  private markDirty(job: Job): void {
+    this.dirty.set(`${job.plugin}\u0000${job.event_id}`, { ...job });
+  }
+
+  /** Writes the batched job state changes in one transaction. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (this.dirty.size === 0) return Promise.resolve();
+    const batch = [...this.dirty.values()];
+    this.dirty.clear();
+    this.flushing = this.deps.queue
+      .update(batch)
+      .catch((err: unknown) => this.deps.log('error', 'plugin queue update failed', { err }))
+      .finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  private laneOf(state: PluginState, job: Job): Lane {
+    const key = laneKey(job);
+    let lane = state.lanes.get(key);
+    if (!lane) {
+      lane = { key, jobs: [], inFlight: false };
+      state.lanes.set(key, lane);
+    }
+    return lane;
+  }
+
+  private addToLane(state: PluginState, job: Job): void {
+    this.laneOf(state, job).jobs.push(job);
+  }
+}
+
+export type { JobStatus };

@@ -1,0 +1,66 @@
+/**
+ * The delivery pool: piscina threads running delivery-worker.ts. Bounded: at most `maxQueue`
+ * deliveries wait for a thread (the dispatcher's per-plugin `in_flight_max` keeps it well below),
+ * and every delivery has a timeout, so a plugin that hangs costs one slot for at most that long.
+ */
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { DeliveryOutcome, DeliveryTask } from './delivery-worker.js';
+import type { Delivery, PluginDefinition } from './types.js';
+
+export interface PoolOptions {
+  threads: number;
+  maxQueue: number;
+  timeoutMs: number;
+  dataDir: string;
+}
+
+export class DeliveryPool {
+  private readonly piscina: Piscina<DeliveryTask, DeliveryOutcome>;
+
+  constructor(private readonly options: PoolOptions) {
+    this.piscina = new Piscina({
+      filename: fileURLToPath(new URL('./delivery-worker.js', import.meta.url)),
+      minThreads: 1,
+      maxThreads: options.threads,
+      maxQueue: options.maxQueue,
+      idleTimeout: 60_000,
+    });
+  }
+
+  /** Rejects with the reason when the delivery failed. */
+  async deliver(definition: PluginDefinition, delivery: Delivery): Promise<void> {
+    const outcome = await this.run({ definition, delivery, dataDir: this.options.dataDir, timeoutMs: this.timeoutFor(definition) });
+    if (!outcome.ok) throw new Error(outcome.error ?? 'delivery failed');
+  }
+
+  /** The connectivity check of a plugin (enable, plugin test). */
+  async check(definition: PluginDefinition): Promise<DeliveryOutcome> {
+    const delivery: Delivery = { job_id: 'check', plugin: definition.name, attempt: 1, body: { event_id: '0', tenant: 'default', aggregate_type: 'check', aggregate_id: 'check', version: 0, event_type: 'check' } };
+    return this.run({ definition, delivery, dataDir: this.options.dataDir, timeoutMs: this.timeoutFor(definition), check: true });
+  }
+
+  /** One delivery outside the queue (`plugin test`). */
+  deliverOnce(definition: PluginDefinition, delivery: Delivery): Promise<DeliveryOutcome> {
+    return this.run({ definition, delivery, dataDir: this.options.dataDir, timeoutMs: this.timeoutFor(definition) });
+  }
+
+  async close(): Promise<void> {
+    await this.piscina.destroy();
+  }
+
+  private async run(task: DeliveryTask): Promise<DeliveryOutcome> {
+    try {
+      return await this.piscina.run(task);
+    } catch (err) {
+      // The pool itself refused (queue full, thread died): a failed attempt like any other.
+      return { ok: false, error: err instanceof Error ? err.message : String(err), ms: 0 };
+    }
+  }
+
+  private timeoutFor(definition: PluginDefinition): number {
+    const own = 'timeout_ms' in definition.options ? (definition.options.timeout_ms as number) : undefined;
+    // The kind's own timeout answers first; this one catches a kind that never settles.
+    return Math.min(this.options.timeoutMs, own !== undefined ? own + 1000 : this.options.timeoutMs);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The durable plugin queue (DESIGN §8): one LMDB environment at `<data_dir>/queue`.
+ *
+ * - `plugins`   name → PluginDefinition (sealed with the data key: endpoints and headers can hold
+ *   credentials).
+ * - `jobs`      [plugin, event_id] → Job. The key is deterministic, so moving the same outbox entry
+ *   twice (a crash between the queue commit and the outbox prune) cannot make a second job.
+ * - `positions` shard → the last outbox sequence whose jobs are in `jobs`, written in the same
+ *   transaction as those jobs: the dispatcher resumes exactly there after any crash.
+ *
+ * A job holds ids only; the delivery body (event, state, schema, proof) is built from the store
+ * when it is delivered, so the queue never holds a second copy of a payload.
+ * Commits are synchronous (no overlapping sync): a state change is on disk when its promise resolves.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { ValueCipher } from '../core/index.js';
+import { pluginDefinition, type PluginDefinition } from './types.js';
+
+export const QUEUE_DIR = 'queue';
+
+export type JobStatus = 'pending' | 'processing' | 'done' | 'dead';
+export const JOB_STATUSES: readonly JobStatus[] = ['pending', 'processing', 'done', 'dead'];
+
+export interface Job {
+  plugin: string;
+  event_id: string;
+  tenant: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  version: number;
+  status: JobStatus;
+  attempts: number;
+  /** Epoch ms before which the job is not tried (backoff); 0 = now. */
+  next_attempt_at: number;
+  last_error: string | null;
+  /** Epoch ms the job was queued; `committed_at` is the event's own time (lag is measured from it). */
+  created_at: number;
+  committed_at: number;
+  updated_at: number;
+}
+
+export type JobKey = [plugin: string, eventId: string];
+
+export class PluginQueue {
+  private readonly env: RootDatabase;
+  private readonly plugins: Database<Buffer, string>;
+  readonly jobs: Database<Job, JobKey>;
+  private readonly positions: Database<number, number>;
+  private closed = false;
+
+  constructor(
+    dataDir: string,
+    private readonly cipher: ValueCipher | null,
+    options: { mapSizeMib?: number } = {},
+  ) {
+    const path = join(dataDir, QUEUE_DIR);
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+    this.env = open({ path, maxDbs: 8, mapSize: (options.mapSizeMib ?? 16 * 1024) * 1024 * 1024, overlappingSync: false, noMemInit: false });
+    this.plugins = this.env.openDB<Buffer, string>({ name: 'plugins', encoding: 'binary' });
+    this.jobs = this.env.openDB<Job, JobKey>({ name: 'jobs' });
+    this.positions = this.env.openDB<number, number>({ name: 'positions' });
+  }
+
+  // ---- plugin definitions ----
+
+  definitions(): PluginDefinition[] {
+    const out: PluginDefinition[] = [];
+    for (const { value } of this.plugins.getRange()) out.push(this.unsealDefinition(value));
+    return out;
+  }
+
+  definition(name: string): PluginDefinition | undefined {
+    const raw = this.plugins.get(name);
+    return raw === undefined ? undefined : this.unsealDefinition(raw);
+  }
+
+  async putDefinition(definition: PluginDefinition): Promise<void> {
+    const json = JSON.stringify(definition);
+    await this.plugins.put(definition.name, this.cipher ? this.cipher.seal(json) : Buffer.from(json, 'utf8'));
+  }
+
+  /** Removes the definition and every job of the plugin. */
+  async removeDefinition(name: string): Promise<void> {
+    await this.env.transaction(() => {
+      this.plugins.remove(name);
+      for (const { key } of this.jobs.getRange({ start: [name, ''], end: [name, '\uffff'] })) this.jobs.remove(key);
+    });
+  }
+
+  // ---- dispatcher positions and enqueueing ----
+
+  position(shard: number): number {
+    return this.positions.get(shard) ?? 0;
+  }
+
+  /** Adds the jobs and moves the shard's position in one durable transaction. */
+  async enqueue(jobs: Job[], shard: number, position: number): Promise<void> {
+    await this.env.transaction(() => {
+      for (const job of jobs) {
+        const key: JobKey = [job.plugin, job.event_id];
+        if (this.jobs.get(key) === undefined) this.jobs.put(key, job);
+      }
+      this.positions.put(shard, position);
+    });
+  }
+
+  /** Adds jobs outside the outbox flow (replay, test): an existing job of the same key is replaced. */
+  async putJobs(jobs: Job[]): Promise<void> {
+    await this.env.transaction(() => {
+      for (const job of jobs) this.jobs.put([job.plugin, job.event_id], job);
+    });
+  }
+
+  /** Writes the jobs' new states together (delivery outcomes are batched). */
+  async update(jobs: Job[]): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.env.transaction(() => {
+      for (const job of jobs) {
+        const key: JobKey = [job.plugin, job.event_id];
+        // A job removed meanwhile (plugin removed, queue cleared) stays removed.
+        if (this.jobs.get(key) !== undefined) this.jobs.put(key, job);
+      }
+    });
+  }
+
+  async removeJobs(keys: JobKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.env.transaction(() => {
+      for (const key of keys) this.jobs.remove(key);
+    });
+  }
+
+  job(plugin: string, eventId: string): Job | undefined {
+    return this.jobs.get([plugin, eventId]);
+  }
+
+  *allJobs(plugin?: string): Generator<Job> {
+    const range = plugin === undefined ? this.jobs.getRange() : this.jobs.getRange({ start: [plugin, ''], end: [plugin, '\uffff'] });
+    for (const { value } of range) yield value;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.env.close();
+  }
+
+  private unsealDefinition(raw: Buffer): PluginDefinition {
+    const bytes = this.cipher?.isSealed(raw) ? this.cipher.open(raw) : raw;
+    return pluginDefinition.parse(JSON.parse(bytes.toString('utf8')));
+  }
+}
