@@ -115,6 +115,14 @@ test('security fuzz - afterwards the server is up, nothing is polluted and every
     if (probe.status !== 400) problems.push(`canary fz_canary/c${i}: a test of the absent key 'polluted' answered ${probe.status} (polluted prototype in a shard worker?)`);
   }
 
+  // Names every object inherits read as absent state fields (DESIGN §6: missing → null).
+  const inherited = ['__proto__', 'constructor', 'toString', 'polluted'];
+  const select = await call('GET', `/v1/aggregates/fz_canary/c0/select?fields=${inherited.join(',')}`);
+  // JSON.parse (the helper's) keeps a "__proto__" member as an own property, so hasOwn sees it.
+  if (select.status !== 200 || !inherited.every((name) => Object.hasOwn(select.body, name) && select.body[name] === null)) {
+    problems.push(`select of inherited names on fz_canary/c0: ${select.status} ${JSON.stringify(select.body)} (each should be null)`);
+  }
+
   // Schemas may hide types or fields from every read: drop them so every aggregate is listed.
   let total = 0;
   for (const tenant of [...tenantsTouched].sort()) {
@@ -234,6 +242,8 @@ function sendRaw(url: string, bytes: Buffer): Promise<Answer> {
     socket.on('data', (d: Buffer) => {
       clearTimeout(nudge);
       chunks.push(d);
+      // A complete answer ends the exchange even if the server keeps the connection open.
+      if (complete(Buffer.concat(chunks))) socket.destroy();
     });
     socket.on('error', (err: NodeJS.ErrnoException) => (error ??= err.code ?? err.message));
     socket.on('close', () => {
@@ -259,6 +269,17 @@ function parseRaw(data: Buffer, error: string | undefined): Answer {
   if (/chunked/i.test(header('transfer-encoding'))) body = dechunk(body);
   else if (header('content-length')) body = body.subarray(0, Number(header('content-length')));
   return { status: Number(status[1]), contentType: header('content-type'), text: body.toString('utf8') };
+}
+
+/** Whether the bytes hold a whole first answer (headers, then its Content-Length or last chunk). */
+function complete(data: Buffer): boolean {
+  const end = data.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const head = data.subarray(0, end).toString('latin1');
+  const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+  if (length) return data.length - end - 4 >= Number(length[1]);
+  if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(head)) return data.includes('\r\n0\r\n\r\n', end) || data.subarray(end + 4).toString('latin1').startsWith('0\r\n\r\n');
+  return false;
 }
 
 function dechunk(data: Buffer): Buffer {

@@ -61,6 +61,17 @@ const TABLE: Record<string, Row> = {
   'POST /v1/tokens/:jti/revoke': { path: '/v1/tokens/some-jti/revoke', body: {} },
   'POST /v1/tokens/:jti/refresh': { path: '/v1/tokens/some-jti/refresh', body: {} },
   'POST /v1/tokens/rotate-keys': { path: '/v1/tokens/rotate-keys', body: {} },
+  'GET /v1/plugins': { path: '/v1/plugins' },
+  'GET /v1/plugins/:name': { path: '/v1/plugins/web' },
+  'PUT /v1/plugins/:name': { path: '/v1/plugins/web', body: { enabled: false, options: { kind: 'log' } } },
+  'DELETE /v1/plugins/:name': { path: '/v1/plugins/web' },
+  'POST /v1/plugins/:name/enable': { path: '/v1/plugins/web/enable', body: {} },
+  'POST /v1/plugins/:name/disable': { path: '/v1/plugins/web/disable', body: {} },
+  'POST /v1/plugins/:name/test': { path: '/v1/plugins/web/test', body: {} },
+  'POST /v1/plugins/:name/replay': { path: '/v1/plugins/web/replay', body: { aggregate_type: 'order' } },
+  'GET /v1/queue': { path: '/v1/queue' },
+  'POST /v1/queue/retry': { path: '/v1/queue/retry', body: {} },
+  'POST /v1/queue/clear': { path: '/v1/queue/clear', body: {} },
 };
 
 let server: RunningServer;

@@ -152,6 +152,7 @@ export function statusCommand(): Command {
         `EventDBX server is running on port ${status.port} (pid ${status.pid}) — restrict=${status.restrict} — domain=${config.domain} — up for ${formatUptime(status.uptime_secs)} (since ${status.started_at})`,
       );
       printLine(keyValues({ shards: status.shards, workers: status.workers, durability: status.durability, aggregates: status.aggregates, data_dir: status.data_dir }));
+      for (const p of status.plugins ?? []) printLine(`plugins: ${keyValues({ name: p.name, enabled: p.enabled, pending: p.pending, dead: p.dead, lag_secs: p.lag_secs })}`);
     });
 }
 

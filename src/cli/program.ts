@@ -4,7 +4,9 @@ import { aggregateCommand } from './commands-aggregate.js';
 import { configCommand } from './commands-config.js';
 import { eventsCommand } from './commands-events.js';
 import { importCommand } from './commands-import.js';
+import { pluginCommand } from './commands-plugin.js';
 import { proofCommand } from './commands-proof.js';
+import { queueCommand } from './commands-queue.js';
 import { schemaCommand } from './commands-schema.js';
 import { destroyCommand, restartCommand, startCommand, statusCommand, stopCommand } from './commands-server.js';
 import { tokenCommand } from './commands-token.js';
@@ -41,6 +43,8 @@ export function buildProgram(): Command {
     importCommand(),
     proofCommand(),
     schemaCommand(),
+    pluginCommand(),
+    queueCommand(),
   ]) {
     program.addCommand(command);
   }

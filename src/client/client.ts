@@ -35,6 +35,12 @@ import type {
   SnapshotRecord,
   VerifyResult,
   WriteOptions,
+  PluginConfigInput,
+  PluginDefinition,
+  PluginInfo,
+  PluginReplayInput,
+  PluginTestResult,
+  QueueStatus,
 } from './types.js';
 
 const DEFAULT_RETRY = { attempts: 3, initialDelayMs: 100, maxDelayMs: 1_000 };
@@ -74,6 +80,7 @@ function resolveCa(options: ClientOptions): ClientOptions['ca'] {
 const seg = (value: string): string => encodeURIComponent(value);
 const aggregatePath = (type: string, id: string): string => `/v1/aggregates/${seg(type)}/${seg(id)}`;
 const schemaPath = (aggregate: string): string => `/v1/schemas/${seg(aggregate)}`;
+const pluginPath = (name: string): string => `/v1/plugins/${seg(name)}`;
 const expectedQuery = (options: SchemaWriteOptions): Query => ({ expected_version: options.expectedVersion });
 
 function writeFields(options: WriteOptions): Record<string, unknown> {
@@ -343,5 +350,65 @@ export class EventDbxClient {
   /** Checks a payload against the schema in force without writing anything. */
   validateSchema(aggregate: string, eventType: string, payload: Record<string, unknown>): Promise<SchemaValidation> {
     return this.transport.request({ method: 'POST', path: `${schemaPath(aggregate)}/validate`, body: { event_type: eventType, payload }, idempotent: true });
+  }
+
+  // ---- plugins and the delivery queue (a `plugin.admin` token; the queue needs a server administrator) ----
+
+  /** Configured plugins with their queue counts and lag. */
+  async plugins(): Promise<PluginInfo[]> {
+    return (await this.read<{ items: PluginInfo[] }>('/v1/plugins')).items;
+  }
+
+  plugin(name: string): Promise<PluginDefinition> {
+    return this.read(pluginPath(name));
+  }
+
+  /**
+   * Creates or replaces a plugin (the whole definition; the server fills defaults). An enabled
+   * plugin is checked for connectivity first: refused with 503 `unavailable` and the reason.
+   */
+  configurePlugin(name: string, definition: PluginConfigInput): Promise<PluginDefinition> {
+    // Not retried: a 503 here is a refused connectivity check, and asking again only doubles the wait.
+    return this.transport.request({ method: 'PUT', path: pluginPath(name), body: definition, idempotent: false });
+  }
+
+  /** Enables a plugin after a connectivity check (503 `unavailable` with the reason when it fails). */
+  enablePlugin(name: string): Promise<PluginDefinition> {
+    return this.send(`${pluginPath(name)}/enable`, {});
+  }
+
+  /** Disables a plugin: its jobs wait in the queue until it is enabled again. */
+  disablePlugin(name: string): Promise<PluginDefinition> {
+    return this.send(`${pluginPath(name)}/disable`, {});
+  }
+
+  /** Removes a disabled plugin and its jobs (an enabled one is refused). */
+  removePlugin(name: string): Promise<{ removed: string }> {
+    return this.transport.request({ method: 'DELETE', path: pluginPath(name), idempotent: false });
+  }
+
+  /** Sends a synthetic event through the plugin now (not queued); a failure is `ok: false`, not a throw. */
+  testPlugin(name: string): Promise<PluginTestResult> {
+    return this.send(`${pluginPath(name)}/test`, {});
+  }
+
+  /** Queues the stored events of an aggregate type (or one aggregate) of this client's tenant again for one plugin. */
+  replayPlugin(name: string, input: PluginReplayInput): Promise<{ queued: number }> {
+    return this.send(`${pluginPath(name)}/replay`, { ...input });
+  }
+
+  /** Queue counts per plugin and the jobs not yet done, with their last errors. */
+  queue(): Promise<QueueStatus> {
+    return this.read('/v1/queue');
+  }
+
+  /** Dead jobs (all, or the one of this event id) back to pending now. */
+  retryQueue(eventId?: string): Promise<{ retried: number; still_dead: number }> {
+    return this.send('/v1/queue/retry', eventId !== undefined ? { event_id: eventId } : {});
+  }
+
+  /** Removes dead jobs (all, or one plugin's). */
+  clearQueue(plugin?: string): Promise<{ cleared: number }> {
+    return this.send('/v1/queue/clear', plugin !== undefined ? { plugin } : {});
   }
 }

@@ -5,6 +5,10 @@ export type { AggregateView, EventRecord, JsonObject, Page, SnapshotRecord, Veri
 import type { AggregateSchema, ColumnSettings, EventSchema, SchemaRecord, Violation } from '../core/schema/api.js';
 
 export type { AggregateSchema, ColumnSettings, EventSchema, SchemaRecord, Violation };
+import type { z } from 'zod';
+import type { KindOptions, PayloadMode, PluginDefinition, PluginKind, pluginDefinition } from '../plugins/types.js';
+
+export type { KindOptions as PluginOptions, PayloadMode as PluginPayloadMode, PluginDefinition, PluginKind };
 
 /** One entry of a schema's history (`deleted`: the tombstone a delete leaves). */
 export interface SchemaVersion extends SchemaRecord {
@@ -120,6 +124,8 @@ export interface ServerStatus {
   durability: string;
   data_dir: string;
   aggregates: number;
+  /** Server administrators only: delivery per configured plugin. */
+  plugins?: StatusPlugin[];
 }
 
 export type Selection = Record<string, unknown>;
@@ -182,4 +188,74 @@ export interface KeyRotation {
   key_id: string;
   revoked: number;
   rotated_at: string;
+}
+
+/**
+ * Plugins (`/v1/plugins…`, a `plugin.admin` token). The definition types come from the server's
+ * own zod schema, so the client cannot drift from what the server accepts.
+ */
+
+/** What `configurePlugin` sends: a definition without its name (the path names it), defaults filled by the server. */
+export type PluginConfigInput = Omit<z.input<typeof pluginDefinition>, 'name'>;
+
+/** One plugin's jobs by state; `lag_ms` is the age of its oldest job not yet done (0 when none). */
+export interface PluginCounts {
+  plugin: string;
+  enabled: boolean;
+  pending: number;
+  processing: number;
+  done: number;
+  dead: number;
+  lag_ms: number;
+}
+
+/** A configured plugin as `GET /v1/plugins` lists it (counts absent until the dispatcher knows it). */
+export type PluginInfo = PluginDefinition & { counts?: PluginCounts };
+
+/** The outcome of `POST /v1/plugins/{name}/test`: the synthetic body and whether the plugin took it. */
+export interface PluginTestResult {
+  ok: boolean;
+  error?: string;
+  ms: number;
+  body: Record<string, unknown>;
+}
+
+export interface PluginReplayInput {
+  aggregate_type: string;
+  aggregate_id?: string;
+  /** Must be the plugin's own mode (the server refuses another); omit it. */
+  payload_mode?: PayloadMode;
+}
+
+/** A job not yet done (one event for one plugin); times are epoch ms. */
+export interface QueueJob {
+  plugin: string;
+  event_id: string;
+  tenant: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  version: number;
+  status: 'pending' | 'processing' | 'done' | 'dead';
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+  committed_at: number;
+  updated_at: number;
+}
+
+/** `GET /v1/queue`: counts per plugin, and the open jobs (the first 1000 of `jobs_total`). */
+export interface QueueStatus {
+  plugins: PluginCounts[];
+  jobs: QueueJob[];
+  jobs_total: number;
+}
+
+/** Delivery per plugin as `GET /v1/status` reports it to a server administrator. */
+export interface StatusPlugin {
+  name: string;
+  enabled: boolean;
+  pending: number;
+  dead: number;
+  lag_secs: number;
 }

@@ -45,6 +45,7 @@ export class PluginService {
       maxQueue: config.plugins.in_flight_max * 64 + 64,
       timeoutMs: config.plugins.job_timeout_ms,
       dataDir: deps.dataDir,
+      concurrentPerThread: Math.max(16, Math.ceil((config.plugins.in_flight_max * 4) / config.plugins.pool_threads)),
     });
     this.dispatcher = new Dispatcher({
       config,
@@ -260,6 +261,9 @@ export class PluginService {
 
   private async mustConnect(definition: PluginDefinition): Promise<void> {
     const outcome = await this.pool.check(definition);
-    if (!outcome.ok) throw new DbxError('unavailable', `failed to establish connection for '${definition.name}': ${outcome.error ?? 'no answer'}`);
+    if (outcome.ok) return;
+    const reason = outcome.error ?? 'no answer';
+    // Some kinds already say it in these words; do not say it twice.
+    throw new DbxError('unavailable', reason.startsWith('failed to establish connection') ? reason : `failed to establish connection for '${definition.name}': ${reason}`);
   }
 }

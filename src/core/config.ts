@@ -144,7 +144,9 @@ const pluginsSchema = z.strictObject({
   retry_base_ms: z.number().int().min(1).max(600_000).default(500),
   retry_max_ms: z.number().int().min(1).max(3_600_000).default(60_000),
   /** How often the dispatcher looks for new events in the shards' outboxes. */
-  poll_ms: z.number().int().min(1).max(10_000).default(20),
+  poll_ms: z.number().int().min(1).max(10_000).default(50),
+  /** How often job state changes (processing, done, retries) are committed, batched; a crash loses at most this much of them, which means redeliveries, never lost jobs. */
+  state_flush_ms: z.number().int().min(1).max(10_000).default(100),
   /** Outbox entries moved into the queue per shard per pass. */
   batch_max: z.number().int().min(1).max(100_000).default(1000),
 });

@@ -62,6 +62,9 @@ interface PluginState {
   done: number;
 }
 
+/** How long a stop waits for deliveries in flight. */
+const STOP_GRACE_MS = 2000;
+
 const laneKey = (job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id'>): string => `${job.tenant}\u0000${job.aggregate_type}\u0000${job.aggregate_id}`;
 
 export class Dispatcher {
@@ -100,7 +103,7 @@ export class Dispatcher {
     const { poll_ms } = this.deps.config.plugins;
     this.timers.push(setInterval(() => void this.pump(), poll_ms));
     this.timers.push(setInterval(() => this.schedule(), Math.max(5, Math.min(poll_ms, 50))));
-    this.timers.push(setInterval(() => void this.flush(), 10));
+    this.timers.push(setInterval(() => void this.flush(), this.deps.config.plugins.state_flush_ms));
     for (const t of this.timers) t.unref();
   }
 
@@ -177,8 +180,11 @@ export class Dispatcher {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    // Deliveries in flight finish or time out in the pool; their outcome is recorded.
-    await Promise.allSettled([...this.inFlight]);
+    // Deliveries in flight get a short grace to finish; one still running (a plugin that hangs)
+    // stays `processing` on disk and is pending again at the next start (at least once).
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (grace = setTimeout(r, STOP_GRACE_MS)))]);
+    clearTimeout(grace);
     await this.flush();
   }
 

@@ -13,6 +13,8 @@ export interface PoolOptions {
   maxQueue: number;
   timeoutMs: number;
   dataDir: string;
+  /** Deliveries one thread runs at once. */
+  concurrentPerThread: number;
 }
 
 export class DeliveryPool {
@@ -25,6 +27,9 @@ export class DeliveryPool {
       maxThreads: options.threads,
       maxQueue: options.maxQueue,
       idleTimeout: 60_000,
+      // Deliveries are I/O: a thread runs many at once. With piscina's default of one, a plugin
+      // that hangs would hold whole threads and stall every other plugin behind it.
+      concurrentTasksPerWorker: options.concurrentPerThread,
     });
   }
 

@@ -3,8 +3,9 @@
  * `verify`, proofs and the key layout need without the key — aggregate type and id, event type,
  * version, event id, created_at, schema version, hash, merkle_root, the head's frontier, flags and
  * timestamps. Sealed: payload, extensions (the `@` metadata), issued_by and note of an event; the
- * state of a head; the state and comment of a snapshot; a cross-worker batch intent whole (its write
- * sets carry states).
+ * state of a head; the state and comment of a snapshot; an idempotency entry's fingerprint; a
+ * cross-worker batch intent whole (its write sets carry states). Keys (ids, idempotency keys) stay
+ * readable: lookups need them.
  *
  * Stored forms, told apart from plaintext legacy values by their shape, so a data dir written
  * before a DEK existed stays readable:
@@ -12,13 +13,13 @@
  *   `"sealed": base64(seal(JSON {payload, extensions, metadata: {issued_by, note, …}}))`. JSON text
  *   stays JSON text (the db's string encoding), hence one base64 per event.
  * - head / snapshot (msgpack): the record minus `state` (and `comment`), plus `sealed: <bytes>`.
- * - intent (msgpack): the sealed bytes of its JSON.
+ * - intent, idempotency entry (msgpack): the sealed bytes of its JSON.
  *
  * Cost per event write: one JSON.parse of the event text, two JSON.stringify, one AES-GCM seal for
  * the event and one for the head state (a few µs each; see the report in the README).
  */
 import { DbxError, isSealedValue, type EventRecord, type ValueCipher } from '../core/index.js';
-import type { StoredHead, StoredSnapshot } from './records.js';
+import type { IdempotencyEntry, StoredHead, StoredSnapshot } from './records.js';
 
 /** Converts a database's values to and from their stored form; identity when encryption is off. */
 export interface ValueCodec<V> {
@@ -77,6 +78,18 @@ export function snapshotCodec(cipher: ValueCipher | null): ValueCodec<StoredSnap
       const inner = openJson(cipher, sealed, 'snapshot') as Pick<StoredSnapshot, 'state' | 'comment'>;
       return { state: inner.state, ...rest, comment: inner.comment };
     },
+  };
+}
+
+/**
+ * An idempotency entry holds a fingerprint (a truncated SHA-256 of the write's content): unkeyed,
+ * it would let anyone holding the file confirm a guessed payload, so it is sealed too. Costs one
+ * seal per write that carries an idempotency key, one open per replay.
+ */
+export function idempotencyCodec(cipher: ValueCipher | null): ValueCodec<IdempotencyEntry> {
+  return {
+    encode: (value) => (cipher ? cipher.seal(JSON.stringify(value)) : value),
+    decode: (stored) => (isBytes(stored) && isSealedValue(stored) ? (openJson(cipher, stored, 'idempotency entry') as IdempotencyEntry) : (stored as IdempotencyEntry)),
   };
 }
 

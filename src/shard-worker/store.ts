@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
 import type { EventRecord, JsonObject, ValueCipher } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, WriteSet } from './records.js';
-import { eventCodec, headCodec, intentCodec, openEventRecord, snapshotCodec, type ValueCodec } from './sealing.js';
+import { eventCodec, headCodec, idempotencyCodec, intentCodec, openEventRecord, snapshotCodec, type ValueCodec } from './sealing.js';
 
 export interface StoreOptions {
   mapSizeMib: number;
@@ -224,7 +224,7 @@ export class ShardStore {
     this.index = new ShardDb(worker.index, shard);
     this.snapshots = new ShardDb(worker.snapshots, shard, false, snapshotCodec(worker.cipher));
     this.eventIds = new ShardDb(worker.eventIds, shard, true);
-    this.idempotency = new ShardDb(worker.idempotency, shard);
+    this.idempotency = new ShardDb(worker.idempotency, shard, false, idempotencyCodec(worker.cipher));
     this.outbox = new ShardDb(worker.outbox, shard, true);
   }
 

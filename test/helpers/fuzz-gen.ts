@@ -6,6 +6,9 @@
  * Bodies are built as JSON *text* from a small model (`Obj` keeps keys verbatim, so `__proto__` and
  * duplicate keys reach the wire; `Raw` carries literals JS cannot hold, like `1e999` or `-0`), so the
  * server sees exactly the hostile bytes, not what `JSON.stringify` of a JS object would make of them.
+ *
+ * One file on purpose (past the usual ~400 lines): the weights of every generator sit side by side,
+ * and the mix they make together is what the run's coverage depends on.
  */
 
 /** mulberry32: tiny, fast, and the same sequence everywhere, so a seed replays bit for bit. */
@@ -624,7 +627,7 @@ function pathFuzz(rng: Rng, ctx: FuzzContext): Draft {
 /** Requests that are not well-formed HTTP/1.1 (or that only a raw socket can send). */
 function rawJunk(rng: Rng, ctx: FuzzContext, root: string): Buffer {
   const auth = `Authorization: Bearer ${root}\r\n`;
-  const line = (method: string, target: string, version = 'HTTP/1.1'): string => `${method} ${target} ${version}\r\nHost: 127.0.0.1\r\n${auth}`;
+  const line = (method: string, target: string, version = 'HTTP/1.1'): string => `${method} ${target} ${version}\r\nHost: 127.0.0.1\r\nConnection: close\r\n${auth}`;
   const body = '{"event_type":"created","payload":{"a":1}}';
   const post = (extra: string, b = body): string => `${line('POST', '/v1/aggregates/fz_order/o1/events')}Content-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(b, 'latin1')}\r\n\r\n${b}`;
   const text = rng.pick<() => string>([

@@ -20,15 +20,15 @@
  *
  * Idempotent on replay: event ids in the file are loaded on first use (then a Set in memory, ~100
  * bytes per event) and a delivery whose event id is there is skipped. A torn last row is cut off
- * on load. One deliverer per file is assumed; a file changed by someone else since our last write is
- * re-read first.
+ * on load. Deliverers of one plugin in other delivery threads are kept out by `<file>.lock`
+ * (read-model.ts withFileLock); a file another writer changed since our last write is re-read first.
  */
 import { accessSync, constants, readFileSync, statSync, truncateSync } from 'node:fs';
 import type { z } from 'zod';
 import { writeFileDurably } from '../../core/index.js';
 import { csvOptions, type Deliverer, type Delivery, type DeliveryBody } from '../types.js';
 import type { DelivererContext } from './context.js';
-import { KeyedSerial, appendDurably, cellText, checkBodyIds, ensureDir, eventTime, fileError, readModelDir, readModelFile, rowFields } from './read-model.js';
+import { appendDurably, cellText, checkBodyIds, ensureDir, eventTime, fileError, parseOptions, readModelDir, readModelFile, rowFields, withFileLock } from './read-model.js';
 
 export const CSV_FIXED_COLUMNS = ['event_id', 'tenant', 'aggregate_id', 'version', 'event_type', 'created_at'] as const;
 const FIXED: ReadonlySet<string> = new Set(CSV_FIXED_COLUMNS);
@@ -101,10 +101,9 @@ interface FileState {
 }
 
 export function createCsvDeliverer(options: z.input<typeof csvOptions>, ctx: DelivererContext): Deliverer {
-  const opts = csvOptions.parse(options);
+  const opts = parseOptions('csv', csvOptions, options);
   const dir = readModelDir(opts.dir, ctx.dataDir);
   const files = new Map<string, FileState>();
-  const serial = new KeyedSerial();
 
   function readRecords(path: string): { records: string[][]; bytes: number; end: number } {
     let text = '';
@@ -162,10 +161,8 @@ export function createCsvDeliverer(options: z.input<typeof csvOptions>, ctx: Del
     state.size = Buffer.byteLength(text, 'utf8');
   }
 
-  function write(body: DeliveryBody): void {
-    const path = readModelFile(dir, body.aggregate_type, '.csv');
+  function write(path: string, body: DeliveryBody): void {
     try {
-      ensureDir(dir);
       const state = current(path);
       if (state.seen.has(body.event_id)) return;
       const fields = rowFields(body);
@@ -189,7 +186,6 @@ export function createCsvDeliverer(options: z.input<typeof csvOptions>, ctx: Del
       state.seen.add(body.event_id);
     } catch (err) {
       files.delete(path); // unknown file state after a failure: re-read on the next attempt
-      if (err instanceof Error && err.message.startsWith('csv: ')) throw err;
       throw fileError('csv', path, err);
     }
   }
@@ -198,7 +194,12 @@ export function createCsvDeliverer(options: z.input<typeof csvOptions>, ctx: Del
     async deliver(delivery: Delivery): Promise<void> {
       checkBodyIds(delivery.body);
       const path = readModelFile(dir, delivery.body.aggregate_type, '.csv');
-      await serial.run(path, () => write(delivery.body));
+      try {
+        ensureDir(dir);
+        await withFileLock('csv', path, () => write(path, delivery.body));
+      } catch (err) {
+        throw fileError('csv', path, err);
+      }
     },
     async check(): Promise<void> {
       try {

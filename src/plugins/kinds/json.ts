@@ -9,14 +9,14 @@
  * Idempotent on replay: the event ids already in the file are loaded on first use (one read of the
  * file, then a Set in memory: ~100 bytes per event) and a delivery whose event id is there is
  * skipped. A torn last record (power cut mid-append) is cut off on load, before anything is appended.
- * One deliverer per file is assumed (the pool must not run two deliverers of one json plugin at
- * once); a file grown by someone else since our last write is re-read before we append.
+ * Deliverers of one plugin in other delivery threads are kept out by `<file>.lock` (read-model.ts
+ * withFileLock); a file grown by another writer since our last write is re-read before we append.
  */
 import { accessSync, constants, readFileSync, statSync, truncateSync } from 'node:fs';
 import type { z } from 'zod';
 import { jsonOptions, type Deliverer, type Delivery, type DeliveryBody } from '../types.js';
 import type { DelivererContext } from './context.js';
-import { KeyedSerial, appendDurably, checkBodyIds, ensureDir, fileError, readModelDir, readModelFile } from './read-model.js';
+import { appendDurably, checkBodyIds, ensureDir, fileError, parseOptions, readModelDir, readModelFile, withFileLock } from './read-model.js';
 
 interface FileState {
   seen: Set<string>;
@@ -44,10 +44,9 @@ export function splitJsonRecords(text: string, pretty: boolean): { records: stri
 }
 
 export function createJsonDeliverer(options: z.input<typeof jsonOptions>, ctx: DelivererContext): Deliverer {
-  const opts = jsonOptions.parse(options);
+  const opts = parseOptions('json', jsonOptions, options);
   const dir = readModelDir(opts.dir, ctx.dataDir);
   const files = new Map<string, FileState>();
-  const serial = new KeyedSerial();
 
   function load(path: string): FileState {
     let text = '';
@@ -88,10 +87,8 @@ export function createJsonDeliverer(options: z.input<typeof jsonOptions>, ctx: D
     return size === known.size ? known : load(path);
   }
 
-  function write(body: DeliveryBody): void {
-    const path = readModelFile(dir, body.aggregate_type, '.jsonl');
+  function write(path: string, body: DeliveryBody): void {
     try {
-      ensureDir(dir);
       const state = current(path);
       if (state.seen.has(body.event_id)) return;
       const text = opts.pretty ? `${JSON.stringify(body, null, 2)}\n` : `${JSON.stringify(body)}\n`;
@@ -107,7 +104,12 @@ export function createJsonDeliverer(options: z.input<typeof jsonOptions>, ctx: D
     async deliver(delivery: Delivery): Promise<void> {
       checkBodyIds(delivery.body);
       const path = readModelFile(dir, delivery.body.aggregate_type, '.jsonl');
-      await serial.run(path, () => write(delivery.body));
+      try {
+        ensureDir(dir);
+        await withFileLock('json', path, () => write(path, delivery.body));
+      } catch (err) {
+        throw fileError('json', path, err);
+      }
     },
     async check(): Promise<void> {
       try {

@@ -16,7 +16,8 @@ import { connect, DiscardPolicy, nanos, RetentionPolicy, StorageType, type JetSt
 import type { z } from 'zod';
 import { natsOptions, type Deliverer, type Delivery } from '../types.js';
 import type { DelivererContext } from './context.js';
-import { checkBodyIds } from './read-model.js';
+import { checkBodyIds, parseOptions } from './read-model.js';
+import { shortReason } from './wire.js';
 
 /** Long enough to cover a job's retries with backoff; ids older than this are not deduplicated. */
 export const DUPLICATE_WINDOW_MS = 10 * 60_000;
@@ -61,7 +62,7 @@ const STREAM_NOT_FOUND = 10059;
 const STREAM_NAME_IN_USE = 10058;
 
 export function createNatsDeliverer(options: z.input<typeof natsOptions>, ctx: DelivererContext): Deliverer {
-  const opts = natsOptions.parse(options);
+  const opts = parseOptions('nats', natsOptions, options);
   checkSubjectTemplate(opts.subject);
   let connection: Promise<NatsConnection> | undefined;
   let streamReady: Promise<void> | undefined;
@@ -136,7 +137,8 @@ export function createNatsDeliverer(options: z.input<typeof natsOptions>, ctx: D
         ...(opts.stream !== undefined ? { expect: { streamName: opts.stream } } : {}),
       });
     } catch (err) {
-      throw wrap(err, subject);
+      if (errCode(err) === '503') streamReady = undefined; // the stream may have been deleted: create it again next time
+      throw wrap(err, ctx, subject);
     }
   }
 
@@ -148,7 +150,7 @@ export function createNatsDeliverer(options: z.input<typeof natsOptions>, ctx: D
         const jsm = await nc.jetstreamManager({ timeout: opts.timeout_ms });
         await jsm.getAccountInfo();
       } catch (err) {
-        throw wrap(err);
+        throw wrap(err, ctx);
       }
     },
     async close(): Promise<void> {
@@ -162,10 +164,31 @@ export function createNatsDeliverer(options: z.input<typeof natsOptions>, ctx: D
   };
 }
 
-function wrap(err: unknown, subject?: string): Error {
+const NATS_REASONS: Readonly<Record<string, string>> = {
+  CONNECTION_REFUSED: 'connection refused',
+  AUTHORIZATION_VIOLATION: 'authorization failed',
+  AUTHENTICATION_EXPIRED: 'authorization failed',
+  CONNECTION_CLOSED: 'connection closed',
+  CONNECTION_DRAINING: 'connection closed',
+  DISCONNECT: 'disconnected',
+  JETSTREAM_NOT_ENABLED: 'JetStream is not enabled on the server',
+};
+const EXPECTED_STREAM_MISMATCH = 10060;
+
+/**
+ * A stable short reason for a job's `last_error` (no library text: it changes between versions);
+ * the full message goes to the server log.
+ */
+function wrap(err: unknown, ctx: DelivererContext, subject?: string): Error {
   if (err instanceof Error && err.message.startsWith('nats: ')) return err;
+  ctx.log('warn', `nats plugin ${ctx.name}: ${errText(err).slice(0, 500)}`);
   const code = errCode(err);
-  if (code === '503') return new Error(`nats: no JetStream stream captures subject ${subject ?? '?'} (no responders)`, { cause: err });
-  if (code === 'TIMEOUT' || code === 'CONNECTION_TIMEOUT') return new Error(`nats: timed out${subject ? ` publishing to ${subject}` : ''}`, { cause: err });
-  return new Error(`nats: ${errText(err).slice(0, 300)}`, { cause: err });
+  const api = apiErrCode(err);
+  let reason: string;
+  if (code === '503') reason = `no JetStream stream captures subject ${subject ?? '?'} (no responders)`;
+  else if (code === 'TIMEOUT' || code === 'CONNECTION_TIMEOUT' || code === '408') reason = `timed out${subject ? ` publishing to ${subject}` : ''}`;
+  else if (api === EXPECTED_STREAM_MISMATCH) reason = `subject ${subject ?? '?'} is captured by another stream`;
+  else if (api !== undefined) reason = `JetStream error ${api}`;
+  else reason = (code !== undefined ? NATS_REASONS[code] : undefined) ?? shortReason(err);
+  return new Error(`nats: ${reason}`, { cause: err });
 }

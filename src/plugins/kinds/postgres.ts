@@ -21,7 +21,8 @@ import pg from 'pg';
 import { z } from 'zod';
 import { postgresOptions, type Deliverer, type Delivery, type DeliveryBody, type PayloadMode } from '../types.js';
 import type { DelivererContext } from './context.js';
-import { checkBodyIds, stateParts, type StateParts } from './read-model.js';
+import { checkBodyIds, parseOptions, stateParts, type StateParts } from './read-model.js';
+import { shortReason } from './wire.js';
 import { UNCONVERTIBLE, columnForSchemaType, columnFromCatalog, isValidIdent, quoteIdent, sameKind, toParam, type PgColumn } from './postgres-columns.js';
 
 /** The payload modes that carry the state; config validation refuses a postgres plugin in others. */
@@ -53,7 +54,7 @@ interface TableState {
 const pgCode = (err: unknown): string | undefined => (err as { code?: unknown })?.code as string | undefined;
 
 export function createPostgresDeliverer(options: z.input<typeof postgresOptions>, ctx: DelivererContext): Deliverer {
-  const opts = postgresOptions.parse(options);
+  const opts = parseOptions('postgres', postgresOptions, options);
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: POOL_CONNECTIONS_MAX,
@@ -194,7 +195,7 @@ export function createPostgresDeliverer(options: z.input<typeof postgresOptions>
         throw err;
       }
     } catch (err) {
-      throw wrap(err);
+      throw wrap(err, ctx);
     }
   }
 
@@ -204,7 +205,7 @@ export function createPostgresDeliverer(options: z.input<typeof postgresOptions>
       try {
         await pool.query('SELECT 1');
       } catch (err) {
-        throw wrap(err);
+        throw wrap(err, ctx);
       }
     },
     async close(): Promise<void> {
@@ -213,10 +214,42 @@ export function createPostgresDeliverer(options: z.input<typeof postgresOptions>
   };
 }
 
-/** pg's message is short and names no credentials; keep it and its SQLSTATE, drop the stack. */
-function wrap(err: unknown): Error {
+const SQLSTATE_REASONS: Readonly<Record<string, string>> = {
+  '28000': 'authentication failed',
+  '28P01': 'authentication failed',
+  '3D000': 'database does not exist',
+  '3F000': 'schema does not exist',
+  '42501': 'permission denied',
+  '42P01': 'table is missing',
+  '42703': 'column is missing',
+  '42804': 'column has another type',
+  '57014': 'statement timed out',
+  '40001': 'serialization failure',
+  '40P01': 'deadlock',
+};
+const SQLSTATE_CLASSES: Readonly<Record<string, string>> = {
+  '08': 'connection failure',
+  '22': 'value refused',
+  '23': 'constraint violated',
+  '53': 'server out of resources',
+  '57': 'server unavailable',
+};
+
+/**
+ * A stable short reason for a job's `last_error` (an API answer: no library or server text, which
+ * can quote values and change between versions); the full message goes to the server log.
+ */
+function wrap(err: unknown, ctx: DelivererContext): Error {
   if (err instanceof Error && err.message.startsWith('postgres: ')) return err;
   const code = pgCode(err);
   const message = err instanceof Error ? err.message : String(err);
-  return new Error(`postgres: ${message.slice(0, 300)}${code && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : ''}`, { cause: err });
+  ctx.log('warn', `postgres plugin ${ctx.name}: ${message.slice(0, 500)}${code ? ` (${code})` : ''}`);
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+    const reason = SQLSTATE_REASONS[code] ?? SQLSTATE_CLASSES[code.slice(0, 2)] ?? 'server error';
+    return new Error(`postgres: ${reason} (SQLSTATE ${code})`, { cause: err });
+  }
+  // pg's own failures carry no code; these two are the ones a deployment meets.
+  if (/timeout exceeded when trying to connect/i.test(message)) return new Error('postgres: connect timed out', { cause: err });
+  if (/connection terminated/i.test(message)) return new Error('postgres: connection closed by the peer', { cause: err });
+  return new Error(`postgres: ${shortReason(err)}`, { cause: err });
 }

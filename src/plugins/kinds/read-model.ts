@@ -1,12 +1,13 @@
 /**
  * What the read-model kinds (postgres, csv, json) share: reading a delivery body's ids and state,
- * file placement under a read-model directory, one-at-a-time work per file, and durable appends.
+ * file placement under a read-model directory, and durable appends.
  */
-import { closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fsyncDirectory, type JsonObject, type JsonValue } from '../../core/index.js';
 import type { DeliveryBody } from '../types.js';
+import { shortReason } from './wire.js';
 
 /**
  * The ids every kind relies on, checked again here because they become file and table names: the
@@ -20,6 +21,14 @@ const bodyIds = z.object({
   version: z.number().int().min(1),
   event_type: z.string().min(1).max(128),
 });
+
+/** Options through their zod schema (defaults filled), failing with `<kind>: invalid options: …`. */
+export function parseOptions<S extends z.ZodType>(kind: string, schema: S, options: unknown): z.output<S> {
+  const parsed = schema.safeParse(options);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new Error(`${kind}: invalid options${issue ? `: ${issue.path.join('.') || 'options'}: ${issue.message}` : ''}`);
+}
 
 export function checkBodyIds(body: DeliveryBody): void {
   const parsed = bodyIds.safeParse(body);
@@ -102,28 +111,13 @@ export function ensureDir(dir: string): void {
 }
 
 /**
- * Runs tasks one at a time per key (a file): deliveries of different aggregates may overlap in
- * one worker, and an append must never interleave with a header rewrite of the same file.
- */
-export class KeyedSerial {
-  readonly #tails = new Map<string, Promise<unknown>>();
-
-  run<T>(key: string, task: () => Promise<T> | T): Promise<T> {
-    const previous = this.#tails.get(key) ?? Promise.resolve();
-    const next = previous.then(task, task);
-    const tail = next.catch(() => undefined);
-    this.#tails.set(key, tail);
-    void tail.then(() => {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    });
-    return next;
-  }
-}
-
-/**
  * Appends bytes and waits for them to reach the disk before the job counts as delivered (the
  * queue marks it done next). Cost: one fdatasync (~0.2 ms here) per delivery; a new file also
  * fsyncs its directory so the file itself survives a power cut. Returns the file size after.
+ * Synchronous on purpose, like every file step of the csv and json kinds: one delivery's read,
+ * widen and append then run to the end before the worker's event loop starts another, so two
+ * deliveries to one file never interleave within a thread (the cost is a worker thread blocked
+ * ~0.2 ms); withFileLock keeps other threads out.
  */
 export function appendDurably(path: string, data: string): number {
   const bytes = Buffer.from(data, 'utf8');
@@ -148,9 +142,72 @@ export function appendDurably(path: string, data: string): number {
   }
 }
 
-/** A short message for a file-system failure: the code and the file's base name, not a full path. */
+// A lock is held for one append (sub-millisecond) or one header rewrite (a full file copy), so a
+// lock this old was left by a thread that died holding it. A live holder in another process (two
+// servers sharing an absolute dir) is waited for; a dead one's lock is broken at once.
+const LOCK_STALE_MS = 120_000;
+const LOCK_WAIT_MS_MAX = 30_000;
+const LOCK_POLL_MS = 2;
+
+/**
+ * Runs `work` holding `<path>.lock` (created O_EXCL, holding our pid). Needed because the delivery
+ * pool runs several threads (pool_threads, default 2), each with its own deliverer of the same
+ * plugin: without it a csv header rewrite (rename) in one thread loses a row another thread appends
+ * to the old file at the same moment, and a torn-tail cut could cut a line being written. Residual
+ * hazard: two threads breaking the same stale lock at once can both proceed, once, after a crash.
+ */
+export async function withFileLock<T>(kind: string, path: string, work: () => T): Promise<T> {
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS_MAX;
+  while (!tryLock(lock)) {
+    if (Date.now() > deadline) throw new Error(`${kind}: ${path.split(/[\\/]/).pop()} is locked by another writer (${lock.split(/[\\/]/).pop()})`);
+    await new Promise((resolveSleep) => setTimeout(resolveSleep, LOCK_POLL_MS));
+  }
+  try {
+    return work();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+function tryLock(lock: string): boolean {
+  try {
+    const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    try {
+      writeSync(fd, `${process.pid}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  if (isStaleLock(lock)) rmSync(lock, { force: true });
+  return false;
+}
+
+function isStaleLock(lock: string): boolean {
+  let pid: number;
+  let ageMs: number;
+  try {
+    pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+    ageMs = Date.now() - statSync(lock).mtimeMs;
+  } catch {
+    return false; // released meanwhile: the next try takes it
+  }
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true; // its process is gone
+    }
+  }
+  return ageMs > LOCK_STALE_MS;
+}
+
+/** A short message for a file-system failure: the file's base name and the reason, not a full path. */
 export function fileError(kind: string, file: string, err: unknown): Error {
-  const code = (err as NodeJS.ErrnoException)?.code;
+  if (err instanceof Error && err.message.startsWith(`${kind}: `)) return err;
   const base = file.split(/[\\/]/).pop() ?? file;
-  return new Error(`${kind}: cannot write ${base}${code ? ` (${code})` : ''}`, { cause: err });
+  return new Error(`${kind}: cannot write ${base}: ${shortReason(err)}`, { cause: err });
 }

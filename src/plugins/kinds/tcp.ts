@@ -11,6 +11,9 @@
  *       anything else              refuses that job (the text is quoted in the job's error).
  *   A close, a reset, or no answer within `timeout_ms` fails every job waiting on the connection.
  * Jobs may be pipelined: several lines can be in flight; answers are matched in order.
+ * A job sent on a kept connection that had gone quiet, and lost before any answer, is sent once
+ * more on a fresh connection: the receiver may have dropped an idle connection just as we wrote.
+ * (It may then see the line twice; receivers deduplicate on `event_id`, delivery is at least once.)
  */
 import { Socket, createConnection } from 'node:net';
 import type { z } from 'zod';
@@ -26,8 +29,15 @@ const IN_FLIGHT_MAX = 256;
 const IDLE_CLOSE_MS = 30_000;
 const REPLY_QUOTE_CHARS = 128;
 
+/** The connection went away (close, reset, end) rather than the receiver answering. */
+class ConnectionLost extends Error {}
+/** Lost before answering a job sent while the kept connection was quiet: worth one fresh try. */
+class StaleConnection extends Error {}
+
 interface Waiting {
   eventId: string;
+  /** Sent while the connection was quiet after earlier answers: it may have been dead already. */
+  quiet: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
@@ -52,6 +62,8 @@ class Connection {
   readonly waiting: Waiting[] = [];
   readonly ready: Promise<void>;
   dead = false;
+  /** Answers came and nothing is waiting and nothing has been heard since. */
+  private quiet = false;
   /** The first failure: what a job still waiting for the connect is told. */
   private failure: Error | undefined;
   private readonly socket: Socket;
@@ -76,10 +88,10 @@ class Connection {
       () => this.fail(new Error('tcp plugin receiver sent an over-long line')),
     );
     this.socket.on('data', (chunk: Buffer) => lines.push(chunk));
-    this.socket.on('error', (err) => this.fail(new Error(`tcp plugin connection failed: ${shortReason(err)}`)));
-    this.socket.on('end', () => this.fail(new Error('tcp plugin receiver closed the connection before acknowledging')));
+    this.socket.on('error', (err) => this.fail(new ConnectionLost(`tcp plugin connection failed: ${shortReason(err)}`)));
+    this.socket.on('end', () => this.fail(new ConnectionLost('tcp plugin receiver closed the connection before acknowledging')));
     this.socket.on('close', () => {
-      this.fail(new Error('tcp plugin connection closed before the ack'));
+      this.fail(new ConnectionLost('tcp plugin connection closed before the ack'));
       onDeadOnce();
     });
     this.socket.setTimeout(IDLE_CLOSE_MS, () => {
@@ -98,7 +110,7 @@ class Connection {
         reject(new Error(`tcp plugin got no ack within ${timeoutMs} ms`));
         this.fail(new Error('tcp plugin connection dropped after another job timed out'));
       }, timeoutMs);
-      this.waiting.push({ eventId, resolve, reject, timer });
+      this.waiting.push({ eventId, quiet: this.quiet, resolve, reject, timer });
       this.socket.write(line);
     });
   }
@@ -109,7 +121,7 @@ class Connection {
     this.failure ??= err;
     for (const w of this.waiting.splice(0)) {
       clearTimeout(w.timer);
-      w.reject(err);
+      w.reject(err instanceof ConnectionLost && w.quiet ? new StaleConnection(err.message) : err);
     }
     this.socket.destroy();
   }
@@ -121,6 +133,7 @@ class Connection {
       return;
     }
     clearTimeout(head.timer);
+    this.quiet = this.waiting.length === 0;
     const verdict = readReply(line, head.eventId);
     if (verdict === 'ack') head.resolve();
     else if (verdict === 'refused') head.reject(new Error(`tcp plugin receiver refused the job: ${excerpt(line, REPLY_QUOTE_CHARS) || '(empty line)'}`));
@@ -144,17 +157,26 @@ export function createTcpDeliverer(options: TcpOptions, ctx: DelivererContext): 
     return current;
   }
 
-  async function deliver(delivery: Delivery): Promise<void> {
+  async function sendOnce(eventId: string, line: string, deadline: number): Promise<void> {
     if (closed) throw new Error('tcp plugin closed');
-    const started = Date.now();
     const conn = connection();
     try {
       await conn.ready;
     } catch (err) {
       throw err instanceof Error && err.message.startsWith('tcp plugin') ? err : new Error('tcp plugin connection failed');
     }
-    const remainingMs = Math.max(1, options.timeout_ms - (Date.now() - started));
-    await conn.send(delivery.body.event_id, `${JSON.stringify(delivery.body)}\n`, remainingMs);
+    await conn.send(eventId, line, Math.max(1, deadline - Date.now()));
+  }
+
+  async function deliver(delivery: Delivery): Promise<void> {
+    const deadline = Date.now() + options.timeout_ms;
+    const line = `${JSON.stringify(delivery.body)}\n`;
+    try {
+      await sendOnce(delivery.body.event_id, line, deadline);
+    } catch (err) {
+      if (!(err instanceof StaleConnection)) throw err;
+      await sendOnce(delivery.body.event_id, line, deadline);
+    }
   }
 
   /** TCP connect on a separate, short-lived socket (reference §10.7). */

@@ -1,0 +1,115 @@
+/**
+ * `dbx queue` (reference §10.6): the plugin delivery queue — counts, the jobs not yet done with
+ * their last errors, `retry` (dead → pending now) and `clear` (dead jobs only, after a typed
+ * confirmation on a terminal). The queue is server-wide: these need a server administrator token.
+ */
+import { createInterface } from 'node:readline/promises';
+import { Command, InvalidArgumentError } from 'commander';
+import type { QueueJob, QueueStatus } from '../client/index.js';
+import { withConnectionOptions, type ConnectionFlags } from './options.js';
+import { CliError, UsageError, keyValues, printJson, printLine } from './output.js';
+import { withClient } from './session.js';
+
+type Flags = ConnectionFlags & { json?: boolean };
+
+function parseEventId(value: string): string {
+  if (!/^\d{1,20}$/.test(value)) throw new InvalidArgumentError('an event id is a decimal snowflake id');
+  return value;
+}
+
+function nextRetry(job: QueueJob): string {
+  return job.status === 'pending' && job.next_attempt_at > 0 ? new Date(job.next_attempt_at).toISOString() : '-';
+}
+
+function printJobs(title: string, jobs: QueueJob[], withRetry: boolean): void {
+  if (jobs.length === 0) return;
+  printLine('');
+  printLine(title);
+  for (const job of jobs) {
+    const base = `  plugin=${job.plugin} event_id=${job.event_id} attempts=${job.attempts}`;
+    printLine(withRetry ? `${base} next_retry=${nextRetry(job)} last_error=${job.last_error ?? '-'}` : `${base} last_error=${job.last_error ?? '-'}`);
+  }
+}
+
+function printQueue(queue: QueueStatus): void {
+  const total = { pending: 0, processing: 0, done: 0, dead: 0 };
+  for (const p of queue.plugins) for (const state of Object.keys(total) as (keyof typeof total)[]) total[state] += p[state];
+  printLine(keyValues(total));
+  if (queue.plugins.length > 0) {
+    printLine('');
+    printLine('Plugins:');
+    for (const p of queue.plugins) {
+      printLine(`  ${keyValues({ plugin: p.plugin, enabled: p.enabled, pending: p.pending, processing: p.processing, done: p.done, dead: p.dead, lag_ms: p.lag_ms })}`);
+    }
+  }
+  printJobs('Pending jobs:', queue.jobs.filter((j) => j.status === 'pending'), true);
+  printJobs('Processing jobs:', queue.jobs.filter((j) => j.status === 'processing'), true);
+  printJobs('Dead jobs:', queue.jobs.filter((j) => j.status === 'dead'), false);
+  if (queue.jobs_total > queue.jobs.length) printLine(`\n(${queue.jobs_total - queue.jobs.length} more open job(s) not shown)`);
+}
+
+function retryCommand(): Command {
+  return withConnectionOptions(new Command('retry'))
+    .description('Put dead jobs (all, or the one of an event) back to pending now')
+    .option('--event-id <id>', 'only the dead job(s) of this event', parseEventId)
+    .option('--json', 'print the counts as JSON')
+    .addHelpText('after', '\nExample:\n  dbx queue retry --event-id 7263544239124123648\n')
+    .action(async (opts: Flags & { eventId?: string }) => {
+      const result = await withClient(opts, (c) => c.retryQueue(opts.eventId));
+      if (opts.json) return printJson(result);
+      if (result.retried === 0) return printLine(opts.eventId !== undefined && result.still_dead > 0 ? 'no dead plugin jobs match the provided id' : 'no dead plugin jobs to retry');
+      printLine(`retry summary: retried ${result.retried} job(s), ${result.still_dead} still dead`);
+    });
+}
+
+async function confirmClear(count: number): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // Ctrl-D (closed stdin) must cancel, not hang.
+  const closed = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
+  try {
+    const answer = await Promise.race([rl.question(`This will remove ${count} dead plugin job(s). Type 'clear' to confirm: `), closed]);
+    return answer.trim().toLowerCase() === 'clear';
+  } catch {
+    return false;
+  } finally {
+    rl.close();
+  }
+}
+
+function clearCommand(): Command {
+  return withConnectionOptions(new Command('clear'))
+    .description('Remove dead jobs (all, or one plugin\'s); pending and done jobs are never touched')
+    .option('--plugin <name>', "only this plugin's dead jobs")
+    .option('-y, --yes', 'do not ask for confirmation (needed off a terminal)')
+    .option('--json', 'print the count as JSON')
+    .addHelpText('after', '\nExample:\n  dbx queue clear --plugin hook --yes\n')
+    .action(async (opts: Flags & { plugin?: string; yes?: boolean }) => {
+      // Refused before any request: a script must say --yes, never be left waiting for an answer.
+      if (!opts.yes && !process.stdin.isTTY) throw new UsageError('dbx queue clear asks for confirmation on a terminal; pass --yes to clear without asking');
+      const result = await withClient(opts, async (c) => {
+        const dead = (await c.queue()).plugins.filter((p) => opts.plugin === undefined || p.plugin === opts.plugin).reduce((n, p) => n + p.dead, 0);
+        if (dead === 0) return undefined;
+        if (!opts.yes && !(await confirmClear(dead))) throw new CliError('clear cancelled');
+        return c.clearQueue(opts.plugin);
+      });
+      if (opts.json) return printJson(result ?? { cleared: 0 });
+      printLine(result === undefined || result.cleared === 0 ? 'no dead plugin jobs to clear' : `cleared ${result.cleared} dead job(s) from the plugin queue`);
+    });
+}
+
+export function queueCommand(): Command {
+  const queue = withConnectionOptions(new Command('queue'))
+    .description('Show the plugin delivery queue: counts, lag, and the jobs not yet done with their last errors')
+    .option('--json', 'print the queue as JSON')
+    // Options after a subcommand's name are the subcommand's (both carry --data-dir and friends).
+    .enablePositionalOptions()
+    .addHelpText('after', '\nExamples:\n  dbx queue\n  dbx queue retry\n  dbx queue clear --yes\n')
+    .action(async (opts: Flags) => {
+      const status = await withClient(opts, (c) => c.queue());
+      if (opts.json) return printJson(status);
+      printQueue(status);
+    });
+  queue.addCommand(retryCommand());
+  queue.addCommand(clearCommand());
+  return queue;
+}

@@ -1,0 +1,248 @@
+/**
+ * Issue 11 items 1–3 and 8: the durable queue, the delivery pool and the dispatcher, delivering to
+ * real HTTP receivers started here: at least once with event_id, per-aggregate version order,
+ * retries then dead (blocking by default, skipping with on_dead = "skip"), a hanging plugin never
+ * slowing writes, SIGKILL under load losing no job, and the queue metrics.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { httpRequest, removeDir, spawnServer, startServerInProcess, stopSpawned, tempDataDir, type SpawnedServer, type TestServer } from './helpers/server.js';
+
+interface Received {
+  event_id: string;
+  aggregate_id: string;
+  version: number;
+  attempt: number;
+}
+
+/** An HTTP receiver; `answer` decides each delivery's status. */
+async function receiver(answer: (body: any, attempt: number) => number = () => 200): Promise<{ url: string; got: Received[]; close(): Promise<void> }> {
+  const got: Received[] = [];
+  const server = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      if (req.method !== 'POST') return void res.end();
+      const body = JSON.parse(text);
+      const attempt = Number(req.headers['x-eventdbx-attempt'] ?? 0);
+      const status = answer(body, attempt);
+      if (status < 300) got.push({ event_id: body.event_id, aggregate_id: body.aggregate_id, version: body.version, attempt });
+      res.statusCode = status;
+      res.end(status < 300 ? 'ok' : 'nope');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    got,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+const FAST_RETRIES = 'plugin_max_attempts = 3\n[plugins]\nretry_base_ms = 10\nretry_max_ms = 40\npoll_ms = 5\n';
+
+async function until(ms: number, check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const append = (server: { request: TestServer['request'] }, id: string, n: number) => server.request('POST', `/v1/aggregates/order/${id}/events`, { event_type: 'touched', payload: { n } });
+
+function assertInOrder(got: Received[]): void {
+  const seen = new Map<string, number>();
+  for (const r of got) {
+    const last = seen.get(r.aggregate_id) ?? 0;
+    assert.ok(r.version > last || r.version === last, `${r.aggregate_id}: v${r.version} arrived after v${last}`);
+    seen.set(r.aggregate_id, r.version);
+  }
+}
+
+test('queue - every committed event reaches the plugin once, with event_id, in version order per aggregate', { timeout: 60_000 }, async () => {
+  const recv = await receiver();
+  const server = await startServerInProcess({ configToml: FAST_RETRIES });
+  try {
+    assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: recv.url } })).status, 200);
+    const writes: Promise<unknown>[] = [];
+    for (let n = 1; n <= 10; n++) for (let a = 0; a < 8; a++) writes.push(append(server, `a-${a}`, n));
+    const answers = (await Promise.all(writes)) as { status: number; body: any }[];
+    assert.ok(answers.every((a) => a.status === 201));
+    await until(10_000, () => recv.got.length >= 80, '80 deliveries');
+    const ids = new Set(answers.map((a) => a.body.metadata.event_id as string));
+    assert.deepEqual(new Set(recv.got.map((r) => r.event_id)), ids);
+    assert.equal(recv.got.length, 80, 'no duplicates without failures');
+    assertInOrder(recv.got);
+    const queue = await server.request('GET', '/v1/queue');
+    assert.deepEqual(queue.body.plugins.map((p: any) => [p.plugin, p.done, p.pending, p.dead]), [['web', 80, 0, 0]]);
+    const metrics = await server.request('GET', '/metrics');
+    assert.match(metrics.body, /eventdbx_plugin_queue_jobs\{plugin="web",state="done"\} 80/);
+    assert.match(metrics.body, /eventdbx_plugin_lag_seconds\{plugin="web"\} 0/);
+    assert.match(metrics.body, /eventdbx_plugin_delivery_seconds_count\{plugin="web"\} 80/);
+    assert.match(metrics.body, /eventdbx_plugin_attempts_total\{plugin="web"\} 80/);
+  } finally {
+    await server.stop();
+    await recv.close();
+    removeDir(server.dataDir);
+  }
+});
+
+test('queue - a failure retries with backoff; the jobs behind it wait; after the last attempt it is dead and blocks its aggregate only', { timeout: 60_000 }, async () => {
+  // a-0 v1 fails twice then succeeds; b-0 v1 always fails (dead after 3 attempts).
+  const recv = await receiver((body, attempt) => {
+    if (body.aggregate_id === 'a-0' && body.version === 1 && attempt < 3) return 503;
+    if (body.aggregate_id === 'b-0' && body.version === 1) return 500;
+    return 200;
+  });
+  const server = await startServerInProcess({ configToml: FAST_RETRIES });
+  try {
+    await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: recv.url } });
+    for (let n = 1; n <= 3; n++) for (const id of ['a-0', 'b-0', 'c-0']) assert.equal((await append(server, id, n)).status, 201);
+    await until(10_000, () => recv.got.filter((r) => r.aggregate_id !== 'b-0').length >= 6, 'a-0 and c-0 delivered');
+    const a = recv.got.filter((r) => r.aggregate_id === 'a-0');
+    assert.deepEqual(a.map((r) => r.version), [1, 2, 3], 'a-0 in order although v1 needed three attempts');
+    assert.equal(a[0]?.attempt, 3);
+    await until(10_000, async () => (await server.request('GET', '/v1/queue')).body.plugins[0].dead === 1, 'b-0 v1 dead');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(recv.got.filter((r) => r.aggregate_id === 'b-0').length, 0, 'b-0 v2 and v3 wait behind the dead v1');
+    const queue = (await server.request('GET', '/v1/queue')).body;
+    const dead = queue.jobs.find((j: any) => j.status === 'dead');
+    assert.equal(dead.aggregate_id, 'b-0');
+    assert.equal(dead.attempts, 3);
+    assert.match(dead.last_error, /500/);
+    assert.deepEqual(queue.jobs.filter((j: any) => j.status === 'pending').map((j: any) => j.version).sort(), [2, 3]);
+    // Retry after the receiver is fixed: the dead job and then the ones behind it arrive, in order.
+    const before = recv.got.length;
+    (recv as any).fixed = true;
+    const fixed = await receiver();
+    await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: fixed.url } });
+    const retried = await server.request('POST', '/v1/queue/retry', {});
+    assert.deepEqual(retried.body, { retried: 1, still_dead: 0 });
+    await until(10_000, () => fixed.got.length >= 3, 'b-0 delivered after retry');
+    assert.deepEqual(fixed.got.map((r) => r.version), [1, 2, 3]);
+    assert.equal(recv.got.length, before);
+    await fixed.close();
+  } finally {
+    await server.stop();
+    await recv.close();
+    removeDir(server.dataDir);
+  }
+});
+
+test('queue - on_dead = "skip" lets later jobs of the aggregate pass a dead one', { timeout: 60_000 }, async () => {
+  const recv = await receiver((body) => (body.version === 1 ? 500 : 200));
+  const server = await startServerInProcess({ configToml: FAST_RETRIES + 'on_dead = "skip"\n' });
+  try {
+    await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: recv.url } });
+    for (let n = 1; n <= 3; n++) await append(server, 's-0', n);
+    await until(10_000, () => recv.got.length >= 2, 'v2 and v3 delivered');
+    assert.deepEqual(recv.got.map((r) => r.version), [2, 3]);
+    await until(10_000, async () => (await server.request('GET', '/v1/queue')).body.plugins[0].dead === 1, 'v1 dead');
+    const cleared = await server.request('POST', '/v1/queue/clear', {});
+    assert.deepEqual(cleared.body, { cleared: 1 });
+  } finally {
+    await server.stop();
+    await recv.close();
+    removeDir(server.dataDir);
+  }
+});
+
+test('queue - a plugin that hangs, refuses connections or answers 500 never delays writes', { timeout: 120_000 }, async () => {
+  // Reachable when enabled (HEAD answers), then: one never answers a delivery, one's listener goes
+  // away (connections refused), one answers 500.
+  const hanging: http.ServerResponse[] = [];
+  const hole = http.createServer((req, res) => (req.method === 'HEAD' ? res.end() : hanging.push(res)));
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+  const holeUrl = `http://127.0.0.1:${(hole.address() as AddressInfo).port}/hook`;
+  const failing = await receiver(() => 500);
+  const goneAway = await receiver();
+  const timeWrites = async (server: TestServer, prefix: string): Promise<number> => {
+    const started = performance.now();
+    for (let round = 0; round < 10; round++) {
+      const batch = Array.from({ length: 20 }, (_, i) => append(server, `${prefix}-${i}`, round));
+      for (const a of await Promise.all(batch)) assert.equal(a.status, 201);
+    }
+    return performance.now() - started;
+  };
+  const server = await startServerInProcess({ configToml: 'plugin_max_attempts = 50\n' });
+  try {
+    await timeWrites(server, 'warm');
+    const plain = await timeWrites(server, 'plain');
+    for (const [name, url, extra] of [['hole', holeUrl, { timeout_ms: 60_000 }], ['refused', goneAway.url, {}], ['failing', failing.url, {}]] as const) {
+      const res = await server.request('PUT', `/v1/plugins/${name}`, { options: { kind: 'http', endpoint: url, ...extra } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    }
+    await goneAway.close();
+    const withPlugins = await timeWrites(server, 'plugged');
+    const ratio = withPlugins / plain;
+    // A design that waited on plugins would take seconds here; the strict 1.2× goal is the bench's.
+    assert.ok(ratio < 2, `writes took ${Math.round(withPlugins)} ms with broken plugins vs ${Math.round(plain)} ms without (×${ratio.toFixed(2)})`);
+    const open = (c: any) => c.pending + c.processing + c.dead;
+    await until(10_000, async () => (await server.request('GET', '/v1/queue')).body.plugins.every((c: any) => open(c) >= 200), 'every job queued');
+    for (const c of (await server.request('GET', '/v1/queue')).body.plugins) {
+      assert.equal(c.done, 0, `${c.plugin} delivered nothing`);
+      assert.equal(open(c), 200, `${c.plugin} keeps its jobs`);
+    }
+    // Enabling a plugin that cannot be reached is refused with the reason.
+    await server.request('POST', '/v1/plugins/refused/disable');
+    const refused = await server.request('POST', '/v1/plugins/refused/enable');
+    assert.equal(refused.status, 503);
+    assert.match(refused.body.error.message, /failed to establish connection for 'refused'/);
+  } finally {
+    await server.stop();
+    for (const res of hanging) res.destroy();
+    hole.close();
+    await failing.close();
+    removeDir(server.dataDir);
+  }
+});
+
+test('queue - SIGKILL under load, several rounds: no acknowledged event is lost, none stays processing', { timeout: 240_000 }, async () => {
+  const recv = await receiver();
+  const dataDir = tempDataDir();
+  const acked = new Set<string>();
+  let server: SpawnedServer | undefined;
+  try {
+    server = await spawnServer({ dataDir, configToml: FAST_RETRIES });
+    assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: recv.url } })).status, 200);
+    for (let round = 0; round < 4; round++) {
+      const current: SpawnedServer = server;
+      let stop = false;
+      const load = Array.from({ length: 8 }, async (_, w) => {
+        for (let n = 0; !stop; n++) {
+          const res = await current.request('POST', `/v1/aggregates/order/k-${w}/events`, { event_type: 'x', payload: { round, n } }).catch(() => undefined);
+          if (res?.status === 201) acked.add(res.body.metadata.event_id);
+          if (!res) break;
+        }
+      });
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 500));
+      current.kill('SIGKILL');
+      stop = true;
+      await current.exited;
+      await Promise.all(load);
+      server = await spawnServer({ dataDir });
+    }
+    const final = server;
+    await until(30_000, async () => {
+      const q = (await final.request('GET', '/v1/queue')).body.plugins[0];
+      return q.pending === 0 && q.processing === 0;
+    }, 'the queue to drain after the last restart');
+    const delivered = new Set(recv.got.map((r) => r.event_id));
+    const missing = [...acked].filter((id) => !delivered.has(id));
+    assert.equal(missing.length, 0, `${missing.length} of ${acked.size} acknowledged events never delivered`);
+    assert.ok(acked.size > 50, `load made ${acked.size} writes`);
+    // Per aggregate, the first delivery of each version comes in order (redeliveries may repeat one).
+    const firsts: Received[] = [];
+    const seen = new Set<string>();
+    for (const r of recv.got) if (!seen.has(r.event_id)) (seen.add(r.event_id), firsts.push(r));
+    assertInOrder(firsts);
+  } finally {
+    if (server) await stopSpawned(server);
+    await recv.close();
+    removeDir(dataDir);
+  }
+});
