@@ -119,12 +119,12 @@ async function append(id: string, event: string, name: string): Promise<string> 
   return res.body.metadata.event_id as string;
 }
 
-test('cli plugin - direct mode: list with the server stopped', { timeout: 30_000 }, async () => {
+test('cli plugin - direct mode: list with the server stopped', { timeout: 60_000 }, async () => {
   assert.equal(await ok(['plugin', 'list']), '(no plugins configured)\n');
   server = await spawnServer({ dataDir });
 });
 
-test('cli plugin - config, enable and test refuse an endpoint that refuses connections, with the reason', { timeout: 30_000 }, async () => {
+test('cli plugin - config, enable and test refuse an endpoint that refuses connections, with the reason', { timeout: 60_000 }, async () => {
   const dead = `http://127.0.0.1:${await closedPort()}/`;
   await fails(['plugin', 'config', 'http', '--name', 'refused', '--endpoint', dead], 1, /^error: unavailable: failed to establish connection for 'refused': .*refused/);
   assert.deepEqual((await (server as SpawnedServer).request('GET', '/v1/plugins')).body.items, [], 'a refused config is not stored');
@@ -143,7 +143,7 @@ test('cli plugin - config, enable and test refuse an endpoint that refuses conne
   ]);
 });
 
-test('cli plugin - config http, list, update keeps what is not given, test sends a synthetic event', { timeout: 30_000 }, async () => {
+test('cli plugin - config http, list, update keeps what is not given, test sends a synthetic event', { timeout: 60_000 }, async () => {
   assert.equal(await ok(['plugin', 'config', 'http', '--name', 'hook', '--endpoint', endpoint, '--header', 'x-secret=s=1']), "HTTP plugin 'hook' configured\n");
   assert.match(await ok(['plugin', 'list']), /^plugin=hook kind=http enabled=true payload=all pending=0 processing=0 dead=0 lag_ms=0\n$/);
   // Only the payload mode changes; endpoint and header stay.
@@ -166,7 +166,7 @@ test('cli plugin - config http, list, update keeps what is not given, test sends
   assert.equal(synthetic.body.state, undefined, 'event-only: no state');
 });
 
-test('cli plugin - appends reach the receiver in order, replay sends the stored events again', { timeout: 30_000 }, async () => {
+test('cli plugin - appends reach the receiver in order, replay sends the stored events again', { timeout: 60_000 }, async () => {
   await append('p-1', 'person_created', 'Ada');
   const second = await append('p-1', 'person_renamed', 'Grace');
   await until('two deliveries', () => (receiver.eventIds().length >= 2 ? true : undefined));
@@ -183,7 +183,7 @@ test('cli plugin - appends reach the receiver in order, replay sends the stored 
   await fails(['plugin', 'replay', 'hook', 'person', '--payload-mode', 'all'], 1, /^error: invalid_input: replay with a payload mode other than the plugin's/);
 });
 
-test('cli plugin - disabled, its jobs wait (queue and status show them) and appends are not queued; enabled, the jobs arrive', { timeout: 30_000 }, async () => {
+test('cli plugin - disabled, its jobs wait (queue and status show them) and appends are not queued; enabled, the jobs arrive', { timeout: 60_000 }, async () => {
   assert.equal(await ok(['plugin', 'disable', 'hook']), "Plugin 'hook' disabled\n");
   assert.equal(await ok(['plugin', 'disable', 'hook']), "Plugin 'hook' is already disabled\n");
   const before = receiver.eventIds().length;
@@ -206,7 +206,7 @@ test('cli plugin - disabled, its jobs wait (queue and status show them) and appe
   await fails(['plugin', 'remove', 'hook'], 1, /disable plugin 'hook' before removing it \(use plugin disable hook or pass --disable\)/);
 });
 
-test('cli queue - a failing receiver makes jobs dead; queue lists them, retry delivers, clear removes', { timeout: 40_000 }, async () => {
+test('cli queue - a failing receiver makes jobs dead; queue lists them, retry delivers, clear removes', { timeout: 60_000 }, async () => {
   receiver.failing = true;
   const doomed = await append('p-3', 'person_created', 'Kim');
   await until('a dead job', async () => ((await queued()).plugins[0]?.dead === 1 ? true : undefined));

@@ -11,22 +11,29 @@ import { openShards, range } from './helpers/assertions.js';
 const dataDir = tempDataDir();
 after(() => removeDir(dataDir));
 
-/** Checks one shard: outbox keys 1..n with no gap, values are exactly the stored event keys. */
+/**
+ * Checks one shard: the plugin dispatcher prunes entries whose jobs the queue holds, so what is
+ * left is a suffix of the sequence: contiguous, ending at the shard's event count (the sequence
+ * never restarts), values among the stored event keys, in version order per aggregate.
+ */
 function checkShard(store: ShardStore): number {
   const eventKeys = [...store.events.getRange()].map((e) => e.key);
   const outbox = [...store.outbox.getRange()];
-  assert.equal(outbox.length, eventKeys.length, `shard ${store.shard}: one outbox entry per event`);
-  outbox.forEach(({ key }, i) => assert.equal(key, i + 1, `shard ${store.shard}: outbox sequence has no gap`));
+  if (eventKeys.length > 0) assert.ok(outbox.length >= 1, `shard ${store.shard}: the last entry is never pruned`);
+  const first = outbox[0]?.key ?? 1;
+  outbox.forEach(({ key }, i) => assert.equal(key, first + i, `shard ${store.shard}: outbox sequence has no gap`));
+  assert.equal(outbox[outbox.length - 1]?.key ?? 0, eventKeys.length, `shard ${store.shard}: one sequence number per event`);
   const asText = (k: EventKey) => JSON.stringify(k);
-  assert.deepEqual(new Set(outbox.map(({ value }) => asText(value))), new Set(eventKeys.map(asText)), 'outbox values are the event keys');
+  const stored = new Set(eventKeys.map(asText));
+  for (const { value } of outbox) assert.ok(stored.has(asText(value)), 'outbox values are event keys');
   // Per aggregate, outbox order is version order (delivery order for plugins).
   const lastVersion = new Map<string, number>();
   for (const { value } of outbox) {
     const aggregate = value.slice(0, 3).join('/');
-    assert.equal(value[3], (lastVersion.get(aggregate) ?? 0) + 1, `${aggregate}: outbox in version order`);
+    assert.ok(value[3] > (lastVersion.get(aggregate) ?? 0), `${aggregate}: outbox in version order`);
     lastVersion.set(aggregate, value[3]);
   }
-  return outbox.length;
+  return eventKeys.length;
 }
 
 function checkAll(): number {

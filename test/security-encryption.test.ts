@@ -177,8 +177,8 @@ test('encryption - a restart reads every sealed value back; verify and proofs pa
     // An old version is rebuilt from a (sealed) snapshot plus (sealed) events.
     assert.equal((await must(server, 'GET', `/v1/aggregates/${TYPE}/s-1?version=3`)).state.patched, MARKER);
     const all = await must(server, 'GET', `/v1/events?take=100`);
-    assert.equal(all.items.length, 11, "5 events of s-1, 4 of the batch, 1 imported, 1 staged");
-    assert.ok(all.items.every((e: any) => typeof e.payload === "object" && !("sealed" in e)), "listed events come back opened");
+    assert.equal(all.items.length, 11, '5 events of s-1, 4 of the batch, 1 imported, 1 staged');
+    assert.ok(all.items.every((e: any) => typeof e.payload === 'object' && !('sealed' in e)), 'listed events come back opened');
     const imported = await must(server, 'GET', `/v1/aggregates/${TYPE}/imported-1`);
     assert.equal(imported.state.secret, MARKER);
 

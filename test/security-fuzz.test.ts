@@ -175,7 +175,8 @@ async function seed(s: TestServer): Promise<FuzzContext> {
   for (const type of TYPES) {
     const eventType = type === 'fz_person' ? 'person_created' : 'created';
     const update = type === 'fz_person' ? 'person_updated' : 'updated';
-    for (let n = 0; n < 10; n++) {
+    // Every id of the pool exists before the run, so most requests replay alone (FUZZ_ONLY).
+    for (let n = 0; n < ID_POOL; n++) {
       const id = idFor(type, n);
       await ok('POST', `/v1/aggregates/${type}/${id}`, { event_type: eventType, payload: { name: `n${n}`, age: n, tags: ['a', 'b'], nested: { a: n } } });
       const applied = await ok('POST', `/v1/aggregates/${type}/${id}/events`, { event_type: update, payload: { age: n + 1 }, metadata: { '@trace': 'seed' }, note: 'seeded' });
@@ -196,7 +197,6 @@ async function seed(s: TestServer): Promise<FuzzContext> {
     if (typeof page.next_cursor === 'string') cursors.push(page.next_cursor);
   }
   assert.ok(cursors.length >= 3, `the seed lists give cursors (${JSON.stringify(cursors)})`);
-  assert.ok(ID_POOL > 14, 'batched ids stay inside the id pool');
   return { tokens, eventIds, cursors };
 }
 

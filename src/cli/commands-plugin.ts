@@ -215,12 +215,14 @@ function kindConfigCommand(spec: KindSpec): Command {
   return command
     .addHelpText('after', `\nUpdating an existing plugin keeps every field not given.\n\nExample:\n  ${spec.example}\n`)
     .action(async (opts: ConfigFlags & KindFlags) => {
-      const flags: ConnectionFlags = withoutUndefined({
-        dataDir: opts.dataDir,
-        token: opts.token,
-        server: spec.kind === 'nats' ? undefined : opts.server,
-        tenant: opts.tenant[0],
-      });
+      const server = spec.kind === 'nats' ? undefined : (opts.server as string | undefined);
+      const tenant = opts.tenant[0];
+      const flags: ConnectionFlags = {
+        ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
+        ...(opts.token !== undefined ? { token: opts.token } : {}),
+        ...(server !== undefined ? { server } : {}),
+        ...(tenant !== undefined ? { tenant } : {}),
+      };
       const stored = await withClient(flags, async (c) => c.configurePlugin(opts.name, merge(spec, opts, await existing(c, opts.name))));
       if (opts.json) return printJson(stored);
       printLine(`${KIND_LABEL[spec.kind]} plugin '${stored.name}' ${stored.enabled ? 'configured' : 'disabled'}`);
@@ -304,7 +306,7 @@ function testCommand(): Command {
       if (!result.ok) process.exitCode = 1;
       if (opts.json) return printJson(result);
       const label = `${definition.options.kind} (${name})`;
-      printLine(result.ok ? `${label} - ok (${result.ms} ms)` : `${label} - FAILED (${result.error ?? 'no answer'})`);
+      printLine(result.ok ? `${label} - ok (${Math.round(result.ms * 10) / 10} ms)` : `${label} - FAILED (${result.error ?? 'no answer'})`);
     });
 }
 

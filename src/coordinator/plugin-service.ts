@@ -28,6 +28,8 @@ export interface PluginServiceDeps {
   reader: Reader;
   registry: SchemaRegistry;
   metrics: Metrics;
+  /** Drops a shard's outbox entries below `through` (through its worker, the environment's writer). */
+  pruneOutbox?(shard: number, through: number): Promise<void>;
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
 }
 
@@ -53,6 +55,7 @@ export class PluginService {
       stores: deps.stores,
       bodyFor: (job, definition) => this.bodyFor(job, definition),
       deliver: (definition, delivery) => this.pool.deliver(definition, delivery),
+      ...(deps.pruneOutbox ? { pruneOutbox: deps.pruneOutbox } : {}),
       observe: {
         delivered: (plugin, attempts, lagMs) => {
           metrics.pluginDelivered.inc({ plugin });

@@ -188,6 +188,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       registry,
       metrics,
       log: (level, message, extra) => app.log[level](extra ?? {}, message),
+      pruneOutbox: async (shard, through) => {
+        await pool.request(shard, { kind: 'prune_outbox', shard, through });
+      },
     });
     cleanups.unshift(() => plugins.stop());
     await plugins.start();

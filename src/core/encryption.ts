@@ -150,9 +150,8 @@ class AesGcmCipher implements ValueCipher {
       this.noncePool = randomFillSync(Buffer.allocUnsafe(NONCE_POOL_BYTES));
       this.nonceAt = 0;
     }
+    // Each 12 bytes of the pool are handed out once: the pointer only moves forward.
     this.noncePool.copy(out, at, this.nonceAt, this.nonceAt + NONCE_BYTES);
-    // A used nonce is wiped from the pool so no later read of it can repeat one.
-    this.noncePool.fill(0, this.nonceAt, this.nonceAt + NONCE_BYTES);
     this.nonceAt += NONCE_BYTES;
   }
 }

@@ -30,6 +30,8 @@ export interface DispatcherDeps {
   /** Delivers through the pool; rejects with the reason on failure. */
   deliver(definition: PluginDefinition, delivery: Delivery): Promise<void>;
   observe?: DispatcherObserver;
+  /** Asks the shard's worker to drop outbox entries below `through` (their jobs are durable here). */
+  pruneOutbox?(shard: number, through: number): Promise<void>;
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
 }
 
@@ -70,6 +72,7 @@ const laneKey = (job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id'>): 
 export class Dispatcher {
   private readonly plugins = new Map<string, PluginState>();
   private readonly positions = new Map<number, number>();
+  private readonly pruned = new Map<number, { through: number; at: number }>();
   private readonly dirty = new Map<string, Job>();
   private timers: NodeJS.Timeout[] = [];
   private pumping = false;
@@ -193,7 +196,10 @@ export class Dispatcher {
     if (this.pumping || this.stopped) return;
     this.pumping = true;
     try {
-      for (let shard = 0; shard < this.deps.stores.length; shard++) await this.pumpShard(shard);
+      for (let shard = 0; shard < this.deps.stores.length; shard++) {
+        await this.pumpShard(shard);
+        this.maybePrune(shard);
+      }
     } catch (err) {
       this.deps.log('error', 'plugin dispatcher could not move events into the queue', { err });
     } finally {
@@ -243,6 +249,19 @@ export class Dispatcher {
       if (state) this.addToLane(state, job);
     }
     this.schedule();
+  }
+
+  /** At most once a second per shard: the queue commit is durable once enqueue resolved. */
+  private maybePrune(shard: number): void {
+    const position = this.positions.get(shard) ?? 0;
+    const last = this.pruned.get(shard) ?? { through: 0, at: 0 };
+    const now = Date.now();
+    if (!this.deps.pruneOutbox || position <= last.through + 1 || now - last.at < 1000) return;
+    this.pruned.set(shard, { through: position, at: now });
+    this.deps.pruneOutbox(shard, position).catch((err: unknown) => {
+      this.pruned.set(shard, last);
+      this.deps.log('warn', 'could not prune a shard outbox (it is retried)', { shard, err });
+    });
   }
 
   private eventOf(store: ShardStore, key: [string, string, string, number]): EventRecord | undefined {

@@ -62,6 +62,8 @@ export interface PreparedGroup {
   /** Transactions committed, aborted or expired in this group: their locks can be released. */
   released: string[];
   intents: BatchIntent[];
+  /** Outbox entries to drop, per shard: every sequence below `through`. */
+  prunes: { shard: number; through: number }[];
   /** False when the group writes nothing (idempotent replays and failures only). */
   writes: boolean;
 }
@@ -73,6 +75,7 @@ export interface PreparedGroup {
 export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, state: GroupState, parent: BatchBuilder | undefined, now = Date.now()): PreparedGroup {
   const main = new BatchBuilder(ctx, parent);
   const intents: BatchIntent[] = [];
+  const prunes: { shard: number; through: number }[] = [];
   const replies: ShardReply[] = [];
   const deferred: ShardRequest[] = [];
   const released: string[] = state.expired(now);
@@ -157,6 +160,11 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
           replies.push({ id: req.id, ok: true, value: prepareImport(main, req.commands, req.verify) });
           break;
         }
+        case 'prune_outbox': {
+          prunes.push({ shard: req.shard, through: req.through });
+          replies.push({ id: req.id, ok: true, value: { kind: 'done' } });
+          break;
+        }
         case 'snapshot': {
           if (lockedKey(lockKey(req))) {
             deferred.push(req);
@@ -171,13 +179,14 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
       replies.push({ id: req.id, ok: false, error: toWireError(err) });
     }
   }
-  return { builder: main, replies, deferred, released, intents, writes: main.writeSets.size > 0 || intents.length > 0 };
+  return { builder: main, replies, deferred, released, intents, prunes, writes: main.writeSets.size > 0 || intents.length > 0 || prunes.length > 0 };
 }
 
 /** Writes a prepared group; call inside the worker environment's write transaction. */
 export function applyGroup(storage: GroupStorage, group: PreparedGroup): void {
   for (const [shard, ws] of group.builder.writeSets) storage.storeOf(shard).applyWriteSet(ws);
   for (const intent of group.intents) storage.env.intents.put(intent.txid, intent);
+  for (const { shard, through } of group.prunes) storage.storeOf(shard).pruneOutbox(through);
 }
 
 /** Every successful reply of a group becomes `error` (its commit failed: nothing of it is on disk). */

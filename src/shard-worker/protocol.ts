@@ -64,6 +64,8 @@ export type ShardRequest = { deadline?: number } & (
   | { kind: 'snapshot'; id: number; shard: number; tenant: string; aggregate_type: string; aggregate_id: string; comment?: string }
   /** Bulk import: the chunk is one atomic sub-batch; `verify` compares given hashes and roots. */
   | { kind: 'import'; id: number; commands: ImportItem[]; verify: boolean }
+  /** The plugin queue durably holds the jobs of every outbox entry up to `through`: drop those before it. */
+  | { kind: 'prune_outbox'; id: number; shard: number; through: number }
 );
 
 export interface PreparedPart {

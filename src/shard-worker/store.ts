@@ -349,6 +349,15 @@ export class ShardStore {
     for (const s of ws.snapshots) this.snapshots.put(s.key, s.snapshot);
   }
 
+  /**
+   * Drops outbox entries below `through` (the plugin queue holds their jobs). The entry at
+   * `through` stays: the next sequence is read from the last entry, and must keep counting up.
+   */
+  pruneOutbox(through: number): void {
+    const keys = [...this.outbox.getRange({ end: through })].map((e) => e.key);
+    for (const key of keys) this.outbox.remove(key);
+  }
+
   /** After a failed commit: the sequence numbers handed out were never written, so re-read. */
   forgetUncommittedSequences(): void {
     this.outboxNext = -1;

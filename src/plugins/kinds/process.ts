@@ -223,6 +223,8 @@ class Supervisor {
       this.restartTimer = undefined;
       if (!this.closed) this.spawnChild();
     }, delayMs);
+    // A deliverer someone forgot to close must not keep the process alive by restarting forever.
+    this.restartTimer.unref();
   }
 
   private failJobs(which: (job: Job) => boolean, message: string): void {

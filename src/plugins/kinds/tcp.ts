@@ -67,8 +67,10 @@ class Connection {
   /** The first failure: what a job still waiting for the connect is told. */
   private failure: Error | undefined;
   private readonly socket: Socket;
+  private readonly timeoutMs: number;
 
   constructor(options: TcpOptions, onDead: (conn: Connection) => void) {
+    this.timeoutMs = options.timeout_ms;
     this.socket = createConnection({ host: options.host, port: options.port, noDelay: true, keepAlive: true });
     const onDeadOnce = () => onDead(this);
     this.ready = new Promise<void>((resolve, reject) => {
@@ -99,7 +101,8 @@ class Connection {
     });
   }
 
-  send(eventId: string, line: string, timeoutMs: number): Promise<void> {
+  /** `remainingMs`: what is left of the job's `timeout_ms` after connecting (and a stale first try). */
+  send(eventId: string, line: string, remainingMs: number): Promise<void> {
     if (this.dead) return Promise.reject(new Error('tcp plugin connection closed'));
     if (this.waiting.length >= IN_FLIGHT_MAX) return Promise.reject(new Error('tcp plugin has too many jobs awaiting an ack'));
     return new Promise<void>((resolve, reject) => {
@@ -107,9 +110,9 @@ class Connection {
         // A late answer would be read as the next job's: the connection is out of step, drop it.
         const index = this.waiting.findIndex((w) => w.timer === timer);
         if (index >= 0) this.waiting.splice(index, 1);
-        reject(new Error(`tcp plugin got no ack within ${timeoutMs} ms`));
+        reject(new Error(`tcp plugin got no ack within ${this.timeoutMs} ms`));
         this.fail(new Error('tcp plugin connection dropped after another job timed out'));
-      }, timeoutMs);
+      }, remainingMs);
       this.waiting.push({ eventId, quiet: this.quiet, resolve, reject, timer });
       this.socket.write(line);
     });
