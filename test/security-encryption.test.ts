@@ -211,6 +211,8 @@ test('encryption - without the key, the stored hashes still fold to the stored r
   assert.ok(verifyConsistency(2, leaves.length, rootOf(leaves.slice(0, 2)), head.merkle_root, consistencyProof(leaves, 2)));
   assert.throws(() => store.getHead('default', TYPE, 's-1'), /encrypted but no data encryption key/);
   assert.throws(() => [...store.eventRange('default', TYPE, 's-1', 0)], /encrypted but no data encryption key/);
+  // The idempotency entry's fingerprint (a hash of the content) is sealed too.
+  assert.throws(() => store.idempotency.get(['default', TYPE, 's-1', 'idem-1']), /encrypted but no data encryption key/);
 });
 
 test('encryption - a wrong DEK refuses to start with one clear line; so does a key whose check value fails', { timeout: 60_000 }, async () => {

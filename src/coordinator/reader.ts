@@ -175,9 +175,9 @@ export class Reader {
     const store = this.storeFor(tenant, type, id);
     assertHeadIntact(type, id, this.requireHead(store, tenant, type, id));
     const state = store.getState(tenant, type, id) ?? {};
-    const out: Record<string, unknown> = {};
-    for (const field of fields) out[field] = selectPath(state, field);
-    return out;
+    // fromEntries defines own properties: a field named `__proto__` is answered like any other
+    // (an assignment would hit the prototype setter and drop it).
+    return Object.fromEntries(fields.map((field) => [field, selectPath(state, field)]));
   }
 
   aggregateEvents(tenant: string, type: string, id: string, query: { take: number; cursor?: string; filter?: string; bounds: QueryBounds }): Page<EventRecord> {

@@ -115,9 +115,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const app = Fastify({
       logger: { level: options.logLevel ?? 'info' },
       // Node's maxHeaderSize bounds the request line and all headers together (beyond: 431).
-      http: { maxHeaderSize: config.http.header_bytes_max },
+      // requireHostHeader off: a request without Host is answered by our routes (in the error
+      // model) instead of by Node's bare 400.
+      http: { maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false },
       // fastify serves HTTPS when `https` is set (the type stays the http one: same API for us).
-      ...(tls ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max } } as object) : {}),
+      ...(tls ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false } } as object) : {}),
       clientErrorHandler,
       // One log line per request costs ~36 µs: log errors and slow requests only.
       logController: new LogController({ disableRequestLogging: true }),

@@ -196,6 +196,59 @@ function prepareOp(doc: unknown, docBytes: number, op: PatchOperation): { op: Pa
   }
 }
 
+/** RFC 6901 reference token → member name. */
+const unescapeToken = (token: string): string => token.replace(/~1/g, '/').replace(/~0/g, '~');
+
+/**
+ * Resolves a pointer on the document's own members only. fast-json-patch follows inherited
+ * members too (`/toString`, `/constructor`), so `move from /toString` would put a function into the
+ * state, which no encoder writes back: the stored state would stop being the fold of its events.
+ * `__proto__` is refused outright (assigning it would change an object's prototype).
+ */
+function checkPointer(doc: unknown, pointer: string, mustExist: boolean, index: number): void {
+  if (pointer === '') return;
+  const fail = (why: string): never => {
+    throw new DbxError('validation_failed', `failed to apply patch: operation ${index}: ${why}`, [{ path: `patch.${index}`, message: why }]);
+  };
+  if (!pointer.startsWith('/')) fail(`'${pointer}' is not a JSON pointer`);
+  const tokens = pointer.slice(1).split('/').map(unescapeToken);
+  let current: unknown = doc;
+  for (let t = 0; t < tokens.length; t++) {
+    const token = tokens[t] as string;
+    if (token === '__proto__') fail(`'${pointer}' names __proto__, which a state may not hold`);
+    const last = t === tokens.length - 1;
+    if (current === null || typeof current !== 'object') return fail(`path '${pointer}' does not exist`);
+    if (Array.isArray(current)) {
+      if (last && !mustExist && token === '-') return;
+      if (!/^(0|[1-9]\d*)$/.test(token)) return fail(`'${token}' is not an array index in '${pointer}'`);
+      const at = Number(token);
+      if (at > current.length || (at === current.length && (mustExist || !last))) return fail(`path '${pointer}' does not exist`);
+      current = current[at];
+    } else {
+      const own = Object.prototype.hasOwnProperty.call(current, token);
+      if (!own && (mustExist || !last)) return fail(`path '${pointer}' does not exist`);
+      current = own ? (current as Record<string, unknown>)[token] : undefined;
+    }
+  }
+}
+
+function checkPointers(doc: unknown, op: PatchOperation, index: number): void {
+  switch (op.op) {
+    case 'add':
+      return checkPointer(doc, op.path, false, index);
+    case 'remove':
+    case 'replace':
+    case 'test':
+      return checkPointer(doc, op.path, true, index);
+    case 'move':
+    case 'copy':
+      checkPointer(doc, op.from, true, index);
+      return checkPointer(doc, op.path, false, index);
+    default:
+      return;
+  }
+}
+
 /**
  * Applies RFC 6902 operations atomically (on a copy; a failing operation leaves nothing changed).
  * With `limits` (a write, not a replay) the state's size is tracked operation by operation and the
@@ -207,8 +260,10 @@ export function applyJsonPatch(state: JsonObject, ops: readonly PatchOperation[]
   const text = JSON.stringify(state);
   let doc: unknown = JSON.parse(text);
   let bytes = Buffer.byteLength(text, 'utf8');
+  let i = 0;
   try {
-    for (let i = 0; i < ops.length; i++) {
+    for (; i < ops.length; i++) {
+      checkPointers(doc, ops[i] as PatchOperation, i);
       const prepared = prepareOp(doc, bytes, ops[i] as PatchOperation);
       bytes += prepared.delta;
       if (limits && bytes > limits.stateBytesMax) throw tooLarge(bytes, limits, `at patch operation ${i},`);
@@ -216,10 +271,10 @@ export function applyJsonPatch(state: JsonObject, ops: readonly PatchOperation[]
     }
   } catch (err) {
     if (err instanceof DbxError) throw err;
-    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new DbxError('validation_failed', `failed to apply patch: ${message}`, [
-      { path: 'patch', message: message ?? 'patch failed' },
-    ]);
+    // Our own words: a library's or the runtime's message never reaches an answer.
+    const failedTest = err instanceof Error && err.name === 'TEST_OPERATION_FAILED';
+    const message = failedTest ? `test operation ${i} failed` : `operation ${i} cannot be applied to the state`;
+    throw new DbxError('validation_failed', `failed to apply patch: ${message}`, [{ path: `patch.${i}`, message }]);
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new DbxError('validation_failed', 'a patch must leave the state a JSON object');

@@ -79,11 +79,13 @@ async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(): unknown })
   return excerpt(Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES_MAX).toString('utf8'), ERROR_BODY_QUOTE_CHARS);
 }
 
-function requestError(err: unknown, signal: AbortSignal, timeoutMs: number): Error {
+function timedOut(err: unknown, signal: AbortSignal): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  if (signal.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return new Error(`http plugin request timed out after ${timeoutMs} ms`);
-  }
+  return signal.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+}
+
+function requestError(err: unknown, signal: AbortSignal, timeoutMs: number): Error {
+  if (timedOut(err, signal)) return new Error(`http plugin request timed out after ${timeoutMs} ms`);
   return new Error(`http plugin request failed: ${shortReason(err)}`);
 }
 
@@ -133,7 +135,7 @@ export function createHttpDeliverer(options: HttpOptions, ctx: DelivererContext)
       status = res.statusCode;
       await res.body.dump().catch(() => undefined);
     } catch (err) {
-      throw checkFailed(ctx.name, requestError(err, signal, timeoutMs).message.replace(/^http plugin /, ''));
+      throw checkFailed(ctx.name, timedOut(err, signal) ? `HEAD timed out after ${timeoutMs} ms` : shortReason(err));
     }
     if (status >= 500) throw checkFailed(ctx.name, `HEAD answered ${status}`);
   }
