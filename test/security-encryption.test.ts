@@ -361,5 +361,5 @@ test('encryption - a data dir written without encryption keeps its plaintext rea
   writeConfigToml(legacy, readFileSync(join(legacy, 'config.toml'), 'utf8').replace('encryption_at_rest = true', 'encryption_at_rest = false'));
   const off = await runDbx(['start', '--foreground', '--data-dir', legacy, '--port', '0'], { timeoutMs: 20_000 });
   assert.equal(off.code, 1);
-  assert.match(off.stderr.trim(), /^error: invalid_input: this data dir holds values sealed with data encryption key [0-9a-f]{16}, but encryption_at_rest = false/);
+  assert.match(off.stderr.trim(), /^error: invalid_input: this data dir holds values sealed with data encryption key [0-9a-f]{16}, but no key is configured \(encryption_at_rest = false/);
 });

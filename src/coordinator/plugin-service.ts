@@ -71,11 +71,20 @@ export class PluginService {
     });
   }
 
-  start(): Promise<void> {
-    return this.dispatcher.start();
+  private pruneTimer: NodeJS.Timeout | undefined;
+
+  async start(): Promise<void> {
+    await this.dispatcher.start();
+    // [plugin_queue.prune]: done jobs are kept for done_ttl_secs, at most max_done_jobs of them.
+    const { interval_secs } = this.deps.config.plugin_queue.prune;
+    this.pruneTimer = setInterval(() => {
+      this.pruneDone().catch((err: unknown) => this.deps.log('warn', 'pruning done plugin jobs failed', { err }));
+    }, interval_secs * 1000);
+    this.pruneTimer.unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.pruneTimer);
     await this.dispatcher.stop();
     await this.pool.close();
     await this.queue.close();

@@ -73,7 +73,7 @@ export function checkKeyRegistry(dataDir: string, keys: DataKeys | null, options
   const configured = new Map((keys?.keys ?? []).map((key) => [dataKeyId(key), key]));
   if (!keys && registry.keys.length > 0) {
     throw new ConfigError(
-      `this data dir holds values sealed with data encryption key ${registry.keys[0]?.id ?? ''}, but encryption_at_rest = false: turn it back on with that key`,
+      `this data dir holds values sealed with data encryption key ${registry.keys[0]?.id ?? ''}, but no key is configured (encryption_at_rest = false, or none of EVENTDBX_DATA_ENCRYPTION_KEY, data_encryption_key, data_encryption_key_file is set)`,
     );
   }
   for (const entry of registry.keys) {
