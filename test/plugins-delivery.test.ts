@@ -78,7 +78,7 @@ test('delivery - each payload mode delivers exactly its parts, with the ids and 
       if (mode === 'extensions-only') Object.assign(expected, { event: { ...event, payload: null } });
       assert.deepEqual(body, expected, `${mode} v${event.version}`);
       if (mode === 'extensions-only') {
-        assert.deepEqual(body.event.extensions, { '@trace': { id: `t-${event.version}` } }, 'the extension bag is kept');
+        assert.deepEqual((body as any).event.extensions, { '@trace': { id: `t-${event.version}` } }, 'the extension bag is kept');
         assert.ok(!JSON.stringify(body).includes('"qty"') && !JSON.stringify(body).includes('A-1'), 'no payload or state value');
       }
     }
