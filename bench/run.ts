@@ -19,6 +19,7 @@ import { resetSchema } from './pg-store.js';
 import { evaluate, fmtSize, renderTables, writeResultJson, type BenchResult, type DatasetResult, type Durability, type LongAggregateResult, type RunResult } from './report.js';
 import { LONG_TYPE, seedDataset, seedLongAggregate } from './seed.js';
 import { benchSecurity } from './security.js';
+import { benchPlugins } from './plugins.js';
 import { Recorder, nowUs, runTimed, type OpStats } from './stats.js';
 import { AGGREGATE_TYPE, ALL_OPS, WIDE_TYPE, WRITE_OPS, createMix, restoreLeftovers, runOp, wideApply, wideSchema, type OpName } from './workload.js';
 
@@ -31,6 +32,7 @@ const HELP = `Usage: npm run bench -- [options]
   --clients <n,n,…>     concurrent client counts (default 1,32)
   --ops <op,op,…>       a subset of list,get,select,events,apply,create,patch,archive,restore
   --durability <mode>   sync | async | both (default both: full mix in sync, write ops again in async)
+  --encryption <on|off> encryption at rest (default on, as a new server); off needs fresh data dirs
   --data-dir <dir>      keep datasets in <dir>/account-<size> and reuse them between runs
   --long-events <n>     events in the long aggregate (default 100000; 0 skips the measurement)
   --compare pg          run the same mix against PostgreSQL (--pg-url, --pg-pool)
@@ -42,6 +44,10 @@ const HELP = `Usage: npm run bench -- [options]
   --schema              instead of the mix: apply at the largest client count with 20-field
                         payloads, a 20-field schema in force vs none, interleaved (--schema-rounds)
   --schema-rounds <n>   rounds of (none, schema) pairs for --schema (default 3)
+  --plugins http        instead of the mix: apply at the largest client count without a plugin,
+                        with one http plugin (receiver in this process), and without again;
+                        reports delivery rate, commit→delivered lag p50/p99, append cost
+                        (--duration-ms per phase; default 60000 here)
   --security            instead of the mix: apply and get at the largest client count with a
                         write-limited token vs an unlimited one, and encryption at rest on vs off,
                         interleaved (--security-rounds, default 3)
@@ -57,6 +63,7 @@ const FLAGS = {
   clients: { type: 'string', default: '1,32' },
   ops: { type: 'string' },
   durability: { type: 'string', default: 'both' },
+  encryption: { type: 'string', default: 'on' },
   'data-dir': { type: 'string' },
   'long-events': { type: 'string' },
   compare: { type: 'string' },
@@ -68,6 +75,7 @@ const FLAGS = {
   schema: { type: 'boolean', default: false },
   'schema-rounds': { type: 'string', default: '3' },
   security: { type: 'boolean', default: false },
+  plugins: { type: 'string' },
   'security-rounds': { type: 'string', default: '3' },
   json: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
@@ -118,6 +126,7 @@ function settings(): Settings {
   if (args.huge && !sizes.includes(10_000_000)) sizes.push(10_000_000);
   if (!['sync', 'async', 'both'].includes(args.durability)) throw new Error(`--durability is sync, async or both, got '${args.durability}'`);
   if (args.compare !== undefined && args.compare !== 'pg') throw new Error(`--compare only knows 'pg', got '${args.compare}'`);
+  if (args.encryption !== 'on' && args.encryption !== 'off') throw new Error(`--encryption is on or off, got '${args.encryption}'`);
   let ops: OpName[] = [...ALL_OPS];
   if (args.ops !== undefined) {
     const wanted = args.ops.split(',').map((o) => o.trim());
@@ -151,10 +160,13 @@ function setDurability(dataDir: string, durability: Durability): void {
   const { config, exists } = readConfig(dataDir);
   // A/B runs of storage settings: EVENTDBX_BENCH_STORAGE="workers = 2; commits_in_flight_max = 1".
   const extra = (process.env.EVENTDBX_BENCH_STORAGE ?? '').split(';').map((l) => l.trim()).filter(Boolean).join('\n');
+  // Encryption at rest is on by default; off is only possible before anything is sealed.
+  const encrypted = args.encryption !== 'off';
   if (!exists) {
-    writeFileSync(join(dataDir, 'config.toml'), `[storage]\ndurability = "${durability}"\n${extra}\n`);
+    writeFileSync(join(dataDir, 'config.toml'), `${encrypted ? '' : 'encryption_at_rest = false\n'}[storage]\ndurability = "${durability}"\n${extra}\n`);
     return;
   }
+  if (config.encryption_at_rest !== encrypted) throw new Error(`--encryption ${args.encryption}: ${dataDir} was made with encryption ${config.encryption_at_rest ? 'on' : 'off'}; use a fresh --data-dir`);
   if (config.storage.durability !== durability) writeConfig(dataDir, { ...config, storage: { ...config.storage, durability } });
 }
 
@@ -329,6 +341,22 @@ async function main(): Promise<void> {
     return;
   }
   const s = settings();
+  if (args.plugins !== undefined) {
+    try {
+      const summary = await benchPlugins(args.plugins, {
+        dataRoot: s.dataRoot,
+        clients: Math.max(...s.clients),
+        durationMs: int(args['duration-ms'], 60_000, '--duration-ms'),
+        warmupMs: s.durations.warmupMs,
+        durability: s.passes[0] as Durability,
+        log,
+      });
+      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    } finally {
+      if (!s.reuse && !args.keep && existsSync(s.dataRoot)) rmSync(s.dataRoot, { recursive: true, force: true });
+    }
+    return;
+  }
   if (args.security) {
     try {
       const summary = await benchSecurity({

@@ -180,7 +180,12 @@ test('cli plugin - appends reach the receiver in order, replay sends the stored 
   await until('the replayed deliveries', () => (receiver.eventIds().length >= 4 ? true : undefined));
   assert.deepEqual(receiver.eventIds().slice(2), receiver.eventIds().slice(0, 2), 'the same events, in order');
   assert.equal(await ok(['plugin', 'replay', 'hook', 'person', 'p-404']), 'no events found for person::p-404\n');
-  await fails(['plugin', 'replay', 'hook', 'person', '--payload-mode', 'all'], 1, /^error: invalid_input: replay with a payload mode other than the plugin's/);
+  // Another payload mode for the replayed jobs only: these arrive with the state, the plugin keeps its mode.
+  assert.equal(await ok(['plugin', 'replay', 'hook', 'person', 'p-1', '--payload-mode', 'all']), 'queued 2 event(s) for hook\n');
+  await until('the replay in mode all', () => (receiver.eventIds().length >= 6 ? true : undefined));
+  const replayed = receiver.posts.filter((p) => p.body.aggregate_id === 'p-1').slice(-2);
+  assert.ok(replayed.every((p) => p.body.state && typeof p.body.state === 'object' && p.body.event), 'mode all: event and state');
+  assert.equal(JSON.parse(await ok(['plugin', 'list', '--json'])).find((d: { name: string }) => d.name === 'hook').payload_mode, 'event-only');
 });
 
 test('cli plugin - disabled, its jobs wait (queue and status show them) and appends are not queued; enabled, the jobs arrive', { timeout: 60_000 }, async () => {

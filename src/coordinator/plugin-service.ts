@@ -91,17 +91,19 @@ export class PluginService {
   }
 
   /** The delivery body of a job: its event, the state after it, the schema, a proof if asked. */
-  bodyFor(job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id' | 'version'>, definition: PluginDefinition): DeliveryBody | null {
+  bodyFor(job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id' | 'version' | 'payload_mode'>, definition: PluginDefinition): DeliveryBody | null {
     const { tenant, aggregate_type: type, aggregate_id: id, version } = job;
-    const mode = definition.payload_mode;
-    const view = this.deps.reader.getAggregate(tenant, type, id, { version, includeEvents: false, eventsMax: 0 });
+    const mode = job.payload_mode ?? definition.payload_mode;
     const event = this.deps.reader.eventAt(tenant, type, id, version);
     if (!event) return null;
+    // The state after this event costs a rebuild from the nearest snapshot unless it is the head:
+    // only modes that deliver it pay for it.
+    const state = mode === 'all' || mode === 'state-only' ? this.deps.reader.getAggregate(tenant, type, id, { version, includeEvents: false, eventsMax: 0 }).state : null;
     const schema = mode === 'all' || mode === 'schema-only' || mode === 'event-and-schema' ? (this.deps.registry.get(tenant, type)?.schema ?? null) : null;
     return buildDeliveryBody({
       tenant,
       event,
-      state: view.state,
+      state,
       schema,
       mode,
       ...(definition.with_proof ? { proof: deliveryProof(this.deps.reader, tenant, type, id, version) } : {}),
@@ -204,12 +206,12 @@ export class PluginService {
 
   /** Queues the stored events of one aggregate type (or one aggregate) again for one plugin. */
   async replay(name: string, tenant: string, type: string, id?: string, payloadMode?: PluginDefinition['payload_mode']): Promise<{ queued: number }> {
-    let definition = this.get(name);
-    if (payloadMode && payloadMode !== definition.payload_mode) {
-      // A replay in another mode is a one-off: it is delivered by a twin definition, never stored.
-      throw new DbxError('invalid_input', `replay with a payload mode other than the plugin's (${definition.payload_mode}) is not supported; reconfigure the plugin first`);
+    const definition = this.get(name);
+    if (payloadMode && STATE_KINDS.has(definition.options.kind) && !STATE_MODES.has(payloadMode)) {
+      throw new DbxError('validation_failed', `a ${definition.options.kind} read model upserts the state: replay with payload mode all or state-only`);
     }
-    definition = { ...definition };
+    // Another mode than the plugin's applies to these jobs only; the plugin keeps its own.
+    const override = payloadMode && payloadMode !== definition.payload_mode ? { payload_mode: payloadMode } : {};
     const now = Date.now();
     const jobs: Job[] = [];
     for (const event of this.deps.reader.eventsOf(tenant, type, id)) {
@@ -227,6 +229,7 @@ export class PluginService {
         created_at: now,
         committed_at: now,
         updated_at: now,
+        ...override,
       });
     }
     await this.queue.putJobs(jobs);

@@ -65,7 +65,7 @@ export class SchemaRegistry {
     const path = join(dataDir, REGISTRY_DIR);
     mkdirSync(path, { recursive: true, mode: 0o700 });
     // The same option style as WorkerEnv (lmdb needs one set of options per path in a process).
-    this.env = open({ path, maxDbs: 4, mapSize: options.mapSizeMib * 1024 * 1024, overlappingSync: true, noMemInit: true });
+    this.env = open({ path, maxDbs: 4, mapSize: options.mapSizeMib * 1024 * 1024, overlappingSync: true, noMemInit: false });
     this.current = this.env.openDB<SchemaRecord, CurrentKey>({ name: 'schemas' });
     this.history = this.env.openDB<SchemaVersionRecord, VersionKey>({ name: 'schema_versions' });
   }

@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ValueCipher } from '../core/index.js';
-import { pluginDefinition, type PluginDefinition } from './types.js';
+import { pluginDefinition, type PayloadMode, type PluginDefinition } from './types.js';
 
 export const QUEUE_DIR = 'queue';
 
@@ -39,6 +39,8 @@ export interface Job {
   created_at: number;
   committed_at: number;
   updated_at: number;
+  /** A replay in another payload mode than the plugin's (`dbx plugin replay --payload-mode`). */
+  payload_mode?: PayloadMode;
 }
 
 export type JobKey = [plugin: string, eventId: string];

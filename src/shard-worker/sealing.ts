@@ -47,7 +47,44 @@ function isBytes(value: unknown): value is Uint8Array {
   return value instanceof Uint8Array;
 }
 
+/**
+ * Opened head states by their exact sealed bytes (bounded). A read of an unchanged head then
+ * costs a map lookup and a JSON.parse instead of a decipher (createDecipheriv dominates a small
+ * open). Keyed by the whole ciphertext, so a changed value never hits a stale entry.
+ */
+class OpenedCache {
+  private readonly map = new Map<string, string>();
+  constructor(private readonly max: number) {}
+
+  get(sealed: Uint8Array): string | undefined {
+    return this.map.get(Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength).toString('latin1'));
+  }
+
+  set(sealed: Uint8Array, plain: string): void {
+    if (this.map.size >= this.max) {
+      const oldest = this.map.keys().next();
+      if (!oldest.done) this.map.delete(oldest.value);
+    }
+    this.map.set(Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength).toString('latin1'), plain);
+  }
+}
+
+const OPENED_HEADS_MAX = 16_384;
+/** States above this size are not cached (the cache must stay small). */
+const OPENED_HEAD_BYTES_MAX = 4096;
+
 export function headCodec(cipher: ValueCipher | null): ValueCodec<StoredHead> {
+  const opened = new OpenedCache(OPENED_HEADS_MAX);
+  const openState = (sealed: Uint8Array): unknown => {
+    if (!cipher) throw noKey('aggregate state');
+    if (sealed.byteLength > OPENED_HEAD_BYTES_MAX) return JSON.parse(cipher.open(sealed).toString('utf8'));
+    let text = opened.get(sealed);
+    if (text === undefined) {
+      text = cipher.open(sealed).toString('utf8');
+      opened.set(sealed, text);
+    }
+    return JSON.parse(text);
+  };
   return {
     encode(value) {
       if (!cipher) return value;
@@ -62,7 +99,7 @@ export function headCodec(cipher: ValueCipher | null): ValueCodec<StoredHead> {
       if (!('sealed' in value) || !isBytes(value.sealed)) return value as StoredHead;
       const head: Record<string, unknown> = {};
       for (const key in value) if (key !== 'sealed') head[key] = value[key as keyof SealedHead];
-      head.state = openJson(cipher, value.sealed, 'aggregate state');
+      head.state = openState(value.sealed);
       return head as unknown as StoredHead;
     },
   };
