@@ -341,46 +341,26 @@ async function main(): Promise<void> {
     return;
   }
   const s = settings();
-  if (args.plugins !== undefined) {
+  // The single-purpose modes: one measurement, its JSON on stdout, temporary data dirs removed.
+  const single = async (run: () => Promise<Record<string, unknown> | void>): Promise<void> => {
     try {
-      const summary = await benchPlugins(args.plugins, {
-        dataRoot: s.dataRoot,
-        clients: Math.max(...s.clients),
-        durationMs: int(args['duration-ms'], 60_000, '--duration-ms'),
-        warmupMs: s.durations.warmupMs,
-        durability: s.passes[0] as Durability,
-        log,
-      });
-      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      const summary = await run();
+      if (summary) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     } finally {
       if (!s.reuse && !args.keep && existsSync(s.dataRoot)) rmSync(s.dataRoot, { recursive: true, force: true });
     }
-    return;
+  };
+  const clients = Math.max(...s.clients);
+  const durability = s.passes[0] as Durability;
+  if (args.plugins !== undefined) {
+    const durationMs = int(args['duration-ms'], 60_000, '--duration-ms');
+    return single(() => benchPlugins(args.plugins as string, { dataRoot: s.dataRoot, clients, durationMs, warmupMs: s.durations.warmupMs, durability, log }));
   }
   if (args.security) {
-    try {
-      const summary = await benchSecurity({
-        dataRoot: s.dataRoot,
-        clients: Math.max(...s.clients),
-        durations: s.durations,
-        rounds: int(args['security-rounds'], 3, '--security-rounds'),
-        durability: s.passes[0] as Durability,
-        log,
-      });
-      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    } finally {
-      if (!s.reuse && !args.keep && existsSync(s.dataRoot)) rmSync(s.dataRoot, { recursive: true, force: true });
-    }
-    return;
+    const rounds = int(args['security-rounds'], 3, '--security-rounds');
+    return single(() => benchSecurity({ dataRoot: s.dataRoot, clients, durations: s.durations, rounds, durability, log }));
   }
-  if (args.schema) {
-    try {
-      await benchSchemaApply(s);
-    } finally {
-      if (!s.reuse && !args.keep && existsSync(s.dataRoot)) rmSync(s.dataRoot, { recursive: true, force: true });
-    }
-    return;
-  }
+  if (args.schema) return single(() => benchSchemaApply(s));
   const many = s.clients[s.clients.length - 1] ?? 32;
   const result: BenchResult = {
     started_at: new Date().toISOString(),

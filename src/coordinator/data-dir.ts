@@ -14,6 +14,7 @@ import {
   decodePublicKey,
   generateKeyPair,
   issueToken,
+  type TokenClaims,
   keysMatch,
   readConfig,
   restrictTreeModes,
@@ -76,14 +77,9 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
   return config;
 }
 
-/** A root token (actions ["*"], no expiry) in <dataDir>/cli.token, mode 0600. */
-export function ensureCliToken(dataDir: string, config: Config): string {
-  const path = join(dataDir, CLI_TOKEN_FILE);
-  if (existsSync(path)) {
-    const token = readFileSync(path, 'utf8').trim();
-    if (token.split('.').length === 3 && tokenStillValid(token, config)) return token;
-  }
-  const { token } = issueToken(config.auth, {
+/** The data directory's root token: actions ["*"], every tenant, no expiry (DESIGN §11). */
+export function issueCliToken(auth: Config['auth']): { token: string; claims: TokenClaims } {
+  return issueToken(auth, {
     group: 'cli',
     user: 'root',
     subject: 'cli:bootstrap',
@@ -93,6 +89,16 @@ export function ensureCliToken(dataDir: string, config: Config): string {
     issued_by: 'cli-bootstrap',
     ttl_secs: 0,
   });
+}
+
+/** A root token (actions ["*"], no expiry) in <dataDir>/cli.token, mode 0600. */
+export function ensureCliToken(dataDir: string, config: Config): string {
+  const path = join(dataDir, CLI_TOKEN_FILE);
+  if (existsSync(path)) {
+    const token = readFileSync(path, 'utf8').trim();
+    if (token.split('.').length === 3 && tokenStillValid(token, config)) return token;
+  }
+  const { token } = issueCliToken(config.auth);
   writeFileDurably(path, `${token}\n`, 0o600);
   return token;
 }

@@ -16,9 +16,8 @@ import {
   writeFileDurably,
   type Config,
   type IssueInput,
-  type TokenClaims,
 } from '../core/index.js';
-import { CLI_TOKEN_FILE } from './data-dir.js';
+import { CLI_TOKEN_FILE, issueCliToken } from './data-dir.js';
 import { recordFromClaims, type TokenLedger, type TokenView } from './token-ledger.js';
 
 export interface IssuedToken {
@@ -79,20 +78,6 @@ export async function refreshToken(auth: Config['auth'], ledger: TokenLedger, to
   const record = recordFromClaims(claims);
   await ledger.replace(jti, record);
   return { token, record: ledger.view(record) };
-}
-
-/** The data directory's root token (actions ["*"], no expiry), recorded in the ledger. */
-export function issueCliToken(auth: Config['auth']): { token: string; claims: TokenClaims } {
-  return issueToken(auth, {
-    group: 'cli',
-    user: 'root',
-    subject: 'cli:bootstrap',
-    actions: ['*'],
-    resources: ['*'],
-    tenants: [],
-    issued_by: 'cli-bootstrap',
-    ttl_secs: 0,
-  });
 }
 
 /**

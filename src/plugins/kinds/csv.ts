@@ -23,12 +23,12 @@
  * on load. Deliverers of one plugin in other delivery threads are kept out by `<file>.lock`
  * (read-model.ts withFileLock); a file another writer changed since our last write is re-read first.
  */
-import { accessSync, constants, readFileSync, statSync, truncateSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync } from 'node:fs';
 import type { z } from 'zod';
 import { writeFileDurably } from '../../core/index.js';
-import { csvOptions, type Deliverer, type Delivery, type DeliveryBody } from '../types.js';
+import { csvOptions, type Deliverer, type DeliveryBody } from '../types.js';
 import type { DelivererContext } from './context.js';
-import { appendDurably, cellText, checkBodyIds, ensureDir, eventTime, fileError, parseOptions, readModelDir, readModelFile, rowFields, withFileLock } from './read-model.js';
+import { appendDurably, cellText, eventTime, fileError, fileReadModelDeliverer, parseOptions, readModelDir, rowFields } from './read-model.js';
 
 export const CSV_FIXED_COLUMNS = ['event_id', 'tenant', 'aggregate_id', 'version', 'event_type', 'created_at'] as const;
 const FIXED: ReadonlySet<string> = new Set(CSV_FIXED_COLUMNS);
@@ -190,27 +190,5 @@ export function createCsvDeliverer(options: z.input<typeof csvOptions>, ctx: Del
     }
   }
 
-  return {
-    async deliver(delivery: Delivery): Promise<void> {
-      checkBodyIds(delivery.body);
-      const path = readModelFile(dir, delivery.body.aggregate_type, '.csv');
-      try {
-        ensureDir(dir);
-        await withFileLock('csv', path, () => write(path, delivery.body));
-      } catch (err) {
-        throw fileError('csv', path, err);
-      }
-    },
-    async check(): Promise<void> {
-      try {
-        ensureDir(dir);
-        accessSync(dir, constants.W_OK);
-      } catch (err) {
-        throw fileError('csv', dir, err);
-      }
-    },
-    async close(): Promise<void> {
-      files.clear();
-    },
-  };
+  return fileReadModelDeliverer('csv', dir, '.csv', write, () => files.clear());
 }

@@ -12,11 +12,11 @@
  * Deliverers of one plugin in other delivery threads are kept out by `<file>.lock` (read-model.ts
  * withFileLock); a file grown by another writer since our last write is re-read before we append.
  */
-import { accessSync, constants, readFileSync, statSync, truncateSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync } from 'node:fs';
 import type { z } from 'zod';
-import { jsonOptions, type Deliverer, type Delivery, type DeliveryBody } from '../types.js';
+import { jsonOptions, type Deliverer, type DeliveryBody } from '../types.js';
 import type { DelivererContext } from './context.js';
-import { appendDurably, checkBodyIds, ensureDir, fileError, parseOptions, readModelDir, readModelFile, withFileLock } from './read-model.js';
+import { appendDurably, fileError, fileReadModelDeliverer, parseOptions, readModelDir } from './read-model.js';
 
 interface FileState {
   seen: Set<string>;
@@ -100,27 +100,5 @@ export function createJsonDeliverer(options: z.input<typeof jsonOptions>, ctx: D
     }
   }
 
-  return {
-    async deliver(delivery: Delivery): Promise<void> {
-      checkBodyIds(delivery.body);
-      const path = readModelFile(dir, delivery.body.aggregate_type, '.jsonl');
-      try {
-        ensureDir(dir);
-        await withFileLock('json', path, () => write(path, delivery.body));
-      } catch (err) {
-        throw fileError('json', path, err);
-      }
-    },
-    async check(): Promise<void> {
-      try {
-        ensureDir(dir);
-        accessSync(dir, constants.W_OK);
-      } catch (err) {
-        throw fileError('json', dir, err);
-      }
-    },
-    async close(): Promise<void> {
-      files.clear();
-    },
-  };
+  return fileReadModelDeliverer('json', dir, '.jsonl', write, () => files.clear());
 }

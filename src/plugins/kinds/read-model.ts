@@ -2,11 +2,11 @@
  * What the read-model kinds (postgres, csv, json) share: reading a delivery body's ids and state,
  * file placement under a read-model directory, and durable appends.
  */
-import { closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fsyncDirectory, type JsonObject, type JsonValue } from '../../core/index.js';
-import type { DeliveryBody } from '../types.js';
+import type { Deliverer, Delivery, DeliveryBody } from '../types.js';
 import { shortReason } from './wire.js';
 
 /**
@@ -210,4 +210,34 @@ export function fileError(kind: string, file: string, err: unknown): Error {
   if (err instanceof Error && err.message.startsWith(`${kind}: `)) return err;
   const base = file.split(/[\\/]/).pop() ?? file;
   return new Error(`${kind}: cannot write ${base}: ${shortReason(err)}`, { cause: err });
+}
+
+/**
+ * The deliverer of a file read model (csv, json): one file per aggregate type in `dir`, written
+ * under the file's lock by `write`; `forget` drops what the kind remembers of its files.
+ */
+export function fileReadModelDeliverer(kind: string, dir: string, extension: string, write: (path: string, body: DeliveryBody) => void, forget: () => void): Deliverer {
+  return {
+    async deliver(delivery: Delivery): Promise<void> {
+      checkBodyIds(delivery.body);
+      const path = readModelFile(dir, delivery.body.aggregate_type, extension);
+      try {
+        ensureDir(dir);
+        await withFileLock(kind, path, () => write(path, delivery.body));
+      } catch (err) {
+        throw fileError(kind, path, err);
+      }
+    },
+    async check(): Promise<void> {
+      try {
+        ensureDir(dir);
+        accessSync(dir, constants.W_OK);
+      } catch (err) {
+        throw fileError(kind, dir, err);
+      }
+    },
+    async close(): Promise<void> {
+      forget();
+    },
+  };
 }
