@@ -195,6 +195,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       },
     });
     cleanups.unshift(() => plugins.stop());
+    pool.onDurableOutbox = (shard, sequence) => plugins.dispatcher.durableAt(shard, sequence);
     await plugins.start();
     const auth = new Authenticator(config.auth, ledger);
     let listenPort = config.port;

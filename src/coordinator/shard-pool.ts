@@ -38,10 +38,12 @@ class WorkerLink {
     readonly control: Comlink.Remote<ShardControl>,
     onGroup: (size: number, depth: number) => void,
     beforeResolve: () => void,
+    onDurableOutbox: (marks: [number, number][]) => void,
   ) {
     port.on('message', (message: ShardReplyMessage) => {
       if (message.group_size !== undefined) onGroup(message.group_size, message.pipeline_depth ?? 1);
       beforeResolve();
+      if (message.durable_outbox) onDurableOutbox(message.durable_outbox);
       message.ids.forEach((id, i) => this.settle(id, message.replies[i]));
     });
     // Replies are JSON text, so this should never fire; if it does, the affected requests are
@@ -104,6 +106,8 @@ export class ShardPool {
   private nextId = 1;
   private sweeper: NodeJS.Timeout | undefined;
   state: PoolState = 'starting';
+  /** Hears each shard's durable outbox position (the plugin dispatcher reads no further). */
+  onDurableOutbox: ((shard: number, sequence: number) => void) | undefined;
 
   constructor(
     readonly config: Config,
@@ -151,7 +155,9 @@ export class ShardPool {
       };
       const channel = new MessageChannel();
       const worker = new Worker(WORKER_ENTRY, { workerData: { init, port: channel.port2 }, transferList: [channel.port2] });
-      const link = new WorkerLink(w, worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup, this.beforeResolve);
+      const link = new WorkerLink(w, worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup, this.beforeResolve, (marks) => {
+        for (const [shard, sequence] of marks) this.onDurableOutbox?.(shard, sequence);
+      });
       worker.on('error', (err) => {
         console.error(`shard worker ${w} failed`, err);
       });

@@ -73,6 +73,8 @@ export class Dispatcher {
   private readonly plugins = new Map<string, PluginState>();
   private readonly positions = new Map<number, number>();
   private readonly pruned = new Map<number, { through: number; at: number }>();
+  /** Per shard, the last outbox sequence known durable: nothing beyond it is moved (see durableAt). */
+  private readonly durable = new Map<number, number>();
   private readonly dirty = new Map<string, Job>();
   private timers: NodeJS.Timeout[] = [];
   private pumping = false;
@@ -102,7 +104,11 @@ export class Dispatcher {
     for (const state of this.plugins.values()) for (const lane of state.lanes.values()) lane.jobs.sort((a, b) => a.version - b.version);
     await this.deps.queue.update(recovered);
     if (recovered.length > 0) this.deps.log('warn', 'plugin jobs interrupted by a stop were made pending again', { jobs: recovered.length });
-    for (let s = 0; s < this.deps.stores.length; s++) this.positions.set(s, this.deps.queue.position(s));
+    for (let s = 0; s < this.deps.stores.length; s++) {
+      this.positions.set(s, this.deps.queue.position(s));
+      // What is on disk when the server starts is durable; later commits are reported by durableAt.
+      this.durable.set(s, Math.max(this.durable.get(s) ?? 0, (this.deps.stores[s] as ShardStore).outboxHigh()));
+    }
     const { poll_ms } = this.deps.config.plugins;
     this.timers.push(setInterval(() => void this.pump(), poll_ms));
     this.timers.push(setInterval(() => this.schedule(), Math.max(5, Math.min(poll_ms, 50))));
@@ -191,6 +197,15 @@ export class Dispatcher {
     await this.flush();
   }
 
+  /**
+   * A shard's commits up to outbox `sequence` are durable. In `sync` mode a commit is visible a
+   * moment before its flush completes; moving only durable entries means no plugin is ever handed
+   * an event that a power cut could still take back.
+   */
+  durableAt(shard: number, sequence: number): void {
+    if (sequence > (this.durable.get(shard) ?? 0)) this.durable.set(shard, sequence);
+  }
+
   /** Moves new outbox entries of every shard into the queue. */
   async pump(): Promise<void> {
     if (this.pumping || this.stopped) return;
@@ -211,7 +226,9 @@ export class Dispatcher {
     const store = this.deps.stores[shard] as ShardStore;
     const after = this.positions.get(shard) ?? 0;
     const { batch_max } = this.deps.config.plugins;
-    const entries = [...store.outbox.getRange({ start: after + 1, limit: batch_max })];
+    const durable = this.durable.get(shard) ?? 0;
+    if (durable <= after) return;
+    const entries = [...store.outbox.getRange({ start: after + 1, end: durable + 1, limit: batch_max })];
     if (entries.length === 0) return;
     const enabled = [...this.plugins.values()].filter((p) => p.definition.enabled);
     const now = Date.now();

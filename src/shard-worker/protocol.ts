@@ -106,6 +106,12 @@ export interface ShardReplyMessage {
   group_size?: number;
   /** Group commits in flight when this group was handed to LMDB (1 = no overlap). */
   pipeline_depth?: number;
+  /**
+   * Sent once a group's commit is durable: per shard it wrote, its last outbox sequence. The plugin
+   * dispatcher moves outbox entries only up to these, so no plugin ever sees an event that a power
+   * cut could still take away.
+   */
+  durable_outbox?: [shard: number, sequence: number][];
 }
 
 /** Sent once in `workerData`. */

@@ -358,6 +358,11 @@ export class ShardStore {
     for (const key of keys) this.outbox.remove(key);
   }
 
+  /** The last outbox sequence written (in this thread's transaction, or on disk). */
+  outboxHigh(): number {
+    return this.outboxNext > 0 ? this.outboxNext - 1 : this.lastOutboxSequence();
+  }
+
   /** After a failed commit: the sequence numbers handed out were never written, so re-read. */
   forgetUncommittedSequences(): void {
     this.outboxNext = -1;

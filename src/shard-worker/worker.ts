@@ -141,6 +141,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
   if (group.replies.length === 0 && !group.writes) return;
   inFlight++;
   let durable: Promise<unknown> = lastCommit;
+  let outboxMarks: [number, number][] = [];
   if (group.writes) {
     for (const [key, value] of group.builder.overlay) cache.set(key, { head: value.head, state: value.state });
     newest = group.builder;
@@ -148,6 +149,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
       // A group prepared on top of a failed one must not reach the disk.
       if (failed) throw failed;
       applyGroup(storage, group);
+      outboxMarks = [...group.builder.writeSets.keys()].map((shard) => [shard, storeOf(shard).outboxHigh()]);
     });
     durable = Promise.all([lastCommit, commit]);
   }
@@ -166,6 +168,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
       ack.durable = true;
       // A group without writes (say, an idempotent replay) may lean on a group that failed.
       if (failed && !group.writes) ack.failed = failed;
+      if (outboxMarks.length > 0) port.postMessage({ ids: [], replies: [], durable_outbox: outboxMarks } satisfies ShardReplyMessage);
       sendAcks();
       afterCommit();
     },
