@@ -23,6 +23,7 @@ import { defineRoute, type RouteSpec } from './route-spec.js';
 import { isServerAdmin } from './routes-system.js';
 import type { TokenLedger, TokenRecord, TokenView } from './token-ledger.js';
 import { issueRecorded, refreshToken, rotateSigningKeys } from './token-service.js';
+import type { WriteAllowance } from './write-allowance.js';
 
 const name = z.string().min(1).max(128);
 const actionSchema = z.string().refine(isActionPattern, 'must be resource.verb (e.g. aggregate.read, aggregate.*), replicate or *');
@@ -71,12 +72,18 @@ function checkGrant(admin: TokenClaims, input: z.infer<typeof issueBody>): void 
   }
 }
 
-export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: TokenLedger; auth: Authenticator }): RouteSpec[] {
+export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: TokenLedger; auth: Authenticator; allowance?: WriteAllowance }): RouteSpec[] {
   const { ledger, config } = deps;
+  /** The ledger's view with this process's live write count (the ledger's is written just after). */
+  const live = (view: TokenView): TokenView => {
+    const accepted = deps.allowance?.acceptedOf(view.jti);
+    if (accepted === undefined || view.limits.write_events === null) return view;
+    return { ...view, writes_used: accepted, writes_remaining: Math.max(0, view.limits.write_events - accepted) };
+  };
   const visible = (admin: TokenClaims, jti: string): TokenView => {
     const record = ledger.get(jti);
     if (!record || !withinScope(admin, record)) throw new DbxError('not_found', `token ${jti} not found`);
-    return ledger.view(record);
+    return live(ledger.view(record));
   };
   return [
     defineRoute({
@@ -84,7 +91,7 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
       url: '/v1/tokens',
       summary: 'List recorded tokens: status, expiry, remaining writes (never a token value)',
       action: 'token.admin',
-      handler: ({ principal }) => ({ items: ledger.list().filter((r) => withinScope(principal.claims, r)) }),
+      handler: ({ principal }) => ({ items: ledger.list().filter((r) => withinScope(principal.claims, r)).map(live) }),
     }),
     defineRoute({
       method: 'POST',
@@ -140,10 +147,12 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
       params: jtiParams,
       body: refreshBody.optional().transform((b) => b ?? {}),
       handler: async ({ params, body, principal }) => {
-        visible(principal.claims, params.jti);
+        const current = visible(principal.claims, params.jti);
+        // A refresh never adds writes: what the old token had left, counted live.
+        const left = body.write_limit ?? current.writes_remaining;
         return refreshToken(config.auth, ledger, params.jti, {
           ...(body.expiration_secs !== undefined ? { expiration_secs: body.expiration_secs } : {}),
-          ...(body.write_limit !== undefined ? { write_limit: body.write_limit } : {}),
+          ...(left !== null ? { write_limit: left } : {}),
         });
       },
     }),

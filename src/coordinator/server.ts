@@ -198,6 +198,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     pool.onDurableOutbox = (shard, sequence) => plugins.dispatcher.durableAt(shard, sequence);
     await plugins.start();
     const auth = new Authenticator(config.auth, ledger);
+    const allowance = new WriteAllowance(ledger);
     let listenPort = config.port;
     const status = {
       config,
@@ -208,11 +209,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     };
     const routes: RouteSpec[] = [
       ...systemRoutes({ metrics, reader, startedAt, status, plugins }),
-      ...writeRoutes(writer, reader, writeLimitsFrom(config.limits), visibility, new WriteAllowance(ledger)),
+      ...writeRoutes(writer, reader, writeLimitsFrom(config.limits), visibility, allowance),
       ...readRoutes(reader, config, visibility),
       ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics }),
       ...schemaRoutes(registry, config),
-      ...tokenRoutes({ dataDir: options.dataDir, config, ledger, auth }),
+      ...tokenRoutes({ dataDir: options.dataDir, config, ledger, auth, allowance }),
       ...pluginRoutes(plugins),
     ];
     routes.push(openApiRoute(() => routes));
@@ -241,6 +242,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await pool.stop();
         await registry.close();
         await plugins.stop();
+        await allowance.flush();
         await ledger.close();
         release();
       })();

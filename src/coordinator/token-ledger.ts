@@ -7,9 +7,11 @@
  * - `records` jti → the token's record, sealed with the data key when encryption is on.
  * - `revoked` jti → { revoked_at, expires_at }: what every request checks (a plain LMDB read,
  *   ~1 µs). Ids and times only, so it stays readable without the key.
- * - `writes`  jti → writes used so far by a token with a write limit. A reservation is one durable
- *   transaction before the write is sent to a shard, so however the process dies the count never
- *   grants more than the limit; a crash may lose the refund of a write that was in flight.
+ * - `writes`  jti → { reserved, used } for a token with a write limit. `reserved` is durable before
+ *   any write it covers reaches a shard, so however the process dies the count never grants more
+ *   than the limit; `used` is what was really accepted (kept up to date in the background, for
+ *   listings). After a restart a token starts from `reserved`: a crash may lose the refunds of
+ *   writes that were in flight (and the headroom reserved for them), never grant extra writes.
  *
  * Commits are plain synchronous LMDB commits (no overlapping sync): the commit promise resolves
  * only once the change is on disk, and concurrent reservations share one commit.
@@ -51,6 +53,12 @@ export interface TokenView extends TokenRecord {
   writes_remaining: number | null;
 }
 
+/** A limited token's counters (see the `writes` database). */
+export interface WriteCount {
+  reserved: number;
+  used: number;
+}
+
 interface RevocationEntry {
   revoked_at: number;
   expires_at: number | null;
@@ -86,7 +94,7 @@ export class TokenLedger {
   private readonly env: RootDatabase;
   private readonly records: Database<Buffer, string>;
   private readonly revoked: Database<RevocationEntry, string>;
-  private readonly writes: Database<number, string>;
+  private readonly writes: Database<WriteCount, string>;
   private refreshTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -101,7 +109,7 @@ export class TokenLedger {
     this.env = open({ path, maxDbs: 4, mapSize: (options.mapSizeMib ?? 1024) * 1024 * 1024, overlappingSync: false, noMemInit: false });
     this.records = this.env.openDB<Buffer, string>({ name: 'records', encoding: 'binary' });
     this.revoked = this.env.openDB<RevocationEntry, string>({ name: 'revoked' });
-    this.writes = this.env.openDB<number, string>({ name: 'writes' });
+    this.writes = this.env.openDB<WriteCount, string>({ name: 'writes' });
   }
 
   /** Renews the read snapshot every LEDGER_REFRESH_MS (what a long-running server calls once). */
@@ -120,7 +128,7 @@ export class TokenLedger {
   }
 
   view(record: TokenRecord, now = Date.now()): TokenView {
-    const used = this.writes.get(record.jti) ?? 0;
+    const used = this.writeCount(record.jti).used;
     const limit = record.limits.write_events;
     return {
       ...record,
@@ -197,32 +205,28 @@ export class TokenLedger {
     return count;
   }
 
-  /**
-   * Takes `count` writes from the token's allowance of `limit`, durably, or answers false when not
-   * that many are left. Concurrent reservations are serialised by LMDB's write lock, so twelve
-   * writers racing for five writes get exactly five.
-   */
-  async reserve(jti: string, count: number, limit: number): Promise<boolean> {
-    let granted = false;
-    await this.env.transaction(() => {
-      const used = this.writes.get(jti) ?? 0;
-      if (used + count > limit) return;
-      this.writes.put(jti, used + count);
-      granted = true;
-    });
-    return granted;
+  /** A limited token's counters (zero when it never wrote). */
+  writeCount(jti: string): WriteCount {
+    const stored = this.writes.get(jti) as WriteCount | number | undefined;
+    // A bare number is the first ledger format (reserved and used were one count).
+    if (typeof stored === 'number') return { reserved: stored, used: stored };
+    return stored ?? { reserved: 0, used: 0 };
   }
 
-  /** Gives back writes that were refused (a refused write costs nothing). */
-  async refund(jti: string, count: number): Promise<void> {
+  /** Raises the durable reservation to `reserved` (never lowers it); resolves once it is on disk. */
+  async reserveThrough(jti: string, reserved: number): Promise<void> {
     await this.env.transaction(() => {
-      const used = this.writes.get(jti) ?? 0;
-      this.writes.put(jti, Math.max(0, used - count));
+      const current = this.writeCount(jti);
+      if (reserved > current.reserved) this.writes.put(jti, { reserved, used: current.used });
     });
   }
 
-  writesUsed(jti: string): number {
-    return this.writes.get(jti) ?? 0;
+  /** Records the writes really accepted (for listings; not a guard, so not awaited by writes). */
+  async noteUsed(jti: string, used: number): Promise<void> {
+    await this.env.transaction(() => {
+      const current = this.writeCount(jti);
+      if (used !== current.used) this.writes.put(jti, { reserved: Math.max(current.reserved, used), used });
+    });
   }
 
   async close(): Promise<void> {

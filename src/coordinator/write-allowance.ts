@@ -1,41 +1,131 @@
 /**
  * Exact write limits (issue 10): a token issued with `--limit N` gets exactly N accepted writes.
- * Each write first reserves its events in the ledger, durably, before it reaches a shard; a write
- * that is refused (any 4xx, or an idempotent replay, which appends nothing) gives them back. A
- * write whose outcome is unknown (503, 500) keeps its reservation: counting it is the side that
- * never grants more than N. Tokens without a limit skip all of this.
+ *
+ * The count lives here, in the one process that accepts writes, so concurrent writers are decided
+ * exactly (twelve racing for five writes get five). What makes it crash-proof is the ledger's
+ * durable `reserved` count: a write may go to a shard only once `reserved` covers it. Waiting for
+ * that commit before every write would add a flush to each write's latency, so a reservation takes
+ * headroom for as many more writes as the token has in flight (at most RESERVE_AHEAD_MAX): the next
+ * wave of writes finds its reservation already durable. A refused write (any 4xx) or an idempotent
+ * replay gives its count back in memory; a write whose outcome is unknown (503, 500) keeps it. After
+ * a crash a token restarts from `reserved`, so the most it can lose is the refunds and headroom of
+ * the writes that were in flight — it can never be granted more than N.
  */
 import { DbxError } from '../core/index.js';
 import type { Principal } from './auth.js';
 import type { TokenLedger } from './token-ledger.js';
 
+/** Writes reserved ahead of demand at most (bounds what a crash can cost a token). */
+const RESERVE_AHEAD_MAX = 32;
+/** How stale the ledger's `used` may be (listings of a running server use the live count). */
+const NOTE_USED_MS = 200;
+
+interface Allowance {
+  /** Writes accepted or in flight. */
+  used: number;
+  /** Durable reservation (what the ledger holds, or is about to). */
+  reserved: number;
+  inFlight: number;
+  /** The reservation commit under way, and the count it will make durable. */
+  pending?: { through: number; done: Promise<void> };
+  /** A background write of `used` for listings is scheduled. */
+  noting: boolean;
+}
+
 export class WriteAllowance {
+  private readonly tokens = new Map<string, Allowance>();
+
   constructor(private readonly ledger: TokenLedger) {}
 
   /**
-   * Runs `write` with `count` writes reserved from the principal's allowance. `replayed` tells
+   * Runs `write` with `count` writes taken from the principal's allowance. `replayed` tells
    * whether the result appended nothing (an idempotent replay), which costs nothing either.
    */
   async spend<T>(principal: Principal, count: number, write: () => Promise<T>, replayed: (result: T) => boolean = () => false): Promise<T> {
     const limit = principal.claims.limits.write_events;
     if (limit === null || limit === undefined) return write();
     const { jti } = principal.claims;
-    if (!(await this.ledger.reserve(jti, count, limit))) {
-      const left = Math.max(0, limit - this.ledger.writesUsed(jti));
+    const a = this.allowanceOf(jti);
+    if (a.used + count > limit) {
+      const left = Math.max(0, limit - a.used);
       throw new DbxError(
         'write_limit_exhausted',
         count > 1 && left > 0 ? `the token has ${left} of its ${limit} writes left; this batch needs ${count}` : `the token has used all ${limit} of its writes`,
         { write_limit: limit, writes_remaining: left },
       );
     }
-    let result: T;
+    a.used += count;
+    a.inFlight += count;
+    let refund = false;
     try {
-      result = await write();
+      await this.covered(jti, a, limit);
+      const result = await write();
+      refund = replayed(result);
+      return result;
     } catch (err) {
-      if (err instanceof DbxError && err.status < 500) await this.ledger.refund(jti, count);
+      refund = err instanceof DbxError && err.status < 500;
       throw err;
+    } finally {
+      a.inFlight -= count;
+      if (refund) a.used -= count;
+      this.noteUsed(jti, a);
     }
-    if (replayed(result)) await this.ledger.refund(jti, count);
-    return result;
+  }
+
+  /** Resolves once the durable reservation covers `a.used`. */
+  private async covered(jti: string, a: Allowance, limit: number): Promise<void> {
+    while (a.reserved < a.used) {
+      // One reservation commit at a time per token; whoever it does not cover starts the next.
+      if (a.pending) {
+        await a.pending.done;
+        continue;
+      }
+      const through = Math.min(limit, a.used + Math.min(RESERVE_AHEAD_MAX, a.inFlight));
+      const done = this.ledger.reserveThrough(jti, through).then(() => {
+        a.reserved = Math.max(a.reserved, through);
+      });
+      a.pending = { through, done };
+      try {
+        await done;
+      } finally {
+        if (a.pending?.done === done) delete a.pending;
+      }
+    }
+  }
+
+  /** Writes accepted so far, as this process counts them (listings prefer it to the ledger's). */
+  acceptedOf(jti: string): number | undefined {
+    const a = this.tokens.get(jti);
+    return a === undefined ? undefined : a.used - a.inFlight;
+  }
+
+  private allowanceOf(jti: string): Allowance {
+    let a = this.tokens.get(jti);
+    if (!a) {
+      // After a restart the durable reservation is what was used: unused headroom is forfeited.
+      const { reserved } = this.ledger.writeCount(jti);
+      a = { used: reserved, reserved, inFlight: 0, noting: false };
+      this.tokens.set(jti, a);
+    }
+    return a;
+  }
+
+  /**
+   * Keeps the ledger's `used` (what `dbx token list` shows) up to date, off the write path and
+   * coalesced to one commit per token per NOTE_USED_MS: each is a flush on the write path's disk.
+   */
+  private noteUsed(jti: string, a: Allowance): void {
+    if (a.noting) return;
+    a.noting = true;
+    const timer = setTimeout(() => {
+      a.noting = false;
+      this.ledger.noteUsed(jti, a.used - a.inFlight).catch(() => undefined);
+    }, NOTE_USED_MS);
+    timer.unref();
+  }
+
+  /** Writes every token's accepted count now (at stop). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.tokens].map(([jti, a]) => this.ledger.noteUsed(jti, a.used - a.inFlight).catch(() => undefined)));
   }
 }
