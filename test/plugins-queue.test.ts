@@ -201,6 +201,57 @@ test('queue - a plugin that hangs, refuses connections or answers 500 never dela
   }
 });
 
+test('queue - with a blackholed plugin, append throughput and p50 stay within 1.2× of no plugin (medians of alternating rounds)', { timeout: 120_000 }, async () => {
+  const hanging: http.ServerResponse[] = [];
+  const hole = http.createServer((req, res) => (req.method === 'HEAD' ? res.end() : hanging.push(res)));
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(hole.address() as AddressInfo).port}/hook`;
+  const server = await startServerInProcess();
+  /** 15 waves of 32 concurrent appends: total ms and the p50 of single write latencies. */
+  const run = async (prefix: string): Promise<{ ms: number; p50: number }> => {
+    const latencies: number[] = [];
+    const started = performance.now();
+    for (let wave = 0; wave < 15; wave++) {
+      await Promise.all(
+        Array.from({ length: 32 }, async (_, i) => {
+          const t = performance.now();
+          assert.equal((await append(server, `${prefix}-${i}`, wave)).status, 201);
+          latencies.push(performance.now() - t);
+        }),
+      );
+    }
+    latencies.sort((a, b) => a - b);
+    return { ms: performance.now() - started, p50: latencies[Math.floor(latencies.length / 2)] as number };
+  };
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  try {
+    await run('warm');
+    assert.equal((await server.request('PUT', '/v1/plugins/hole', { enabled: false, options: { kind: 'http', endpoint: url, timeout_ms: 60_000 } })).status, 200);
+    const throughput: number[] = [];
+    const p50: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const plain = await run(`plain-${round}`);
+      assert.equal((await server.request('POST', '/v1/plugins/hole/enable')).status, 200, 'enable checks on its own connection, not behind hung deliveries');
+      const holed = await run(`hole-${round}`);
+      // Let the dispatcher move the round's last events while the plugin is still enabled.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await server.request('POST', '/v1/plugins/hole/disable')).status, 200);
+      throughput.push(holed.ms / plain.ms);
+      p50.push(holed.p50 / plain.p50);
+    }
+    const c = (await server.request('GET', '/v1/queue')).body.plugins[0];
+    assert.equal(c.done, 0, 'the blackhole never answered');
+    assert.ok(c.pending + c.processing >= 5 * 480, 'every event of the plugin rounds is queued');
+    assert.ok(median(throughput) <= 1.2, `time with the blackhole ×${median(throughput).toFixed(2)} (rounds ${throughput.map((x) => x.toFixed(2)).join(', ')})`);
+    assert.ok(median(p50) <= 1.2, `p50 with the blackhole ×${median(p50).toFixed(2)} (rounds ${p50.map((x) => x.toFixed(2)).join(', ')})`);
+  } finally {
+    await server.stop();
+    for (const res of hanging) res.destroy();
+    hole.close();
+    removeDir(server.dataDir);
+  }
+});
+
 test('queue - SIGKILL under load, several rounds: no acknowledged event is lost, none stays processing', { timeout: 240_000 }, async () => {
   const recv = await receiver();
   const dataDir = tempDataDir();

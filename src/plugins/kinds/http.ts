@@ -32,6 +32,8 @@ export function endpointUrl(endpoint: string, https: boolean): URL {
 interface Setup {
   url: URL;
   agent: Agent;
+  /** The agent's connect options (timeout, CA), for the check's own connection. */
+  connect: { timeout: number; ca?: Buffer };
   headers: Record<string, string>;
 }
 
@@ -56,11 +58,9 @@ function setUp(options: HttpOptions): Setup | Error {
     if (!OWN_HEADERS.includes(name.toLowerCase())) headers[name.toLowerCase()] = value;
   }
   // `ca` replaces Node's default trust store: a configured CA means "trust exactly this one".
-  const agent = new Agent({
-    connections: CONNECTIONS_MAX,
-    connect: { timeout: options.timeout_ms, ...(ca ? { ca } : {}) },
-  });
-  return { url, agent, headers };
+  const connect = { timeout: options.timeout_ms, ...(ca ? { ca } : {}) };
+  const agent = new Agent({ connections: CONNECTIONS_MAX, connect });
+  return { url, agent, connect, headers };
 }
 
 /** Reads at most ERROR_BODY_BYTES_MAX of an answer, for quoting in the error. */
@@ -130,12 +130,17 @@ export function createHttpDeliverer(options: HttpOptions, ctx: DelivererContext)
     if (setup instanceof Error) throw checkFailed(ctx.name, setup.message);
     const signal = AbortSignal.timeout(timeoutMs);
     let status: number;
+    // Its own connection: the delivery agent's may all be held by deliveries the endpoint never
+    // answers, and a check queued behind them would hang instead of saying so.
+    const probe = new Agent({ connections: 1, connect: setup.connect });
     try {
-      const res = await request(setup.url, { method: 'HEAD', dispatcher: setup.agent, headersTimeout: timeoutMs, signal });
+      const res = await request(setup.url, { method: 'HEAD', dispatcher: probe, headersTimeout: timeoutMs, signal, reset: true });
       status = res.statusCode;
       await res.body.dump().catch(() => undefined);
     } catch (err) {
       throw checkFailed(ctx.name, timedOut(err, signal) ? `HEAD timed out after ${timeoutMs} ms` : shortReason(err));
+    } finally {
+      void probe.destroy().catch(() => undefined);
     }
     if (status >= 500) throw checkFailed(ctx.name, `HEAD answered ${status}`);
   }
