@@ -77,8 +77,10 @@ test('queue - every committed event reaches the plugin once, with event_id, in v
     assert.deepEqual(new Set(recv.got.map((r) => r.event_id)), ids);
     assert.equal(recv.got.length, 80, 'no duplicates without failures');
     assertInOrder(recv.got);
+    // The receiver has answered; the outcome reaches the dispatcher a moment later.
+    await until(5000, async () => (await server.request('GET', '/v1/queue')).body.plugins[0].done === 80, 'every job done');
     const queue = await server.request('GET', '/v1/queue');
-    assert.deepEqual(queue.body.plugins.map((p: any) => [p.plugin, p.done, p.pending, p.dead]), [['web', 80, 0, 0]]);
+    assert.deepEqual(queue.body.plugins.map((p: any) => [p.plugin, p.done, p.pending, p.processing, p.dead]), [['web', 80, 0, 0, 0]]);
     const metrics = await server.request('GET', '/metrics');
     assert.match(metrics.body, /eventdbx_plugin_queue_jobs\{plugin="web",state="done"\} 80/);
     assert.match(metrics.body, /eventdbx_plugin_lag_seconds\{plugin="web"\} 0/);
