@@ -162,10 +162,16 @@ test('queue - a plugin that hangs, refuses connections or answers 500 never dela
   const holeUrl = `http://127.0.0.1:${(hole.address() as AddressInfo).port}/hook`;
   const failing = await receiver(() => 500);
   const goneAway = await receiver();
+  let slowest = 0;
   const timeWrites = async (server: TestServer, prefix: string): Promise<number> => {
     const started = performance.now();
     for (let round = 0; round < 10; round++) {
-      const batch = Array.from({ length: 20 }, (_, i) => append(server, `${prefix}-${i}`, round));
+      const batch = Array.from({ length: 20 }, async (_, i) => {
+        const t = performance.now();
+        const a = await append(server, `${prefix}-${i}`, round);
+        slowest = Math.max(slowest, performance.now() - t);
+        return a;
+      });
       for (const a of await Promise.all(batch)) assert.equal(a.status, 201);
     }
     return performance.now() - started;
@@ -179,10 +185,14 @@ test('queue - a plugin that hangs, refuses connections or answers 500 never dela
       assert.equal(res.status, 200, JSON.stringify(res.body));
     }
     await goneAway.close();
+    slowest = 0;
     const withPlugins = await timeWrites(server, 'plugged');
     const ratio = withPlugins / plain;
-    // A design that waited on plugins would take seconds here; the strict 1.2× goal is the bench's.
-    assert.ok(ratio < 2, `writes took ${Math.round(withPlugins)} ms with broken plugins vs ${Math.round(plain)} ms without (×${ratio.toFixed(2)})`);
+    // A write that waited on a plugin would wait out its 60 s timeout (or retries): no write may
+    // take seconds, and the whole run stays near the plain one (loose bound: other suites share the
+    // machine; the 1.2× bound is the blackhole test's, with medians of alternating rounds).
+    assert.ok(slowest < 3000, `the slowest write took ${Math.round(slowest)} ms with broken plugins`);
+    assert.ok(ratio < 3, `writes took ${Math.round(withPlugins)} ms with broken plugins vs ${Math.round(plain)} ms without (×${ratio.toFixed(2)})`);
     const open = (c: any) => c.pending + c.processing + c.dead;
     await until(10_000, async () => (await server.request('GET', '/v1/queue')).body.plugins.every((c: any) => open(c) >= 200), 'every job queued');
     for (const c of (await server.request('GET', '/v1/queue')).body.plugins) {
