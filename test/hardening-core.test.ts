@@ -131,7 +131,8 @@ test('hardening - a request without an answer fails at its deadline, and an aban
     const refused = await within(timeoutMs * 4, 'the deadline', waiting.then(() => undefined, (err: unknown) => err));
     assert.ok(refused instanceof DbxError, `the waiting write is refused, not acknowledged (${String(refused)})`);
     assert.equal(refused.code, 'unavailable');
-    assert.match(refused.message, /did not answer in time/);
+    // Either the pool's deadline sweep answers, or the worker drops it at its deadline (a loaded machine).
+    assert.match(refused.message, /did not answer in time|passed its deadline/);
     // Past the lease (2 × worker_reply_timeout_ms) the prepare's locks are gone.
     await sleep(Math.max(0, preparedAt + 2 * timeoutMs + 300 - Date.now()));
     const after = await within(5_000, 'a write after the lease', write(pool, command('doc', 'lease-1', { n: 3 })));

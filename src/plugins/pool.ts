@@ -18,19 +18,28 @@ export interface PoolOptions {
 }
 
 export class DeliveryPool {
-  private readonly piscina: Piscina<DeliveryTask, DeliveryOutcome>;
+  private pool: Piscina<DeliveryTask, DeliveryOutcome> | undefined;
 
-  constructor(private readonly options: PoolOptions) {
-    this.piscina = new Piscina({
+  constructor(private readonly options: PoolOptions) {}
+
+  /**
+   * Threads start with the first delivery, never with the server: terminating a worker thread
+   * while it is still loading its modules aborts the whole process in Node 20 (seen when a server
+   * with no plugin started and stopped at once). `stop` gives deliveries in flight their grace
+   * first, so threads that are running have finished loading.
+   */
+  private get piscina(): Piscina<DeliveryTask, DeliveryOutcome> {
+    this.pool ??= new Piscina({
       filename: fileURLToPath(new URL('./delivery-worker.js', import.meta.url)),
-      minThreads: 1,
-      maxThreads: options.threads,
-      maxQueue: options.maxQueue,
+      minThreads: 0,
+      maxThreads: this.options.threads,
+      maxQueue: this.options.maxQueue,
       idleTimeout: 60_000,
       // Deliveries are I/O: a thread runs many at once. With piscina's default of one, a plugin
       // that hangs would hold whole threads and stall every other plugin behind it.
-      concurrentTasksPerWorker: options.concurrentPerThread,
+      concurrentTasksPerWorker: this.options.concurrentPerThread,
     });
+    return this.pool;
   }
 
   /** Rejects with the reason when the delivery failed. */
@@ -51,7 +60,7 @@ export class DeliveryPool {
   }
 
   async close(): Promise<void> {
-    await this.piscina.destroy();
+    await this.pool?.destroy();
   }
 
   private async run(task: DeliveryTask): Promise<DeliveryOutcome> {
