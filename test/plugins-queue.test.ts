@@ -312,3 +312,25 @@ test('queue - SIGKILL under load, several rounds: no acknowledged event is lost,
     removeDir(dataDir);
   }
 });
+
+test('queue - a bad plugin configuration is refused with the key and the reason, and nothing is stored', { timeout: 30_000 }, async () => {
+  const server = await startServerInProcess();
+  try {
+    const missing = await server.request('PUT', '/v1/plugins/bad', { options: { kind: 'http' } });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.error.code, 'validation_failed');
+    assert.ok(missing.body.error.details.some((d: any) => d.path === 'options.endpoint'), JSON.stringify(missing.body));
+    const kind = await server.request('PUT', '/v1/plugins/bad', { options: { kind: 'ftp', host: 'x' } });
+    assert.equal(kind.status, 400);
+    const mode = await server.request('PUT', '/v1/plugins/bad', { payload_mode: 'everything', options: { kind: 'log' } });
+    assert.equal(mode.status, 400);
+    assert.ok(mode.body.error.details.some((d: any) => d.path === 'payload_mode'));
+    const pg = await server.request('PUT', '/v1/plugins/bad', { payload_mode: 'event-only', options: { kind: 'postgres', url: 'postgres://x@127.0.0.1:1/x' } });
+    assert.equal(pg.status, 400);
+    assert.match(pg.body.error.message, /state/);
+    assert.deepEqual((await server.request('GET', '/v1/plugins')).body.items, []);
+  } finally {
+    await server.stop();
+    removeDir(server.dataDir);
+  }
+});
