@@ -19,7 +19,10 @@ import { resetSchema } from './pg-store.js';
 import { evaluate, fmtSize, renderTables, writeResultJson, type BenchResult, type DatasetResult, type Durability, type LongAggregateResult, type RunResult } from './report.js';
 import { LONG_TYPE, seedDataset, seedLongAggregate } from './seed.js';
 import { benchSecurity } from './security.js';
+import { benchTenantsNoisy } from './tenants-noisy.js';
+import { benchTenantsScale } from './tenants.js';
 import { benchPlugins } from './plugins.js';
+import { benchStream } from './stream.js';
 import { Recorder, nowUs, runTimed, type OpStats } from './stats.js';
 import { AGGREGATE_TYPE, ALL_OPS, WIDE_TYPE, WRITE_OPS, createMix, restoreLeftovers, runOp, wideApply, wideSchema, type OpName } from './workload.js';
 
@@ -48,9 +51,25 @@ const HELP = `Usage: npm run bench -- [options]
                         with one http plugin (receiver in this process), and without again;
                         reports delivery rate, commit→delivered lag p50/p99, append cost
                         (--duration-ms per phase; default 60000 here)
+  --stream              instead of the mix: apply at the largest client count while
+                        --subscribers live SSE subscribers (db.subscribe) follow the global
+                        stream; reports commit (ack) → received latency p50/p99 and the append
+                        cost (--duration-ms, default 10000)
+  --subscribers <n>     live subscribers for --stream (default 1)
   --security            instead of the mix: apply and get at the largest client count with a
                         write-limited token vs an unlimited one, and encryption at rest on vs off,
                         interleaved (--security-rounds, default 3)
+  --tenants-noisy       instead of the mix: a quiet tenant's append p50/p99 alone, beside a
+                        tenant flooding at the largest client count, and beside the same flood
+                        limited to --noisy-limit events/s (default 50; the flooder honouring
+                        Retry-After, then ignoring it); rounds interleaved
+                        (--noisy-rounds, default 3)
+  --tenants-scale       instead of the mix: get, apply and list pages at the largest client count
+                        against --scale-tenants (default 1000) tenants × --scale-aggregates
+                        (default 1000) aggregates vs one tenant holding as many (bulk-imported),
+                        rounds interleaved (--scale-rounds, default 3); then a live move of a
+                        tenant with --move-events (default 100000) events under --move-writers
+                        (default 16) appending clients: duration and longest write pause
   --json                print the JSON result on stdout (tables go to stderr)
   --keep                keep temporary data directories`;
 
@@ -76,7 +95,18 @@ const FLAGS = {
   'schema-rounds': { type: 'string', default: '3' },
   security: { type: 'boolean', default: false },
   plugins: { type: 'string' },
+  stream: { type: 'boolean', default: false },
+  subscribers: { type: 'string', default: '1' },
   'security-rounds': { type: 'string', default: '3' },
+  'tenants-noisy': { type: 'boolean', default: false },
+  'tenants-scale': { type: 'boolean', default: false },
+  'scale-tenants': { type: 'string', default: '1000' },
+  'scale-aggregates': { type: 'string', default: '1000' },
+  'scale-rounds': { type: 'string', default: '3' },
+  'move-events': { type: 'string', default: '100000' },
+  'move-writers': { type: 'string', default: '16' },
+  'noisy-limit': { type: 'string', default: '50' },
+  'noisy-rounds': { type: 'string', default: '3' },
   json: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -355,6 +385,33 @@ async function main(): Promise<void> {
   if (args.plugins !== undefined) {
     const durationMs = int(args['duration-ms'], 60_000, '--duration-ms');
     return single(() => benchPlugins(args.plugins as string, { dataRoot: s.dataRoot, clients, durationMs, warmupMs: s.durations.warmupMs, durability, log }));
+  }
+  if (args['tenants-scale']) {
+    return single(() =>
+      benchTenantsScale({
+        dataRoot: s.dataRoot,
+        clients,
+        durationMs: s.durations.durationMs,
+        warmupMs: s.durations.warmupMs,
+        rounds: int(args['scale-rounds'], 3, '--scale-rounds'),
+        tenants: int(args['scale-tenants'], 1000, '--scale-tenants'),
+        aggregates: int(args['scale-aggregates'], 1000, '--scale-aggregates'),
+        moveEvents: int(args['move-events'], 100_000, '--move-events'),
+        moveWriters: int(args['move-writers'], 16, '--move-writers'),
+        durability,
+        log,
+      }),
+    );
+  }
+  if (args['tenants-noisy']) {
+    const rounds = int(args['noisy-rounds'], 3, '--noisy-rounds');
+    const limitPerSec = int(args['noisy-limit'], 50, '--noisy-limit');
+    return single(() => benchTenantsNoisy({ dataRoot: s.dataRoot, clients, durationMs: s.durations.durationMs, warmupMs: s.durations.warmupMs, rounds, limitPerSec, durability, log }));
+  }
+  if (args.stream) {
+    const durationMs = int(args['duration-ms'], 10_000, '--duration-ms');
+    const subscribers = int(args.subscribers, 1, '--subscribers');
+    return single(() => benchStream({ dataRoot: s.dataRoot, clients, durationMs, warmupMs: s.durations.warmupMs, durability, subscribers, log }));
   }
   if (args.security) {
     const rounds = int(args['security-rounds'], 3, '--security-rounds');

@@ -34,7 +34,7 @@ test('client - connect checks the token and returns the server status', { timeou
   const status = await client.connect();
   assert.equal(status.pid, process.pid);
   assert.equal(status.port, server.port);
-  assert.equal(status.data_dir, server.dataDir);
+  assert.equal(status.dataDir, server.dataDir);
   assert.equal(typeof status.shards, 'number');
   assert.ok(status.workers >= 1);
   const anonymous = createClient({ ip: '127.0.0.1', port: server.port, token: 'not-a-token' });
@@ -55,7 +55,7 @@ test('client - create, apply, patch, get, select, events', { timeout: 10_000 }, 
   assert.equal(applied.version, 2);
   assert.deepEqual(applied.extensions, { '@source': 'test' });
   const conflict = await rejectsWith(client.apply('person', 'c-1', 'person_renamed', { payload: {}, expectedVersion: 1 }), 'version_conflict', 409);
-  assert.equal((conflict.details as { current_version: number }).current_version, 2);
+  assert.equal((conflict.details as { current_version: number }).current_version, 2, 'details stay as the server sent them');
 
   const patched = await client.patch('person', 'c-1', 'person_moved', [{ op: 'replace', path: '/address/city', value: 'Paris' }]);
   assert.equal(patched.version, 3);
@@ -69,10 +69,10 @@ test('client - create, apply, patch, get, select, events', { timeout: 10_000 }, 
   assert.deepEqual(await client.select('person', 'c-1', ['name', 'address.city', 'missing']), { name: 'Grace', 'address.city': 'Paris', missing: null });
   const page = await client.events('person', 'c-1', { take: 2 });
   assert.deepEqual(page.items.map((e) => e.version), [1, 2]);
-  assert.ok(page.next_cursor);
-  const rest = await client.events('person', 'c-1', { cursor: page.next_cursor as string });
+  assert.ok(page.nextCursor);
+  const rest = await client.events('person', 'c-1', { cursor: page.nextCursor as string });
   assert.deepEqual(rest.items.map((e) => e.version), [3]);
-  assert.deepEqual(await client.event(applied.metadata.event_id), applied);
+  assert.deepEqual(await client.event(applied.metadata.eventId), applied);
 
   await rejectsWith(client.get('person', 'nobody'), 'not_found', 404);
   await rejectsWith(client.apply('Person', 'x', 'e'), 'validation_failed', 400);
@@ -81,17 +81,17 @@ test('client - create, apply, patch, get, select, events', { timeout: 10_000 }, 
 test('client - list pages, listAll follows cursors, archive and restore change the scope', { timeout: 10_000 }, async () => {
   for (let i = 0; i < 5; i++) await client.create('invoice', `i-${i}`, 'invoice_opened', { payload: { n: i } });
   const first = await client.list('invoice', { take: 2 });
-  assert.deepEqual(first.items.map((a) => a.aggregate_id), ['i-0', 'i-1']);
+  assert.deepEqual(first.items.map((a) => a.aggregateId), ['i-0', 'i-1']);
   const all = [];
-  for await (const aggregate of client.listAll('invoice', { take: 2 })) all.push(aggregate.aggregate_id);
+  for await (const aggregate of client.listAll('invoice', { take: 2 })) all.push(aggregate.aggregateId);
   assert.deepEqual(all, ['i-0', 'i-1', 'i-2', 'i-3', 'i-4']);
   const sorted = await client.list('invoice', { sort: 'aggregate_id:desc', take: 1 });
-  assert.equal(sorted.items[0]?.aggregate_id, 'i-4');
+  assert.equal(sorted.items[0]?.aggregateId, 'i-4');
 
   const archived = await client.archive('invoice', 'i-0', { comment: 'paid' });
   assert.equal(archived.archived, true);
   await rejectsWith(client.apply('invoice', 'i-0', 'invoice_changed'), 'aggregate_archived', 409);
-  assert.deepEqual((await client.list('invoice', { archivedOnly: true })).items.map((a) => a.aggregate_id), ['i-0']);
+  assert.deepEqual((await client.list('invoice', { archivedOnly: true })).items.map((a) => a.aggregateId), ['i-0']);
   assert.equal((await client.list('invoice', { includeArchived: true, take: 100 })).items.length, 5);
   assert.equal((await client.restore('invoice', 'i-0')).archived, false);
 
@@ -113,7 +113,7 @@ test('client - verify, snapshot, batch, idempotent replay', { timeout: 10_000 },
     { aggregateType: 'order', aggregateId: 'o-1', eventType: 'order_paid', payload: { paid: true } },
     { aggregateType: 'order', aggregateId: 'o-2', eventType: 'order_placed', payload: { total: 3 } },
   ]);
-  assert.deepEqual(events.map((e) => [e.aggregate_id, e.version]), [['o-1', 2], ['o-2', 1]]);
+  assert.deepEqual(events.map((e) => [e.aggregateId, e.version]), [['o-1', 2], ['o-2', 1]]);
   await rejectsWith(
     client.batch([
       { aggregateType: 'order', aggregateId: 'o-3', eventType: 'order_placed' },

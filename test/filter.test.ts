@@ -248,8 +248,9 @@ test('filter - typed state values: no string normalisation', () => {
   assert.equal(aggMatch('score = 42'), true);
   assert.equal(aggMatch('score = "42"'), false);
   assert.equal(aggMatch('score_text = "42"'), true);
-  assert.equal(aggMatch('score_text = 42'), false);
-  assert.equal(aggMatch('score_text > 40'), false, 'ordering is numbers only');
+  // Issue 14 item 2 (reference §7.3): a stored numeric string compares as a number with a number literal.
+  assert.equal(aggMatch('score_text = 42'), true);
+  assert.equal(aggMatch('score_text > 40'), true, 'a numeric string orders as its number');
   assert.equal(aggMatch('score > 40 AND score < 43 AND score >= 42 AND score <= 42'), true);
   assert.equal(aggMatch('score > 42 OR score < 42'), false);
   assert.equal(aggMatch('vip = true AND vip != false'), true);
@@ -314,7 +315,7 @@ test('filter - aggregate fields and camelCase aliases', () => {
   const created = Date.parse('2024-01-01T00:00:00.000Z');
   assert.equal(aggMatch(`created_at = ${created} AND createdAt = ${created}`), true);
   assert.equal(aggMatch(`updated_at > ${created} AND updatedAt > ${created}`), true);
-  assert.equal(aggMatch('created_at = "2024-01-01T00:00:00.000Z"'), false, 'timestamps are numbers');
+  assert.equal(aggMatch('created_at = "2024-01-01T00:00:00.000Z"'), true, 'timestamps compare as times, ISO 8601 or epoch ms');
   assert.equal(aggMatch('created_at = null', aggregate({ created_at: '' })), true, 'unset timestamp is null');
   // Built-in names win over a state key of the same name.
   assert.equal(aggMatch('version = 1', aggregate({ state: { version: 1 } })), false);
@@ -356,7 +357,8 @@ test('filter - event fields, aliases and metadata', () => {
   assert.equal(evtMatch('event_type = order_created AND eventType = order_created'), true);
   assert.equal(evtMatch('version = 1'), true);
   assert.equal(evtMatch('event_id = "123456789012345678" AND eventId = "123456789012345678"'), true);
-  assert.equal(evtMatch('event_id = 123456789012345678'), false, 'event ids are strings');
+  assert.equal(evtMatch('event_id = 123456789012345678'), true, 'event ids compare as numbers, exactly beyond 2^53');
+  assert.equal(evtMatch('event_id = 123456789012345679'), false);
   const created = Date.parse('2024-01-01T00:00:00.000Z');
   assert.equal(evtMatch(`created_at = ${created} AND createdAt >= ${created}`), true);
   assert.equal(evtMatch('merkle_root = "root-1" AND hash = "hash-1" AND note = first'), true);
@@ -379,7 +381,7 @@ test('filter - event notes and issuers are missing when unset', () => {
 test('filter - event payload and extensions paths keep JSON types', () => {
   assert.equal(evtMatch('payload.status = new'), true);
   assert.equal(evtMatch('payload.amount = 5 AND payload.amount > 4'), true);
-  assert.equal(evtMatch('payload.amount_text = 5'), false);
+  assert.equal(evtMatch('payload.amount_text = 5'), true, 'a numeric string equals its number');
   assert.equal(evtMatch('payload.amount_text = "5"'), true);
   assert.equal(evtMatch('payload.nested.deep.2 = 3'), true);
   assert.equal(evtMatch('extensions.@trace.id = "tr-1"'), true);

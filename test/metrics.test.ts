@@ -84,3 +84,70 @@ test('metrics - [metrics] public = true opens /metrics without a token', { timeo
     removeDir(open.dataDir);
   }
 });
+
+/** `# HELP name text` / `# TYPE name kind` lines → name → { help, type }. */
+function families(text: string): Map<string, { help?: string; type?: string }> {
+  const out = new Map<string, { help?: string; type?: string }>();
+  for (const line of text.split('\n')) {
+    const m = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) ?(.*)$/.exec(line);
+    if (!m) continue;
+    const entry = out.get(m[2] as string) ?? {};
+    if (m[1] === 'HELP') entry.help = m[3];
+    else entry.type = m[3];
+    out.set(m[2] as string, entry);
+  }
+  return out;
+}
+
+/** The family a sample belongs to: histogram and summary samples carry suffixes. */
+function familyOf(name: string, known: Map<string, unknown>): string | undefined {
+  if (known.has(name)) return name;
+  const base = name.replace(/_(bucket|sum|count|created)$/, '');
+  return known.has(base) ? base : undefined;
+}
+
+test('metrics - Prometheus conventions: standard process/nodejs names, a request histogram by route pattern, help, types and base units', { timeout: 20_000 }, async () => {
+  assert.equal((await server.request('POST', '/v1/aggregates/conv/c-1', { event_type: 'created' })).status, 201);
+  assert.equal((await server.request('GET', '/v1/aggregates/conv/c-1')).status, 200);
+  assert.equal((await server.request('GET', '/v1/aggregates/conv/c-404')).status, 404);
+  // Three different unknown URLs: one bounded label value, and none of the paths in any label.
+  for (const path of ['/nope-a1b2', '/v1/nope-c3d4/x', '/v2/aggregates?x=nope-e5f6']) assert.equal((await server.request('GET', path)).status, 404);
+
+  const text = (await server.request('GET', '/metrics')).body as string;
+  const samples = parseProm(text);
+  const known = families(text);
+
+  // Default metrics under their standard names, not a doubled prefix.
+  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+    assert.ok(samples.some((s) => s.name === name), `${name} is exported`);
+  }
+  assert.deepEqual(samples.filter((s) => /^eventdbx_(process|nodejs)_/.test(s.name)).map((s) => s.name), [], 'no eventdbx_process_… duplicates');
+
+  // The request histogram: route patterns, status classes, cumulative buckets.
+  const duration = (labels: Record<string, string>) => samples.filter((s) => s.name === 'http_request_duration_seconds_bucket' && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  assert.equal(known.get('http_request_duration_seconds')?.type, 'histogram');
+  const getOk = duration({ method: 'GET', route: '/v1/aggregates/:type/:id', status_class: '2xx', le: '+Inf' });
+  assert.equal(getOk.length, 1);
+  assert.ok((getOk[0]?.value ?? 0) >= 1);
+  // (Earlier tests in this file answered on these routes too: at least this test's requests.)
+  assert.ok((duration({ method: 'GET', route: '/v1/aggregates/:type/:id', status_class: '4xx', le: '+Inf' })[0]?.value ?? 0) >= 1);
+  assert.ok((duration({ method: 'POST', route: '/v1/aggregates/:type/:id', status_class: '2xx', le: '+Inf' })[0]?.value ?? 0) >= 1);
+  assert.equal(duration({ method: 'GET', route: 'unmatched', status_class: '4xx', le: '+Inf' })[0]?.value, 3, 'unknown routes share one label');
+  assert.ok(!/nope-/.test(text), 'no request path reaches a label');
+  const routes = new Set(samples.filter((s) => s.name === 'http_request_duration_seconds_count').map((s) => s.labels.route));
+  for (const route of routes) assert.ok(route === 'unmatched' || route?.startsWith('/'), `route label ${route} is a pattern`);
+  assert.ok([...routes].every((r) => !/c-1|c-404/.test(r ?? '')), 'patterns, never concrete ids');
+
+  // Every sample belongs to a family with help text and a type; units are base units.
+  for (const s of samples) {
+    const family = familyOf(s.name, known);
+    assert.ok(family, `${s.name} has # HELP and # TYPE`);
+    const meta = known.get(family);
+    assert.ok(meta?.help && meta.help.length > 3, `${family} has help text`);
+    assert.ok(meta?.type, `${family} has a type`);
+  }
+  for (const [name, meta] of known) {
+    assert.doesNotMatch(name, /_(ms|milliseconds|millis|kb|mb|percent)(_|$)/, `${name} uses base units`);
+    if (meta.type === 'counter') assert.match(name, /_total$/, `counter ${name} ends in _total`);
+  }
+});

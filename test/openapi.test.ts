@@ -74,7 +74,7 @@ test('openapi - bodies, parameters and security come from the zod schemas and ro
 
   const list = doc.paths['/v1/aggregates'].get;
   const query = list.parameters.filter((p: any) => p.in === 'query').map((p: any) => p.name);
-  assert.deepEqual(query.sort(), ['archived_only', 'cursor', 'filter', 'include_archived', 'sort', 'take']);
+  assert.deepEqual(query.sort(), ['archived_only', 'cursor', 'explain', 'filter', 'include_archived', 'sort', 'take']);
 
   assert.equal(doc.paths['/v1/aggregates/{type}/{id}/archive'].post.requestBody.required, false, 'archive takes no body');
   assert.deepEqual(doc.paths['/health'].get.security, []);

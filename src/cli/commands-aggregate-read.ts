@@ -1,9 +1,12 @@
 /** Read subcommands of `dbx aggregate`: get, select, events, verify, snapshot. */
 import { Command } from 'commander';
-import { fetchListing, listOptions, withPageOptions, type ListFlags } from './listing.js';
+import { explainOption, explained, withExplainOption } from './explain.js';
+import { toWire } from '../client/index.js';
+import { printListing } from './format.js';
+import { listOptions, pages, withPageOptions, type ListFlags } from './listing.js';
 import { parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { keyValues, printJson, printLine } from './output.js';
-import { printEvents, printPage } from './render.js';
+import { EVENT_LISTING } from './render.js';
 import { withClient } from './session.js';
 
 function getCommand(): Command {
@@ -14,8 +17,10 @@ function getCommand(): Command {
     .option('--json', 'JSON (the default for get)')
     .addHelpText('after', '\nExample:\n  dbx aggregate get person p-1 --version 3 --include-events\n')
     .action(async (type: string, id: string, opts: ConnectionFlags & { version?: number; includeEvents?: boolean }) => {
-      const aggregate = await withClient(opts, (c) =>
-        c.get(type, id, { ...(opts.version !== undefined ? { version: opts.version } : {}), ...(opts.includeEvents ? { includeEvents: true } : {}) }),
+      const aggregate = toWire(
+        await withClient(opts, (c) =>
+          c.get(type, id, { ...(opts.version !== undefined ? { version: opts.version } : {}), ...(opts.includeEvents ? { includeEvents: true } : {}) }),
+        ),
       );
       printJson(aggregate);
     });
@@ -33,17 +38,20 @@ function selectCommand(): Command {
 }
 
 function eventsCommand(): Command {
-  return withConnectionOptions(withPageOptions(new Command('events').argument('<aggregate>').argument('<aggregate_id>'), { sort: false, scope: false }))
+  return withConnectionOptions(withPageOptions(withExplainOption(new Command('events')).argument('<aggregate>').argument('<aggregate_id>'), { sort: false, scope: false }))
     .description("An aggregate's events in version order")
     .addHelpText('after', '\nExample:\n  dbx aggregate events person p-1 --take 50 --filter \'event_type = "person_updated"\'\n')
-    .action(async (type: string, id: string, opts: ListFlags & ConnectionFlags) => {
+    .action(async (type: string, id: string, opts: ListFlags & ConnectionFlags & { explain?: boolean }) => {
       const { cursor: _c, take: _t, ...options } = listOptions(opts);
-      const page = await withClient(opts, (c) =>
-        fetchListing(opts, 'events', (cursor, take) =>
-          c.events(type, id, { ...options, ...(cursor !== undefined ? { cursor } : {}), ...(take !== undefined ? { take } : {}) }),
+      await withClient(opts, (c) =>
+        printListing(
+          opts,
+          EVENT_LISTING,
+          pages(opts, (cursor, take) =>
+            explained(opts, c.events(type, id, { ...options, ...(cursor !== undefined ? { cursor } : {}), ...(take !== undefined ? { take } : {}), ...explainOption(opts) })),
+          ),
         ),
       );
-      printPage(page, opts.json === true, printEvents);
     });
 }
 
@@ -53,7 +61,7 @@ function verifyCommand(): Command {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  dbx aggregate verify person p-1 --json\n')
     .action(async (type: string, id: string, opts: ConnectionFlags & { json?: boolean }) => {
-      const result = await withClient(opts, (c) => c.verify(type, id));
+      const result = toWire(await withClient(opts, (c) => c.verify(type, id)));
       if (opts.json) printJson(result);
       else printLine(keyValues({ ...result }));
       if (!result.valid) {
@@ -70,7 +78,7 @@ function snapshotCommand(): Command {
     .option('--json', 'JSON (the default for snapshot)')
     .addHelpText('after', '\nExample:\n  dbx aggregate snapshot person p-1 --comment "before migration"\n')
     .action(async (type: string, id: string, opts: ConnectionFlags & { comment?: string }) => {
-      printJson(await withClient(opts, (c) => c.snapshot(type, id, opts.comment !== undefined ? { comment: opts.comment } : {})));
+      printJson(toWire(await withClient(opts, (c) => c.snapshot(type, id, opts.comment !== undefined ? { comment: opts.comment } : {}))));
     });
 }
 

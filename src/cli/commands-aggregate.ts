@@ -3,13 +3,16 @@
  * key=value line (`--json`: the API's result); get, select and snapshot print JSON documents.
  */
 import { Command } from 'commander';
-import { EventDbxError, type PatchOperation, type WriteOptions } from '../client/index.js';
+import { explainOption, explained, withExplainOption } from './explain.js';
+import { EventDbxError, toWire, type PatchOperation, type WriteOptions } from '../client/index.js';
 import { aggregateReadCommands } from './commands-aggregate-read.js';
+import { exportCommand, replayCommand } from './commands-export.js';
 import { commitCommand, printStage, stageEvent } from './commands-stage.js';
-import { fetchListing, listOptions, withPageOptions, type ListFlags } from './listing.js';
+import { printListing } from './format.js';
+import { listOptions, pages, withPageOptions, type ListFlags } from './listing.js';
 import { collect, parseJsonFlag, parseJsonObjectFlag, parsePositiveInt, payloadFrom, resolveDataDir, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { UsageError, keyValues, printJson, printLine } from './output.js';
-import { aggregateLine, eventLine, printAggregates, printPage } from './render.js';
+import { aggregateLine, aggregateListing, eventLine } from './render.js';
 import { withClient } from './session.js';
 
 interface WriteFlags extends ConnectionFlags {
@@ -49,7 +52,7 @@ function createCommand(): Command {
     .addHelpText('after', '\nExample:\n  dbx aggregate create person p-1 --event person_created --field name=Ada\n')
     .action(async (type: string, id: string, opts: WriteFlags & { event: string }) => {
       const payload = payloadFrom(opts);
-      const aggregate = await withClient(opts, (c) => c.create(type, id, opts.event, { payload, ...writeFields(opts) }));
+      const aggregate = toWire(await withClient(opts, (c) => c.create(type, id, opts.event, { payload, ...writeFields(opts) })));
       if (opts.json) printJson(aggregate);
       else printLine(aggregateLine(aggregate));
     });
@@ -76,7 +79,7 @@ function applyCommand(): Command {
         });
         return printLine('event staged for later commit');
       }
-      const record = await withClient(opts, (c) => c.apply(type, id, event, { payload, ...fields }));
+      const record = toWire(await withClient(opts, (c) => c.apply(type, id, event, { payload, ...fields })));
       if (opts.json) printJson(record);
       else printLine(eventLine(record));
     });
@@ -105,7 +108,7 @@ function patchCommand(): Command {
         });
         return printLine('patch staged for later commit');
       }
-      const record = await withClient(opts, (c) => c.patch(type, id, event, operations as PatchOperation[], writeFields(opts)));
+      const record = toWire(await withClient(opts, (c) => c.patch(type, id, event, operations as PatchOperation[], writeFields(opts))));
       if (opts.json) printJson(record);
       else printLine(eventLine(record));
     });
@@ -118,7 +121,7 @@ function lifecycleCommand(op: 'archive' | 'restore'): Command {
     .addHelpText('after', `\nExample:\n  dbx aggregate ${op} person p-1 --comment "${op === 'archive' ? 'left the company' : 'came back'}"\n`)
     .action(async (type: string, id: string, opts: WriteFlags & { comment?: string }) => {
       const options = { ...writeFields(opts), ...(opts.comment !== undefined ? { comment: opts.comment } : {}) };
-      const aggregate = await withClient(opts, (c) => (op === 'archive' ? c.archive(type, id, options) : c.restore(type, id, options)));
+      const aggregate = toWire(await withClient(opts, (c) => (op === 'archive' ? c.archive(type, id, options) : c.restore(type, id, options))));
       if (opts.json) printJson(aggregate);
       else printLine(`${keyValues({ aggregate_type: type, aggregate_id: id, archived: aggregate.archived, version: aggregate.version })} comment=${opts.comment ?? ''}`);
     });
@@ -138,23 +141,26 @@ function removeCommand(): Command {
 }
 
 function listCommand(): Command {
-  return withConnectionOptions(withPageOptions(new Command('list').argument('[aggregate]', 'only this aggregate type'), { sort: true, scope: true }))
+  return withConnectionOptions(withPageOptions(withExplainOption(new Command('list')).argument('[aggregate]', 'only this aggregate type'), { sort: true, scope: true }))
     .description('List aggregates (or, with --stage, the staged events)')
     .option('--stage', 'list the staged events instead')
     .addHelpText(
       'after',
       '\nExamples:\n  dbx aggregate list person --take 20\n  dbx aggregate list --filter \'status = "active"\' --sort version:desc --json\n  dbx aggregate list --all --include-archived\n',
     )
-    .action(async (type: string | undefined, opts: ListFlags & ConnectionFlags & { stage?: boolean }) => {
-      if (opts.stage) return printStage(resolveDataDir(opts.dataDir), type, opts.json === true);
+    .action(async (type: string | undefined, opts: ListFlags & ConnectionFlags & { stage?: boolean; explain?: boolean }) => {
+      if (opts.stage) return printStage(resolveDataDir(opts.dataDir), type, opts);
       const options = listOptions(opts);
-      const page = await withClient(opts, (c) =>
-        fetchListing(opts, 'aggregates', (cursor, take) => {
-          const { cursor: _c, take: _t, ...rest } = options;
-          return c.list(type, { ...rest, ...(cursor !== undefined ? { cursor } : {}), ...(take !== undefined ? { take } : {}) });
-        }),
+      const { cursor: _c, take: _t, ...rest } = options;
+      await withClient(opts, (c) =>
+        printListing(
+          opts,
+          aggregateListing(opts.includeArchived === true || opts.archivedOnly === true),
+          pages(opts, (cursor, take) =>
+            explained(opts, c.list(type, { ...rest, ...(cursor !== undefined ? { cursor } : {}), ...(take !== undefined ? { take } : {}), ...explainOption(opts) })),
+          ),
+        ),
       );
-      printPage(page, opts.json === true, (items) => printAggregates(items, opts.includeArchived === true || opts.archivedOnly === true));
     });
 }
 
@@ -166,6 +172,8 @@ export function aggregateCommand(): Command {
     applyCommand(),
     patchCommand(),
     ...aggregateReadCommands(),
+    replayCommand(),
+    exportCommand(),
     listCommand(),
     lifecycleCommand('archive'),
     lifecycleCommand('restore'),

@@ -9,10 +9,13 @@
  */
 import { createReadStream } from 'node:fs';
 import { Command, Option } from 'commander';
-import { EventDbxError, type ImportSummary } from '../client/index.js';
+import { EventDbxError, createError, toWire, type ImportSummary as ClientImportSummary, type Wire } from '../client/index.js';
 import { parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { UsageError, keyValues, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
+
+/** Counts as the API names them (what the summary prints). */
+type ImportSummary = Wire<ClientImportSummary>;
 
 type ImportFlags = ConnectionFlags & { verify: boolean; requestLines: number; json?: boolean };
 
@@ -85,7 +88,7 @@ export function importCommand(): Command {
         while (await segments.more()) {
           let answer: ImportSummary;
           try {
-            answer = await client.importEvents(segments.segment(opts.requestLines), { verify: opts.verify });
+            answer = toWire(await client.importEvents(segments.segment(opts.requestLines), { verify: opts.verify }));
           } catch (err) {
             throw inFile(err, offset, total);
           }
@@ -110,7 +113,7 @@ function inFile(err: unknown, offset: number, total: ImportSummary): unknown {
   const committed = total.imported + (details.imported ?? 0);
   const where = typeof details.line === 'number' ? offset + details.line : undefined;
   const message = where !== undefined ? err.message.replace(/^line \d+: /, `line ${where}: `) : err.message;
-  return new EventDbxError(err.code, `${message} (${committed} events committed before it; run the same command again to continue)`, {
+  return createError(err.code, `${message} (${committed} events committed before it; run the same command again to continue)`, {
     status: err.status,
     details: { ...details, ...(where !== undefined ? { line: where } : {}), imported: committed },
   });

@@ -5,7 +5,8 @@
  * so `--payload` (or a header, or the tenants) changes only when given, as in the original.
  */
 import { Command, Option } from 'commander';
-import { EventDbxError, type EventDbxClient, type PluginConfigInput, type PluginDefinition, type PluginKind, type PluginPayloadMode } from '../client/index.js';
+import { EventDbxError, fromWire, toWire, type EventDbxClient, type PluginConfigInput, type PluginDefinition, type PluginKind, type PluginInfo, type PluginPayloadMode, type Wire } from '../client/index.js';
+import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
 import { collect, parsePort, parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, keyValues, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
@@ -167,9 +168,10 @@ function withoutUndefined(record: Record<string, unknown>): Record<string, unkno
   return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined));
 }
 
-async function existing(client: EventDbxClient, name: string): Promise<PluginDefinition | undefined> {
+/** The stored definition in the API's naming, like the kind options the flags give. */
+async function existing(client: EventDbxClient, name: string): Promise<Wire<PluginDefinition> | undefined> {
   try {
-    return await client.plugin(name);
+    return toWire(await client.plugin(name));
   } catch (err) {
     if (err instanceof EventDbxError && err.code === 'not_found') return undefined;
     throw err;
@@ -177,7 +179,7 @@ async function existing(client: EventDbxClient, name: string): Promise<PluginDef
 }
 
 /** The definition to store: the existing one with the given fields replaced. */
-function merge(spec: KindSpec, flags: ConfigFlags & KindFlags, current: PluginDefinition | undefined): PluginConfigInput {
+function merge(spec: KindSpec, flags: ConfigFlags & KindFlags, current: Wire<PluginDefinition> | undefined): Wire<PluginConfigInput> {
   if (current && current.options.kind !== spec.kind) {
     throw new CliError(`plugin name '${flags.name}' is already used by ${current.options.kind}`, 1, 'already_exists');
   }
@@ -194,7 +196,7 @@ function merge(spec: KindSpec, flags: ConfigFlags & KindFlags, current: PluginDe
     tenants: nonEmpty(flags.tenant) ?? current?.tenants,
     aggregate_types: nonEmpty(flags.aggregate) ?? current?.aggregate_types,
     options: { ...(current?.options ?? {}), ...given, kind: spec.kind },
-  }) as PluginConfigInput;
+  }) as Wire<PluginConfigInput>;
 }
 
 function kindConfigCommand(spec: KindSpec): Command {
@@ -223,7 +225,7 @@ function kindConfigCommand(spec: KindSpec): Command {
         ...(server !== undefined ? { server } : {}),
         ...(tenant !== undefined ? { tenant } : {}),
       };
-      const stored = await withClient(flags, async (c) => c.configurePlugin(opts.name, merge(spec, opts, await existing(c, opts.name))));
+      const stored = toWire(await withClient(flags, async (c) => c.configurePlugin(opts.name, fromWire(merge(spec, opts, await existing(c, opts.name))))));
       if (opts.json) return printJson(stored);
       printLine(`${KIND_LABEL[spec.kind]} plugin '${stored.name}' ${stored.enabled ? 'configured' : 'disabled'}`);
     });
@@ -269,30 +271,30 @@ function removeCommand(): Command {
     });
 }
 
+type PluginRow = Wire<PluginInfo>;
+
+/** `plugin list`: `plugin=<n> kind=… enabled=…` lines by default (the original's), any --format. */
+const PLUGIN_LISTING: ListingSpec<PluginRow> = {
+  empty: '(no plugins configured)',
+  columns: [
+    { name: 'plugin', value: (p) => p.name },
+    { name: 'kind', value: (p) => p.options.kind },
+    { name: 'enabled', value: (p) => p.enabled },
+    { name: 'payload', value: (p) => p.payload_mode },
+    { name: 'pending', value: (p) => p.counts?.pending ?? 0 },
+    { name: 'processing', value: (p) => p.counts?.processing ?? 0 },
+    { name: 'dead', value: (p) => p.counts?.dead ?? 0 },
+    { name: 'lag_ms', value: (p) => p.counts?.lag_ms ?? 0 },
+  ],
+};
+
 function listCommand(): Command {
-  return withConnectionOptions(new Command('list'))
+  return withFormatOptions(withConnectionOptions(new Command('list')).option('--json', 'print the definitions (with counts) as JSON'), 'lines')
     .description('List the configured plugins with their queue counts and delivery lag')
-    .option('--json', 'print the definitions (with counts) as JSON')
     .addHelpText('after', '\nExample:\n  dbx plugin list --json\n')
-    .action(async (opts: Flags) => {
-      const plugins = await withClient(opts, (c) => c.plugins());
-      if (opts.json) return printJson(plugins);
-      if (plugins.length === 0) return printLine('(no plugins configured)');
-      for (const p of plugins) {
-        const counts = p.counts;
-        printLine(
-          keyValues({
-            plugin: p.name,
-            kind: p.options.kind,
-            enabled: p.enabled,
-            payload: p.payload_mode,
-            pending: counts?.pending ?? 0,
-            processing: counts?.processing ?? 0,
-            dead: counts?.dead ?? 0,
-            lag_ms: counts?.lag_ms ?? 0,
-          }),
-        );
-      }
+    .action(async (opts: Flags & FormatFlags) => {
+      const plugins = toWire(await withClient(opts, (c) => c.plugins()));
+      await printListing(opts, PLUGIN_LISTING, plugins, 'lines');
     });
 }
 
@@ -321,9 +323,9 @@ function replayCommand(): Command {
     .action(async (plugin: string, aggregate: string, id: string | undefined, opts: Flags & { payloadMode?: PluginPayloadMode }) => {
       const result = await withClient(opts, (c) =>
         c.replayPlugin(plugin, {
-          aggregate_type: aggregate,
-          ...(id !== undefined ? { aggregate_id: id } : {}),
-          ...(opts.payloadMode !== undefined ? { payload_mode: opts.payloadMode } : {}),
+          aggregateType: aggregate,
+          ...(id !== undefined ? { aggregateId: id } : {}),
+          ...(opts.payloadMode !== undefined ? { payloadMode: opts.payloadMode } : {}),
         }),
       );
       if (opts.json) return printJson(result);

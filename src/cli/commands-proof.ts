@@ -156,7 +156,7 @@ async function fetchRoots(proof: ParsedProof, opts: CheckFlags, url: string): Pr
     for (const size of rootsBySize(proof).keys()) {
       const view = await client.get(type, id, { version: size });
       // A GET past the head answers the head: a tree the server does not have is not confirmed.
-      if (view.version === size) roots.set(size, view.merkle_root);
+      if (view.version === size) roots.set(size, view.merkleRoot);
     }
     return roots;
   } finally {

@@ -5,12 +5,15 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { Command, InvalidArgumentError } from 'commander';
-import type { QueueJob, QueueStatus } from '../client/index.js';
+import { toWire, type QueueJob as ClientQueueJob, type QueueStatus as ClientQueueStatus, type Wire } from '../client/index.js';
 import { withConnectionOptions, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, keyValues, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
 
 type Flags = ConnectionFlags & { json?: boolean };
+/** The queue as the API names it (what --json prints). */
+type QueueJob = Wire<ClientQueueJob>;
+type QueueStatus = Wire<ClientQueueStatus>;
 
 function parseEventId(value: string): string {
   if (!/^\d{1,20}$/.test(value)) throw new InvalidArgumentError('an event id is a decimal snowflake id');
@@ -55,7 +58,7 @@ function retryCommand(): Command {
     .option('--json', 'print the counts as JSON')
     .addHelpText('after', '\nExample:\n  dbx queue retry --event-id 7263544239124123648\n')
     .action(async (opts: Flags & { eventId?: string }) => {
-      const result = await withClient(opts, (c) => c.retryQueue(opts.eventId));
+      const result = toWire(await withClient(opts, (c) => c.retryQueue(opts.eventId)));
       if (opts.json) return printJson(result);
       if (result.retried === 0) return printLine(opts.eventId !== undefined && result.still_dead > 0 ? 'no dead plugin jobs match the provided id' : 'no dead plugin jobs to retry');
       printLine(`retry summary: retried ${result.retried} job(s), ${result.still_dead} still dead`);
@@ -105,7 +108,7 @@ export function queueCommand(): Command {
     .enablePositionalOptions()
     .addHelpText('after', '\nExamples:\n  dbx queue\n  dbx queue retry\n  dbx queue clear --yes\n')
     .action(async (opts: Flags) => {
-      const status = await withClient(opts, (c) => c.queue());
+      const status = toWire(await withClient(opts, (c) => c.queue()));
       if (opts.json) return printJson(status);
       printQueue(status);
     });

@@ -8,16 +8,54 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { NOTE_CHARS_MAX } from '../core/index.js';
-import { EventDbxError, type ColumnSettings, type EventDbxClient, type SchemaInput, type SchemaRecord, type SchemaVersion } from '../client/index.js';
+import {
+  EventDbxError,
+  fromWire,
+  toWire,
+  type ColumnSettings as ClientColumnSettings,
+  type EventDbxClient,
+  type SchemaInput as ClientSchemaInput,
+  type SchemaRecord as ClientSchemaRecord,
+  type SchemaVersion as ClientSchemaVersion,
+  type Wire,
+} from '../client/index.js';
+import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
+import { pages } from './listing.js';
 import { collect, parseJsonObjectFlag, parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, keyValues, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
 
+// Schemas here are the API's JSON (snake_case): what files hold and what --json prints.
+type ColumnSettings = Wire<ClientColumnSettings>;
+type SchemaInput = Wire<ClientSchemaInput>;
+type SchemaRecord = Wire<ClientSchemaRecord>;
+type SchemaVersion = Wire<ClientSchemaVersion>;
 type Schema = SchemaRecord['schema'];
 type Flags = ConnectionFlags & { json?: boolean };
 
 /** Rust's Debug form of Option<u64>, as the original prints thresholds. */
 const debugOption = (n: number | null | undefined): string => (n === null || n === undefined ? 'None' : `Some(${n})`);
+
+/** `schema list`: the original's lines by default (reference §6.6), any --format. */
+const SCHEMA_LISTING: ListingSpec<SchemaVersion['schema']> = {
+  columns: [
+    { name: 'schema', value: (s) => s.aggregate },
+    { name: 'events', value: (s) => Object.keys(s.events).length },
+    { name: 'locked', value: (s) => s.locked },
+    { name: 'snapshot_threshold', value: (s) => s.snapshot_threshold ?? null },
+  ],
+  line: (s) => `schema=${s.aggregate} events=${Object.keys(s.events).length} locked=${s.locked} snapshot_threshold=${debugOption(s.snapshot_threshold)}`,
+};
+
+const SCHEMA_VERSION_LISTING: ListingSpec<SchemaVersion> = {
+  columns: [
+    { name: 'version', value: (v) => v.version },
+    { name: 'recorded_at', value: (v) => v.recorded_at },
+    { name: 'deleted', value: (v) => v.deleted },
+    { name: 'events', value: (v) => Object.keys(v.schema.events).length },
+    { name: 'locked', value: (v) => v.schema.locked },
+  ],
+};
 
 /** Comma-delimited or repeated values, trimmed (the original's `value_delimiter = ','`). */
 function splitList(values: string[]): string[] {
@@ -35,11 +73,11 @@ function editable(schema: Schema): SchemaInput {
  */
 async function edit(client: EventDbxClient, aggregate: string, change: (schema: SchemaInput) => void): Promise<SchemaRecord> {
   for (let attempt = 1; ; attempt++) {
-    const current = await client.getSchema(aggregate);
+    const current = toWire(await client.getSchema(aggregate));
     const next = editable(current.schema);
     change(next);
     try {
-      return await client.putSchema(aggregate, next, { expectedVersion: current.version });
+      return toWire(await client.putSchema(aggregate, fromWire(next), { expectedVersion: current.version }));
     } catch (err) {
       if (!(err instanceof EventDbxError) || err.code !== 'version_conflict' || attempt >= 3) throw err;
     }
@@ -62,12 +100,14 @@ function createCommand(): Command {
       const events = splitList(opts.events);
       if (events.length === 0) throw new UsageError('at least one event must be provided');
       if (events.some((e) => e === '')) throw new UsageError('event names cannot be empty');
-      const record = await withClient(opts, (c, ctx) =>
-        c.createSchema({
-          aggregate,
-          snapshot_threshold: opts.snapshotThreshold ?? ctx.config.snapshot_threshold,
-          events: Object.fromEntries(events.map((e) => [e, { fields: [] }])),
-        }),
+      const record = toWire(
+        await withClient(opts, (c, ctx) =>
+          c.createSchema({
+            aggregate,
+            snapshotThreshold: opts.snapshotThreshold ?? ctx.config.snapshot_threshold,
+            events: Object.fromEntries(events.map((e) => [e, { fields: [] }])),
+          }),
+        ),
       );
       if (opts.json) return printJson(record.schema);
       printLine(`schema=${aggregate} events=${Object.keys(record.schema.events).length} snapshot_threshold=${debugOption(record.schema.snapshot_threshold)}`);
@@ -131,16 +171,12 @@ function annotateCommand(): Command {
 }
 
 function listCommand(): Command {
-  return withConnectionOptions(new Command('list'))
+  return withFormatOptions(withConnectionOptions(new Command('list')), 'lines')
     .description('List the schemas (sorted by aggregate)')
     .addHelpText('after', '\nExample:\n  dbx schema list --json\n')
-    .option('--json', 'print a JSON array of the schemas')
-    .action(async (opts: Flags) => {
-      const records = await withClient(opts, (c) => c.listSchemas());
-      if (opts.json) return printJson(records.map((r) => r.schema));
-      for (const { schema } of records) {
-        printLine(`schema=${schema.aggregate} events=${Object.keys(schema.events).length} locked=${schema.locked} snapshot_threshold=${debugOption(schema.snapshot_threshold)}`);
-      }
+    .action(async (opts: Flags & FormatFlags) => {
+      const records = toWire(await withClient(opts, (c) => c.listSchemas()));
+      await printListing(opts, SCHEMA_LISTING, records.map((r) => r.schema), 'lines');
     });
 }
 
@@ -148,7 +184,7 @@ function showCommand(): Command {
   return withConnectionOptions(new Command('show').argument('<aggregate>'))
     .description('Print one schema as JSON (also: dbx schema <aggregate>)')
     .addHelpText('after', '\nExample:\n  dbx schema show person\n')
-    .action(async (aggregate: string, opts: Flags) => printJson((await withClient(opts, (c) => c.getSchema(aggregate))).schema));
+    .action(async (aggregate: string, opts: Flags) => printJson(toWire(await withClient(opts, (c) => c.getSchema(aggregate))).schema));
 }
 
 function hideCommand(): Command {
@@ -179,7 +215,7 @@ function validateCommand(): Command {
     .addHelpText('after', '\nExample:\n  dbx schema validate --aggregate person --event person_created --payload \'{"age":"42"}\'\n')
     .action(async (opts: Flags & { aggregate: string; event: string; payload: string }) => {
       const payload = parseJsonObjectFlag('--payload', opts.payload);
-      const result = await withClient(opts, (c) => c.validateSchema(opts.aggregate, opts.event, payload));
+      const result = toWire(await withClient(opts, (c) => c.validateSchema(opts.aggregate, opts.event, payload)));
       if (opts.json) printJson(result);
       if (!result.valid) {
         const details = result.violations.map((v) => ({ path: v.field, message: `${v.message} (${v.rule})` }));
@@ -218,7 +254,7 @@ function applyCommand(): Command {
       const schemas = schemasInFile(text, file);
       const records = await withClient(opts, async (c) => {
         const out: SchemaRecord[] = [];
-        for (const [aggregate, schema] of schemas) out.push(await c.putSchema(aggregate, schema));
+        for (const [aggregate, schema] of schemas) out.push(toWire(await c.putSchema(aggregate, fromWire(schema))));
         return out;
       });
       if (opts.json) return printJson(records);
@@ -342,32 +378,22 @@ function fieldCommand(): Command {
 }
 
 function versionsCommand(): Command {
-  return withConnectionOptions(new Command('versions').argument('<aggregate>'))
+  return withFormatOptions(withConnectionOptions(new Command('versions').argument('<aggregate>')), 'lines')
     .description("A schema's history: every change a numbered version, a delete a tombstone")
     .addHelpText('after', '\nExample:\n  dbx schema versions person --all\n')
     .option('--take <n>', 'versions per page (default list_page_size)', parsePositiveInt)
     .option('--cursor <version>', 'resume after this version')
-    .option('--all', 'every version')
-    .option('--json', 'print a JSON array of the versions')
-    .action(async (aggregate: string, opts: Flags & { take?: number; cursor?: string; all?: boolean }) => {
+    .option('--all', 'every version (printed page by page)')
+    .action(async (aggregate: string, opts: Flags & FormatFlags & { take?: number; cursor?: string; all?: boolean }) => {
       if (opts.take === 0) throw new UsageError('--take must be greater than zero');
-      const page = await withClient(opts, async (c) => {
-        const items: SchemaVersion[] = [];
-        let cursor = opts.cursor;
-        for (;;) {
-          const next = await c.schemaVersions(aggregate, { ...(opts.take !== undefined || opts.all ? { take: opts.take ?? 1000 } : {}), ...(cursor !== undefined ? { cursor } : {}) });
-          items.push(...next.items);
-          if (!opts.all || !next.next_cursor) return { items, next_cursor: opts.all ? null : next.next_cursor };
-          cursor = next.next_cursor;
-        }
-      });
-      if (opts.json) printJson(page.items);
-      else {
-        for (const v of page.items) {
-          printLine(keyValues({ version: v.version, recorded_at: v.recorded_at, deleted: v.deleted, events: Object.keys(v.schema.events).length, locked: v.schema.locked }));
-        }
-      }
-      if (page.next_cursor) (opts.json ? process.stderr : process.stdout).write(`next cursor: ${page.next_cursor}\n`);
+      await withClient(opts, (c) =>
+        printListing(
+          opts,
+          SCHEMA_VERSION_LISTING,
+          pages(opts, (cursor, take) => c.schemaVersions(aggregate, { ...(take !== undefined ? { take } : {}), ...(cursor !== undefined ? { cursor } : {}) })),
+          'lines',
+        ),
+      );
     });
 }
 
@@ -377,7 +403,7 @@ function deleteCommand(): Command {
     .addHelpText('after', '\nExample:\n  dbx schema delete person\n')
     .option('--json', 'print the tombstone version as JSON')
     .action(async (aggregate: string, opts: Flags) => {
-      const tombstone = await withClient(opts, (c) => c.deleteSchema(aggregate));
+      const tombstone = toWire(await withClient(opts, (c) => c.deleteSchema(aggregate)));
       if (opts.json) return printJson(tombstone);
       printLine(`schema=${aggregate} deleted version=${tombstone.version}`);
     });
@@ -394,7 +420,7 @@ export function schemaCommand(): Command {
     )
     .action(async (aggregate: string | undefined, opts: Flags) => {
       if (aggregate === undefined) throw new UsageError('missing aggregate name; try `dbx schema <aggregate>`');
-      printJson((await withClient(opts, (c) => c.getSchema(aggregate))).schema);
+      printJson(toWire(await withClient(opts, (c) => c.getSchema(aggregate))).schema);
     });
   for (const command of [
     createCommand(),

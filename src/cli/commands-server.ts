@@ -4,11 +4,11 @@ import { createInterface } from 'node:readline/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseRestrictMode, type RestrictMode } from '../core/schema/index.js';
 import { configPath, readConfig, type Config } from '../core/index.js';
-import { createClient, type ServerStatus } from '../client/index.js';
-import { dataDirLooksOurs, describeStop, logFile, startDaemon, stopServer, type StartFlags } from './daemon.js';
+import { createClient, toWire, type ServerStatus, type Wire } from '../client/index.js';
+import { dataDirLooksOurs, describeStop, logFile, recordStartOptions, rememberedStartOptions, startDaemon, stopServer, type StartFlags } from './daemon.js';
 import { parsePort, resolveDataDir, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, formatUptime, keyValues, printJson, printLine } from './output.js';
-import { clientTrust, isLoopbackHost, probeServer, removeStalePidFile, resolveToken } from './session.js';
+import { answersHealth, clientTrust, isLoopbackHost, probeServer, removeStalePidFile, resolveTenant, resolveToken } from './session.js';
 
 type StartOpts = StartFlags & { dataDir?: string; foreground?: boolean };
 
@@ -69,8 +69,9 @@ export async function runForeground(dataDir: string, opts: StartFlags): Promise<
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     // Only a given --restrict overrides (and is saved to) config.toml.
     ...(opts.restrict !== undefined ? { restrict: opts.restrict } : {}),
-    logLevel: process.env.EVENTDBX_LOG_LEVEL ?? 'info',
   });
+  // Only once it runs: a start that failed must not become what `dbx restart` repeats.
+  recordStartOptions(dataDir, opts);
   server.app.log.info({ port: server.port, dataDir, pid: process.pid, restrict: server.config.restrict }, 'EventDBX server listening');
   const warning = exposureWarning(server.config);
   if (warning) process.stderr.write(warning);
@@ -107,53 +108,98 @@ export function stopCommand(): Command {
 
 export function restartCommand(): Command {
   return startOptions(new Command('restart').description('Restart the EventDBX server'))
-    .addHelpText('after', '\nStops the server (if running), then starts it with the given start options.\n\nExample:\n  dbx restart --port 7071\n')
+    .addHelpText(
+      'after',
+      '\nStops the server (if running), then starts it with the options of its last start (port, restrict),\nreplaced by any given here.\n\nExample:\n  dbx restart --port 7071\n',
+    )
     .action(async (opts: StartOpts) => {
+      const dataDir = resolveDataDir(opts.dataDir);
+      const given: StartFlags = {
+        ...(opts.port !== undefined ? { port: opts.port } : {}),
+        ...(opts.restrict !== undefined ? { restrict: opts.restrict } : {}),
+      };
+      const flags: StartOpts = { ...rememberedStartOptions(dataDir), ...given, dataDir, ...(opts.foreground ? { foreground: true } : {}) };
       try {
-        printLine(describeStop(await stopServer(resolveDataDir(opts.dataDir))));
+        printLine(describeStop(await stopServer(dataDir)));
       } catch (err) {
         process.stderr.write(`warning: ${err instanceof Error ? err.message : String(err)}\n`);
       }
-      await start(opts);
+      await start(flags);
     });
 }
 
+/**
+ * `dbx status` answers like pg_isready: exit 0 and the status when the server answers, exit 1 and
+ * one line when it does not (stopped, or alive but not answering). `--url` asks any server.
+ */
 export function statusCommand(): Command {
   return new Command('status')
     .description('Display EventDBX server status')
     .option('--data-dir <dir>', 'data directory')
+    .option('--url <url>', "ask this server (http://host:port or https://…) instead of the data directory's own (default $EVENTDBX_URL)")
+    .addOption(new Option('--server <url>', 'the same as --url').hideHelp())
     .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
     .option('--ca-file <path>', 'PEM CA certificate(s) to trust when the server serves https (default $EVENTDBX_CA_FILE)')
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  dbx status --json\n')
+    .addHelpText('after', '\nExit code 0 when the server answers, 1 when it does not (like pg_isready).\n\nExamples:\n  dbx status --json\n  dbx status --url http://db.internal:7070\n')
     .action(async (opts: ConnectionFlags & { json?: boolean }) => {
       const dataDir = resolveDataDir(opts.dataDir);
       const { config } = readConfig(dataDir);
+      if (opts.server !== undefined) return remoteStatus(opts, dataDir, config);
       const probe = await probeServer(dataDir, config);
       if (probe.state === 'stopped') {
         if (probe.stale) removeStalePidFile(dataDir, probe.stale);
+        process.exitCode = 1;
         if (opts.json) return printJson({ running: false, data_dir: dataDir });
-        printLine(`EventDBX server is not running.${probe.stale ? ' (removed stale pid file)' : ''}`);
-        return printLine(`Active domain: ${config.domain}`);
+        const where = existsSync(dataDir) ? `data dir ${dataDir}, domain ${config.domain}` : `data dir ${dataDir} does not exist`;
+        return printLine(`EventDBX server is not running (${where})${probe.stale ? ' (removed stale pid file)' : ''}.`);
       }
       if (probe.state === 'unresponsive') {
+        process.exitCode = 1;
         if (opts.json) return printJson({ running: true, responding: false, pid: probe.info.pid, port: probe.info.port, data_dir: dataDir });
         return printLine(`EventDBX server (pid ${probe.info.pid}) is not answering on port ${probe.info.port} (starting, or stuck).`);
       }
-      const client = createClient({ url: probe.url, token: resolveToken(opts, dataDir), ...clientTrust(opts, dataDir, config, true) });
-      let status: ServerStatus;
-      try {
-        status = await client.status();
-      } finally {
-        await client.close();
-      }
-      if (opts.json) return printJson({ running: true, responding: true, ...status });
-      printLine(
-        `EventDBX server is running on port ${status.port} (pid ${status.pid}) — restrict=${status.restrict} — domain=${config.domain} — up for ${formatUptime(status.uptime_secs)} (since ${status.started_at})`,
-      );
-      printLine(keyValues({ shards: status.shards, workers: status.workers, durability: status.durability, aggregates: status.aggregates, data_dir: status.data_dir }));
-      for (const p of status.plugins ?? []) printLine(`plugins: ${keyValues({ name: p.name, enabled: p.enabled, pending: p.pending, dead: p.dead, lag_secs: p.lag_secs })}`);
+      printStatus(await fetchStatus(probe.url, resolveToken(opts, dataDir), clientTrust(opts, dataDir, config, true)), opts.json === true, config.domain);
     });
+}
+
+async function fetchStatus(url: string, token: string, trust: ReturnType<typeof clientTrust>): Promise<Wire<ServerStatus>> {
+  const client = createClient({ url, token, ...trust });
+  try {
+    return toWire(await client.status());
+  } finally {
+    await client.close();
+  }
+}
+
+function printStatus(status: Wire<ServerStatus>, json: boolean, domain: string): void {
+  if (json) return printJson({ running: true, responding: true, ...status });
+  printLine(
+    `EventDBX server is running on port ${status.port} (pid ${status.pid}) — restrict=${status.restrict} — domain=${domain} — up for ${formatUptime(status.uptime_secs)} (since ${status.started_at})`,
+  );
+  printLine(keyValues({ shards: status.shards, workers: status.workers, durability: status.durability, aggregates: status.aggregates, data_dir: status.data_dir }));
+  for (const p of status.plugins ?? []) printLine(`plugins: ${keyValues({ name: p.name, enabled: p.enabled, pending: p.pending, dead: p.dead, lag_secs: p.lag_secs })}`);
+}
+
+/** A server named by --url: /health first (no token needed), then the full status when a token is at hand. */
+async function remoteStatus(opts: ConnectionFlags & { json?: boolean }, dataDir: string, config: Config): Promise<void> {
+  const url = opts.server as string;
+  if (!(await answersHealth(url, 3000))) {
+    process.exitCode = 1;
+    if (opts.json) return printJson({ url, responding: false });
+    return printLine(`EventDBX server at ${url} is not answering.`);
+  }
+  let token: string | undefined;
+  try {
+    token = resolveToken(opts, dataDir);
+  } catch {
+    token = undefined;
+  }
+  if (token === undefined) {
+    if (opts.json) return printJson({ url, responding: true });
+    return printLine(`EventDBX server at ${url} is answering (give --token for its status).`);
+  }
+  printStatus(await fetchStatus(url, token, clientTrust(opts, dataDir, config, false)), opts.json === true, resolveTenant(opts, config));
 }
 
 async function confirmDestroy(dataDir: string): Promise<boolean> {

@@ -25,8 +25,9 @@ import {
   type BatchItem,
   type ValueCipher,
 } from '../core/index.js';
-import type { BatchEvent, EventRecord } from '../client/index.js';
+import { toWire, type BatchEvent, type EventRecord, type Wire } from '../client/index.js';
 import { resolveDataDir, withConnectionOptions, type ConnectionFlags } from './options.js';
+import { formatOf, printListing, type FormatFlags, type ListingSpec } from './format.js';
 import { CliError, UsageError, printJson, printLine, printTable, progress } from './output.js';
 import { printEvents } from './render.js';
 import { withClient } from './session.js';
@@ -96,17 +97,31 @@ export function stageEvent(dataDir: string, body: Record<string, unknown>): Batc
   return entry;
 }
 
-export function printStage(dataDir: string, type: string | undefined, json: boolean): void {
+const staged = (e: BatchItem): unknown => ('patch' in e ? e.patch : e.payload);
+
+/** `aggregate list --stage`: the staged events in any --format (the table shortens long payloads). */
+const STAGE_LISTING: ListingSpec<BatchItem & { '#': number }> = {
+  empty: 'no staged events',
+  columns: [
+    { name: '#', value: (e) => e['#'] },
+    { name: 'aggregate_type', value: (e) => e.aggregate_type },
+    { name: 'aggregate_id', value: (e) => e.aggregate_id },
+    { name: 'event_type', value: (e) => e.event_type },
+    {
+      name: 'payload',
+      value: (e) => staged(e),
+      brief: (e) => {
+        const payload = JSON.stringify(staged(e));
+        return payload.length > 60 ? `${payload.slice(0, 59)}…` : payload;
+      },
+    },
+  ],
+};
+
+export async function printStage(dataDir: string, type: string | undefined, flags: FormatFlags): Promise<void> {
   const entries = readStage(resolveDataDir(dataDir)).filter((e) => type === undefined || e.aggregate_type === type);
-  if (json) return printJson(entries);
-  if (entries.length === 0) return printLine('no staged events');
-  printTable(
-    ['#', 'aggregate_type', 'aggregate_id', 'event_type', 'payload'],
-    entries.map((e, i) => {
-      const payload = JSON.stringify('patch' in e ? e.patch : e.payload);
-      return [i + 1, e.aggregate_type, e.aggregate_id, e.event_type, payload.length > 60 ? `${payload.slice(0, 59)}…` : payload];
-    }),
-  );
+  if (formatOf(flags) === 'json') return printJson(entries);
+  await printListing(flags, STAGE_LISTING, entries.map((e, i) => ({ ...e, '#': i + 1 })));
 }
 
 function toBatchEvent(e: BatchItem): BatchEvent {
@@ -136,12 +151,12 @@ export function commitCommand(): Command {
         throw new UsageError(`${entries.length} staged events exceed one atomic batch (${BATCH_EVENTS_MAX}); add --chunked to commit them in atomic chunks`);
       }
       const committed = await withClient(opts, async (client) => {
-        const done: EventRecord[] = [];
+        const done: Wire<EventRecord<Record<string, unknown>>>[] = [];
         const bar = entries.length > BATCH_EVENTS_MAX ? progress('committing', entries.length) : undefined;
         try {
           for (let start = 0; start < entries.length; start += BATCH_EVENTS_MAX) {
             const chunk = entries.slice(start, start + BATCH_EVENTS_MAX);
-            done.push(...(await client.batch(chunk.map(toBatchEvent))));
+            done.push(...toWire(await client.batch(chunk.map(toBatchEvent))));
             // The stage keeps exactly what is not committed yet.
             writeStage(dataDir, entries.slice(start + chunk.length));
             bar?.increment(chunk.length);

@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { ConfigError, isActionPattern, loadDataCipher, readConfig, type Config, type IssueInput } from '../core/index.js';
 import type { TokenLedger, TokenView } from '../coordinator/index.js';
 import { collect, parsePositiveInt, resolveDataDir } from './options.js';
+import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
 import { CliError, UsageError, printJson, printTable } from './output.js';
 import { probeServer, resolveToken } from './session.js';
 
@@ -32,6 +33,19 @@ async function withLedger<T>(dataDirFlag: string | undefined, fn: (ctx: LedgerCo
 }
 
 const when = (iso: string | null): string => iso ?? 'never';
+
+const TOKEN_LISTING: ListingSpec<TokenView> = {
+  empty: 'no issued tokens',
+  columns: [
+    { name: 'jti', value: (r) => r.jti },
+    { name: 'subject', value: (r) => r.subject },
+    { name: 'status', value: (r) => statusText(r) },
+    { name: 'expires', value: (r) => when(r.expires_at) },
+    { name: 'writes left', value: (r) => (r.writes_remaining === null ? 'unlimited' : `${r.writes_remaining}/${r.limits.write_events}`) },
+    { name: 'actions', value: (r) => r.actions.join(',') },
+    { name: 'tenants', value: (r) => r.tenants.join(',') || 'default' },
+  ],
+};
 
 function printRecord(token: string | undefined, record: TokenView): void {
   const lines = [
@@ -118,30 +132,12 @@ export function tokenCommand(): Command {
       });
     });
 
-  token
-    .command('list')
+  withFormatOptions(token.command('list'))
     .description('List recorded tokens: status, expiry, remaining writes (never a token value)')
     .option('--data-dir <dir>', 'data directory')
-    .option('--json', 'print a JSON array')
     .addHelpText('after', '\nExample:\n  dbx token list --json\n')
-    .action(async (opts: { dataDir?: string; json?: boolean }) => {
-      await withLedger(opts.dataDir, async ({ ledger }) => {
-        const items = ledger.list();
-        if (opts.json) return printJson(items);
-        if (items.length === 0) return void process.stdout.write('no issued tokens\n');
-        printTable(
-          ['jti', 'subject', 'status', 'expires', 'writes left', 'actions', 'tenants'],
-          items.map((r) => [
-            r.jti,
-            r.subject,
-            statusText(r),
-            when(r.expires_at),
-            r.writes_remaining === null ? 'unlimited' : `${r.writes_remaining}/${r.limits.write_events}`,
-            r.actions.join(','),
-            r.tenants.join(',') || 'default',
-          ]),
-        );
-      });
+    .action(async (opts: { dataDir?: string } & FormatFlags) => {
+      await withLedger(opts.dataDir, async ({ ledger }) => printListing(opts, TOKEN_LISTING, ledger.list()));
     });
 
   token
@@ -204,10 +200,10 @@ export function tokenCommand(): Command {
       let result: { public_key: string; key_id: string; revoked: number; rotated_at: string };
       if (probe.state === 'running') {
         // The running server must switch keys itself, or it would keep accepting the old tokens.
-        const { createClient } = await import('../client/index.js');
+        const { createClient, toWire } = await import('../client/index.js');
         const client = createClient({ url: probe.url, token: resolveToken({ ...(opts.token ? { token: opts.token } : {}) }, dataDir), retry: { attempts: 1 } });
         try {
-          result = await client.rotateSigningKeys();
+          result = toWire(await client.rotateSigningKeys());
         } finally {
           await client.close();
         }

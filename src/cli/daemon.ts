@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readConfig } from '../core/index.js';
+import { z } from 'zod';
+import { readConfig, writeFileDurably } from '../core/index.js';
 import type { PidInfo } from '../coordinator/index.js';
 import { CliError, formatUptime } from './output.js';
 import { PID_FILE, answersHealth, localUrl, probeServer, processRunning, readPidFile, removeStalePidFile } from './session.js';
@@ -18,6 +19,40 @@ const READY_TIMEOUT_MS = 30_000;
 export interface StartFlags {
   port?: number;
   restrict?: 'off' | 'default' | 'strict';
+}
+
+/**
+ * The options the running server was started with, rewritten at every start: `dbx restart` reuses
+ * them (pg_ctl's postmaster.opts), so `dbx start --restrict=strict --port 7171` stays strict on 7171
+ * after a restart whatever config.toml says meanwhile; options given to restart replace them.
+ */
+export const START_OPTIONS_FILE = 'start-options.json';
+
+const startFlagsSchema = z.strictObject({
+  port: z.number().int().min(0).max(65535).optional(),
+  restrict: z.enum(['off', 'default', 'strict']).optional(),
+});
+
+export function recordStartOptions(dataDir: string, flags: StartFlags): void {
+  const given: StartFlags = {
+    ...(flags.port !== undefined ? { port: flags.port } : {}),
+    ...(flags.restrict !== undefined ? { restrict: flags.restrict } : {}),
+  };
+  writeFileDurably(join(dataDir, START_OPTIONS_FILE), `${JSON.stringify(given)}\n`);
+}
+
+/** The recorded options ({} when there are none); a damaged file is ignored rather than trusted. */
+export function rememberedStartOptions(dataDir: string): StartFlags {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(join(dataDir, START_OPTIONS_FILE), 'utf8'));
+  } catch {
+    return {};
+  }
+  const parsed = startFlagsSchema.safeParse(raw);
+  if (!parsed.success) return {};
+  const { port, restrict } = parsed.data;
+  return { ...(port !== undefined ? { port } : {}), ...(restrict !== undefined ? { restrict } : {}) };
 }
 
 export function logFile(dataDir: string): string {

@@ -1,6 +1,7 @@
 /** Flags shared by `aggregate list`, `aggregate events` and `events`, and `--all` paging. */
 import { Command } from 'commander';
-import { paginate, type ListOptions, type Page } from '../client/index.js';
+import { paginate, toWire, type ListOptions, type Page, type Wire } from '../client/index.js';
+import { withFormatOptions, type Format, type WirePage } from './format.js';
 import { parsePositiveInt } from './options.js';
 import { UsageError, progress } from './output.js';
 
@@ -13,6 +14,7 @@ export interface ListFlags {
   archivedOnly?: boolean;
   all?: boolean;
   json?: boolean;
+  format?: Format;
 }
 
 export function withPageOptions(command: Command, options: { sort: boolean; scope: boolean }): Command {
@@ -21,18 +23,16 @@ export function withPageOptions(command: Command, options: { sort: boolean; scop
     .option('--cursor <cursor>', 'resume after this cursor (printed as "next cursor")')
     .option('--filter <expr>', 'filter, e.g. \'version > 1 AND status = "active"\'')
     .option('--all', 'follow the cursor through every page');
-  if (options.sort) command.option('--sort <keys>', 'field[:asc|desc],… (not with --cursor or --all)');
+  if (options.sort) command.option('--sort <keys>', 'field[:asc|desc],… (sorted lists page with cursors too)');
   if (options.scope) {
     command.option('--include-archived', 'include archived aggregates').option('--archived-only', 'only archived aggregates');
   }
-  return command.option('--json', 'print a JSON array');
+  return withFormatOptions(command.option('--json', 'print a JSON array (the same as --format json)'));
 }
 
 /** Checks the combinations the server would refuse, before any request. */
 export function listOptions(flags: ListFlags): ListOptions {
   if (flags.take === 0) throw new UsageError('--take must be greater than zero');
-  if (flags.cursor !== undefined && flags.sort !== undefined) throw new UsageError('--cursor cannot be combined with --sort');
-  if (flags.all && flags.sort !== undefined) throw new UsageError('--all cannot be combined with --sort (a sorted listing is one page)');
   if (flags.includeArchived && flags.archivedOnly) throw new UsageError('--include-archived cannot be combined with --archived-only');
   return {
     ...(flags.take !== undefined ? { take: flags.take } : {}),
@@ -44,7 +44,30 @@ export function listOptions(flags: ListFlags): ListOptions {
   };
 }
 
-/** One page, or with --all every page (large pages; a progress count on a terminal). */
+/**
+ * A listing's pages as they arrive, in the API's naming, for printListing (format.ts): one page,
+ * or with --all every page (the largest the server allows), each yielded as soon as it is fetched,
+ * so it is printed before the next is asked for and memory holds one page whatever the total.
+ *
+ *   await withClient(opts, (c) => printListing(opts, SPEC, pages(opts, (cursor, take) => c.list(type, { cursor, take }))));
+ */
+export async function* pages<T>(flags: ListFlags, fetchPage: (cursor: string | undefined, take: number | undefined) => Promise<Page<T>>): AsyncGenerator<WirePage<Wire<T>>> {
+  if (!flags.all) {
+    const page = await fetchPage(flags.cursor, flags.take);
+    yield { items: toWire(page.items), next_cursor: page.nextCursor };
+    return;
+  }
+  // The server caps take at page_limit, so asking for 1000 gets the largest page it allows.
+  let cursor = flags.cursor;
+  for (;;) {
+    const page = await fetchPage(cursor, flags.take ?? 1000);
+    yield { items: toWire(page.items), next_cursor: null };
+    if (!page.nextCursor || page.items.length === 0) return;
+    cursor = page.nextCursor;
+  }
+}
+
+/** One page, or with --all every page, gathered (for callers that need them all; listings stream with `pages`). */
 export async function fetchListing<T>(flags: ListFlags, label: string, fetchPage: (cursor: string | undefined, take: number | undefined) => Promise<Page<T>>): Promise<Page<T>> {
   if (!flags.all) return fetchPage(flags.cursor, flags.take);
   const items: T[] = [];
@@ -58,5 +81,5 @@ export async function fetchListing<T>(flags: ListFlags, label: string, fetchPage
   } finally {
     bar.stop();
   }
-  return { items, next_cursor: null };
+  return { items, nextCursor: null };
 }

@@ -43,10 +43,24 @@ export interface ConnectionFlags {
 export function withConnectionOptions(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'data directory (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
+    .option('--url <url>', "talk to this server (http://host:port or https://…) instead of the data directory's own (default $EVENTDBX_URL)")
+    .addOption(new Option('--server <url>', 'the same as --url').hideHelp())
     .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
-    .option('--tenant <tenant>', 'tenant (default $EVENTDBX_TENANT_ID, else the config domain)')
-    .option('--server <url>', "talk to this server (http://… or https://…) instead of the data directory's own")
+    .option('--tenant <tenant>', 'tenant (default $EVENTDBX_TENANT, else the checked-out domain)')
     .option('--ca-file <path>', 'PEM CA certificate(s) to trust for https:// (default $EVENTDBX_CA_FILE)');
+}
+
+/**
+ * Commander's preAction hook (program.ts): `--url`, else `$EVENTDBX_URL`, becomes `server`, the one
+ * name the sessions read, so `--url`, `--server` and the variable mean the same everywhere.
+ */
+export function normaliseConnectionFlags(command: Command): void {
+  const opts = command.opts<{ url?: string; server?: string }>();
+  if (!command.options.some((o) => o.long === '--url')) return;
+  const url = opts.url ?? opts.server ?? (process.env.EVENTDBX_URL || undefined);
+  if (url === undefined) return;
+  if (!/^https?:\/\/[^/]/i.test(url)) throw new UsageError(`--url ${url}: expected http://host:port or https://host:port`);
+  command.setOptionValue('server', url.replace(/\/+$/, ''));
 }
 
 export function jsonOption(): Option {

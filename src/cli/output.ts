@@ -3,10 +3,11 @@
  * Exit codes: 0 ok, 1 failed, 2 usage (bad flags or arguments, commander's own errors included).
  */
 import cliProgress from 'cli-progress';
-import Table from 'cli-table3';
 import { CommanderError } from 'commander';
 import { DbxError } from '../core/index.js';
 import { EventDbxError } from '../client/index.js';
+import { tableText } from './format.js';
+import { paint } from './terminal.js';
 
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
@@ -32,10 +33,42 @@ export class UsageError extends CliError {
 }
 
 function detailLines(details: unknown): string {
-  if (!Array.isArray(details) || details.length < 2) return '';
-  return details
+  // A refused batch item carries its violations as `{ index, violations }`.
+  const list = Array.isArray(details) ? details : (details as { violations?: unknown } | undefined)?.violations;
+  if (!Array.isArray(list) || list.length < 2) return '';
+  return list
     .map((d: { path?: unknown; message?: unknown }) => `  - ${typeof d.path === 'string' ? `${d.path}: ` : ''}${String(d.message ?? JSON.stringify(d))}\n`)
     .join('');
+}
+
+/**
+ * `--json` / `--format json` make errors JSON too, on stderr: `{"error":{"code","message","details"?}}`,
+ * the API's error model, so a script reads one shape whether the failure was the server's or ours.
+ */
+let jsonErrors = false;
+
+export function setErrorFormat(json: boolean): void {
+  jsonErrors = json;
+}
+
+/** Whether argv asks for JSON output (read before parsing, so commander's usage errors follow it). */
+export function wantsJson(argv: string[]): boolean {
+  return argv.some((arg, i) => arg === '--json' || arg === '--format=json' || (arg === '--format' && argv[i + 1] === 'json'));
+}
+
+function writeError(code: string, message: string, details: unknown, lines: string): void {
+  if (jsonErrors) {
+    process.stderr.write(`${JSON.stringify({ error: { code, message, ...(details !== undefined ? { details } : {}) } })}\n`);
+  } else {
+    process.stderr.write(`${paint('error:', 'red', process.stderr)} ${code}: ${message}\n${lines}`);
+  }
+}
+
+/** Commander's own messages (unknown option, missing argument), in our form; its hint stays text-only. */
+export function formatUsageError(text: string): string {
+  if (!jsonErrors) return text.replace(/^error: /, 'error: invalid_input: ');
+  if (!text.startsWith('error: ')) return '';
+  return `${JSON.stringify({ error: { code: 'invalid_input', message: text.slice('error: '.length).trim() } })}\n`;
 }
 
 export function exitWithError(err: unknown): never {
@@ -44,17 +77,17 @@ export function exitWithError(err: unknown): never {
     process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
   }
   if (err instanceof EventDbxError || err instanceof DbxError) {
-    process.stderr.write(`error: ${err.code}: ${err.message}\n${detailLines(err.details)}`);
+    writeError(err.code, err.message, err.details, detailLines(err.details));
     process.exit(EXIT_FAILED);
   }
   if (err instanceof CliError) {
-    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
+    writeError(err.code, err.message, undefined, '');
     process.exit(err.exitCode);
   }
   // Config and start-up failures name their cause in the message; anything else is unexpected.
   const name = err instanceof Error ? err.name : '';
   const code = name === 'ConfigError' ? 'invalid_input' : name === 'DataDirBusyError' || name === 'ServerStartError' ? 'unavailable' : 'internal';
-  process.stderr.write(`error: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
+  writeError(code, err instanceof Error ? err.message : String(err), undefined, '');
   process.exit(EXIT_FAILED);
 }
 
@@ -74,11 +107,12 @@ export function keyValues(fields: Record<string, unknown>): string {
     .join(' ');
 }
 
-/** A plain table (no colours: the output is often piped). */
+/**
+ * A table printed at once, in psql's aligned format and fitted to the terminal (format.ts); a
+ * listing that should take --format uses printListing instead.
+ */
 export function printTable(head: string[], rows: unknown[][]): void {
-  const table = new Table({ head, style: { head: [], border: [] } });
-  for (const row of rows) table.push(row.map((cell) => (cell === undefined || cell === null ? '' : String(cell))));
-  printLine(table.toString());
+  process.stdout.write(tableText(head, rows));
 }
 
 export function short(hash: string, length = 12): string {

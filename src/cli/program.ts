@@ -10,20 +10,27 @@ import { queueCommand } from './commands-queue.js';
 import { schemaCommand } from './commands-schema.js';
 import { destroyCommand, restartCommand, startCommand, statusCommand, stopCommand } from './commands-server.js';
 import { tokenCommand } from './commands-token.js';
+import { doctorCommand } from './commands-doctor.js';
+import { completionCommand } from './completion.js';
+import { normaliseConnectionFlags } from './options.js';
+import { formatUsageError, setErrorFormat, wantsJson } from './output.js';
+import { cliVersion } from './version.js';
+import { tenantCommand } from './commands-tenant.js';
 
 /** Commander copies these settings only to subcommands made with .command(); ours are added, so walk the tree. */
-function configureTree(command: Command): void {
+function configureTree(command: Command, json: boolean): void {
   command
     .exitOverride()
-    .showHelpAfterError('(add --help for usage and an example)')
-    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'error: invalid_input: ')) });
-  for (const sub of command.commands) configureTree(sub);
+    // Under --json stderr carries one JSON document: no hint after it.
+    .showHelpAfterError(json ? false : '(add --help for usage and an example)')
+    .configureOutput({ outputError: (str, write) => write(formatUsageError(str)) });
+  for (const sub of command.commands) configureTree(sub, json);
 }
 
 export function buildProgram(): Command {
   const program = new Command('dbx')
     .description('EventDBX server CLI: an event-sourced, write-side database server')
-    .version('0.1.0', '-V, --version')
+    .version(cliVersion(), '-V, --version')
     // Program options only before the subcommand: `aggregate get … --version 3` is get's flag.
     .enablePositionalOptions()
     .addHelpText(
@@ -45,9 +52,21 @@ export function buildProgram(): Command {
     schemaCommand(),
     pluginCommand(),
     queueCommand(),
+    tenantCommand(),
   ]) {
     program.addCommand(command);
   }
-  configureTree(program);
+  program.addCommand(doctorCommand());
+  program.addCommand(completionCommand(() => program));
+  // Before any action: errors become JSON when the output is (argv is read first, so that
+  // commander's own usage errors follow too), and --url / $EVENTDBX_URL are resolved.
+  const json = wantsJson(process.argv.slice(2));
+  setErrorFormat(json);
+  configureTree(program, json);
+  program.hook('preAction', (_program, action) => {
+    const opts = action.opts<{ json?: boolean; format?: string }>();
+    setErrorFormat(opts.json === true || opts.format === 'json');
+    normaliseConnectionFlags(action);
+  });
   return program;
 }

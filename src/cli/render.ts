@@ -1,12 +1,16 @@
-/** Text forms of API results (tables and key=value lines); `--json` prints the results as they are. */
-import type { AggregateView, EventRecord, Page } from '../client/index.js';
+/**
+ * Text forms of API results (tables and key=value lines); `--json` prints the results as they are.
+ * Results come in the API's own naming (commands turn client results back with `toWire`).
+ */
+import type { AggregateView, EventRecord, Page } from '../core/index.js';
+import type { ListingSpec } from './format.js';
 import { keyValues, printJson, printLine, printTable, short } from './output.js';
 
 export function aggregateLine(a: AggregateView): string {
   return keyValues({ aggregate_type: a.aggregate_type, aggregate_id: a.aggregate_id, version: a.version, archived: a.archived });
 }
 
-export function eventLine(e: EventRecord): string {
+export function eventLine(e: Omit<EventRecord, 'payload'>): string {
   return keyValues({
     aggregate_type: e.aggregate_type,
     aggregate_id: e.aggregate_id,
@@ -15,6 +19,38 @@ export function eventLine(e: EventRecord): string {
     event_id: e.metadata.event_id,
   });
 }
+
+/** `aggregate list` in every --format (format.ts); the table shows short roots, json and csv whole ones. */
+export function aggregateListing(showArchived: boolean): ListingSpec<AggregateView> {
+  return {
+    empty: 'no aggregates',
+    columns: [
+      { name: 'aggregate_type', value: (a) => a.aggregate_type },
+      { name: 'aggregate_id', value: (a) => a.aggregate_id },
+      { name: 'version', value: (a) => a.version },
+      ...(showArchived ? [{ name: 'archived', value: (a: AggregateView) => a.archived }] : []),
+      { name: 'updated_at', value: (a) => a.updated_at },
+      { name: 'merkle_root', value: (a) => a.merkle_root, brief: (a) => short(a.merkle_root) },
+    ],
+    line: (a) => keyValues({ aggregate_type: a.aggregate_type, aggregate_id: a.aggregate_id, version: a.version, archived: a.archived, updated_at: a.updated_at, merkle_root: a.merkle_root }),
+  };
+}
+
+/** `events` and `aggregate events` in every --format. */
+export const EVENT_LISTING: ListingSpec<Omit<EventRecord, 'payload'>> = {
+  empty: 'no events',
+  columns: [
+    { name: 'aggregate_type', value: (e) => e.aggregate_type },
+    { name: 'aggregate_id', value: (e) => e.aggregate_id },
+    { name: 'version', value: (e) => e.version },
+    { name: 'event_type', value: (e) => e.event_type },
+    { name: 'event_id', value: (e) => e.metadata.event_id },
+    { name: 'created_at', value: (e) => e.metadata.created_at },
+    { name: 'issued_by', value: (e) => (e.metadata.issued_by ? `${e.metadata.issued_by.group}:${e.metadata.issued_by.user}` : null), brief: (e) => (e.metadata.issued_by ? `${e.metadata.issued_by.group}:${e.metadata.issued_by.user}` : '-') },
+    { name: 'note', value: (e) => e.metadata.note ?? null, brief: (e) => e.metadata.note ?? '-' },
+  ],
+  line: (e) => eventLine(e),
+};
 
 export function printAggregates(items: AggregateView[], showArchived: boolean): void {
   if (items.length === 0) return printLine('no aggregates');
@@ -25,7 +61,7 @@ export function printAggregates(items: AggregateView[], showArchived: boolean): 
   );
 }
 
-export function printEvents(items: EventRecord[]): void {
+export function printEvents(items: Omit<EventRecord, 'payload'>[]): void {
   if (items.length === 0) return printLine('no events');
   printTable(
     ['aggregate_type', 'aggregate_id', 'version', 'event_type', 'event_id', 'created_at', 'issued_by', 'note'],

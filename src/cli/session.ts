@@ -5,6 +5,7 @@
  * it; that takes the data directory's lock, so it can never race a real server. A live pid that
  * does not answer means a server owns the directory: direct access is refused.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
@@ -13,6 +14,7 @@ import { configPath, readConfig, writeConfig, type Config } from '../core/index.
 import { createClient, type ClientOptions, type EventDbxClient } from '../client/index.js';
 import type { PidInfo } from '../coordinator/index.js';
 import { resolveDataDir, type ConnectionFlags } from './options.js';
+import { openDirectGateway } from './direct.js';
 import { CliError } from './output.js';
 
 /**
@@ -54,7 +56,7 @@ export function isLoopbackHost(host: string): boolean {
  * second copy). An https probe does not verify the certificate: it sends no token and only asks
  * whether the listener named in server.pid is up; every call that carries a token verifies it.
  */
-export async function answersHealth(url: string, timeoutMs = 1500): Promise<boolean> {
+export async function answersHealth(url: string, timeoutMs = 3000): Promise<boolean> {
   const dispatcher = url.startsWith('https:') ? new Agent({ connect: { rejectUnauthorized: false } }) : undefined;
   try {
     const res = await request(`${url}/health`, {
@@ -105,6 +107,11 @@ export function removeStalePidFile(dataDir: string, stale: PidInfo): void {
   if (current && current.pid === stale.pid && !processRunning(current.pid)) rmSync(join(dataDir, PID_FILE), { force: true });
 }
 
+/** --tenant, else $EVENTDBX_TENANT (or the older $EVENTDBX_TENANT_ID), else the checked-out domain. */
+export function resolveTenant(flags: ConnectionFlags, config: Config): string {
+  return flags.tenant || process.env.EVENTDBX_TENANT || process.env.EVENTDBX_TENANT_ID || config.domain;
+}
+
 export function resolveToken(flags: ConnectionFlags, dataDir: string): string {
   if (flags.token) return flags.token;
   if (process.env.EVENTDBX_TOKEN) return process.env.EVENTDBX_TOKEN;
@@ -148,8 +155,8 @@ export function busyMessage(dataDir: string, info: PidInfo): string {
 export async function withClient<T>(flags: ConnectionFlags, fn: (client: EventDbxClient, ctx: SessionContext) => Promise<T>): Promise<T> {
   const dataDir = resolveDataDir(flags.dataDir);
   const { config } = readConfig(dataDir);
-  const tenant = flags.tenant || process.env.EVENTDBX_TENANT_ID || config.domain;
-  // --server names a server anywhere (http:// or https://): no pid file, no direct mode.
+  const tenant = resolveTenant(flags, config);
+  // --url (--server) names a server anywhere (http:// or https://): no pid file, no direct mode.
   const probe = flags.server !== undefined ? undefined : await probeServer(dataDir, config);
   if (probe?.state === 'unresponsive') throw new CliError(busyMessage(dataDir, probe.info), 1, 'unavailable');
   const url = flags.server ?? (probe?.state === 'running' ? probe.url : undefined);
@@ -172,32 +179,33 @@ async function runDirect<T>(
   tenant: string,
   fn: (client: EventDbxClient, ctx: SessionContext) => Promise<T>,
 ): Promise<T> {
-  const { startServer, DataDirBusyError } = await import('../coordinator/index.js');
-  let server;
-  try {
-    // An in-process loopback listener for this one command: plain HTTP even when [http] sets TLS.
-    server = await startServer({ dataDir, listenPort: 0, host: '127.0.0.1', logLevel: 'silent', plainHttp: true });
-  } catch (err) {
-    if (err instanceof DataDirBusyError) {
+  const tokenFile = join(dataDir, CLI_TOKEN_FILE);
+  const readCliToken = (): string | undefined => (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
+  // Without --token or $EVENTDBX_TOKEN the client carries a stand-in for cli.token, which the
+  // gateway swaps for the file's token (a first write creates the file).
+  const given = flags.token || process.env.EVENTDBX_TOKEN || undefined;
+  const placeholder = given ? undefined : `direct-${randomBytes(24).toString('hex')}`;
+  const gateway = await openDirectGateway(dataDir, {
+    busy: (err) => {
       const info = readPidFile(dataDir);
-      throw new CliError(info ? busyMessage(dataDir, info) : err.message, 1, 'unavailable');
-    }
-    throw err;
-  }
-  const running = server;
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopped ??= running.stop());
-  // Ctrl-C must still release the lock.
-  const onSignal = (): void => void stop().finally(() => process.exit(130));
+      return new CliError(info ? busyMessage(dataDir, info) : err.message, 1, 'unavailable');
+    },
+    readCliToken,
+    ...(placeholder !== undefined ? { placeholder } : {}),
+  });
+  // Ctrl-C must still release the lock (if the command started the engine).
+  const onSignal = (): void => void gateway.close().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const client = createClient({ url: running.url, token: resolveToken(flags, dataDir), tenant, retry: { attempts: 1 } });
+  const client = createClient({ url: gateway.url, token: given || (placeholder as string), tenant, retry: { attempts: 1 } });
   try {
-    return await fn(client, { dataDir, mode: 'direct', config: running.config });
+    return await fn(client, { dataDir, mode: 'direct', config: before });
+  } catch (err) {
+    // A refused read of a missing data dir, a refused start: their own words, not the client's.
+    throw gateway.failure() ?? err;
   } finally {
     await client.close();
-    await stop();
+    await gateway.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -1,24 +1,63 @@
 /** Public face of the TypeScript client (package export "eventdbx" / "eventdbx/client"). */
 export { createClient, EventDbxClient, paginate } from './client.js';
-export { EventDbxError, isEventDbxError } from './errors.js';
+export { Subscription } from './subscribe.js';
+export type { StreamItem, StreamPage, StreamReadOptions, SubscribeOptions } from './subscribe.js';
+export {
+  AbortError,
+  AlreadyExistsError,
+  ArchivedError,
+  ConnectionError,
+  createError,
+  ERROR_CODES,
+  EventDbxError,
+  ForbiddenError,
+  InvalidInputError,
+  isErrorCode,
+  isEventDbxError,
+  NotFoundError,
+  QuotaExceededError,
+  RateLimitedError,
+  RequestTimeoutError,
+  SchemaLockedError,
+  ServerError,
+  TenantBusyError,
+  TenantNotEmptyError,
+  TimeoutError,
+  TooLargeError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+  VersionConflictError,
+  WriteLimitError,
+} from './errors.js';
+export type { ClientErrorCode, ErrorCode, ErrorOptions, ServerErrorCode, ValidationViolation } from './errors.js';
+export { fromWire, toWire } from './mapper.js';
 export { verifyDelivery, recordLeafHash } from './verify-delivery.js';
 export type { DeliveryVerdict, VerifyDeliveryOptions } from './verify-delivery.js';
 export type {
   AggregateSchema,
   AggregateView,
   BatchEvent,
+  CallOptions,
+  Camel,
   ColumnSettings,
   ClientOptions,
+  ConsistencyProof,
   CreateOptions,
+  EventMetadata,
   EventOptions,
   EventRecord,
+  EventSchema,
   GetOptions,
   ImportOptions,
   ImportSummary,
+  InclusionProof,
   JsonObject,
+  JsonValue,
   LifecycleOptions,
   ListOptions,
   Page,
+  QueryExplain,
   PageOptions,
   PatchOperation,
   PluginConfigInput,
@@ -44,9 +83,12 @@ export type {
   StatusPlugin,
   TokenInfo,
   TokenIssueInput,
+  TokenRefreshOptions,
   IssuedToken,
   KeyRotation,
   VerifyResult,
   Violation,
+  Wire,
   WriteOptions,
 } from './types.js';
+export type { TenantImportSummary, TenantMetaEntry, TenantMetaList, TenantPlacementChange, TenantRateInput, TenantRemoval, TenantShardStats, TenantView } from './tenant-types.js';

@@ -1,16 +1,19 @@
 /**
  * HTTP under the client: one undici Pool of keep-alive connections per client (a request reuses a
- * warm socket instead of paying a TCP handshake), JSON in and out, and retries only where a repeat
- * cannot append twice: GETs, and writes that carry an idempotency key (the server replays those).
+ * warm socket instead of paying a TCP handshake), JSON in and out (renamed by the mapper), retries
+ * only where a repeat cannot append twice: GETs, and writes that carry an idempotency key (the
+ * server replays those); every call ends by its caller's signal or its deadline.
  */
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
-import { EventDbxError, errorFromResponse } from './errors.js';
-import type { RetryOptions } from './types.js';
+import { AbortError, ConnectionError, createError, errorFromResponse, EventDbxError, TimeoutError } from './errors.js';
+import { bodyToWire, fromWire } from './mapper.js';
+import type { CallOptions, RetryOptions } from './types.js';
 
+/** Query parameters in camelCase (renamed by the mapper); undefined ones are left out. */
 export type Query = Record<string, string | number | boolean | undefined>;
 
-export interface Request {
+export interface Request extends CallOptions {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   query?: Query;
@@ -19,6 +22,8 @@ export interface Request {
   raw?: { contentType: string; body: string | Readable };
   /** Safe to send again after a lost answer. */
   idempotent: boolean;
+  /** Answer keys are user-chosen names (a selection, JSON Schema documents): returned as sent. */
+  verbatim?: boolean;
 }
 
 /** Errors of the socket or of the server's start/drain: worth another try when the call is idempotent. */
@@ -40,7 +45,10 @@ export interface TransportOptions {
   token?: string;
   tenant: string;
   retry: Required<RetryOptions>;
+  /** Default deadline of a call (0 = none). */
   timeoutMs: number;
+  /** Longest wait for headers, or between body chunks, when a call has no longer deadline. */
+  stallMs: number;
   connections: number;
   /** PEM CA certificate(s) trusted for https:// instead of the system roots. */
   ca?: string | Buffer | (string | Buffer)[];
@@ -64,11 +72,13 @@ export class Transport {
   private closed = false;
 
   constructor(private readonly options: TransportOptions) {
+    // The pool's own timeouts only guard against a server that goes silent in a call without a
+    // deadline (`timeoutMs: 0`, bulk import); a call's deadline is its signal (see Deadline).
     this.pool = new Pool(options.url.origin, {
       connections: options.connections,
       keepAliveTimeout: 10_000,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
+      headersTimeout: options.stallMs,
+      bodyTimeout: options.stallMs,
       ...(options.ca !== undefined ? { connect: { ca: options.ca } } : {}),
     });
     this.basePath = options.url.pathname.replace(/\/+$/, '');
@@ -78,23 +88,30 @@ export class Transport {
     return this.options.url.origin + this.basePath;
   }
 
+  /** Sends `request`, retrying what is safe to repeat, within its deadline; answers in camelCase. */
   async request<T>(request: Request): Promise<T> {
-    if (this.closed) throw new EventDbxError('unavailable', 'the client is closed');
+    if (this.closed) throw new ConnectionError('unavailable', 'the client is closed');
+    const deadline = new Deadline(request, request.timeoutMs ?? this.options.timeoutMs);
     const { attempts, initialDelayMs, maxDelayMs } = this.options.retry;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await this.once(request)) as T;
-      } catch (err) {
-        const wrapped = this.wrap(err);
-        if (!request.idempotent || attempt >= attempts || !retryable(wrapped)) throw wrapped;
-        // Exponential backoff with full jitter, so retrying clients do not arrive together.
-        const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** (attempt - 1));
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+    try {
+      for (let attempt = 1; ; attempt++) {
+        deadline.throwIfDone();
+        try {
+          return (await this.once(request, deadline)) as T;
+        } catch (err) {
+          const wrapped = deadline.error() ?? this.wrap(err);
+          if (!request.idempotent || attempt >= attempts || !retryable(wrapped)) throw wrapped;
+          // Exponential backoff with full jitter, so retrying clients do not arrive together.
+          const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** (attempt - 1));
+          await deadline.sleep(Math.random() * ceiling);
+        }
       }
+    } finally {
+      deadline.dispose();
     }
   }
 
-  private async once(request: Request): Promise<unknown> {
+  private async once(request: Request, deadline: Deadline): Promise<unknown> {
     const headers: Record<string, string> = { accept: 'application/json', 'x-tenant-id': this.options.tenant };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     let body: string | Readable | undefined;
@@ -103,9 +120,18 @@ export class Transport {
       body = request.raw.body;
     } else if (request.body !== undefined) {
       headers['content-type'] = 'application/json';
-      body = JSON.stringify(request.body);
+      body = JSON.stringify(bodyToWire(request.body));
     }
-    const response = await this.pool.request({ method: request.method, path: this.basePath + request.path + queryString(request.query), headers, body });
+    // A deadline longer than the stall guard stretches it, so the deadline is what ends the call.
+    const stretched = deadline.ms > this.options.stallMs ? { headersTimeout: deadline.ms + 1000, bodyTimeout: deadline.ms + 1000 } : {};
+    const response = await this.pool.request({
+      method: request.method,
+      path: this.basePath + request.path + queryString(request.query),
+      headers,
+      body,
+      signal: deadline.signal,
+      ...stretched,
+    });
     const text = await response.body.text();
     const contentType = String(response.headers['content-type'] ?? '');
     let parsed: unknown = text;
@@ -113,24 +139,90 @@ export class Transport {
       try {
         parsed = JSON.parse(text);
       } catch {
-        throw new EventDbxError('internal', `malformed JSON from the server (HTTP ${response.statusCode})`, { status: response.statusCode });
+        throw createError('internal', `malformed JSON from the server (HTTP ${response.statusCode})`, { status: response.statusCode });
       }
     }
-    if (response.statusCode >= 400) throw errorFromResponse(response.statusCode, parsed);
-    return parsed;
+    if (response.statusCode >= 400) {
+      const retryAfter = response.headers['retry-after'];
+      throw errorFromResponse(response.statusCode, parsed, typeof retryAfter === 'string' ? retryAfter : undefined);
+    }
+    return request.verbatim ? parsed : fromWire(parsed);
   }
 
   private wrap(err: unknown): EventDbxError {
     if (err instanceof EventDbxError) return err;
     const code = (err as { code?: unknown }).code;
     const reason = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
-    return new EventDbxError('unavailable', `cannot reach EventDBX at ${this.origin}: ${reason}${tlsHint(code, this.options.url.protocol)}`, { cause: err });
+    return new ConnectionError('unavailable', `cannot reach EventDBX at ${this.origin}: ${reason}${tlsHint(code, this.options.url.protocol)}`, { cause: err });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.pool.close();
+  }
+}
+
+/**
+ * One call's end: the caller's signal, or its deadline (a timer cleared when the call settles).
+ * Both abort the one signal handed to undici, which stops the socket wait and the back-off sleep.
+ */
+class Deadline {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout | undefined;
+  private cause: 'aborted' | 'timeout' | undefined;
+  private readonly onAbort = (): void => this.end('aborted');
+
+  constructor(
+    private readonly request: Request,
+    readonly ms: number,
+  ) {
+    if (request.signal?.aborted) this.end('aborted');
+    else request.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.timer = ms > 0 && this.cause === undefined ? setTimeout(() => this.end('timeout'), ms) : undefined;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  private end(cause: 'aborted' | 'timeout'): void {
+    if (this.cause !== undefined) return;
+    this.cause = cause;
+    this.controller.abort();
+  }
+
+  /** The call's AbortError or TimeoutError once it ended, else undefined. */
+  error(): EventDbxError | undefined {
+    const what = `${this.request.method} ${this.request.path}`;
+    if (this.cause === 'aborted') return new AbortError('aborted', `${what} was aborted`, { cause: this.request.signal?.reason });
+    if (this.cause === 'timeout') return new TimeoutError('timeout', `${what} got no answer within ${this.ms} ms (timeoutMs)`);
+    return undefined;
+  }
+
+  throwIfDone(): void {
+    const err = this.error();
+    if (err) throw err;
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (): void => {
+        clearTimeout(timer);
+        reject(this.error());
+      };
+      const timer = setTimeout(() => {
+        this.signal.removeEventListener('abort', fail);
+        resolve();
+      }, ms);
+      if (this.signal.aborted) fail();
+      else this.signal.addEventListener('abort', fail, { once: true });
+    });
+  }
+
+  dispose(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.request.signal?.removeEventListener('abort', this.onAbort);
   }
 }
 
@@ -156,7 +248,7 @@ function retryable(err: EventDbxError): boolean {
 function queryString(query: Query | undefined): string {
   if (!query) return '';
   const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  for (const [key, value] of Object.entries(bodyToWire(query) as Query)) if (value !== undefined) params.set(key, String(value));
   const text = params.toString();
   return text ? `?${text}` : '';
 }

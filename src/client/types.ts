@@ -1,42 +1,38 @@
-/** Public types of the client: options in camelCase, results exactly as the API returns them. */
-import type { AggregateView, EventRecord, JsonObject, Page, SnapshotRecord, VerifyResult } from '../core/types.js';
-
-export type { AggregateView, EventRecord, JsonObject, Page, SnapshotRecord, VerifyResult };
-import type { AggregateSchema, ColumnSettings, EventSchema, SchemaRecord, Violation } from '../core/schema/api.js';
-
-export type { AggregateSchema, ColumnSettings, EventSchema, SchemaRecord, Violation };
+/**
+ * Public types of the client, in camelCase. Result types are derived from the API's own record
+ * types (snake_case, the server's src/core types or the `Api*` shapes below) through `Camel`, the
+ * type-level twin of the mapper that renames them at run time (mapper.ts), so the two cannot drift.
+ * Payloads and states are user data: typed by the caller (`get<State>()`, `events<Payload>()`),
+ * never re-cased.
+ */
 import type { z } from 'zod';
-import type { KindOptions, PayloadMode, PluginDefinition, PluginKind, pluginDefinition } from '../plugins/types.js';
+import type * as core from '../core/types.js';
+import type * as schemaApi from '../core/schema/api.js';
+import type { QueryExplain as ApiQueryExplain } from '../core/filter-plan.js';
+import type { KindOptions, PayloadMode, PluginKind, pluginDefinition, PluginDefinition as ApiPluginDefinition } from '../plugins/types.js';
+import type { Camel } from './mapper.js';
 
-export type { KindOptions as PluginOptions, PayloadMode as PluginPayloadMode, PluginDefinition, PluginKind };
+export type { Camel, Wire } from './mapper.js';
+export type JsonValue = core.JsonValue;
+export type JsonObject = core.JsonObject;
+export type { PayloadMode as PluginPayloadMode, PluginKind };
 
-/** One entry of a schema's history (`deleted`: the tombstone a delete leaves). */
-export interface SchemaVersion extends SchemaRecord {
-  deleted: boolean;
-  recorded_at: string;
-}
+// ---- options every call takes ----
 
-/** The answer of a dry-run validation (`schema_version` null: no schema, so anything is valid). */
-export interface SchemaValidation {
-  valid: boolean;
-  violations: Violation[];
-  payload: Record<string, unknown>;
-  schema_version: number | null;
-}
-
-/** The schema JSON a client sends: what the server stores, timestamps optional (the server sets them). */
-export type SchemaInput = Partial<Omit<AggregateSchema, 'column_types'>> & {
-  column_types?: Record<string, ColumnSettings | string>;
-};
-
-export interface SchemaWriteOptions {
-  /** Refuse (409 version_conflict) unless the schema is at this version (0 = none yet). */
-  expectedVersion?: number;
+export interface CallOptions {
+  /** Aborts the call: it rejects with `AbortError` (code `aborted`). */
+  signal?: AbortSignal;
+  /**
+   * The whole call (retries and their back-off included) must settle within this, else it rejects
+   * with `TimeoutError` (code `timeout`). Default: the client's `timeoutMs`; 0 = no deadline.
+   */
+  timeoutMs?: number;
 }
 
 export interface RetryOptions {
-  /** Total tries for an idempotent call (GETs, writes with an idempotency key). Default 3. */
+  /** Total tries of an idempotent call (reads, writes with an idempotency key) after a connection error or a 502/503/504. Default 3; 1 = no retry. */
   attempts?: number;
+  /** Back-off before try n+1: random in [0, min(maxDelayMs, initialDelayMs · 2^(n-1))] (full jitter). */
   initialDelayMs?: number;
   maxDelayMs?: number;
 }
@@ -52,7 +48,7 @@ export interface ClientOptions {
   tenant?: string;
   tenantId?: string;
   retry?: RetryOptions;
-  /** Per request: headers and body must arrive within this. Default 30 s. */
+  /** Default deadline of every call (a call's own `timeoutMs` wins). Default 30 s; 0 = none. */
   timeoutMs?: number;
   /** Keep-alive connections kept open to the server. Default 8. */
   connections?: number;
@@ -65,7 +61,67 @@ export interface ClientOptions {
   caFile?: string;
 }
 
-export interface WriteOptions {
+// ---- records ----
+
+/** An event as the API returns it; `payload` is typed by the caller (a patch event's payload is its operations). */
+export interface EventRecord<P = JsonObject | JsonValue[]> extends Omit<Camel<core.EventRecord>, 'payload'> {
+  payload: P;
+}
+export type EventMetadata = Camel<core.EventMetadata>;
+
+export interface AggregateView<S = JsonObject, P = JsonObject | JsonValue[]> extends Omit<Camel<core.AggregateView>, 'state' | 'events'> {
+  state: S;
+  /** With `includeEvents`: the events up to this version. */
+  events?: EventRecord<P>[];
+}
+
+export interface SnapshotRecord<S = JsonObject> extends Omit<Camel<core.SnapshotRecord>, 'state'> {
+  state: S;
+}
+
+export type VerifyResult = Camel<core.VerifyResult>;
+
+export interface Page<T> {
+  items: T[];
+  /** Give it as `cursor` for the next page; null on the last. */
+  nextCursor: string | null;
+  /** With `explain: true`: the index or scan the server used and what it read for this page. */
+  explain?: QueryExplain;
+}
+
+/** `explain` of a list answer (see the README's *Queries*): plan, ranges, records read, missing fields. */
+export type QueryExplain = Camel<ApiQueryExplain>;
+
+/** `select`: the requested dot paths as given (user names, not re-cased); missing → null. */
+export type Selection = Record<string, unknown>;
+
+interface ApiInclusionProof {
+  aggregate_type: string;
+  aggregate_id: string;
+  version: number;
+  tree_size: number;
+  leaf_hash: string;
+  root: string;
+  /** Sibling hashes, bottom up (RFC 6962 audit path). */
+  proof: string[];
+}
+export type InclusionProof = Camel<ApiInclusionProof>;
+
+interface ApiConsistencyProof {
+  aggregate_type: string;
+  aggregate_id: string;
+  from_size: number;
+  to_size: number;
+  from_root: string;
+  to_root: string;
+  proof: string[];
+}
+export type ConsistencyProof = Camel<ApiConsistencyProof>;
+
+// ---- write options ----
+
+export interface WriteOptions extends CallOptions {
+  /** Extensions: keys start with `@` (user data, sent as given). */
   metadata?: Record<string, unknown>;
   note?: string;
   expectedVersion?: number;
@@ -73,11 +129,11 @@ export interface WriteOptions {
   idempotencyKey?: string;
 }
 
-export interface EventOptions extends WriteOptions {
-  payload?: Record<string, unknown>;
+export interface EventOptions<P = Record<string, unknown>> extends WriteOptions {
+  payload?: P;
 }
 
-export type CreateOptions = Omit<EventOptions, 'expectedVersion'>;
+export type CreateOptions<P = Record<string, unknown>> = Omit<EventOptions<P>, 'expectedVersion'>;
 
 export interface LifecycleOptions extends WriteOptions {
   comment?: string;
@@ -88,15 +144,27 @@ export type PatchOperation =
   | { op: 'remove'; path: string }
   | { op: 'move' | 'copy'; path: string; from: string };
 
-export interface GetOptions {
+export interface BatchEvent<P = Record<string, unknown>> extends Omit<EventOptions<P>, keyof CallOptions> {
+  aggregateType: string;
+  aggregateId: string;
+  eventType: string;
+  /** RFC 6902 operations: the event is a patch (applied after the batch's earlier events) instead of `payload`. */
+  patch?: PatchOperation[];
+}
+
+// ---- read options ----
+
+export interface GetOptions extends CallOptions {
   version?: number;
   includeEvents?: boolean;
 }
 
-export interface PageOptions {
+export interface PageOptions extends CallOptions {
   take?: number;
   cursor?: string;
   filter?: string;
+  /** Ask the server how it served the page (`page.explain`). */
+  explain?: boolean;
 }
 
 export interface ListOptions extends PageOptions {
@@ -105,15 +173,24 @@ export interface ListOptions extends PageOptions {
   archivedOnly?: boolean;
 }
 
-export interface BatchEvent extends EventOptions {
-  aggregateType: string;
-  aggregateId: string;
-  eventType: string;
-  /** RFC 6902 operations: the event is a patch (applied after the batch's earlier events) instead of `payload`. */
-  patch?: PatchOperation[];
+export interface ImportOptions extends CallOptions {
+  /** Default true: a given hash or merkle_root that differs from the recomputed one refuses its chunk. */
+  verify?: boolean;
 }
 
-export interface ServerStatus {
+// ---- server ----
+
+interface ApiStatusPlugin {
+  name: string;
+  enabled: boolean;
+  pending: number;
+  dead: number;
+  lag_secs: number;
+}
+/** Delivery per plugin as `status()` reports it to a server administrator. */
+export type StatusPlugin = Camel<ApiStatusPlugin>;
+
+interface ApiServerStatus {
   pid: number;
   port: number;
   uptime_secs: number;
@@ -125,26 +202,54 @@ export interface ServerStatus {
   data_dir: string;
   aggregates: number;
   /** Server administrators only: delivery per configured plugin. */
-  plugins?: StatusPlugin[];
+  plugins?: ApiStatusPlugin[];
 }
+export type ServerStatus = Camel<ApiServerStatus>;
 
-export type Selection = Record<string, unknown>;
-
-export interface ImportOptions {
-  /** Default true: a given hash or merkle_root that differs from the recomputed one refuses its chunk. */
-  verify?: boolean;
-}
-
-/** What `POST /v1/import` answers. */
-export interface ImportSummary {
+interface ApiImportSummary {
   lines: number;
   imported: number;
   skipped: number;
   aggregates_created: number;
 }
+/** What a bulk import answers. */
+export type ImportSummary = Camel<ApiImportSummary>;
 
-/** A token as the ledger records it (never its value). */
-export interface TokenInfo {
+// ---- schemas ----
+
+export type AggregateSchema = Camel<schemaApi.AggregateSchema>;
+export type ColumnSettings = Camel<schemaApi.ColumnSettings>;
+export type EventSchema = Camel<schemaApi.EventSchema>;
+export type SchemaRecord = Camel<schemaApi.SchemaRecord>;
+/** A schema rule a payload broke: `field` is its dotted path ("" = the whole payload). */
+export type Violation = schemaApi.Violation;
+
+/** One entry of a schema's history (`deleted`: the tombstone a delete leaves). */
+export type SchemaVersion = Camel<schemaApi.SchemaRecord & { deleted: boolean; recorded_at: string }>;
+
+/** The answer of a dry-run validation (`schemaVersion` null: no schema, so anything is valid). */
+export interface SchemaValidation<P = Record<string, unknown>> {
+  valid: boolean;
+  violations: Violation[];
+  /** The payload as it would be stored (declared types normalised). */
+  payload: P;
+  schemaVersion: number | null;
+}
+
+/** A schema a client sends: what the server stores, timestamps optional (the server sets them). */
+export type SchemaInput = Partial<Omit<AggregateSchema, 'columnTypes'>> & {
+  /** By field name: the column's settings, or just its type name. */
+  columnTypes?: Record<string, ColumnSettings | string>;
+};
+
+export interface SchemaWriteOptions extends CallOptions {
+  /** Refuse (409 version_conflict) unless the schema is at this version (0 = none yet). */
+  expectedVersion?: number;
+}
+
+// ---- tokens ----
+
+interface ApiTokenInfo {
   jti: string;
   subject: string;
   group: string;
@@ -165,17 +270,24 @@ export interface TokenInfo {
   writes_used: number;
   writes_remaining: number | null;
 }
+/** A token as the ledger records it (never its value). */
+export type TokenInfo = Camel<ApiTokenInfo>;
 
-export interface TokenIssueInput {
+export interface TokenIssueInput extends CallOptions {
   group: string;
   user: string;
   subject?: string;
   actions: string[];
   resources?: string[];
   tenants?: string[];
-  expiration_secs?: number;
-  write_limit?: number;
-  keep_alive?: boolean;
+  expirationSecs?: number;
+  writeLimit?: number;
+  keepAlive?: boolean;
+}
+
+export interface TokenRefreshOptions extends CallOptions {
+  expirationSecs?: number;
+  writeLimit?: number;
 }
 
 export interface IssuedToken {
@@ -183,36 +295,39 @@ export interface IssuedToken {
   record: TokenInfo;
 }
 
-export interface KeyRotation {
+interface ApiKeyRotation {
   public_key: string;
   key_id: string;
   revoked: number;
   rotated_at: string;
 }
+export type KeyRotation = Camel<ApiKeyRotation>;
 
-/**
- * Plugins (`/v1/plugins…`, a `plugin.admin` token). The definition types come from the server's
- * own zod schema, so the client cannot drift from what the server accepts.
- */
+// ---- plugins and the queue ----
+
+/** A plugin as configured (kind options in `options`; `headers`/`env` are sent as given). */
+export type PluginDefinition = Camel<ApiPluginDefinition>;
+export type PluginOptions = Camel<KindOptions>;
 
 /** What `configurePlugin` sends: a definition without its name (the path names it), defaults filled by the server. */
-export type PluginConfigInput = Omit<z.input<typeof pluginDefinition>, 'name'>;
+export type PluginConfigInput = Camel<Omit<z.input<typeof pluginDefinition>, 'name'>>;
 
-/** One plugin's jobs by state; `lag_ms` is the age of its oldest job not yet done (0 when none). */
-export interface PluginCounts {
+interface ApiPluginCounts {
   plugin: string;
   enabled: boolean;
   pending: number;
   processing: number;
   done: number;
   dead: number;
+  /** Age of its oldest job not yet done (0 when none). */
   lag_ms: number;
 }
+export type PluginCounts = Camel<ApiPluginCounts>;
 
-/** A configured plugin as `GET /v1/plugins` lists it (counts absent until the dispatcher knows it). */
+/** A configured plugin as `plugins()` lists it (counts absent until the dispatcher knows it). */
 export type PluginInfo = PluginDefinition & { counts?: PluginCounts };
 
-/** The outcome of `POST /v1/plugins/{name}/test`: the synthetic body and whether the plugin took it. */
+/** The outcome of a plugin test: the synthetic delivery `body` (as the plugin received it, snake_case) and whether the plugin took it. */
 export interface PluginTestResult {
   ok: boolean;
   error?: string;
@@ -220,15 +335,14 @@ export interface PluginTestResult {
   body: Record<string, unknown>;
 }
 
-export interface PluginReplayInput {
-  aggregate_type: string;
-  aggregate_id?: string;
+export interface PluginReplayInput extends CallOptions {
+  aggregateType: string;
+  aggregateId?: string;
   /** Must be the plugin's own mode (the server refuses another); omit it. */
-  payload_mode?: PayloadMode;
+  payloadMode?: PayloadMode;
 }
 
-/** A job not yet done (one event for one plugin); times are epoch ms. */
-export interface QueueJob {
+interface ApiQueueJob {
   plugin: string;
   event_id: string;
   tenant: string;
@@ -243,19 +357,13 @@ export interface QueueJob {
   committed_at: number;
   updated_at: number;
 }
+/** A job not yet done (one event for one plugin); times are epoch ms. */
+export type QueueJob = Camel<ApiQueueJob>;
 
-/** `GET /v1/queue`: counts per plugin, and the open jobs (the first 1000 of `jobs_total`). */
-export interface QueueStatus {
-  plugins: PluginCounts[];
-  jobs: QueueJob[];
+interface ApiQueueStatus {
+  plugins: ApiPluginCounts[];
+  jobs: ApiQueueJob[];
   jobs_total: number;
 }
-
-/** Delivery per plugin as `GET /v1/status` reports it to a server administrator. */
-export interface StatusPlugin {
-  name: string;
-  enabled: boolean;
-  pending: number;
-  dead: number;
-  lag_secs: number;
-}
+/** Counts per plugin, and the open jobs (the first 1000 of `jobsTotal`). */
+export type QueueStatus = Camel<ApiQueueStatus>;

@@ -1,7 +1,20 @@
 /**
- * The original's readable cursor tokens: `a:<type>:<id>` (active), `r:<type>:<id>` (archived);
- * event cursors append `:<version>`. Names and ids never contain ':', so splitting is unambiguous.
+ * List cursors. Every cursor names the last row read (not the last returned), so a page resumes
+ * exactly after it; rows are keyed by what never changes (keys, event times, sort values taken as
+ * of the listing's start), so a listing repeats and skips nothing that existed when it began.
+ *
+ * - Key order (the original's readable tokens): `a:<type>:<id>` (active), `r:<type>:<id>`
+ *   (archived); event cursors append `:<version>`. Names and ids never contain ':'.
+ * - Time order (event_index): `t:<created_ms>:<event_id>:<type>:<id>:<version>`, `td:` descending.
+ * - Sorted lists: `s:<base64url JSON>`, the sort values of the last row (keyset paging), the
+ *   stream position the listing began at (aggregates), and a fingerprint of the query so a cursor
+ *   cannot page another query.
+ *
+ * A filtered listing appends `~<n>`: the rows its filter rejected so far, which `[query] max_scan`
+ * bounds across the pages of one listing. `~` is in no name or id.
  */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { invalidInput } from '../core/index.js';
 
 export interface AggregateCursor {
@@ -14,10 +27,32 @@ export interface EventCursor extends AggregateCursor {
   version: number;
 }
 
+export interface TimeCursor {
+  descending: boolean;
+  ms: number;
+  eventId: string;
+  type: string;
+  id: string;
+  version: number;
+}
+
 function tagOf(tag: string): boolean {
   if (tag === 'a' || tag === 'active') return false;
   if (tag === 'r' || tag === 'archived') return true;
   throw invalidInput(`invalid cursor: unknown tag '${tag}'`);
+}
+
+/** Splits the `~<rejected>` suffix off a cursor. */
+export function splitCursor(raw: string): { body: string; rejected: number } {
+  const at = raw.lastIndexOf('~');
+  if (at < 0) return { body: raw, rejected: 0 };
+  const count = raw.slice(at + 1);
+  if (!/^\d{1,15}$/.test(count)) throw invalidInput('invalid cursor: bad row count after ~');
+  return { body: raw.slice(0, at), rejected: Number(count) };
+}
+
+export function withRejected(body: string, rejected: number): string {
+  return rejected > 0 ? `${body}~${rejected}` : body;
 }
 
 export function parseAggregateCursor(raw: string): AggregateCursor {
@@ -42,4 +77,66 @@ export function aggregateCursor(archived: boolean, type: string, id: string): st
 
 export function eventCursor(archived: boolean, type: string, id: string, version: number): string {
   return `${aggregateCursor(archived, type, id)}:${version}`;
+}
+
+export function isTimeCursor(body: string): boolean {
+  return body.startsWith('t:') || body.startsWith('td:');
+}
+
+export function timeCursor(c: TimeCursor): string {
+  return `${c.descending ? 'td' : 't'}:${c.ms}:${c.eventId}:${c.type}:${c.id}:${c.version}`;
+}
+
+export function parseTimeCursor(raw: string): TimeCursor {
+  const parts = raw.split(':');
+  const [tag, ms, eventId, type, id, version] = parts;
+  if (parts.length !== 6 || (tag !== 't' && tag !== 'td') || !/^-?\d{1,16}$/.test(ms ?? '') || !/^\d{1,20}$/.test(eventId ?? '') || !type || !id || !/^\d{1,15}$/.test(version ?? '')) {
+    throw invalidInput('invalid cursor: expected t:<created_ms>:<event_id>:<type>:<id>:<version>');
+  }
+  return { descending: tag === 'td', ms: Number(ms), eventId: eventId as string, type, id, version: Number(version) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sorted lists (keyset paging)
+
+const sortedCursorSchema = z.strictObject({
+  /** Fingerprint of the query (kind, scope, sort, filter). */
+  q: z.string().regex(/^[0-9a-f]{16}$/),
+  /** Aggregate sorts: each shard's global-stream seq when the listing began (its values are taken as of then). */
+  m: z.record(z.string().regex(/^\d{1,4}$/), z.number().int().min(0)).optional(),
+  /** The sort values of the last row returned, as a partial record the comparator reads. */
+  p: z.record(z.string(), z.unknown()),
+});
+
+export type SortedCursor = z.infer<typeof sortedCursorSchema>;
+
+export function isSortedCursor(body: string): boolean {
+  return body.startsWith('s:');
+}
+
+export function sortedCursor(cursor: SortedCursor): string {
+  return `s:${Buffer.from(JSON.stringify(cursor)).toString('base64url')}`;
+}
+
+export function parseSortedCursor(body: string, fingerprint: string): SortedCursor {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body.slice(2), 'base64url').toString('utf8'));
+  } catch {
+    throw invalidInput('invalid cursor: not a sorted-list cursor');
+  }
+  const result = sortedCursorSchema.safeParse(parsed);
+  if (!result.success) throw invalidInput('invalid cursor: not a sorted-list cursor');
+  if (result.data.q !== fingerprint) throw invalidInput('invalid cursor: it belongs to another query (same sort, filter and scope needed)');
+  return result.data;
+}
+
+/** Which query a sorted cursor belongs to: a cursor taken with one sort cannot page another. */
+export function queryFingerprint(parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+/** A cursor of one plan given to a query that plans another: said plainly, not misread. */
+export function wrongCursor(expected: string): Error {
+  return invalidInput(`invalid cursor: this query pages with ${expected} cursors (a cursor only continues the query it came from)`);
 }

@@ -39,7 +39,8 @@ export function frameworkErrors(err: FastifyError, _request: FastifyRequest, rep
 
 function sendError(reply: FastifyReply, error: DbxError): void {
   const retryAfter = (error.details as { retry_after_secs?: unknown } | undefined)?.retry_after_secs;
-  if (error.code === 'rate_limited' && typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+  // 429 rate_limited and 503 unavailable (a tenant's paused writes) say when to come back.
+  if ((error.code === 'rate_limited' || error.code === 'unavailable') && typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
   void reply.code(error.status).send({ error: error.toWire() });
 }
 
@@ -47,7 +48,8 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const error = toDbxError(err);
     // The cause (a worker's stack, an LMDB error) goes to the log, never into the answer.
-    if (error.status === 500) request.log.error({ err, cause: error.cause, url: request.url }, 'request failed');
+    // The route pattern, never the URL: query strings and path ids can hold user data.
+    if (error.status === 500) request.log.error({ err, cause: error.cause, route: request.routeOptions.url ?? 'unmatched' }, 'request failed');
     sendError(reply, error);
   });
   app.setNotFoundHandler((request, reply) => {

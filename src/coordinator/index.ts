@@ -7,3 +7,5 @@ export type { RouteSpec } from './route-spec.js';
 export { TokenLedger, TOKEN_LEDGER_DIR } from './token-ledger.js';
 export type { TokenRecord, TokenView } from './token-ledger.js';
 export { issueRecorded, refreshToken, resolveJti, rotateSigningKeys } from './token-service.js';
+export { TenantMeta, TENANT_META_DIR, TENANT_META_REFRESH_MS } from './tenant-meta.js';
+export type { TenantRecord, TenantMove, TenantMovePhase, TenantRateLimit, TenantChangeListener } from './tenant-meta.js';

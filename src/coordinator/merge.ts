@@ -30,6 +30,8 @@ export interface ScanBounds {
   scan_rows_max: number;
   scan_time_max_ms: number;
   sort_scan_max: number;
+  /** Rows a filter may reject over all the pages of one listing (carried in its cursors). */
+  max_scan: number;
 }
 
 /** Which bound a scan hit: names the config key to raise. */
@@ -68,6 +70,8 @@ export class ScanBudget {
  */
 export class TopK<T> {
   private buffer: T[] = [];
+  /** Items offered so far: more than k means the answer is not the whole stream (a next page exists). */
+  added = 0;
 
   constructor(
     private readonly compare: (a: T, b: T) => number,
@@ -75,6 +79,7 @@ export class TopK<T> {
   ) {}
 
   add(item: T): void {
+    this.added += 1;
     if (this.k === 0) return;
     this.buffer.push(item);
     if (this.buffer.length >= 2 * this.k) this.cut();

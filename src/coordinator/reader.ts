@@ -18,65 +18,30 @@ import {
   shardFor,
   shardsForTenant,
   type AggregateView,
-  type ArchiveScope,
   type EventRecord,
   type JsonObject,
-  type Page,
   type PlacementSettings,
   type SnapshotRecord,
   type VerifyResult,
 } from '../core/index.js';
-import {
-  compareAggregatesBy,
-  compareEventsBy,
-  matchesAggregate,
-  matchesEvent,
-  mentionsField,
-  parseFilter,
-  parseSort,
-  type FilterExpr,
-  type FilterLimits,
-  type SortKey,
-} from '../core/filter.js';
-import { ShardStore, type EventKey, type Head, type IndexKey, type StoredHead } from '../shard-worker/index.js';
-import { aggregateCursor, eventCursor, parseAggregateCursor, parseEventCursor } from './cursor.js';
+import { compileFilter, fieldsOf, matchesEvent, type FilterLimits } from '../core/filter.js';
+import { ShardStore, type Head, type StoredHead } from '../shard-worker/index.js';
+import { listAggregatePage, type AggregateListQuery } from './aggregate-lists.js';
+import { eventCursor, parseEventCursor } from './cursor.js';
+import { listEventPage, type EventListQuery, type ExplainedPage } from './event-lists.js';
+import { QueryTrace, type PlanExplain } from './explain.js';
 import { assertHeadIntact, verifyAggregate } from './verify.js';
-import { ScanBudget, TopK, compareStrings, mergeSorted, type ScanBounds, type ScanLimit } from './merge.js';
+import { ScanBudget, type ScanBounds } from './merge.js';
 
-/** Which aggregates the caller's token covers; absent = all of them. */
-export type AllowAggregate = (type: string, id: string) => boolean;
+export type { AllowAggregate, ExplainedPage } from './event-lists.js';
 
 /** `[query]` of config.toml: how much one list request may scan, and how big a filter may be. */
 export interface QueryBounds extends ScanBounds {
   filter: FilterLimits;
 }
 
-export interface ListAggregatesQuery {
-  allow?: AllowAggregate;
-  type?: string;
-  take: number;
-  cursor?: string;
-  filter?: string;
-  sort?: string;
-  scope: ArchiveScope;
-  bounds: QueryBounds;
-}
-
-export interface ListEventsQuery {
-  allow?: AllowAggregate;
-  take: number;
-  cursor?: string;
-  filter?: string;
-  sort?: string;
-  scope: ArchiveScope;
-  bounds: QueryBounds;
-}
-
-/** One index entry (or event key) a list visited; `item` is set when it is in the answer. */
-interface Scanned<T> {
-  item: T | undefined;
-  cursor: () => string;
-}
+export type ListAggregatesQuery = AggregateListQuery;
+export type ListEventsQuery = EventListQuery;
 
 export class Reader {
   constructor(
@@ -180,7 +145,7 @@ export class Reader {
     return Object.fromEntries(fields.map((field) => [field, selectPath(state, field)]));
   }
 
-  aggregateEvents(tenant: string, type: string, id: string, query: { take: number; cursor?: string; filter?: string; bounds: QueryBounds }): Page<EventRecord> {
+  aggregateEvents(tenant: string, type: string, id: string, query: { take: number; cursor?: string; filter?: string; bounds: QueryBounds; explain?: boolean }): ExplainedPage<EventRecord> {
     const store = this.storeFor(tenant, type, id);
     const head = this.requireHead(store, tenant, type, id);
     let after = 0;
@@ -189,119 +154,46 @@ export class Reader {
       if (cursor.type !== type || cursor.id !== id) throw new DbxError('invalid_input', 'invalid cursor: cursor does not match the requested event scope');
       after = cursor.version;
     }
-    const filter = query.filter ? parseFilter(query.filter, query.bounds.filter) : undefined;
+    const filter = query.filter ? compileFilter(query.filter, 'event', query.bounds.filter) : undefined;
+    const trace = new QueryTrace(query.explain === true, filter, 'event');
     const items: EventRecord[] = [];
-    if (query.take === 0) return { items, next_cursor: null };
     // A filter may skip most of a long history: past the scan budget the page ends early, with a
-    // cursor after the last event read (not the last one returned).
+    // cursor after the last event read (not the last one returned). The scope is one aggregate's
+    // history, whose length is known: max_scan does not apply.
     const budget = new ScanBudget(query.bounds.scan_rows_max, query.bounds.scan_time_max_ms);
     let stop: number | undefined;
-    for (const event of store.eventRange(tenant, type, id, after)) {
-      if (!filter || matchesEvent(filter, event)) items.push(event);
-      if (items.length === query.take || budget.spend() !== undefined) {
-        stop = event.version;
-        break;
+    if (query.take > 0) {
+      for (const event of store.eventRange(tenant, type, id, after)) {
+        trace.entries += 1;
+        trace.read(event);
+        if (!filter || matchesEvent(filter, event)) items.push(event);
+        else trace.rejected += 1;
+        if (items.length === query.take || budget.spend() !== undefined) {
+          stop = event.version;
+          break;
+        }
       }
     }
-    return { items, next_cursor: stop !== undefined && stop < head.version ? eventCursor(head.archived, type, id, stop) : null };
+    const page = { items, next_cursor: stop !== undefined && stop < head.version ? eventCursor(head.archived, type, id, stop) : null };
+    if (!query.explain) return page;
+    const plan: PlanExplain = {
+      plan: 'index_range',
+      index: 'events (aggregate_type, aggregate_id, version)',
+      ranges: [`${type}/${id} versions ${after + 1}..${head.version}`],
+      order: 'version',
+      indexed_fields: [],
+      unindexed_fields: filter ? [...new Set(fieldsOf(filter))] : [],
+      sort: 'none',
+    };
+    return { ...page, explain: trace.result(plan, { rejectedBefore: 0, maxScan: null }) };
   }
 
-  listAggregates(tenant: string, query: ListAggregatesQuery): Page<AggregateView> {
-    const filter = query.filter ? parseFilter(query.filter, query.bounds.filter) : undefined;
-    let scope = query.scope;
-    if (filter && scope === 'active' && mentionsField(filter, 'archived')) scope = 'all';
-    if (query.sort !== undefined) {
-      const keys = parseSort(query.sort, 'aggregate');
-      // One archive status is listed in (type, id) order straight from the index: a sort in that
-      // order is served (and paged) as the unsorted list. "All" lists active, then archived.
-      const typed = query.type !== undefined;
-      const indexed = scope !== 'all' && followsIndex(keys, typed ? ['aggregate_id'] : ['aggregate_type', 'aggregate_id'], typed ? ['aggregate_type'] : []);
-      if (!indexed) {
-        if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
-        const rows = this.aggregatesInScope(tenant, query.type, scope, undefined, filter, query.allow);
-        return sortedPage(rows, compareAggregatesBy(keys), query.take, query.bounds, AGGREGATE_NARROWING);
-      }
-    }
-    const cursor = query.cursor !== undefined ? parseAggregateCursor(query.cursor) : undefined;
-    if (cursor && scope === 'archived' && !cursor.archived) throw new DbxError('invalid_input', 'invalid cursor: archived listings require archived cursor values');
-    if (cursor && scope === 'active' && cursor.archived) throw new DbxError('invalid_input', 'invalid cursor: cursor points to archived aggregates but scope uses active records');
-    return boundedPage(this.aggregatesInScope(tenant, query.type, scope, cursor, filter, query.allow), query.take, query.bounds);
+  listAggregates(tenant: string, query: ListAggregatesQuery): ExplainedPage<AggregateView> {
+    return listAggregatePage(tenant, this.tenantStores(tenant), query, (type, id, head) => this.view(type, id, head));
   }
 
-  /** Every index entry in scope, in (status, type, id) order, with the view when it is listed. */
-  private *aggregatesInScope(
-    tenant: string,
-    type: string | undefined,
-    scope: ArchiveScope,
-    cursor: { archived: boolean; type: string; id: string } | undefined,
-    filter: FilterExpr | undefined,
-    allow: AllowAggregate | undefined,
-  ): Generator<Scanned<AggregateView>> {
-    const statuses: ('a' | 'r')[] = scope === 'active' ? ['a'] : scope === 'archived' ? ['r'] : ['a', 'r'];
-    for (const status of statuses) {
-      // An archived cursor in an "all" listing means the active part is already done.
-      if (cursor && cursor.archived && status === 'a') continue;
-      const after = cursor && cursor.archived === (status === 'r') ? ([cursor.type, cursor.id] as [string, string]) : undefined;
-      const stores = this.tenantStores(tenant);
-      const sources = stores.map((store) => tagged(store, store.indexRange(tenant, status, type, after)));
-      for (const { store, key } of mergeSorted(sources, compareIndexEntries)) {
-        const at = () => aggregateCursor(status === 'r', key[2], key[3]);
-        const head = !allow || allow(key[2], key[3]) ? store.getHead(tenant, key[2], key[3]) : undefined;
-        const view = head ? this.view(key[2], key[3], head) : undefined;
-        yield { item: view && (!filter || matchesAggregate(filter, view)) ? view : undefined, cursor: at };
-      }
-    }
-  }
-
-  listEvents(tenant: string, query: ListEventsQuery): Page<EventRecord> {
-    const filter = query.filter ? parseFilter(query.filter, query.bounds.filter) : undefined;
-    if (query.sort !== undefined) {
-      const keys = parseSort(query.sort, 'event');
-      // Events are scanned in (type, id, version) order: a sort in that order is the unsorted list.
-      if (!followsIndex(keys, ['aggregate_type', 'aggregate_id', 'version'], [])) {
-        if (query.cursor !== undefined) throw new DbxError('invalid_input', '--cursor cannot be combined with --sort');
-        const rows = this.eventsInScope(tenant, query.scope, undefined, filter, query.allow);
-        return sortedPage(rows, compareEventsBy(keys), query.take, query.bounds, EVENT_NARROWING);
-      }
-    }
-    const cursor = query.cursor !== undefined ? parseEventCursor(query.cursor) : undefined;
-    return boundedPage(this.eventsInScope(tenant, query.scope, cursor, filter, query.allow), query.take, query.bounds);
-  }
-
-  /** Every stored event of the tenant after the cursor, in key order, with the record when listed. */
-  private *eventsInScope(
-    tenant: string,
-    scope: ArchiveScope,
-    cursor: { type: string; id: string; version: number } | undefined,
-    filter: FilterExpr | undefined,
-    allow: AllowAggregate | undefined,
-  ): Generator<Scanned<EventRecord>> {
-    const stores = this.tenantStores(tenant);
-    const sources = stores.map((store) => {
-      const start: EventKey = cursor ? [tenant, cursor.type, cursor.id, cursor.version + 1] : [tenant, '', '', 0];
-      // Stored form: events of aggregates the caller may not see are skipped without decrypting.
-      return store.storedEvents.getRange({ start, end: [tenant, '\uffff', '', 0] as unknown as EventKey }).map(({ key, value }) => ({ store, key, value }));
-    });
-    let lastAggregate = '';
-    let archived = false;
-    let listed = false;
-    for (const { store, key, value } of mergeSorted(sources, (a, b) => compareEventKeys(a.key, b.key))) {
-      const aggregateKey = `${key[1]}\u0000${key[2]}`;
-      if (aggregateKey !== lastAggregate) {
-        // Once per aggregate, not per event: the token's resource globs and the head lookup.
-        lastAggregate = aggregateKey;
-        archived = store.getHeadMeta(tenant, key[1], key[2])?.archived ?? false;
-        listed = (!allow || allow(key[1], key[2])) && (scope === 'all' || (scope === 'archived') === archived);
-      }
-      const flag = archived;
-      const at = () => eventCursor(flag, key[1], key[2], key[3]);
-      if (!listed) {
-        yield { item: undefined, cursor: at };
-        continue;
-      }
-      const event = store.openEvent(value);
-      yield { item: !filter || matchesEvent(filter, event) ? event : undefined, cursor: at };
-    }
+  listEvents(tenant: string, query: ListEventsQuery): ExplainedPage<EventRecord> {
+    return listEventPage(tenant, this.tenantStores(tenant), query);
   }
 
   getEvent(tenant: string, eventId: string): EventRecord {
@@ -378,75 +270,4 @@ export class Reader {
   aggregateCounts(): number[] {
     return this.stores.map((s) => s.countAggregates());
   }
-}
-
-/**
- * An unsorted page: up to `take` listed rows. A scan that reaches the budget first answers what it
- * found (maybe nothing) with a cursor after the last row read: a partial page the caller continues,
- * rather than an error or a stalled event loop. So a short page no longer means the end; only a
- * null `next_cursor` does.
- */
-function boundedPage<T>(rows: Iterable<Scanned<T>>, take: number, bounds: ScanBounds): Page<T> {
-  const items: T[] = [];
-  if (take === 0) return { items, next_cursor: null };
-  const budget = new ScanBudget(bounds.scan_rows_max, bounds.scan_time_max_ms);
-  for (const row of rows) {
-    if (row.item !== undefined) items.push(row.item);
-    if (items.length === take || budget.spend() !== undefined) return { items, next_cursor: row.cursor() };
-  }
-  return { items, next_cursor: null };
-}
-
-/**
- * A sorted page must see every row in scope before it can answer, so a partial answer would be
- * wrong: past `sort_scan_max` rows (or the time budget) it is a 400 naming how to narrow the query
- * and which key to raise. Memory is O(take) whatever the scan (TopK).
- */
-function sortedPage<T>(rows: Iterable<Scanned<T>>, compare: (a: T, b: T) => number, take: number, bounds: ScanBounds, narrowing: string): Page<T> {
-  if (take === 0) return { items: [], next_cursor: null };
-  const top = new TopK(compare, take);
-  const budget = new ScanBudget(bounds.sort_scan_max, bounds.scan_time_max_ms);
-  let limit: ScanLimit | undefined;
-  for (const row of rows) {
-    // Checked on the next row, so a scope of exactly sort_scan_max rows still sorts.
-    if (limit !== undefined) throw sortTooLarge(limit, bounds, narrowing);
-    if (row.item !== undefined) top.add(row.item);
-    limit = budget.spend();
-  }
-  return { items: top.result(), next_cursor: null };
-}
-
-const AGGREGATE_NARROWING =
-  'list one type (/v1/aggregates/{type}) or one archive status, sort in index order (aggregate_type, aggregate_id ascending), or drop the sort and page with the cursor';
-const EVENT_NARROWING =
-  "list one aggregate's events (/v1/aggregates/{type}/{id}/events), sort in index order (aggregate_type, aggregate_id, version ascending), or drop the sort and page with the cursor";
-
-function sortTooLarge(limit: ScanLimit, bounds: ScanBounds, narrowing: string): DbxError {
-  const reason =
-    limit === 'rows'
-      ? { what: `would read more than ${bounds.sort_scan_max} rows`, key: 'sort_scan_max' }
-      : { what: `did not finish within ${bounds.scan_time_max_ms} ms`, key: 'scan_time_max_ms' };
-  return new DbxError('invalid_input', `sort ${reason.what} ([query] ${reason.key}): narrow the query (${narrowing}) or raise [query] ${reason.key}`);
-}
-
-/**
- * True when sorting by `keys` gives the index order `natural` (ascending): the keys, minus fields
- * that are constant in the listing, are a prefix of it. Ties fall back to the natural order, so a
- * prefix sorts exactly as the index does.
- */
-function followsIndex(keys: SortKey[], natural: string[], constant: string[]): boolean {
-  const rest = keys.filter((key) => !constant.includes(key.field));
-  return rest.every((key, i) => !key.descending && natural[i] === key.field);
-}
-
-function* tagged(store: ShardStore, keys: Iterable<IndexKey>): Generator<{ store: ShardStore; key: IndexKey }> {
-  for (const key of keys) yield { store, key };
-}
-
-function compareIndexEntries(a: { key: IndexKey }, b: { key: IndexKey }): number {
-  return compareStrings(a.key[2], b.key[2]) || compareStrings(a.key[3], b.key[3]);
-}
-
-function compareEventKeys(a: EventKey, b: EventKey): number {
-  return compareStrings(a[1], b[1]) || compareStrings(a[2], b[2]) || a[3] - b[3];
 }

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { DbxError, parseInput, tenantSchema, type TokenClaims } from '../core/index.js';
+import { DbxError, allowsAction, parseInput, tenantSchema, type TokenClaims } from '../core/index.js';
 import { authorize, type Authenticator, type Principal } from './auth.js';
 
 export interface HandlerContext<B, Q, P> {
@@ -15,6 +15,12 @@ export interface HandlerContext<B, Q, P> {
   tenant: string;
   request: FastifyRequest;
   reply: FastifyReply;
+}
+
+/** One media type a route's success answer can come in, and its shape. */
+export interface ResponseContent {
+  contentType: string;
+  schema: z.ZodType;
 }
 
 export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
@@ -34,6 +40,25 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
    * by line, instead of a parsed, size-limited JSON body; `line` is the schema of one line (OpenAPI).
    */
   stream?: { contentType: string; line: z.ZodType };
+  /** Stable, readable OpenAPI operationId (`createAggregate`, `listEvents`); unique across routes. */
+  operationId?: string;
+  /**
+   * What a success answers, for /openapi.json and the tests that check real answers against it
+   * (never used to serialise: a zod response schema doubles the cost of JSON.stringify). A plain
+   * schema is JSON; give `contentType` for anything else (the Prometheus text of /metrics), and a
+   * list when the route answers in more than one (an export as CSV or JSON).
+   */
+  response?: z.ZodType | ResponseContent | readonly ResponseContent[];
+  /**
+   * Statuses this route itself can answer beyond those every route of its kind can (400 for bad
+   * input, 401/403/429 with a token, 413 with a body, 503 while draining: openapi.ts adds those).
+   */
+  errors?: readonly number[];
+  /**
+   * `none`: the route is about tenants as a whole (`/v1/tenants`): X-Tenant-Id is neither needed
+   * nor checked against the token here; the handler checks the tenants it names (issue 12).
+   */
+  tenantScope?: 'none';
   handler: (ctx: HandlerContext<B, Q, P>) => unknown;
 }
 
@@ -52,7 +77,11 @@ export function registerRoutes(
   auth: Authenticator,
   isOpen: (spec: RouteSpec) => boolean,
   /** `afterAuth` runs with each verified token's jti (the per-token rate limit throws 429 there). */
-  options: { afterAuth?: ((jti: string) => void) | undefined } = {},
+  options: {
+    afterAuth?: ((jti: string) => void) | undefined;
+    /** `[tenants] multi_tenant = true`: a tenant-scoped route without X-Tenant-Id is refused (400). */
+    requireTenant?: boolean;
+  } = {},
 ): void {
   for (const spec of routes) {
     // The raw stream is handed on unread: no buffering, so body_limit_bytes does not apply to it.
@@ -71,11 +100,20 @@ export function registerRoutes(
       handler: async (request, reply) => {
         const claims = claimsOf.get(request) ?? openClaims;
         const rawTenant = request.headers['x-tenant-id'];
-        const tenant = parseInput(tenantSchema, typeof rawTenant === 'string' && rawTenant.length > 0 ? rawTenant : 'default', 'header.x-tenant-id');
+        const named = typeof rawTenant === 'string' && rawTenant.length > 0;
+        // Guessing `default` on a server hosting many tenants would put a write in the wrong one.
+        if (!named && options.requireTenant && !open && isTenantScoped(spec)) {
+          throw new DbxError('invalid_input', 'this server hosts several tenants ([tenants] multi_tenant = true): name the tenant with the X-Tenant-Id header');
+        }
+        const tenant = parseInput(tenantSchema, named ? rawTenant : 'default', 'header.x-tenant-id');
         const params = spec.params ? parseInput(spec.params, request.params, 'params') : undefined;
         const principal: Principal = { claims, tenant };
         if (!open && spec.action !== null) {
-          authorize(principal, spec.action, spec.resource && params !== undefined ? spec.resource(params) : undefined);
+          if (spec.tenantScope === 'none') {
+            if (!allowsAction(claims, spec.action)) throw new DbxError('forbidden', `token lacks the '${spec.action}' action`);
+          } else {
+            authorize(principal, spec.action, spec.resource && params !== undefined ? spec.resource(params) : undefined);
+          }
         }
         const query = spec.query ? parseInput(spec.query, request.query ?? {}, 'query') : undefined;
         // Routes whose body schema is optional (archive, restore, snapshots) accept no body at all.
@@ -89,6 +127,17 @@ export function registerRoutes(
       },
     });
   }
+}
+
+/**
+ * Routes whose data belongs to one tenant (aggregates, events, imports, schemas, plugin replays):
+ * in multi-tenant mode they must name it. Server-wide ones (tokens, plugins, queue, metrics,
+ * tenants) keep `default` as what the header's absence means.
+ */
+const TENANT_SCOPED_URL = /^\/v1\/(aggregates|batch|events|import|schemas)(\/|$)|^\/v1\/plugins\/:name\/replay$/;
+
+export function isTenantScoped(spec: Pick<RouteSpec, 'url' | 'tenantScope'>): boolean {
+  return spec.tenantScope !== 'none' && TENANT_SCOPED_URL.test(spec.url);
 }
 
 /** Verified claims per request, set in onRequest (a WeakMap keeps fastify's request shape intact). */
@@ -109,11 +158,34 @@ const openClaims: TokenClaims = {
   limits: { write_events: null, keep_alive: false },
 };
 
+/**
+ * How a string-typed parameter is described in /openapi.json: query strings and path segments
+ * arrive as text and are parsed by a transform, which JSON Schema cannot express, so a client
+ * generator would see `string`. The document presents them as what they mean (`integer`, `boolean`).
+ */
+const parameterJson = new WeakMap<z.ZodType, Record<string, unknown>>();
+
+/** Registers the JSON Schema that documents `schema` when it is a query or path parameter. */
+export function documentParameterAs<T extends z.ZodType>(schema: T, json: Record<string, unknown>): T {
+  parameterJson.set(schema, json);
+  return schema;
+}
+
+export function documentedParameterJson(schema: z.ZodType): Record<string, unknown> | undefined {
+  return parameterJson.get(schema);
+}
+
 /** Query-string helpers: everything arrives as strings. */
 export const queryInt = (min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a non-negative integer')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
-export const queryBool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+  documentParameterAs(
+    z
+      .string()
+      .regex(/^\d+$/, 'must be a non-negative integer')
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max)),
+    { type: 'integer', minimum: min, maximum: max },
+  );
+export const queryBool = documentParameterAs(
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+  { type: 'boolean', description: 'true or false (1 and 0 are accepted too)' },
+);

@@ -29,8 +29,10 @@ import {
 import type { ImportItem, ImportRecord, ShardResult } from '../shard-worker/index.js';
 import { authorize, type Principal } from './auth.js';
 import type { Metrics } from './metrics.js';
+import * as responses from './response-schemas.js';
 import { defineRoute, queryBool, type RouteSpec } from './route-spec.js';
 import type { ShardPool } from './shard-pool.js';
+import type { ImportSession, TenantGate } from './tenant-gate.js';
 
 export const IMPORT_CONTENT_TYPE = 'application/x-ndjson';
 
@@ -163,6 +165,8 @@ export interface ImportDeps {
   config: Config;
   limits: WriteLimits;
   metrics: Metrics;
+  /** Tenant admission and aggregate quota (tenant-gate.ts); absent in tests that build routes alone. */
+  tenantGate?: Pick<TenantGate, 'importSession'>;
 }
 
 export function importRoutes(deps: ImportDeps): RouteSpec[] {
@@ -175,7 +179,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
   };
 
   /** Validates, authorises and places one line; answers the worker whose chunk is now full, else -1 (a failure is recorded in the feed). */
-  function accept(feed: ImportFeed, text: string, line: number, principal: Principal, tenant: string): number {
+  function accept(feed: ImportFeed, text: string, line: number, principal: Principal, tenant: string, session?: ImportSession): number {
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -187,6 +191,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
     try {
       record = parseInput(lineSchema, value, 'line') as ImportRecord;
       authorize(principal, 'aggregate.import', { type: record.aggregate_type, id: record.aggregate_id });
+      session?.line(record.aggregate_type, record.aggregate_id, record.version);
     } catch (err) {
       feed.fail(line, withLine(err, line));
       return -1;
@@ -200,6 +205,9 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
     defineRoute({
       method: 'POST',
       url: '/v1/import',
+      operationId: 'importEvents',
+      response: responses.ImportSummary,
+      errors: [409],
       summary:
         'Bulk import: an NDJSON body (Content-Type: application/x-ndjson) of event records as the API returns them, one per line, each continuing its aggregate; atomic per chunk, re-runnable (versions stored with the same hash are skipped)',
       action: 'aggregate.import',
@@ -216,8 +224,14 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
           throw new DbxError('invalid_input', `send the events one per line with Content-Type: ${IMPORT_CONTENT_TYPE}`);
         }
         const feed = new ImportFeed(deps.pool, settings, query?.verify ?? true);
-        await readLines(body, settings.lineCharsMax, feed, (text, line) => accept(feed, text, line, principal, tenant));
-        await feed.finish();
+        const session = await deps.tenantGate?.importSession(tenant);
+        try {
+          await readLines(body, settings.lineCharsMax, feed, (text, line) => accept(feed, text, line, principal, tenant, session));
+          await feed.finish();
+        } finally {
+          const lost = feed.failure !== undefined && feed.failure.error.status >= 500;
+          session?.end(lost ? undefined : feed.summary.aggregates_created);
+        }
         deps.metrics.eventsAppended.inc(feed.summary.imported);
         if (feed.failure) {
           const { error } = feed.failure;

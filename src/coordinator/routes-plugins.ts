@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DbxError, aggregateIdSchema, aggregateTypeSchema, allowsTenant, type TokenClaims } from '../core/index.js';
 import { PAYLOAD_MODES, type PluginDefinition } from '../plugins/types.js';
 import type { PluginService } from './plugin-service.js';
+import * as responses from './response-schemas.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 import { isServerAdmin } from './routes-system.js';
 
@@ -37,6 +38,8 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'GET',
       url: '/v1/plugins',
+      operationId: 'listPlugins',
+      response: responses.PluginList,
       summary: 'Configured plugins with their queue counts and lag',
       action: 'plugin.admin',
       handler: ({ principal }) => ({ items: service.list().filter((d) => manages(principal.claims, d)) }),
@@ -44,6 +47,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'GET',
       url: '/v1/plugins/:name',
+      operationId: 'getPlugin',
+      response: responses.PluginDefinition,
+      errors: [404],
       summary: 'One plugin',
       action: 'plugin.admin',
       params: nameParams,
@@ -52,6 +58,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'PUT',
       url: '/v1/plugins/:name',
+      operationId: 'putPlugin',
+      response: responses.PluginDefinition,
+      errors: [409],
       summary: 'Create or replace a plugin (validated; an enabled plugin is checked for connectivity first)',
       action: 'plugin.admin',
       params: nameParams,
@@ -69,6 +78,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       defineRoute({
         method: 'POST',
         url: `/v1/plugins/:name/${op}`,
+        operationId: `${op}Plugin`,
+        response: responses.PluginDefinition,
+        errors: [404],
         summary: op === 'enable' ? 'Enable a plugin (refused with the reason when it cannot be reached)' : 'Disable a plugin (its jobs wait)',
         action: 'plugin.admin',
         params: nameParams,
@@ -81,6 +93,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'DELETE',
       url: '/v1/plugins/:name',
+      operationId: 'deletePlugin',
+      response: responses.PluginRemoved,
+      errors: [404],
       summary: 'Remove a disabled plugin and its jobs',
       action: 'plugin.admin',
       params: nameParams,
@@ -93,6 +108,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'POST',
       url: '/v1/plugins/:name/test',
+      operationId: 'testPlugin',
+      response: responses.PluginTestOutcome,
+      errors: [404],
       summary: 'Send a synthetic event through the plugin now (not queued) and report the outcome',
       action: 'plugin.admin',
       params: nameParams,
@@ -104,6 +122,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'POST',
       url: '/v1/plugins/:name/replay',
+      operationId: 'replayPlugin',
+      response: responses.PluginReplay,
+      errors: [404],
       summary: "Queue the stored events of an aggregate type (or one aggregate) again for one plugin, in the request's tenant",
       action: 'plugin.admin',
       params: nameParams,
@@ -116,6 +137,8 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'GET',
       url: '/v1/queue',
+      operationId: 'getQueue',
+      response: responses.QueueState,
       summary: 'Queue counts per plugin and state, lag, and the jobs not yet done with their last errors',
       action: 'plugin.admin',
       handler: ({ principal }) => {
@@ -127,6 +150,8 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'POST',
       url: '/v1/queue/retry',
+      operationId: 'retryDeadJobs',
+      response: responses.QueueRetry,
       summary: 'Dead jobs (or the one with event_id) back to pending now',
       action: 'plugin.admin',
       body: retryBody.optional().transform((b) => b ?? {}),
@@ -138,6 +163,8 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     defineRoute({
       method: 'POST',
       url: '/v1/queue/clear',
+      operationId: 'clearDeadJobs',
+      response: responses.QueueClear,
       summary: 'Remove dead jobs (all, or one plugin\'s)',
       action: 'plugin.admin',
       body: clearBody.optional().transform((b) => b ?? {}),

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DbxError, SELECT_FIELDS_MAX, allowsResource, notFound, type ArchiveScope, type Config } from '../core/index.js';
 import type { Principal } from './auth.js';
 import type { QueryBounds, Reader } from './reader.js';
+import * as responses from './response-schemas.js';
 import { defineRoute, queryBool, queryInt, type RouteSpec } from './route-spec.js';
 import { aggregateParams } from './routes-writes.js';
 import { SchemaVisibility } from './schema-visibility.js';
@@ -17,8 +18,11 @@ const scopeFields = {
 /** The filter's length is checked by the parser against `[query] filter_chars_max`, with its own message. */
 const pageFields = {
   take: queryInt().optional(),
-  cursor: z.string().max(512).optional(),
+  // Sorted-list cursors carry the last row's sort values (keyset paging): up to ~600 characters.
+  cursor: z.string().max(1024).optional(),
   filter: z.string().optional(),
+  /** Adds `explain` to the answer: the index or scan used, and what this request read. */
+  explain: queryBool.optional(),
 };
 
 function scopeOf(q: { include_archived?: boolean | undefined; archived_only?: boolean | undefined }): ArchiveScope {
@@ -49,6 +53,8 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates',
+      operationId: 'listAggregates',
+      response: responses.AggregatePage,
       summary: 'List aggregates of every type, merged across shards in (type, id) order',
       action: 'aggregate.read',
       query: listQuery,
@@ -63,6 +69,8 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates/:type',
+      operationId: 'listAggregatesOfType',
+      response: responses.AggregatePage,
       summary: 'List aggregates of one type',
       action: 'aggregate.read',
       resource: (p: { type: string }) => ({ type: p.type }),
@@ -88,6 +96,9 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates/:type/:id',
+      operationId: 'getAggregate',
+      response: responses.AggregateView,
+      errors: [404, 500],
       summary: 'Get an aggregate (optionally as of an older version, rebuilt from the nearest snapshot)',
       action: 'aggregate.read',
       resource,
@@ -108,6 +119,9 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates/:type/:id/select',
+      operationId: 'selectFields',
+      response: responses.SelectResult,
+      errors: [404, 500],
       summary: 'Select fields of the state by dot path (missing → null)',
       action: 'aggregate.read',
       resource,
@@ -127,6 +141,9 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates/:type/:id/events',
+      operationId: 'listAggregateEvents',
+      response: responses.EventPage,
+      errors: [404],
       summary: "An aggregate's events in version order",
       action: 'aggregate.read',
       resource,
@@ -141,6 +158,9 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates/:type/:id/verify',
+      operationId: 'verifyAggregate',
+      response: responses.VerifyResult,
+      errors: [404],
       summary: 'Recompute every hash and the Merkle root from the stored events',
       action: 'aggregate.read',
       resource,
@@ -153,6 +173,9 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates/:type/:id/proof',
+      operationId: 'getProof',
+      response: responses.ProofResult,
+      errors: [404],
       summary: 'RFC 6962 inclusion proof (?version&size) or consistency proof (?from_size&to_size)',
       action: 'aggregate.read',
       resource,
@@ -173,6 +196,9 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/aggregates/:type/:id/snapshots',
+      operationId: 'listSnapshots',
+      response: responses.SnapshotPage,
+      errors: [404],
       summary: "An aggregate's snapshots",
       action: 'aggregate.read',
       resource,
@@ -185,6 +211,8 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/events',
+      operationId: 'listEvents',
+      response: responses.EventPage,
       summary: 'Events of every aggregate, in (type, id, version) order unless sorted',
       action: 'events.read',
       query: z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields }),
@@ -199,6 +227,9 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
     defineRoute({
       method: 'GET',
       url: '/v1/events/:event_id',
+      operationId: 'getEvent',
+      response: responses.EventRecord,
+      errors: [404],
       summary: 'One event by its Snowflake id',
       action: 'events.read',
       params: z.strictObject({ event_id: z.string().regex(/^\d{1,20}$/, 'event_id must be a decimal Snowflake id') }),
@@ -215,8 +246,14 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
 }
 
 /** Drops undefined optional fields (exactOptionalPropertyTypes-friendly spreading). */
-function optional(q: { cursor?: string | undefined; filter?: string | undefined; sort?: string | undefined }): { cursor?: string; filter?: string; sort?: string } {
+function optional(q: { cursor?: string | undefined; filter?: string | undefined; sort?: string | undefined; explain?: boolean | undefined }): {
+  cursor?: string;
+  filter?: string;
+  sort?: string;
+  explain?: boolean;
+} {
   return {
+    ...(q.explain === true ? { explain: true } : {}),
     ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
     ...(q.filter !== undefined ? { filter: q.filter } : {}),
     ...(q.sort !== undefined ? { sort: q.sort } : {}),

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { DbxError, aggregateTypeSchema, allowsResource, eventTypeSchema, writeSchemas, writeLimitsFrom, type Config } from '../core/index.js';
 import { EVENT_NOTE_CHARS_MAX, FORMAT_NAMES, compileSchema, parseAggregateSchema, toJsonSchema, type AggregateSchema, type SchemaRecord } from '../core/schema/index.js';
 import { authorize, type Principal } from './auth.js';
-import { defineRoute, queryInt, type RouteSpec } from './route-spec.js';
+import * as responses from './response-schemas.js';
+import { defineRoute, documentParameterAs, queryInt, type RouteSpec } from './route-spec.js';
 import { schemaNotFound, type SchemaRegistry, type SchemaVersionRecord } from './schema-registry.js';
 
 /**
@@ -78,7 +79,9 @@ export const schemaBody = z.strictObject(schemaFields);
 export const createSchemaBody = z.strictObject({ ...schemaFields, aggregate: aggregateTypeSchema });
 
 const aggregateParams = z.strictObject({ aggregate: aggregateTypeSchema });
-const versionParams = aggregateParams.extend({ version: z.string().regex(/^[1-9]\d{0,15}$/, 'must be a positive integer').transform(Number) });
+const versionParams = aggregateParams.extend({
+  version: documentParameterAs(z.string().regex(/^[1-9]\d{0,15}$/, 'must be a positive integer').transform(Number), { type: 'integer', minimum: 1 }),
+});
 const resource = (p: { aggregate: string }) => ({ type: p.aggregate });
 const writeQuery = z.strictObject({ expected_version: queryInt().optional().describe('refuse with 409 version_conflict unless the schema is at this version (0 = none)') });
 
@@ -121,6 +124,8 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'GET',
       url: '/v1/schemas',
+      operationId: 'listSchemas',
+      response: responses.SchemaPage,
       summary: "The tenant's schemas in force, by aggregate name → { items: [{ tenant, version, schema }], next_cursor }",
       action: 'schema.read',
       query: z.strictObject({ take: queryInt(1).optional(), cursor: aggregateTypeSchema.optional().describe('the last aggregate name of the previous page') }),
@@ -135,6 +140,9 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'POST',
       url: '/v1/schemas',
+      operationId: 'createSchema',
+      response: responses.SchemaRecord,
+      errors: [409],
       summary: 'Create a schema (409 already_exists if the aggregate has one) → 201 { tenant, version, schema }',
       action: 'schema.write',
       status: 201,
@@ -147,6 +155,9 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'GET',
       url: '/v1/schemas/:aggregate',
+      operationId: 'getSchema',
+      response: responses.SchemaRecord,
+      errors: [404],
       summary: 'The schema in force for an aggregate type → { tenant, version, schema }',
       action: 'schema.read',
       resource,
@@ -156,6 +167,9 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'PUT',
       url: '/v1/schemas/:aggregate',
+      operationId: 'putSchema',
+      response: responses.SchemaRecord,
+      errors: [409],
       summary: 'Create or replace a whole schema (a new version; an unchanged schema keeps its version) → { tenant, version, schema }',
       action: 'schema.write',
       resource,
@@ -167,6 +181,9 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'DELETE',
       url: '/v1/schemas/:aggregate',
+      operationId: 'deleteSchema',
+      response: responses.SchemaVersionRecord,
+      errors: [404, 409],
       summary: 'Remove a schema; its history stays, ending with a tombstone version → { tenant, version, deleted: true, … }',
       action: 'schema.write',
       resource,
@@ -177,6 +194,9 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'GET',
       url: '/v1/schemas/:aggregate/versions',
+      operationId: 'listSchemaVersions',
+      response: responses.SchemaVersionPage,
+      errors: [404],
       summary: "A schema's history, oldest first: every change a numbered version, a delete a tombstone → { items, next_cursor }",
       action: 'schema.read',
       resource,
@@ -194,6 +214,9 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'GET',
       url: '/v1/schemas/:aggregate/versions/:version',
+      operationId: 'getSchemaVersion',
+      response: responses.SchemaVersionRecord,
+      errors: [404],
       summary: 'One version of a schema (what an event recording that schema version was checked against)',
       action: 'schema.read',
       resource,
@@ -207,6 +230,9 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'GET',
       url: '/v1/schemas/:aggregate/json-schema',
+      operationId: 'getSchemaJsonSchema',
+      response: responses.JsonSchemaDocuments,
+      errors: [404],
       summary: 'The schema as JSON Schema 2020-12 documents, one per event type',
       action: 'schema.read',
       resource,
@@ -216,6 +242,8 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
     defineRoute({
       method: 'POST',
       url: '/v1/schemas/:aggregate/validate',
+      operationId: 'validatePayload',
+      response: responses.PayloadValidation,
       summary: 'Check a payload against the schema in force without writing → { valid, violations, payload, schema_version } (no schema: valid)',
       action: 'schema.read',
       resource,

@@ -3,6 +3,7 @@ import { DbxError, allowsTenant, parseInput, tenantSchema, type Config, type Tok
 import type { Metrics } from './metrics.js';
 import type { PluginService } from './plugin-service.js';
 import type { Reader } from './reader.js';
+import * as responses from './response-schemas.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 
 /** What `/v1/status` reports; the port is only known once the listener is up. */
@@ -34,6 +35,8 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
     defineRoute({
       method: 'GET',
       url: '/health',
+      operationId: 'getHealth',
+      response: responses.Health,
       summary: 'Liveness: answers once the server accepts writes',
       action: null,
       handler: () => ({ status: 'ok' }),
@@ -41,19 +44,26 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
     defineRoute({
       method: 'GET',
       url: '/metrics',
+      operationId: 'getMetrics',
+      response: { contentType: 'text/plain', schema: responses.MetricsText },
       summary: 'Prometheus metrics (token with metrics.read, or open when [metrics] public = true)',
       action: 'metrics.read',
-      handler: async ({ reply }) => {
+      handler: async ({ reply, principal }) => {
         deps.reader.aggregateCounts().forEach((count, shard) => deps.metrics.aggregatesPerShard.set({ shard: String(shard) }, count));
         deps.metrics.uptime.set((Date.now() - Date.parse(deps.startedAt)) / 1000);
         deps.plugins?.updateGauges();
         reply.header('content-type', deps.metrics.registry.contentType);
-        return deps.metrics.registry.metrics();
+        const text = await deps.metrics.registry.metrics();
+        // Open metrics ([metrics] public = true, no token) must not name tenants: a caller without a
+        // token learns nothing about who is hosted here. Per-tenant series need `metrics.read`.
+        return principal.claims.jti === 'anonymous' ? withoutTenantSeries(text) : text;
       },
     }),
     defineRoute({
       method: 'GET',
       url: '/v1/status',
+      operationId: 'getStatus',
+      response: responses.Status,
       summary: 'Server status for `dbx status`: pid, port, uptime, restriction, shards, workers (a `*` token); other tokens get the tenant view without pid, paths or counts',
       action: null,
       handler: ({ request }) => {
@@ -89,4 +99,12 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
       },
     }),
   ];
+}
+
+/** Drops every sample labelled by tenant (the HELP/TYPE lines of those metrics stay, harmlessly). */
+export function withoutTenantSeries(text: string): string {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('#') || !/[{,]tenant="/.test(line))
+    .join('\n');
 }

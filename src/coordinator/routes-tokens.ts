@@ -19,6 +19,7 @@ import {
   type TokenClaims,
 } from '../core/index.js';
 import type { Authenticator } from './auth.js';
+import * as responses from './response-schemas.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 import { isServerAdmin } from './routes-system.js';
 import type { TokenLedger, TokenRecord, TokenView } from './token-ledger.js';
@@ -89,6 +90,8 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
     defineRoute({
       method: 'GET',
       url: '/v1/tokens',
+      operationId: 'listTokens',
+      response: responses.TokenList,
       summary: 'List recorded tokens: status, expiry, remaining writes (never a token value)',
       action: 'token.admin',
       handler: ({ principal }) => ({ items: ledger.list().filter((r) => withinScope(principal.claims, r)).map(live) }),
@@ -96,6 +99,8 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
     defineRoute({
       method: 'POST',
       url: '/v1/tokens',
+      operationId: 'issueToken',
+      response: responses.IssuedToken,
       summary: 'Issue a token (recorded in the ledger); only grants the caller holds',
       action: 'token.admin',
       status: 201,
@@ -120,6 +125,9 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
     defineRoute({
       method: 'GET',
       url: '/v1/tokens/:jti',
+      operationId: 'getToken',
+      response: responses.TokenView,
+      errors: [404],
       summary: 'One recorded token',
       action: 'token.admin',
       params: jtiParams,
@@ -128,6 +136,9 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
     defineRoute({
       method: 'POST',
       url: '/v1/tokens/:jti/revoke',
+      operationId: 'revokeToken',
+      response: responses.TokenView,
+      errors: [404],
       summary: 'Revoke a token: refused on every request from now on',
       action: 'token.admin',
       params: jtiParams,
@@ -141,6 +152,9 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
     defineRoute({
       method: 'POST',
       url: '/v1/tokens/:jti/refresh',
+      operationId: 'refreshToken',
+      response: responses.IssuedToken,
+      errors: [404],
       summary: 'Replace a token with a new one of the same grants; the old one stops working',
       action: 'token.admin',
       status: 201,
@@ -159,6 +173,8 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
     defineRoute({
       method: 'POST',
       url: '/v1/tokens/rotate-keys',
+      operationId: 'rotateSigningKeys',
+      response: responses.KeyRotation,
       summary: 'Replace the signing key pair (server administrators): every token is revoked and cli.token re-issued',
       action: 'token.admin',
       handler: async ({ principal }) => {

@@ -15,6 +15,7 @@ import {
 import type { WriteResult } from '../shard-worker/index.js';
 import { authorize, issuerOf, type Principal } from './auth.js';
 import type { Reader } from './reader.js';
+import * as responses from './response-schemas.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 import type { UnplacedCommand, Writer } from './writes.js';
 import { SchemaVisibility } from './schema-visibility.js';
@@ -86,6 +87,9 @@ export function writeRoutes(
     defineRoute({
       method: 'POST',
       url: '/v1/aggregates/:type/:id',
+      operationId: 'createAggregate',
+      response: responses.AggregateView,
+      errors: [409],
       summary: 'Create an aggregate with its first event',
       action: 'aggregate.create',
       resource,
@@ -107,6 +111,9 @@ export function writeRoutes(
     defineRoute({
       method: 'POST',
       url: '/v1/aggregates/:type/:id/events',
+      operationId: 'appendEvent',
+      response: responses.EventRecord,
+      errors: [409],
       summary: 'Append an event (creates the aggregate if missing)',
       action: 'aggregate.append',
       resource,
@@ -122,6 +129,9 @@ export function writeRoutes(
     defineRoute({
       method: 'POST',
       url: '/v1/events',
+      operationId: 'appendEventByBody',
+      response: responses.EventRecord,
+      errors: [409],
       summary: 'Append an event, naming the aggregate in the body',
       action: 'aggregate.append',
       status: 201,
@@ -136,6 +146,9 @@ export function writeRoutes(
     defineRoute({
       method: 'POST',
       url: '/v1/aggregates/:type/:id/patch',
+      operationId: 'patchAggregate',
+      response: responses.EventRecord,
+      errors: [404, 409],
       summary: 'Apply an RFC 6902 patch to the state; the patch is stored as the event payload',
       action: 'aggregate.append',
       resource,
@@ -152,6 +165,9 @@ export function writeRoutes(
       defineRoute({
         method: 'POST',
         url: `/v1/aggregates/:type/:id/${op}`,
+        operationId: `${op}Aggregate`,
+        response: responses.AggregateView,
+        errors: [404, 409],
         summary: op === 'archive' ? 'Archive an aggregate (an event; further writes are refused)' : 'Restore an archived aggregate',
         action: 'aggregate.archive',
         resource,
@@ -174,6 +190,9 @@ export function writeRoutes(
     defineRoute({
       method: 'POST',
       url: '/v1/batch',
+      operationId: 'appendBatch',
+      response: responses.BatchResult,
+      errors: [404, 409],
       summary: 'Append several events (apply bodies, or patch bodies with `patch`) atomically: all or nothing, across aggregates and shards',
       action: 'aggregate.append',
       status: 201,
@@ -188,6 +207,9 @@ export function writeRoutes(
     defineRoute({
       method: 'POST',
       url: '/v1/aggregates/:type/:id/snapshots',
+      operationId: 'createSnapshot',
+      response: responses.SnapshotRecord,
+      errors: [404],
       summary: 'Take a snapshot of the current state now',
       action: 'aggregate.append',
       resource,

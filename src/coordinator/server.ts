@@ -21,18 +21,31 @@ import { tokenRateLimit } from './rate-limit.js';
 import { readTlsFiles } from './tls.js';
 import { LayoutError, resolveLayout, workerEnvPath, workerOfShard, type StorageLayout } from './layout.js';
 import { Metrics } from './metrics.js';
+import { LogSettingsError, loggerOptions, resolveLogSettings } from './log-format.js';
+import { installRequestLog, requestId } from './request-log.js';
+import { markRunning, markStopped, previousRun, uncleanExitMessage } from './run-marker.js';
 import { openApiRoute } from './openapi.js';
 import { Reader } from './reader.js';
 import { registerRoutes, type RouteSpec } from './route-spec.js';
 import { schemaRoutes } from './routes-schemas.js';
 import { importRoutes } from './routes-import.js';
+import { exportRoutes } from './routes-export.js';
 import { readRoutes } from './routes-reads.js';
+import { streamRoutes } from './routes-stream.js';
+import { StreamHub } from './stream.js';
 import { systemRoutes } from './routes-system.js';
 import { writeRoutes } from './routes-writes.js';
 import { SchemaRegistry } from './schema-registry.js';
 import { SchemaVisibility } from './schema-visibility.js';
 import { ShardPool } from './shard-pool.js';
 import { Writer } from './writes.js';
+import { TenantMeta } from './tenant-meta.js';
+import { createTenantHosting } from './tenant-hosting.js';
+import { TenantMoveService } from './tenant-move.js';
+import { TenantBusy } from './tenant-export.js';
+import { tenantDataRoutes } from './routes-tenant-data.js';
+import { tenantRoutes } from './routes-tenants.js';
+import type { TenantService } from './tenant-service.js';
 
 export interface StartOptions {
   dataDir: string;
@@ -42,7 +55,7 @@ export interface StartOptions {
   listenPort?: number;
   host?: string;
   restrict?: Config['restrict'];
-  /** pino level; 'silent' in tests. */
+  /** pino level, over EVENTDBX_LOG_LEVEL and `[log] level`; 'silent' in tests and the CLI's direct mode. */
   logLevel?: string;
   /** Plain HTTP even when [http] configures TLS (the CLI's direct mode: a loopback listener for one command). */
   plainHttp?: boolean;
@@ -63,6 +76,8 @@ export interface RunningServer {
   routes: RouteSpec[];
   /** The schema registry (the enforcement subscribes to its changes). */
   registry: SchemaRegistry;
+  /** Tenant placement, quotas, rates and views (issue 12); the live move registers itself here. */
+  tenants: TenantService;
   stop(): Promise<void>;
 }
 
@@ -77,8 +92,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(options.restrict !== undefined ? { restrict: options.restrict } : {}),
     });
+    // Before any worker starts: a bad EVENTDBX_LOG_LEVEL is refused at once, with one line.
+    const log = resolveLogSettingsOrRefuse(config, options.logLevel);
     const layout = resolveLayoutOrRefuse(options.dataDir, config);
-    const placement: PlacementSettings = { shardCount: layout.shard_count, multiTenant: config.tenants.multi_tenant };
+    // Tenant assignments (tenant_meta): a live map, so a change places the next write at once.
+    const tenantMeta = new TenantMeta(options.dataDir);
+    cleanups.unshift(() => tenantMeta.close());
+    const placement: PlacementSettings = { shardCount: layout.shard_count, multiTenant: config.tenants.multi_tenant, assignments: tenantMeta.assignments };
     const metrics = new Metrics();
     // Before the pool, so the shard workers can be handed the schemas in force when they start.
     const registry = new SchemaRegistry(options.dataDir, { mapSizeMib: config.storage.map_size_mib });
@@ -112,8 +132,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const recovered = await writer.recoverIntents();
 
     const tls = options.plainHttp ? undefined : readTlsFiles(config.http, options.dataDir);
+    // Under the lock, so a marker found here is the previous run's. A silent server (tests, the
+    // CLI's direct mode) neither reports nor consumes it: the next server that logs still will.
+    const unclean = log.level === 'silent' ? undefined : previousRun(options.dataDir);
     const app = Fastify({
-      logger: { level: options.logLevel ?? 'info' },
+      logger: loggerOptions(log),
+      genReqId: requestId,
       // Node's maxHeaderSize bounds the request line and all headers together (beyond: 431).
       // requireHostHeader off: a request without Host is answered by our routes (in the error
       // model) instead of by Node's bare 400.
@@ -122,7 +146,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...(tls ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false } } as object) : {}),
       clientErrorHandler,
       // One log line per request costs ~36 µs: log errors and slow requests only.
-      logController: new LogController({ disableRequestLogging: true }),
+      logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
       bodyLimit: config.http.body_limit_bytes,
       requestTimeout: config.http.request_timeout_ms,
       // On stop: finish requests in flight, close idle keep-alive sockets at once (not after 72 s).
@@ -135,6 +159,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     });
     // A failure after this point (say, the pid file cannot be written) must not leave a listener.
     cleanups.unshift(() => app.close());
+    if (unclean) app.log.warn({ previous_pid: unclean.pid, previous_started_at: unclean.started_at, unclean_exit: true }, uncleanExitMessage(unclean));
     if (recovered > 0) app.log.warn({ recovered }, 'finished cross-shard batches interrupted by a crash');
     installErrorHandling(app);
     installUrlLimit(app, config.http.url_bytes_max);
@@ -167,9 +192,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     app.addHook('onSend', async (_request, reply) => {
       if (draining) reply.header('connection', 'close');
     });
+    installRequestLog(app, metrics);
     app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url ?? 'unmatched';
-      metrics.requests.inc({ method: request.method, route, status: reply.statusCode });
       if (reply.elapsedTime > config.http.slow_request_ms) {
         request.log.warn({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'slow request');
       }
@@ -196,7 +221,38 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     });
     cleanups.unshift(() => plugins.stop());
     pool.onDurableOutbox = (shard, sequence) => plugins.dispatcher.durableAt(shard, sequence);
+    // The global stream (GET /v1/stream): live readers wake on the workers' durable commit notices.
+    const stream = new StreamHub({
+      stores,
+      placement,
+      durability: config.storage.durability,
+      durableSeqs: (shard, tenants) => pool.control(pool.workerOf(shard)).durableStreamSeqs(shard, tenants),
+      settings: config.stream,
+      batchSettled: (tenant) => (writer.visibility.busy(tenant) ? writer.visibility.settled(tenant) : undefined),
+    });
+    cleanups.unshift(() => stream.close());
+    pool.onStreamMarks = (marks) => stream.noteDurable(marks);
     await plugins.start();
+    const tenants = createTenantHosting({ meta: tenantMeta, config, placement, stores, writer, metrics, plugins });
+    app.addHook('preParsing', async (request, _reply, payload) => {
+      tenants.refuseEarly(request.method, request.routeOptions.url, request.headers['x-tenant-id']);
+      return payload;
+    });
+    // The live move (tenant-move.ts): assigning a tenant that has data moves it; a move a crash or
+    // a stop interrupted resumes once the server listens.
+    const tenantBusy = new TenantBusy();
+    const mover = new TenantMoveService({
+      pool,
+      busy: tenantBusy,
+      stores,
+      placement,
+      meta: tenantMeta,
+      admission: tenants.admission,
+      outboxTaken: (shard) => plugins.queue.position(shard),
+      log: (level, message, extra) => app.log[level](extra ?? {}, message),
+    });
+    tenants.service.registerMover(mover);
+    pool.admit = (body) => mover.admitImport(body);
     const auth = new Authenticator(config.auth, ledger);
     const allowance = new WriteAllowance(ledger);
     let listenPort = config.port;
@@ -211,13 +267,34 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...systemRoutes({ metrics, reader, startedAt, status, plugins }),
       ...writeRoutes(writer, reader, writeLimitsFrom(config.limits), visibility, allowance),
       ...readRoutes(reader, config, visibility),
-      ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics }),
+      ...streamRoutes({ hub: stream, limits: config, visibility, authenticate: (header) => auth.authenticate(header) }),
+      ...exportRoutes({ stores, placement, visibility, schemaOf: (tenant, type) => registry.get(tenant, type) }),
+      ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics, tenantGate: tenants.gate }),
       ...schemaRoutes(registry, config),
       ...tokenRoutes({ dataDir: options.dataDir, config, ledger, auth, allowance }),
       ...pluginRoutes(plugins),
+      ...tenantRoutes(tenants.service),
+      ...tenantDataRoutes({
+        stores,
+        placement,
+        pool,
+        config,
+        limits: writeLimitsFrom(config.limits),
+        busy: tenantBusy,
+        moving: (tenant) => (tenantMeta.get(tenant)?.move ?? null) !== null,
+        importSession: (tenant) => tenants.gate.importSession(tenant),
+        meta: tenantMeta,
+        admission: tenants.admission,
+        plugins,
+      }),
     ];
-    routes.push(openApiRoute(() => routes));
-    registerRoutes(app, routes, auth, (spec) => spec.url === '/metrics' && config.metrics.public, { afterAuth: tokenRateLimit(config.http.rate_limit) });
+    const listenHost = options.host ?? config.http.host;
+    const publicHost = listenHost === '0.0.0.0' || listenHost === '::' ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+    routes.push(openApiRoute(() => routes, { servers: () => [{ url: `${tls ? 'https' : 'http'}://${publicHost}:${listenPort}`, description: 'where this server listens' }] }));
+    registerRoutes(app, routes, auth, (spec) => spec.url === '/metrics' && config.metrics.public, {
+      afterAuth: tokenRateLimit(config.http.rate_limit),
+      requireTenant: config.tenants.multi_tenant,
+    });
     try {
       await app.listen({ port: options.listenPort ?? config.port, host: options.host ?? config.http.host });
     } catch (err) {
@@ -230,13 +307,20 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const port = typeof address === 'object' && address ? address.port : config.port;
     listenPort = port;
     updatePidFile(options.dataDir, { pid: process.pid, port, started_at: startedAt, restrict: config.restrict });
+    if (log.level !== 'silent') markRunning(options.dataDir, { pid: process.pid, started_at: startedAt });
+    mover.resumeAll();
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
         draining = true;
+        // A move stops at its next step (its record stays; the next start resumes it), so an
+        // assign request waiting on it answers instead of holding close() open.
+        await mover.stop();
         // In-flight requests get request_timeout_ms to finish; then their sockets are cut.
         const cutoff = setTimeout(() => app.server.closeAllConnections(), config.http.request_timeout_ms);
+        // Live streams never end by themselves: each is told why and closed, or close() would wait.
+        stream.close();
         await app.close();
         clearTimeout(cutoff);
         await pool.stop();
@@ -244,13 +328,25 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await plugins.stop();
         await allowance.flush();
         await ledger.close();
+        await tenants.close();
+        // Everything is drained and flushed: the next start has nothing to report.
+        if (log.level !== 'silent') markStopped(options.dataDir);
         release();
       })();
       return stopping;
     };
-    return { app, config, port, url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, routes, registry, stop };
+    return { app, config, port, url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, routes, registry, tenants: tenants.service, stop };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup();
+    throw err;
+  }
+}
+
+function resolveLogSettingsOrRefuse(config: Config, explicit: string | undefined): ReturnType<typeof resolveLogSettings> {
+  try {
+    return resolveLogSettings(config.log, explicit);
+  } catch (err) {
+    if (err instanceof LogSettingsError) throw new ServerStartError(err.message);
     throw err;
   }
 }

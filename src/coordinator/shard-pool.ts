@@ -39,11 +39,13 @@ class WorkerLink {
     onGroup: (size: number, depth: number) => void,
     beforeResolve: () => void,
     onDurableOutbox: (marks: [number, number][]) => void,
+    onStreamMarks: (marks: [number, string, number][]) => void = () => {},
   ) {
     port.on('message', (message: ShardReplyMessage) => {
       if (message.group_size !== undefined) onGroup(message.group_size, message.pipeline_depth ?? 1);
       beforeResolve();
       if (message.durable_outbox) onDurableOutbox(message.durable_outbox);
+      if (message.stream_marks) onStreamMarks(message.stream_marks);
       message.ids.forEach((id, i) => this.settle(id, message.replies[i]));
     });
     // Replies are JSON text, so this should never fire; if it does, the affected requests are
@@ -108,6 +110,15 @@ export class ShardPool {
   state: PoolState = 'starting';
   /** Hears each shard's durable outbox position (the plugin dispatcher reads no further). */
   onDurableOutbox: ((shard: number, sequence: number) => void) | undefined;
+  /** Hears each (shard, tenant)'s durable global-stream seq (live stream readers wake on it). */
+  onStreamMarks: ((marks: [shard: number, tenant: string, seq: number][]) => void) | undefined;
+  /**
+   * Checks a request before it is sent (tenant-move.ts: an import chunk placed on a shard its tenant
+   * is leaving, or sent while the tenant's writes are paused, is refused 503). Throws to refuse;
+   * answers a function called once the request settles, or undefined. Synchronous: it is on the
+   * hot path, and must cost nothing for requests it does not care about.
+   */
+  admit: ((body: RequestBody) => (() => void) | undefined) | undefined;
 
   constructor(
     readonly config: Config,
@@ -157,7 +168,7 @@ export class ShardPool {
       const worker = new Worker(WORKER_ENTRY, { workerData: { init, port: channel.port2 }, transferList: [channel.port2] });
       const link = new WorkerLink(w, worker, channel.port1, Comlink.wrap<ShardControl>(controlEndpoint(worker)), this.onGroup, this.beforeResolve, (marks) => {
         for (const [shard, sequence] of marks) this.onDurableOutbox?.(shard, sequence);
-      });
+      }, (marks) => this.onStreamMarks?.(marks));
       worker.on('error', (err) => {
         console.error(`shard worker ${w} failed`, err);
       });
@@ -191,12 +202,21 @@ export class ShardPool {
     if (this.state !== 'running') return Promise.reject(new DbxError('unavailable', `the server is ${this.state}`));
     const link = this.links[worker];
     if (!link || !link.alive) return Promise.reject(new DbxError('unavailable', `shard worker ${worker} is down`));
+    let release: (() => void) | undefined;
+    if (this.admit) {
+      try {
+        release = this.admit(body);
+      } catch (err) {
+        return Promise.reject(err instanceof DbxError ? err : new DbxError('internal', 'request admission failed', undefined, { cause: err }));
+      }
+    }
     const id = this.nextId++;
     const deadline = Date.now() + this.config.storage.worker_reply_timeout_ms;
-    return new Promise<ShardResult>((resolve, reject) => {
+    const sent = new Promise<ShardResult>((resolve, reject) => {
       link.pending.set(id, { resolve, reject, deadline });
       link.send({ ...body, id, deadline } as ShardRequest);
     });
+    return release ? sent.finally(release) : sent;
   }
 
   /**

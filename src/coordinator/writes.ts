@@ -14,7 +14,18 @@ import type { ShardPool } from './shard-pool.js';
 
 export type UnplacedCommand = Omit<WriteCommand, 'shard'>;
 
+/**
+ * What a write passes before placement (tenant-gate.ts: the tenant's rate, pauses, quota). `send`
+ * places and sends the commands as they are when it is called (the gate may mark them).
+ */
+export interface WriteGate {
+  run(commands: UnplacedCommand[], send: () => Promise<WriteResult[]>): Promise<WriteResult[]>;
+}
+
 export class Writer {
+  /** Set once by the server (multi-tenant hosting); absent, writes go straight to their shards. */
+  gate: WriteGate | undefined;
+
   constructor(
     private readonly pool: ShardPool,
     private readonly placement: PlacementSettings,
@@ -27,6 +38,11 @@ export class Writer {
   }
 
   async write(command: UnplacedCommand): Promise<WriteResult> {
+    if (this.gate) return (await this.gate.run([command], async () => [await this.writeNow(command)]))[0] as WriteResult;
+    return this.writeNow(command);
+  }
+
+  private async writeNow(command: UnplacedCommand): Promise<WriteResult> {
     const started = process.hrtime.bigint();
     const placed = this.place(command);
     const result = expect(await this.pool.request(placed.shard, { kind: 'write', command: placed }), 'write').result;
@@ -43,6 +59,11 @@ export class Writer {
 
   /** All-or-nothing across aggregates and shards; answers in the order of the input. */
   async batch(commands: UnplacedCommand[]): Promise<EventRecord[]> {
+    const results = this.gate ? await this.gate.run(commands, () => this.batchNow(commands)) : await this.batchNow(commands);
+    return results.map((r) => r.event);
+  }
+
+  private async batchNow(commands: UnplacedCommand[]): Promise<WriteResult[]> {
     const started = process.hrtime.bigint();
     const placed = commands.map((c) => this.place(c));
     // One worker environment holds every shard of this batch: one transaction, atomic and seen
@@ -55,7 +76,7 @@ export class Writer {
       results = await this.twoPhase(placed);
     }
     this.observe(started, results.filter((r) => !r.replayed).length);
-    return results.map((r) => r.event);
+    return results;
   }
 
   private async twoPhase(placed: WriteCommand[]): Promise<WriteResult[]> {
@@ -72,10 +93,12 @@ export class Writer {
     const prepared = await Promise.allSettled(
       workers.map((w) => this.pool.requestWorker(w, { kind: 'prepare', txid, commands: (byWorker.get(w) ?? []).map((e) => e.command) })),
     );
-    const failure = prepared.find((p): p is PromiseRejectedResult => p.status === 'rejected');
-    if (failure) {
+    const failed = prepared.findIndex((p) => p.status === 'rejected');
+    if (failed >= 0) {
       await Promise.allSettled(workers.map((w) => this.pool.requestWorker(w, { kind: 'abort', txid })));
-      throw failure.reason instanceof DbxError ? failure.reason : new DbxError('internal', 'batch prepare failed');
+      const reason: unknown = (prepared[failed] as PromiseRejectedResult).reason;
+      if (!(reason instanceof DbxError)) throw new DbxError('internal', 'batch prepare failed');
+      throw inBatch(reason, byWorker.get(workers[failed] as number) ?? []);
     }
     const results: WriteResult[] = new Array(placed.length);
     const intent: BatchIntent = { txid, parts: [] };
@@ -148,6 +171,14 @@ export class Writer {
     this.metrics.appendLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (appended > 0) this.metrics.eventsAppended.inc(appended);
   }
+}
+
+/** A worker names a refused item by its index among the commands it was sent: make it the batch's. */
+function inBatch(err: DbxError, entries: { index: number }[]): DbxError {
+  const details = err.details as { index?: unknown } | undefined;
+  const local = typeof details?.index === 'number' ? entries[details.index] : undefined;
+  if (local === undefined) return err;
+  return new DbxError(err.code, err.message, { ...details, index: local.index }, err.cause !== undefined ? { cause: err.cause } : undefined);
 }
 
 function expect<K extends ShardResult['kind']>(result: ShardResult, kind: K): Extract<ShardResult, { kind: K }> {

@@ -43,6 +43,13 @@ const storageSchema = z.strictObject({
 const tenantsSchema = z.strictObject({
   multi_tenant: z.boolean().default(false),
   shard_count: z.number().int().min(1).max(1024).default(4),
+  /** `/metrics` labels per-tenant series with the N busiest tenants; the rest add up under `other`. */
+  metrics_top_n: z.number().int().min(0).max(1000).default(20),
+  /**
+   * A write to a tenant whose writes are paused (placement change, live move) waits this long at
+   * most, then is answered 503 `unavailable` with Retry-After (nothing written).
+   */
+  write_pause_max_ms: z.number().int().min(0).max(600_000).default(5000),
 });
 
 const authSchema = z.strictObject({
@@ -101,6 +108,15 @@ const httpSchema = z
 
 const metricsSchema = z.strictObject({ public: z.boolean().default(false) });
 
+/** pino's levels; `EVENTDBX_LOG_LEVEL` / `EVENTDBX_LOG_FORMAT` override these for one run. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+const logSchema = z.strictObject({
+  level: z.enum(LOG_LEVELS).default('info'),
+  /** auto: pretty and coloured on a terminal, one JSON object a line otherwise (files, pipes, the daemon's log). */
+  format: z.enum(LOG_FORMATS).default('auto'),
+});
+
 /** Bounds on what one write may carry and produce (see limits.ts; refusals are 400 or 413). */
 const limitsSchema = z.strictObject({
   json_depth_max: z.number().int().min(1).max(JSON_DEPTH_MAX_CEILING).default(JSON_DEPTH_MAX_DEFAULT),
@@ -117,6 +133,11 @@ const querySchema = z.strictObject({
   scan_time_max_ms: z.number().int().min(1).max(600_000).default(500),
   /** Rows a sorted list may read (it must see every row in scope before answering); beyond: 400. */
   sort_scan_max: z.number().int().min(1).max(100_000_000).default(100_000),
+  /**
+   * Rows a filter may reject over all the pages of one listing (counted in its cursors) before the
+   * listing is a 400: a filter no index serves stops rather than scanning for minutes.
+   */
+  max_scan: z.number().int().min(1).max(10_000_000_000).default(1_000_000),
   filter_chars_max: z.number().int().min(16).max(65_536).default(4096),
   /** Parentheses and NOTs nested; the parser and evaluator recurse once per level. */
   filter_depth_max: z.number().int().min(1).max(256).default(64),
@@ -149,6 +170,22 @@ const pluginsSchema = z.strictObject({
   state_flush_ms: z.number().int().min(1).max(10_000).default(100),
   /** Outbox entries moved into the queue per shard per pass. */
   batch_max: z.number().int().min(1).max(100_000).default(1000),
+});
+
+/** The global ordered stream (GET /v1/stream) and its live (SSE) subscribers. */
+const streamSchema = z.strictObject({
+  /** A heartbeat (with the current position) goes to each live subscriber this often; the token is re-checked then. */
+  heartbeat_ms: z.number().int().min(100).max(300_000).default(15_000),
+  /** Events queued for a live subscriber whose socket is not draining; beyond, it is cut (event: error, slow_consumer). */
+  max_buffered_events: z.number().int().min(1).max(1_000_000).default(1000),
+  /** The same bound in bytes of queued SSE text. */
+  max_buffered_bytes: z.number().int().min(4096).max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** Stream entries read per pass (a catch-up page, a live fan-out pass) before the event loop gets a turn. */
+  read_batch_max: z.number().int().min(1).max(100_000).default(512),
+  /** Live subscribers at once (beyond: 503); each costs a socket and at most its buffer. */
+  subscribers_max: z.number().int().min(1).max(100_000).default(1024),
+  /** Fallback look for new commits when no commit notice arrived (notices wake readers at once). */
+  poll_ms: z.number().int().min(10).max(60_000).default(1000),
 });
 
 const pluginQueueSchema = z.strictObject({
@@ -188,11 +225,13 @@ export const configSchema = z.strictObject({
   auth: authSchema.prefault({}),
   http: httpSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
+  log: logSchema.prefault({}),
   limits: limitsSchema.prefault({}),
   query: querySchema.prefault({}),
   import: importSchema.prefault({}),
   plugins: pluginsSchema.prefault({}),
   plugin_queue: pluginQueueSchema.prefault({}),
+  stream: streamSchema.prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;

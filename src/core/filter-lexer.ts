@@ -29,8 +29,10 @@ export type FilterExpr =
   | { kind: 'and'; items: FilterExpr[] }
   | { kind: 'or'; items: FilterExpr[] }
   | { kind: 'not'; expr: FilterExpr }
-  | { kind: 'compare'; field: string; op: CompareOp; value: FilterValue }
-  | { kind: 'in'; field: string; values: FilterValue[] }
+  // `text`/`texts`: the source digits of an integer literal beyond 2^53, which a number cannot hold
+  // exactly (event ids); present only then, so ordinary ASTs stay as they were.
+  | { kind: 'compare'; field: string; op: CompareOp; value: FilterValue; text?: string }
+  | { kind: 'in'; field: string; values: FilterValue[]; texts?: (string | null)[] }
   | { kind: 'like'; field: string; pattern: FilterValue };
 
 export type Token =
@@ -230,23 +232,36 @@ class Parser {
     const negated = this.accept('not');
     const op = this.next();
     let expr: FilterExpr;
-    if (op?.kind === 'op') expr = { kind: 'compare', field, op: op.op, value: this.value() };
-    else if (op?.kind === 'like') expr = { kind: 'like', field, pattern: this.value() };
-    else if (op?.kind === 'in') expr = { kind: 'in', field, values: this.list() };
+    if (op?.kind === 'op') {
+      const [value, text] = this.literal();
+      expr = text === undefined ? { kind: 'compare', field, op: op.op, value } : { kind: 'compare', field, op: op.op, value, text };
+    } else if (op?.kind === 'like') expr = { kind: 'like', field, pattern: this.value() };
+    else if (op?.kind === 'in') expr = this.list(field);
     else throw filterError('expected comparison operator');
     return negated ? { kind: 'not', expr } : expr;
   }
 
   /** `[ ]` is allowed (matches nothing) and so is a trailing comma, as in the original. */
-  private list(): FilterValue[] {
+  private list(field: string): FilterExpr {
     this.expect('[');
     const values: FilterValue[] = [];
+    const texts: (string | null)[] = [];
     while (this.peek()?.kind !== ']') {
-      values.push(this.value());
+      const [value, text] = this.literal();
+      values.push(value);
+      texts.push(text ?? null);
       if (!this.accept(',')) break;
     }
     this.expect(']');
-    return values;
+    return texts.some((t) => t !== null) ? { kind: 'in', field, values, texts } : { kind: 'in', field, values };
+  }
+
+  /** A value, with its digits when it is an integer too large for a number to hold exactly. */
+  private literal(): [FilterValue, string | undefined] {
+    const token = this.peek();
+    const value = this.value();
+    const exact = token?.kind === 'number' && /^\d+$/.test(token.text) && !Number.isSafeInteger(value) ? token.text : undefined;
+    return [value, exact];
   }
 
   private value(): FilterValue {

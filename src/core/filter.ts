@@ -7,11 +7,13 @@
  * The AST is plain data so it can cross to shard workers with `postMessage` and be evaluated there.
  */
 import { DbxError } from './errors.js';
-import type { FilterExpr, FilterValue } from './filter-lexer.js';
+import { FILTER_LIMITS, parseFilter, type FilterExpr, type FilterLimits, type FilterValue } from './filter-lexer.js';
+import { coercedEquals, eventIdLiteral, fieldRole, notATime, numberOf, timeLiteral, type FilterKind } from './filter-values.js';
 import type { AggregateView, EventMetadata, EventRecord, JsonValue } from './types.js';
 
 export { FILTER_CHARS_MAX, FILTER_DEPTH_MAX, FILTER_LIMITS, parseFilter } from './filter-lexer.js';
 export type { CompareOp, FilterExpr, FilterLimits, FilterValue } from './filter-lexer.js';
+export { eventIdLiteral, fieldRole, timeLiteral, type FieldRole, type FilterKind } from './filter-values.js';
 
 export const SORT_CHARS_MAX = 1024;
 
@@ -37,39 +39,98 @@ export function mentionsField(expr: FilterExpr, field: string): boolean {
 
 type Resolver = (field: string) => JsonValue | undefined;
 
-function evaluate(expr: FilterExpr, resolve: Resolver): boolean {
+function evaluate(expr: FilterExpr, resolve: Resolver, kind: FilterKind): boolean {
   switch (expr.kind) {
     case 'and':
-      return expr.items.every((item) => evaluate(item, resolve));
+      return expr.items.every((item) => evaluate(item, resolve, kind));
     case 'or':
-      return expr.items.some((item) => evaluate(item, resolve));
+      return expr.items.some((item) => evaluate(item, resolve, kind));
     case 'not':
-      return !evaluate(expr.expr, resolve);
+      return !evaluate(expr.expr, resolve, kind);
     default:
-      return compare(expr, resolve(expr.field));
+      return compare(expr, resolve(expr.field), kind);
   }
 }
 
-function compare(expr: Comparison, actual: JsonValue | undefined): boolean {
+function compare(expr: Comparison, actual: JsonValue | undefined, kind: FilterKind): boolean {
   // A missing field only satisfies `!= null`; the original's rule, kept so filters port unchanged.
   if (actual === undefined) return expr.kind === 'compare' && expr.op === '!=' && expr.value === null;
-  if (expr.kind === 'in') return expr.values.some((value) => equals(actual, value));
+  const role = fieldRole(kind, expr.field);
+  if (role === 'time') return compareTime(expr, actual);
+  if (role === 'event_id' && typeof actual === 'string') return compareEventId(expr, actual);
+  if (expr.kind === 'in') return expr.values.some((value) => coercedEquals(actual, value));
   if (expr.kind === 'like') {
     return typeof actual === 'string' && typeof expr.pattern === 'string' && likePattern(expr).test(actual);
   }
   const { op, value } = expr;
-  if (op === '=') return equals(actual, value);
-  if (op === '!=') return !equals(actual, value);
-  if (typeof actual !== 'number' || typeof value !== 'number') return false;
-  if (op === '>') return actual > value;
-  if (op === '<') return actual < value;
-  if (op === '>=') return actual >= value;
-  return actual <= value;
+  if (op === '=') return coercedEquals(actual, value);
+  if (op === '!=') return !coercedEquals(actual, value);
+  const number = numberOf(actual);
+  return number !== undefined && typeof value === 'number' && ordered(op, number - value);
 }
 
-/** Objects and arrays never equal a literal; different JSON types never equal each other. */
-function equals(actual: JsonValue, expected: FilterValue): boolean {
-  return actual === expected;
+/** `sign` is (actual − literal) or its sign; true when it satisfies the ordering `op`. */
+function ordered(op: '>' | '<' | '>=' | '<=', sign: number): boolean {
+  if (op === '>') return sign > 0;
+  if (op === '<') return sign < 0;
+  if (op === '>=') return sign >= 0;
+  return sign <= 0;
+}
+
+// Literals converted once per node (times parsed, ids canonicalised), like LIKE patterns.
+const literalCache = new WeakMap<Comparison, (number | string | null | undefined)[]>();
+
+function literalsOf(expr: Comparison, convert: (value: FilterValue, text: string | undefined) => number | string | null | undefined): (number | string | null | undefined)[] {
+  let literals = literalCache.get(expr);
+  if (literals === undefined) {
+    if (expr.kind === 'in') literals = expr.values.map((v, i) => convert(v, expr.texts?.[i] ?? undefined));
+    else if (expr.kind === 'compare') literals = [convert(expr.value, expr.text)];
+    else literals = [];
+    literalCache.set(expr, literals);
+  }
+  return literals;
+}
+
+/** Timestamps resolve to epoch millis (null when unset); literals are ms or ISO 8601 text. */
+function compareTime(expr: Comparison, actual: JsonValue): boolean {
+  if (expr.kind === 'like') return false;
+  const literals = literalsOf(expr, (value) => timeLiteral(value));
+  if (expr.kind === 'in') return literals.some((t) => t !== undefined && t === actual);
+  const t = literals[0];
+  if (expr.op === '=') return t !== undefined && t === actual;
+  if (expr.op === '!=') return !(t !== undefined && t === actual);
+  return typeof actual === 'number' && typeof t === 'number' && ordered(expr.op, actual - t);
+}
+
+/** Event ids compare in Snowflake (numeric) order; a literal that is not an id compares as text. */
+function compareEventId(expr: Comparison, actual: string): boolean {
+  if (expr.kind === 'like') return typeof expr.pattern === 'string' && likePattern(expr).test(actual);
+  const literals = literalsOf(expr, (value, text) => eventIdLiteral(value, text));
+  const same = (id: number | string | null | undefined, raw: FilterValue): boolean => (typeof id === 'string' ? compareEventIds(actual, id) === 0 : actual === raw);
+  if (expr.kind === 'in') return expr.values.some((raw, i) => same(literals[i], raw));
+  const id = literals[0];
+  if (expr.op === '=') return same(id, expr.value);
+  if (expr.op === '!=') return !same(id, expr.value);
+  return typeof id === 'string' && /^\d+$/.test(actual) && ordered(expr.op, compareEventIds(actual, id));
+}
+
+/**
+ * Parses a filter for one kind of record and checks what only the kind can tell: a timestamp field
+ * compared with something that is not a time is a 400 now, not a filter that silently matches
+ * nothing. The reader's entry point; `parseFilter` alone stays kind-agnostic.
+ */
+export function compileFilter(source: string, kind: FilterKind, limits: FilterLimits = FILTER_LIMITS): FilterExpr {
+  const expr = parseFilter(source, limits);
+  const check = (node: FilterExpr): void => {
+    if (node.kind === 'and' || node.kind === 'or') return node.items.forEach(check);
+    if (node.kind === 'not') return check(node.expr);
+    if (fieldRole(kind, node.field) !== 'time' || node.kind === 'like') return;
+    for (const value of node.kind === 'in' ? node.values : [node.value]) {
+      if (timeLiteral(value) === undefined) throw notATime(node.field, value);
+    }
+  };
+  check(expr);
+  return expr;
 }
 
 // Keyed by node, so a parsed filter compiles each pattern once however many records it scans, and a
@@ -294,11 +355,11 @@ export function fieldsOf(expr: FilterExpr): string[] {
 }
 
 export function matchesAggregate(expr: FilterExpr, aggregate: AggregateView): boolean {
-  return evaluate(expr, (field) => resolveAggregateField(aggregate, field));
+  return evaluate(expr, (field) => resolveAggregateField(aggregate, field), 'aggregate');
 }
 
 export function matchesEvent(expr: FilterExpr, event: EventRecord): boolean {
-  return evaluate(expr, (field) => resolveEventField(event, field));
+  return evaluate(expr, (field) => resolveEventField(event, field), 'event');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,7 +412,8 @@ const EVENT_SORT: Record<string, Comparator<EventRecord>> = {
   version: by((e) => e.version),
   merkle_root: by((e) => e.merkle_root),
   event_type: by((e) => e.event_type),
-  created_at: by((e) => timeOf(e.metadata.created_at)),
+  // Ties in time go by event id (commit order within a node), so the time index can serve it.
+  created_at: (a, b) => cmp(timeOf(a.metadata.created_at), timeOf(b.metadata.created_at)) || compareEventIds(a.metadata.event_id, b.metadata.event_id),
   event_id: (a, b) => compareEventIds(a.metadata.event_id, b.metadata.event_id),
   hash: by((e) => e.hash),
 };

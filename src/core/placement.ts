@@ -4,6 +4,7 @@
  * tenant assignments passed in.
  */
 import murmurhash from 'murmurhash';
+import { DbxError } from './errors.js';
 
 export interface PlacementSettings {
   shardCount: number;
@@ -35,4 +36,17 @@ export function shardsForTenant(settings: PlacementSettings, tenant: string): nu
 
 export function workerForShard(shard: number, workerCount: number): number {
   return shard % workerCount;
+}
+
+/**
+ * A shard named by a person (reference §12.2): `shard-0003`, `SHARD-3` or `3` → 3. Refuses what
+ * does not parse and shards beyond `shardCount`, with the original's messages.
+ */
+export function parseShardId(input: string, shardCount: number): number {
+  const text = input.trim();
+  const match = /^(?:shard-)?(\d{1,9})$/i.exec(text);
+  if (!match) throw new DbxError('invalid_input', `invalid shard id '${input}'`);
+  const index = Number(match[1]);
+  if (index >= shardCount) throw new DbxError('invalid_input', `shard '${shardName(index)}' exceeds configured shard-count (${shardCount})`);
+  return index;
 }

@@ -113,7 +113,7 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
             break;
           }
           const child = main.fork();
-          const results = req.commands.map((c) => child.add(c));
+          const results = addItems(child, req.commands);
           main.absorb(child);
           replies.push({ id: req.id, ok: true, value: { kind: 'batch', results } });
           break;
@@ -121,7 +121,7 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
         case 'prepare': {
           if (isLocked(req.commands)) throw new DbxError('unavailable', 'an aggregate of this batch is part of another batch in progress; retry');
           const child = main.fork();
-          const results = req.commands.map((c) => child.add(c));
+          const results = addItems(child, req.commands);
           const lockKeys = [...new Set(req.commands.map(lockKey))];
           for (const key of lockKeys) state.locks.set(key, req.txid);
           state.prepared.set(req.txid, { txid: req.txid, builder: child, lockKeys, expiresAt: now + state.prepareLeaseMs });
@@ -183,6 +183,23 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
 }
 
 /** Writes a prepared group; call inside the worker environment's write transaction. */
+/**
+ * The items of an atomic batch, in order; a refused item names its position so the client can
+ * point at it: `details: { index, ...details }`, a list of violations as `{ index, violations }`.
+ * (Within a cross-worker prepare the index is local; the coordinator maps it back.)
+ */
+function addItems(builder: BatchBuilder, commands: WriteCommand[]): ReturnType<BatchBuilder['add']>[] {
+  return commands.map((command, index) => {
+    try {
+      return builder.add(command);
+    } catch (err) {
+      if (!(err instanceof DbxError) || err.code === 'internal') throw err;
+      const details = Array.isArray(err.details) ? { violations: err.details } : typeof err.details === 'object' && err.details !== null ? err.details : {};
+      throw new DbxError(err.code, err.message, { ...details, index }, err.cause !== undefined ? { cause: err.cause } : undefined);
+    }
+  });
+}
+
 export function applyGroup(storage: GroupStorage, group: PreparedGroup): void {
   for (const [shard, ws] of group.builder.writeSets) storage.storeOf(shard).applyWriteSet(ws);
   for (const intent of group.intents) storage.env.intents.put(intent.txid, intent);

@@ -24,6 +24,14 @@ export class HeadsCache {
     this.entries.clear();
   }
 
+  /**
+   * Drops every entry whose key starts with `prefix` (a tenant move copied or deleted that
+   * tenant's range of one shard). O(entries): it runs once per move chunk, not per write.
+   */
+  forgetPrefix(prefix: string): void {
+    for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
+  }
+
   set(key: string, value: LoadedAggregate): void {
     if (this.capacity === 0) return;
     this.entries.delete(key);

@@ -1,5 +1,7 @@
 /** Public face of src/shard-worker. */
 export { ShardStore, ShardDb, WorkerEnv, KEY_MAX, DURABLE_TXN_FLAGS } from './store.js';
+export { compareIdParts, eventIdOfParts, eventIdParts, idTimeMs } from './event-index.js';
+export type { EventIndexKey, EventIndexValue } from './event-index.js';
 export type { StoreOptions } from './store.js';
 export type { Head, StoredHead, WriteSet, EventKey, HeadKey, IndexKey, StoredSnapshot } from './records.js';
 export type {
@@ -21,3 +23,7 @@ export type {
 export type { ShardControl } from './worker.js';
 export const WORKER_ENTRY = new URL('./worker.js', import.meta.url);
 export { controlEndpoint } from './comlink-endpoint.js';
+export { TENANT_KEYED_DBS, keyHasPrefix } from './store.js';
+export type { IndexedEvent, KeyPrefixRange, TenantKeyedDb } from './store.js';
+export { countTenantRange, countTenantRangeYielding, eventIdOf, lastKeyOf, sameKey, scanPrefix } from './tenant-range.js';
+export type { RangeEntry, RangeWriteResult } from './tenant-range.js';

@@ -344,7 +344,9 @@ export class BatchBuilder {
 
   /** A write-set entry in stored form: sealed when the context seals (see PrepareContext.sealEvent). */
   private storedEvent(key: EventKey, record: EventRecord, json: string, eventId: string): WriteSet['events'][number] {
-    return this.ctx.sealEvent ? { key, json: this.ctx.sealEvent(record), event_id: eventId, sealed: true } : { key, json, event_id: eventId };
+    // The event_index entry's key fields, from the record in hand (the stored text may be sealed).
+    const index = { event_type: record.event_type, created_ms: Date.parse(record.metadata.created_at) };
+    return this.ctx.sealEvent ? { key, json: this.ctx.sealEvent(record), event_id: eventId, sealed: true, ...index } : { key, json, event_id: eventId, ...index };
   }
 
   private writeSetFor(shard: number): WriteSet {
@@ -379,6 +381,7 @@ function describe(cmd: WriteCommand): string {
 }
 
 function checkPreconditions(cmd: WriteCommand, head: Head | undefined): void {
+  if (!head && cmd.no_create) throw new DbxError('quota_exceeded', `${describe(cmd)} no longer exists and its tenant's quota has no room reserved for creating it; retry`);
   if (cmd.op === 'create' && head) throw new DbxError('already_exists', `${describe(cmd)} already exists`);
   if ((cmd.op === 'patch' || cmd.op === 'archive' || cmd.op === 'restore') && !head) {
     throw new DbxError('not_found', `${describe(cmd)} not found`);

@@ -24,6 +24,11 @@ export interface WriteCommand {
   expected_version?: number;
   idempotency_key?: string;
   issued_by: IssuedBy | null;
+  /**
+   * The coordinator counted this aggregate as existing (tenant quota, tenant-quota.ts): if its head
+   * is gone by now, refuse with `quota_exceeded` rather than create an aggregate nobody reserved.
+   */
+  no_create?: boolean;
 }
 
 /** What a write answers: the event it appended (or the original one, for an idempotent retry). */
@@ -112,6 +117,11 @@ export interface ShardReplyMessage {
    * cut could still take away.
    */
   durable_outbox?: [shard: number, sequence: number][];
+  /**
+   * Sent once a commit is durable: per shard and tenant it wrote, its last global-stream seq. Live
+   * stream readers (coordinator/stream.ts) wake on these and, in `sync` mode, read no further.
+   */
+  stream_marks?: [shard: number, tenant: string, seq: number][];
 }
 
 /** Sent once in `workerData`. */

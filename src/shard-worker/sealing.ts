@@ -73,11 +73,15 @@ const OPENED_HEADS_MAX = 16_384;
 /** States above this size are not cached (the cache must stay small). */
 const OPENED_HEAD_BYTES_MAX = 4096;
 
-export function headCodec(cipher: ValueCipher | null): ValueCodec<StoredHead> {
+/**
+ * `cached` false: every state is opened, none kept. For full scans (exports): a scan touches each
+ * head once, so caching would only fill the cache (up to OPENED_HEADS_MAX entries per shard view).
+ */
+export function headCodec(cipher: ValueCipher | null, cached = true): ValueCodec<StoredHead> {
   const opened = new OpenedCache(OPENED_HEADS_MAX);
   const openState = (sealed: Uint8Array): unknown => {
     if (!cipher) throw noKey('aggregate state');
-    if (sealed.byteLength > OPENED_HEAD_BYTES_MAX) return JSON.parse(cipher.open(sealed).toString('utf8'));
+    if (!cached || sealed.byteLength > OPENED_HEAD_BYTES_MAX) return JSON.parse(cipher.open(sealed).toString('utf8'));
     let text = opened.get(sealed);
     if (text === undefined) {
       text = cipher.open(sealed).toString('utf8');

@@ -14,7 +14,8 @@
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
 import type { EventRecord, JsonObject, ValueCipher } from '../core/index.js';
-import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, WriteSet } from './records.js';
+import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, StreamKey, StreamValue, WriteSet } from './records.js';
+import { INDEX_READY, SKEW, eventIdParts, idTimeMs, type EventIndexKey, type EventIndexValue, type QueryMetaKey } from './event-index.js';
 import { eventCodec, headCodec, idempotencyCodec, intentCodec, openEventRecord, snapshotCodec, type ValueCodec } from './sealing.js';
 
 export interface StoreOptions {
@@ -39,6 +40,95 @@ export const KEY_MAX = '\uffff';
 export const DURABLE_TXN_FLAGS = 0x1 | 0x2 | 0x10000;
 
 type Key = LmdbKey[];
+
+/**
+ * A named database whose keys are `[shard, tenant, …]`. Tenant moves, removals and range counts
+ * (tenant-range.ts, coordinator/tenant-move.ts) walk these ranges generically, copying stored bytes
+ * as they are (sealed values stay sealed: every shard uses the same data key).
+ */
+export interface TenantKeyedDb {
+  name: string;
+  /**
+   * The key ranges (local keys, after the shard) that hold one aggregate's entries. A move's
+   * catch-up then re-reads only the aggregates whose head changed (every write rewrites its head),
+   * and for versioned keys only versions `fromVersion..throughVersion` (what lies below the copied
+   * head is immutable; what lies above the head being copied belongs to the next pass).
+   */
+  aggregateRanges?: (tenant: string, type: string, id: string, fromVersion: number, throughVersion: number) => KeyPrefixRange[];
+  /** Entries are only appended, in key order (a commit sequence): the catch-up copies past the target's last key. */
+  appendOnly?: boolean;
+  /**
+   * One entry per event, never changed or removed (an event index): the local keys one event
+   * contributes. The catch-up syncs exactly these for the events it copies.
+   */
+  eventKeys?: (tenant: string, event: IndexedEvent) => Key[];
+  // None of the three: the catch-up compares the tenant's whole range of this db (correct, but
+  // O(range) per pass, the final one inside the write pause: for small per-tenant dbs only).
+}
+
+/** What `TenantKeyedDb.eventKeys` gets of an event (all readable in a sealed record). */
+export interface IndexedEvent {
+  aggregate_type: string;
+  aggregate_id: string;
+  version: number;
+  event_type: string;
+  event_id: string;
+  created_at: string;
+}
+
+/**
+ * Every key that starts with `prefix`, from `from` (default: the prefix itself). A prefix scan, not
+ * an end key: an end such as `[…, KEY_MAX]` misses segments above U+FFFF (an idempotency key may
+ * hold an emoji), while a shorter array sorts before all its extensions, so a prefix is exact.
+ * `throughVersion`: the segment right after the prefix is a version; the scan stops past it.
+ */
+export interface KeyPrefixRange {
+  prefix: Key;
+  from?: Key;
+  throughVersion?: number;
+}
+
+const whole = (prefix: Key): KeyPrefixRange[] => [{ prefix }];
+const versions = (prefix: Key, from: number, through: number): KeyPrefixRange[] => [{ prefix, from: [...prefix, from], throughVersion: through }];
+
+/**
+ * EVERY database keyed `[shard, tenant, …]`, in one place: a db missing here would be left behind
+ * by a tenant move and survive a tenant removal. Whoever adds such a db adds it here, with the
+ * shape that lets a move's catch-up stay cheap (see TenantKeyedDb). `heads` comes first: a move
+ * copies a head before the entries it describes, so a copied head is never newer than the copies
+ * of its events (the catch-up relies on it). `event_ids` is keyed `[shard, event_id]` (no tenant)
+ * and follows the tenant's events (tenant-range.ts).
+ */
+export const TENANT_KEYED_DBS: readonly TenantKeyedDb[] = [
+  { name: 'heads', aggregateRanges: (t, type, id) => whole([t, type, id]) },
+  // [tenant, type, id, version]
+  { name: 'events', aggregateRanges: (t, type, id, from, through) => versions([t, type, id], from, through) },
+  { name: 'snapshots', aggregateRanges: (t, type, id, from, through) => versions([t, type, id], from, through) },
+  // [tenant, type, id, idempotency key]: not versioned, so the aggregate's whole range.
+  { name: 'idempotency', aggregateRanges: (t, type, id) => whole([t, type, id]) },
+  // [tenant, 'a' | 'r', type, id]
+  { name: 'aggregate_index', aggregateRanges: (t, type, id) => [{ prefix: [t, 'a', type, id] }, { prefix: [t, 'r', type, id] }] },
+  // [tenant, seq]: gapless per (shard, tenant); copied with its seqs so stream positions survive a move.
+  { name: 'stream', appendOnly: true },
+  // [tenant, event_type, created_ms, id_high, id_low] (event-index.ts): one entry per event.
+  {
+    name: 'event_index',
+    eventKeys: (t, e) => {
+      const [high, low] = eventIdParts(e.event_id);
+      const created = Date.parse(e.created_at);
+      return [[t, e.event_type, Number.isFinite(created) ? created : idTimeMs(high), high, low]];
+    },
+  },
+  // [tenant, name] (the tenant's time skew): a handful of entries, compared whole.
+  { name: 'query_meta' },
+];
+
+/** True when `key` starts with every segment of `prefix`. */
+export function keyHasPrefix(key: readonly LmdbKey[], prefix: readonly LmdbKey[]): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
+}
 
 /**
  * One shard's slice of a named database: prefixes every key with the shard and strips it from
@@ -76,7 +166,13 @@ export class ShardDb<V, K> {
   }
 
   /** Keys compare as on disk; an absent bound is this shard's first or last key. */
-  getRange(options: { start?: K; end?: K; reverse?: boolean; limit?: number } = {}): Iterable<{ key: K; value: V }> & { map<T>(fn: (e: { key: K; value: V }) => T): Iterable<T> } {
+  /**
+   * `transaction` (from `env.useReadTransaction()`): read in that snapshot, so several ranges (an
+   * export's two passes) see one point in time; absent = the current read transaction.
+   */
+  getRange(
+    options: { start?: K; end?: K; reverse?: boolean; limit?: number; transaction?: RangeOptions['transaction'] } = {},
+  ): Iterable<{ key: K; value: V }> & { map<T>(fn: (e: { key: K; value: V }) => T): Iterable<T> } {
     const low: Key = [this.shard];
     const high: Key = [this.shard + 1];
     const range: RangeOptions = {
@@ -84,6 +180,7 @@ export class ShardDb<V, K> {
       end: options.end !== undefined ? this.full(options.end) : options.reverse ? low : high,
       ...(options.reverse ? { reverse: true } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
+      ...(options.transaction !== undefined ? { transaction: options.transaction } : {}),
     };
     const codec = this.codec;
     return this.db.getRange(range).map(({ key, value }) => ({ key: this.local(key as Key), value: codec ? codec.decode(value) : (value as V) }));
@@ -104,6 +201,16 @@ export class WorkerEnv {
   readonly eventIds: Database<EventKey, Key>;
   readonly idempotency: Database<IdempotencyEntry, Key>;
   readonly outbox: Database<EventKey, Key>;
+  /** The global stream: `[shard, tenant, seq]` → `[type, id, version, event_id]` (see ShardStore.stream). */
+  readonly stream: Database<StreamValue, Key>;
+  /** Filter indexes (event-index.ts): `[shard, tenant, event_type, created_ms, id_high, id_low]` → event key. */
+  readonly eventIndex: Database<EventIndexValue, Key>;
+  readonly queryMeta: Database<number, Key>;
+  /**
+   * Set by the shard worker: hears the stream marks of every `commitDurably` once it is durable
+   * (group commits report theirs themselves), so the coordinator learns of control-path writes too.
+   */
+  onStreamDurable: ((marks: [shard: number, tenant: string, seq: number][]) => void) | undefined;
   /** Cross-worker batch intents, keyed by txid (not by shard: a batch spans shards), sealed whole. */
   readonly intents: SealedDb<unknown, string>;
   readonly cipher: ValueCipher | null;
@@ -132,7 +239,25 @@ export class WorkerEnv {
     this.eventIds = this.env.openDB<EventKey, Key>({ name: 'event_ids', encoding: 'msgpack' });
     this.idempotency = this.env.openDB<IdempotencyEntry, Key>({ name: 'idempotency' });
     this.outbox = this.env.openDB<EventKey, Key>({ name: 'outbox' });
+    this.stream = this.env.openDB<StreamValue, Key>({ name: 'stream' });
+    this.eventIndex = this.env.openDB<EventIndexValue, Key>({ name: 'event_index' });
+    this.queryMeta = this.env.openDB<number, Key>({ name: 'query_meta' });
     this.intents = new SealedDb(this.env.openDB<unknown, string>({ name: 'batch_intents' }), intentCodec(this.cipher));
+  }
+
+  private readonly rawDbs = new Map<string, Database<Buffer, Key>>();
+
+  /**
+   * A named database read and written as stored bytes (no codec, no msgpack): what tenant moves
+   * copy. The handle is opened once per name (same dbi, binary values).
+   */
+  rawDb(name: string): Database<Buffer, Key> {
+    let db = this.rawDbs.get(name);
+    if (!db) {
+      db = this.env.openDB<Buffer, Key>({ name, encoding: 'binary' });
+      this.rawDbs.set(name, db);
+    }
+    return db;
   }
 
   shard(index: number): ShardStore {
@@ -146,8 +271,20 @@ export class WorkerEnv {
 
   /** Commits `write` in one durable transaction (see DURABLE_TXN_FLAGS). */
   async commitDurably(write: () => void): Promise<void> {
-    this.env.transactionSync(write, DURABLE_TXN_FLAGS);
+    let marks: [number, string, number][] = [];
+    this.env.transactionSync(() => {
+      write();
+      marks = this.takeStreamMarks();
+    }, DURABLE_TXN_FLAGS);
     await this.env.flushed;
+    if (marks.length > 0) this.onStreamDurable?.(marks);
+  }
+
+  /** Per shard and tenant written since the last call, its last stream seq (call inside the write transaction). */
+  takeStreamMarks(): [shard: number, tenant: string, seq: number][] {
+    const out: [number, string, number][] = [];
+    for (const view of this.shardViews.values()) for (const [tenant, seq] of view.takeStreamMarks()) out.push([view.shard, tenant, seq]);
+    return out;
   }
 
   /** After a failed commit: the outbox sequences handed out were never written, so re-read. */
@@ -203,13 +340,32 @@ export class ShardStore {
   readonly heads: ShardDb<StoredHead, HeadKey>;
   /** Heads, stored form (state still sealed): for lookups of version and flags only. */
   readonly storedHeads: ShardDb<Head, HeadKey>;
+  /** Heads with their states opened but not cached: for full scans (exports), see headCodec. */
+  readonly scannedHeads: ShardDb<StoredHead, HeadKey>;
   readonly index: ShardDb<null, IndexKey>;
   readonly snapshots: ShardDb<StoredSnapshot, EventKey>;
   readonly eventIds: ShardDb<EventKey, string>;
   readonly idempotency: ShardDb<IdempotencyEntry, [string, string, string, string]>;
   readonly outbox: ShardDb<EventKey, number>;
+  /**
+   * The global ordered stream: per tenant, seq 1, 2, 3… in commit order (assigned inside the write
+   * transaction, so gapless). Positions (coordinator/stream-position.ts) are vectors of these.
+   */
+  readonly stream: ShardDb<StreamValue, StreamKey>;
+  /** Events by (event_type, created_at, event_id) for filtered lists (event-index.ts). */
+  readonly eventIndex: ShardDb<EventIndexValue, EventIndexKey>;
+  readonly queryMeta: ShardDb<number, QueryMetaKey>;
+  /** Writer side: the index marker is on disk (or written in this transaction); skews seen per tenant. */
+  private indexWritten = false;
+  private readonly skewSeen = new Map<string, number>();
+  /** Reader side: once the index is complete it stays complete. */
+  private indexReady = false;
   readonly cipher: ValueCipher | null;
   private outboxNext = -1;
+  /** Writer side only: next stream seq per tenant, tenants written since takeStreamMarks, durable seq per tenant. */
+  private readonly streamNext = new Map<string, number>();
+  private readonly streamTouched = new Set<string>();
+  private readonly streamDurable = new Map<string, number>();
 
   constructor(
     readonly worker: WorkerEnv,
@@ -221,11 +377,15 @@ export class ShardStore {
     this.storedEvents = new ShardDb(worker.events, shard);
     this.heads = new ShardDb(worker.heads, shard, false, headCodec(worker.cipher));
     this.storedHeads = new ShardDb(worker.heads as unknown as Database<Head, Key>, shard);
+    this.scannedHeads = new ShardDb(worker.heads, shard, false, headCodec(worker.cipher, false));
     this.index = new ShardDb(worker.index, shard);
     this.snapshots = new ShardDb(worker.snapshots, shard, false, snapshotCodec(worker.cipher));
     this.eventIds = new ShardDb(worker.eventIds, shard, true);
     this.idempotency = new ShardDb(worker.idempotency, shard, false, idempotencyCodec(worker.cipher));
     this.outbox = new ShardDb(worker.outbox, shard, true);
+    this.stream = new ShardDb(worker.stream, shard);
+    this.eventIndex = new ShardDb(worker.eventIndex, shard);
+    this.queryMeta = new ShardDb(worker.queryMeta, shard);
   }
 
   getHead(tenant: string, type: string, id: string): StoredHead | undefined {
@@ -329,14 +489,90 @@ export class ShardStore {
     return this.worker.commitDurably(write);
   }
 
+  /**
+   * Whether `event_index` holds every event of this shard: written with each event since the
+   * shard's first write (which leaves a marker); a shard written before the index existed is
+   * indexed whole at its next write, and until then its lists scan (explain says so).
+   */
+  eventIndexReady(): boolean {
+    if (!this.indexReady) {
+      let empty = true;
+      for (const _ of this.storedEvents.getRange({ limit: 1 })) empty = false;
+      this.indexReady = empty || this.queryMeta.get(INDEX_READY) !== undefined;
+    }
+    return this.indexReady;
+  }
+
+  /** Entries of one event type with created_ms in [fromMs, toMs], in (time, id) order or its reverse. */
+  eventIndexRange(tenant: string, eventType: string, fromMs: number, toMs: number, reverse: boolean): Iterable<{ key: EventIndexKey; value: EventIndexValue }> {
+    const low = [tenant, eventType, fromMs] as unknown as EventIndexKey;
+    // Infinity sorts after every id half: the whole last millisecond is inside.
+    const high = [tenant, eventType, toMs, Infinity] as unknown as EventIndexKey;
+    return this.eventIndex.getRange(reverse ? { start: high, end: low, reverse: true } : { start: low, end: high });
+  }
+
+  /** The event types a tenant has on this shard, in order: one seek each (a skip scan). */
+  *eventTypes(tenant: string): Generator<string> {
+    let from = '';
+    for (;;) {
+      let next: string | undefined;
+      const range = { start: [tenant, from] as unknown as EventIndexKey, end: [tenant, KEY_MAX] as unknown as EventIndexKey, limit: 1 };
+      for (const { key } of this.eventIndex.getRange(range)) next = key[1];
+      if (next === undefined) return;
+      yield next;
+      // Event types are [a-z0-9_]: U+0001 sorts after the type itself and before any longer type.
+      from = `${next}\u0001`;
+    }
+  }
+
+  /** The largest |created_at − time in the id| of the tenant's events here (0 unless imports brought one). */
+  timeSkewMs(tenant: string): number {
+    return this.queryMeta.get([tenant, SKEW]) ?? 0;
+  }
+
+  /** Writer side, inside the first write transaction: the marker, after indexing a legacy shard whole. */
+  private ensureEventIndex(): void {
+    if (this.queryMeta.get(INDEX_READY) === undefined) {
+      for (const { key, value } of this.storedEvents.getRange()) this.indexStoredEvent(key, value);
+      this.queryMeta.put(INDEX_READY, 1);
+    }
+    this.indexWritten = true;
+  }
+
+  /** One put per event; a second one only when an import raises the tenant's time skew. */
+  private indexEvent(key: EventKey, eventType: string, createdMs: number, eventId: string): void {
+    const [high, low] = eventIdParts(eventId);
+    const created = Number.isFinite(createdMs) ? createdMs : idTimeMs(high);
+    this.eventIndex.put([key[0], eventType, created, high, low], [key[1], key[2], key[3]]);
+    const skew = Math.abs(created - idTimeMs(high));
+    if (skew === 0) return;
+    const known = this.skewSeen.get(key[0]) ?? this.timeSkewMs(key[0]);
+    this.skewSeen.set(key[0], Math.max(known, skew));
+    if (skew > known) this.queryMeta.put([key[0], SKEW], skew);
+  }
+
+  /** The stored text (plaintext or sealed) keeps event_type, event_id and created_at readable. */
+  private indexStoredEvent(key: EventKey, json: string): void {
+    const stored = JSON.parse(json) as { event_type: string; metadata: { event_id: string; created_at: string } };
+    this.indexEvent(key, stored.event_type, Date.parse(stored.metadata.created_at), stored.metadata.event_id);
+  }
+
   /** Writes a prepared write set; call only inside `env.transactionSync`. */
   applyWriteSet(ws: WriteSet): void {
     if (this.outboxNext < 0) this.outboxNext = this.lastOutboxSequence() + 1;
+    if (!this.indexWritten && ws.events.length > 0) this.ensureEventIndex();
     for (const e of ws.events) {
       if (e.sealed) this.storedEvents.put(e.key, e.json);
       else this.events.put(e.key, e.json);
       this.eventIds.put(e.event_id, e.key);
+      if (e.event_type !== undefined && e.created_ms !== undefined) this.indexEvent(e.key, e.event_type, e.created_ms, e.event_id);
+      else this.indexStoredEvent(e.key, e.json);
       this.outbox.put(this.outboxNext++, e.key);
+      if (!ws.stream) this.stream.put([e.key[0], this.nextStreamSeq(e.key[0])], [e.key[1], e.key[2], e.key[3], e.event_id]);
+    }
+    for (const entry of ws.stream ?? []) {
+      this.stream.put([entry.tenant, entry.seq], entry.value);
+      this.raiseStreamSeq(entry.tenant, entry.seq);
     }
     for (const h of ws.heads) this.heads.put(h.key, { ...h.head, state: h.state });
     // In command order: an archive and a restore of one aggregate in the same group must leave the
@@ -366,6 +602,79 @@ export class ShardStore {
   /** After a failed commit: the sequence numbers handed out were never written, so re-read. */
   forgetUncommittedSequences(): void {
     this.outboxNext = -1;
+    this.indexWritten = false;
+    this.skewSeen.clear();
+    this.streamNext.clear();
+    this.streamTouched.clear();
+  }
+
+  /**
+   * Writer side, after a tenant's range was copied here or deleted from here (tenant-range.ts):
+   * the stream seqs cached for it describe the old range, so the next write re-reads the disk.
+   */
+  forgetTenant(tenant: string): void {
+    this.skewSeen.delete(tenant);
+    this.streamNext.delete(tenant);
+    this.streamTouched.delete(tenant);
+    this.streamDurable.delete(tenant);
+  }
+
+  private nextStreamSeq(tenant: string): number {
+    const seq = this.streamNext.get(tenant) ?? this.loadStreamSeq(tenant);
+    this.streamNext.set(tenant, seq + 1);
+    this.streamTouched.add(tenant);
+    return seq;
+  }
+
+  /** A copied entry (tenant move): later seqs continue after it. */
+  private raiseStreamSeq(tenant: string, seq: number): void {
+    const next = this.streamNext.get(tenant) ?? this.loadStreamSeq(tenant);
+    this.streamNext.set(tenant, Math.max(next, seq + 1));
+    this.streamTouched.add(tenant);
+  }
+
+  /**
+   * First write of `tenant` since the worker started (or since a failed commit): what is on disk
+   * then was written by earlier commits, all durable, so it also seeds the durable seq.
+   */
+  private loadStreamSeq(tenant: string): number {
+    const last = this.lastStreamSeq(tenant);
+    if (!this.streamDurable.has(tenant)) this.streamDurable.set(tenant, last);
+    return last + 1;
+  }
+
+  /** Tenants written since the last call, with their last seq (inside the write transaction). */
+  takeStreamMarks(): [tenant: string, seq: number][] {
+    const out: [string, number][] = [];
+    for (const tenant of this.streamTouched) out.push([tenant, (this.streamNext.get(tenant) ?? 1) - 1]);
+    this.streamTouched.clear();
+    return out;
+  }
+
+  /** Writer side: `seq` of `tenant` is on disk for good. */
+  markStreamDurable(tenant: string, seq: number): void {
+    if (seq > (this.streamDurable.get(tenant) ?? 0)) this.streamDurable.set(tenant, seq);
+  }
+
+  /**
+   * Writer side: the last durable seq of `tenant`. A tenant not written since the worker started
+   * has no commit in flight (every write goes through this worker), so its last seq on disk is it.
+   */
+  durableStreamSeq(tenant: string): number {
+    return this.streamDurable.get(tenant) ?? this.lastStreamSeq(tenant);
+  }
+
+  /** The last stream seq of `tenant` in this shard (0: none). */
+  lastStreamSeq(tenant: string): number {
+    for (const { key } of this.stream.getRange({ start: [tenant, Number.MAX_SAFE_INTEGER], end: [tenant, 0], reverse: true, limit: 1 })) return key[1];
+    return 0;
+  }
+
+  /** Stream entries of `tenant` with afterSeq < seq <= throughSeq, in seq order. */
+  *streamRange(tenant: string, afterSeq: number, throughSeq = Number.MAX_SAFE_INTEGER, limit?: number): Iterable<{ seq: number; value: StreamValue }> {
+    if (throughSeq <= afterSeq) return;
+    const range = this.stream.getRange({ start: [tenant, afterSeq + 1], end: [tenant, throughSeq + 1], ...(limit !== undefined ? { limit } : {}) });
+    for (const { key, value } of range) yield { seq: key[1], value };
   }
 
   private lastOutboxSequence(): number {

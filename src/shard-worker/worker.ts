@@ -17,6 +17,7 @@ import { WorkerSchemas } from './schema-check.js';
 import type { SchemaRecord } from '../core/schema/api.js';
 import { WorkerEnv, type ShardStore } from './store.js';
 import { sealEventFor } from './sealing.js';
+import { deleteTenantChunk, writeTenantEntries, type RangeEntry, type RangeWriteResult } from './tenant-range.js';
 
 const init = (workerData as { init: WorkerInit; port: MessagePort }).init;
 const port = (workerData as { init: WorkerInit; port: MessagePort }).port;
@@ -31,6 +32,16 @@ const storeOf = (shard: number): ShardStore => {
   return store;
 };
 const storage: GroupStorage = { env, storeOf };
+
+/**
+ * Stream seqs now durable: the coordinator's live readers read up to these (in `sync` mode nothing
+ * a power cut could take back is streamed). Control-path commits (`commitDurably`) report here too.
+ */
+function reportStreamDurable(marks: [number, string, number][]): void {
+  for (const [shard, tenant, seq] of marks) storeOf(shard).markStreamDurable(tenant, seq);
+  port.postMessage({ ids: [], replies: [], stream_marks: marks } satisfies ShardReplyMessage);
+}
+env.onStreamDurable = reportStreamDurable;
 
 const cache = new HeadsCache(init.cacheThreshold);
 const groupState = new GroupState(init.prepareLeaseMs);
@@ -142,6 +153,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
   inFlight++;
   let durable: Promise<unknown> = lastCommit;
   let outboxMarks: [number, number][] = [];
+  let streamMarks: [number, string, number][] = [];
   if (group.writes) {
     for (const [key, value] of group.builder.overlay) cache.set(key, { head: value.head, state: value.state });
     newest = group.builder;
@@ -150,6 +162,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
       if (failed) throw failed;
       applyGroup(storage, group);
       outboxMarks = [...group.builder.writeSets.keys()].map((shard) => [shard, storeOf(shard).outboxHigh()]);
+      streamMarks = env.takeStreamMarks();
     });
     durable = Promise.all([lastCommit, commit]);
   }
@@ -169,6 +182,8 @@ function submit(group: PreparedGroup, groupSize: number): void {
       // A group without writes (say, an idempotent replay) may lean on a group that failed.
       if (failed && !group.writes) ack.failed = failed;
       if (outboxMarks.length > 0) port.postMessage({ ids: [], replies: [], durable_outbox: outboxMarks } satisfies ShardReplyMessage);
+      // Before the replies: a client that got its answer finds its event in the stream.
+      if (streamMarks.length > 0) reportStreamDurable(streamMarks);
       sendAcks();
       afterCommit();
     },
@@ -322,6 +337,18 @@ setInterval(() => {
   if (groupState.prepared.size > 0) schedule();
 }, Math.max(50, Math.floor(init.prepareLeaseMs / 4))).unref();
 
+/**
+ * A control-path write (tenant moves and removals) as one more commit of the pipeline: queued
+ * behind the groups in flight and flushed on lmdb-js's write thread like them, so a 1,000-entry
+ * chunk holds this thread only while its puts run, not through its flush (a synchronous durable
+ * commit here stalled every write of the worker for the flush, measured: seconds under load).
+ * Refused after a failed commit, like every write (fail-stop).
+ */
+function commitBeside(write: () => void): Promise<void> {
+  if (failed) return Promise.reject(failed);
+  return env.env.childTransaction(write).then(() => env.env.resetReadTxn());
+}
+
 /** Rare control calls, served over comlink on the parent port. */
 const control = {
   stats(): { shard: number; aggregates: number }[] {
@@ -339,6 +366,11 @@ const control = {
     schemas.set(tenant, aggregate, record);
     return record?.version ?? 0;
   },
+  /** Per tenant, its last durable stream seq in `shard` (the coordinator asks once per pair it has not heard of). */
+  durableStreamSeqs(shard: number, tenants: string[]): number[] {
+    const store = storeOf(shard);
+    return tenants.map((tenant) => store.durableStreamSeq(tenant));
+  },
   listIntents(): BatchIntent[] {
     const out: BatchIntent[] = [];
     for (const { value } of env.intents.getRange()) out.push(value as BatchIntent);
@@ -354,6 +386,22 @@ const control = {
   },
   async forgetIntent(txid: string): Promise<void> {
     if (env.intents.get(txid) !== undefined) await env.commitDurably(() => void env.intents.remove(txid));
+  },
+  /**
+   * Tenant moves and removals (tenant-range.ts): one bounded durable transaction per call. The
+   * tenant's cached heads on that shard go after each: they may describe an earlier stay of the
+   * tenant there, which a later write must not build on (the key layout is load()'s).
+   */
+  async tenantWrite(shard: number, tenant: string, entries: RangeEntry[]): Promise<RangeWriteResult> {
+    const result = await writeTenantEntries(env, storeOf(shard), tenant, entries, commitBeside);
+    cache.forgetPrefix(`${shard}\u0000${tenant}\u0000`);
+    if (result.stream_high > 0) reportStreamDurable([[shard, tenant, result.stream_high]]);
+    return result;
+  },
+  async tenantDelete(shard: number, tenant: string, limit: number): Promise<number> {
+    const removed = await deleteTenantChunk(env, storeOf(shard), tenant, limit, commitBeside);
+    cache.forgetPrefix(`${shard}\u0000${tenant}\u0000`);
+    return removed;
   },
   /** Finishes every queued request and waits until everything written is on disk. */
   async drain(): Promise<void> {

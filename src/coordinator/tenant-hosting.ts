@@ -1,0 +1,94 @@
+/**
+ * Multi-tenant hosting wired together (issue 12), so the server adds it in a few lines: the write
+ * gate (rate, pauses, quota) on the Writer, the admin service and its routes, and the per-tenant
+ * series of /metrics.
+ */
+import { shardsForTenant, type Config, type PlacementSettings } from '../core/index.js';
+import type { ShardStore } from '../shard-worker/index.js';
+import type { Metrics } from './metrics.js';
+import type { PluginService } from './plugin-service.js';
+import { TenantAdmission, TenantGate, TenantRateLimits, TenantTraffic } from './tenant-gate.js';
+import type { TenantMeta } from './tenant-meta.js';
+import { topTenants } from './tenant-metrics.js';
+import { TenantQuota } from './tenant-quota.js';
+import { TenantService } from './tenant-service.js';
+import { TenantStats } from './tenant-stats.js';
+import type { Writer } from './writes.js';
+
+/** The storage series of /metrics rescan the store at most this often (a scan reads every tenant's key range). */
+const STORAGE_SCAN_MS = 5_000;
+
+/** Write routes whose tenant's empty bucket is refused before the body is read. */
+const WRITE_ROUTES = new Set([
+  'POST /v1/aggregates/:type/:id',
+  'POST /v1/aggregates/:type/:id/events',
+  'POST /v1/events',
+  'POST /v1/aggregates/:type/:id/patch',
+  'POST /v1/aggregates/:type/:id/archive',
+  'POST /v1/aggregates/:type/:id/restore',
+  'POST /v1/batch',
+]);
+
+export interface TenantHosting {
+  service: TenantService;
+  /**
+   * A `preParsing` check (after authentication, before the body is read): a write of a tenant whose
+   * rate bucket is empty is refused 429 here. The exact charge (events per request) is the gate's.
+   */
+  refuseEarly(method: string, route: string | undefined, tenantHeader: unknown): void;
+  quota: TenantQuota;
+  admission: TenantAdmission;
+  gate: TenantGate;
+  close(): Promise<void>;
+}
+
+export function createTenantHosting(deps: {
+  meta: TenantMeta;
+  config: Config;
+  placement: PlacementSettings;
+  stores: readonly ShardStore[];
+  writer: Writer;
+  metrics: Metrics;
+  plugins?: PluginService;
+}): TenantHosting {
+  const { meta, config, placement, stores } = deps;
+  const admission = new TenantAdmission(config.tenants.write_pause_max_ms);
+  const stats = new TenantStats(stores);
+  const quota = new TenantQuota(meta, admission, (tenant) => stats.countAggregates(tenant, shardsForTenant(placement, tenant)));
+  const rates = new TenantRateLimits(meta);
+  const traffic = new TenantTraffic();
+  const gate = new TenantGate({
+    placement,
+    admission,
+    rates,
+    quota,
+    traffic,
+    headExists: (shard, tenant, type, id) => stores[shard]?.getHeadMeta(tenant, type, id) !== undefined,
+  });
+  deps.writer.gate = gate;
+  const service = new TenantService({ meta, placement, admission, quota, rates, stats, ...(deps.plugins ? { plugins: deps.plugins } : {}) });
+  const topN = config.tenants.metrics_top_n;
+  deps.metrics.tenantSource = {
+    appended: () => topTenants(traffic.appended, topN),
+    storage: async () => {
+      const usage = await stats.all(STORAGE_SCAN_MS);
+      const pick = (field: 'aggregates' | 'events' | 'bytes') => topTenants(new Map([...usage].map(([t, u]) => [t, u[field]])), topN);
+      return { aggregates: pick('aggregates'), events: pick('events'), bytes: pick('bytes') };
+    },
+  };
+  meta.watch();
+  return {
+    service,
+    refuseEarly: (method, route, header) => {
+      if (route === undefined || !WRITE_ROUTES.has(`${method} ${route}`)) return;
+      rates.refuseIfEmpty(typeof header === 'string' && header.length > 0 ? header.toLowerCase() : 'default');
+    },
+    quota,
+    admission,
+    gate,
+    close: async () => {
+      await quota.flush();
+      await meta.close();
+    },
+  };
+}
