@@ -109,6 +109,10 @@ export class ReadOnlyEngine {
       if (!existsSync(join(workerEnvPath(dataDir, w), 'data.mdb'))) return { declined: `worker environment ${w} does not exist yet` };
     }
     const closers: (() => Promise<unknown>)[] = [];
+    const decline = (reason: { declined: string }): { declined: string } => {
+      void Promise.all(closers.map((close) => close().catch(() => undefined)));
+      return reason;
+    };
     try {
       const cipher = loadDataCipher(config, dataDir);
       const envs: WorkerEnv[] = [];
@@ -130,15 +134,20 @@ export class ReadOnlyEngine {
       }
       const placement: PlacementSettings = { shardCount: layout.shard_count, multiTenant: config.tenants.multi_tenant };
       if (config.tenants.multi_tenant) {
-        const meta = new TenantMeta(dataDir);
+        const meta = openOrDecline('the tenant metadata', () => new TenantMeta(dataDir, { readOnly: true }));
+        if ('declined' in meta) return decline(meta);
         closers.push(() => meta.close());
         placement.assignments = meta.assignments;
       }
       const stores: ShardStore[] = [];
       for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
-      const registry = new SchemaRegistry(dataDir, { mapSizeMib: config.storage.map_size_mib });
+      // Read-only like the worker envs: a writable open runs write txns, and direct reads running
+      // side by side then broke lmdb's shared lock region ("No transaction to renew").
+      const registry = openOrDecline('the schema registry', () => new SchemaRegistry(dataDir, { mapSizeMib: config.storage.map_size_mib, readOnly: true }));
+      if ('declined' in registry) return decline(registry);
       closers.push(() => registry.close());
-      const ledger = new TokenLedger(dataDir, cipher);
+      const ledger = openOrDecline('the token ledger', () => new TokenLedger(dataDir, cipher, { readOnly: true }));
+      if ('declined' in ledger) return decline(ledger);
       closers.push(() => ledger.close());
       const specs = [...readRoutes(new Reader(stores, placement), config, new SchemaVisibility(registry)), ...schemaRoutes(registry, config)];
       return new ReadOnlyEngine(config, new Authenticator(config.auth, ledger), ledger, specs, closers);
@@ -239,6 +248,15 @@ export class ReadOnlyEngine {
       if (fits && (!best || route.literals > best.literals)) best = { spec: route.spec, params, literals: route.literals };
     }
     return best;
+  }
+}
+
+/** A read-only open fails where only a start can help (the store or one of its databases is not created yet). */
+function openOrDecline<T>(what: string, opener: () => T): T | { declined: string } {
+  try {
+    return opener();
+  } catch (err) {
+    return { declined: `${what} needs a start to open (${err instanceof Error ? err.message : String(err)})` };
   }
 }
 

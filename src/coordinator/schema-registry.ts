@@ -39,6 +39,8 @@ export type SchemaChangeListener = (change: SchemaChange) => void | Promise<void
 
 export interface RegistryOptions {
   mapSizeMib: number;
+  /** Direct reads: no write txns at open (see TokenLedger); writes then fail in lmdb. */
+  readOnly?: boolean;
 }
 
 export interface PutOptions {
@@ -63,9 +65,9 @@ export class SchemaRegistry {
 
   constructor(dataDir: string, options: RegistryOptions) {
     const path = join(dataDir, REGISTRY_DIR);
-    mkdirSync(path, { recursive: true, mode: 0o700 });
+    if (!options.readOnly) mkdirSync(path, { recursive: true, mode: 0o700 });
     // The same option style as WorkerEnv (lmdb needs one set of options per path in a process).
-    this.env = open({ path, maxDbs: 4, mapSize: options.mapSizeMib * 1024 * 1024, overlappingSync: true, noMemInit: false });
+    this.env = open({ path, maxDbs: 4, mapSize: options.mapSizeMib * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: true, noMemInit: false });
     this.current = this.env.openDB<SchemaRecord, CurrentKey>({ name: 'schemas' });
     this.history = this.env.openDB<SchemaVersionRecord, VersionKey>({ name: 'schema_versions' });
   }

@@ -99,11 +99,11 @@ export class TenantMeta {
   private refreshTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(dataDir: string, options: { mapSizeMib?: number } = {}) {
+  constructor(dataDir: string, options: { mapSizeMib?: number; readOnly?: boolean } = {}) {
     const path = join(dataDir, TENANT_META_DIR);
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-    // noMemInit off: a freed page must not keep an old record's bytes.
-    this.env = open({ path, maxDbs: 4, mapSize: (options.mapSizeMib ?? 256) * 1024 * 1024, overlappingSync: false, noMemInit: false });
+    if (!options.readOnly) mkdirSync(path, { recursive: true, mode: 0o700 });
+    // noMemInit off: a freed page must not keep an old record's bytes. readOnly: direct reads (see TokenLedger).
+    this.env = open({ path, maxDbs: 4, mapSize: (options.mapSizeMib ?? 256) * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: false, noMemInit: false });
     this.records = this.env.openDB<Stored, string>({ name: 'tenants' });
     this.version = this.env.openDB<number, number>({ name: 'version' });
     this.reload();

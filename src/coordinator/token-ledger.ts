@@ -101,12 +101,14 @@ export class TokenLedger {
   constructor(
     dataDir: string,
     private readonly cipher: ValueCipher | null,
-    options: { mapSizeMib?: number } = {},
+    options: { mapSizeMib?: number; readOnly?: boolean } = {},
   ) {
     const path = join(dataDir, TOKEN_LEDGER_DIR);
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-    // noMemInit off: a freed page must not keep an old record's bytes.
-    this.env = open({ path, maxDbs: 4, mapSize: (options.mapSizeMib ?? 1024) * 1024 * 1024, overlappingSync: false, noMemInit: false });
+    if (!options.readOnly) mkdirSync(path, { recursive: true, mode: 0o700 });
+    // noMemInit off: a freed page must not keep an old record's bytes. readOnly (direct reads):
+    // a writable open runs a write txn per named db, and processes opening and closing the same
+    // env that way at once broke lmdb's shared lock region ("No transaction to renew").
+    this.env = open({ path, maxDbs: 4, mapSize: (options.mapSizeMib ?? 1024) * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: false, noMemInit: false });
     this.records = this.env.openDB<Buffer, string>({ name: 'records', encoding: 'binary' });
     this.revoked = this.env.openDB<RevocationEntry, string>({ name: 'revoked' });
     this.writes = this.env.openDB<WriteCount, string>({ name: 'writes' });
