@@ -69,9 +69,15 @@ const STOP_GRACE_MS = 2000;
 
 const laneKey = (job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id'>): string => `${job.tenant}\u0000${job.aggregate_type}\u0000${job.aggregate_id}`;
 
+/** How often a position that moved past entries without jobs is committed to the queue. */
+const POSITION_SAVE_MS = 1000;
+
 export class Dispatcher {
   private readonly plugins = new Map<string, PluginState>();
   private readonly positions = new Map<number, number>();
+  /** Per shard: the position last committed to the queue, and when (see pumpShard). */
+  private readonly savedPositions = new Map<number, number>();
+  private readonly positionSavedAt = new Map<number, number>();
   private readonly pruned = new Map<number, { through: number; at: number }>();
   /** Per shard, the last outbox sequence known durable: nothing beyond it is moved (see durableAt). */
   private readonly durable = new Map<number, number>();
@@ -106,6 +112,7 @@ export class Dispatcher {
     if (recovered.length > 0) this.deps.log('warn', 'plugin jobs interrupted by a stop were made pending again', { jobs: recovered.length });
     for (let s = 0; s < this.deps.stores.length; s++) {
       this.positions.set(s, this.deps.queue.position(s));
+      this.savedPositions.set(s, this.deps.queue.position(s));
       // What is on disk when the server starts is durable; later commits are reported by durableAt.
       this.durable.set(s, Math.max(this.durable.get(s) ?? 0, (this.deps.stores[s] as ShardStore).outboxHigh()));
     }
@@ -259,7 +266,15 @@ export class Dispatcher {
       }
     }
     const last = (entries[entries.length - 1] as { key: number }).key;
-    await this.deps.queue.enqueue(jobs, shard, last);
+    // Entries that make no job (no plugin enabled, or none wants them) need no durable commit of
+    // their own: the position is saved at most once a second then (one flush of the queue
+    // environment per poll competed with the write path for the disk). A crash in between only
+    // re-reads entries that make no job; the outbox is pruned only through a saved position.
+    if (jobs.length > 0 || now - (this.positionSavedAt.get(shard) ?? 0) >= POSITION_SAVE_MS) {
+      await this.deps.queue.enqueue(jobs, shard, last);
+      this.positionSavedAt.set(shard, now);
+      this.savedPositions.set(shard, last);
+    }
     this.positions.set(shard, last);
     for (const job of jobs) {
       const state = this.plugins.get(job.plugin);
@@ -270,7 +285,7 @@ export class Dispatcher {
 
   /** At most once a second per shard: the queue commit is durable once enqueue resolved. */
   private maybePrune(shard: number): void {
-    const position = this.positions.get(shard) ?? 0;
+    const position = this.savedPositions.get(shard) ?? 0;
     const last = this.pruned.get(shard) ?? { through: 0, at: 0 };
     const now = Date.now();
     if (!this.deps.pruneOutbox || position <= last.through + 1 || now - last.at < 1000) return;
