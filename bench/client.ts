@@ -89,6 +89,14 @@ export class HttpApi {
     return text.length ? JSON.parse(text) : undefined;
   }
 
+  /** GET expecting 200; answers the body as text (the Prometheus exposition of /metrics). */
+  async text(path: string): Promise<string> {
+    const res = await this.pool.request({ method: 'GET', path, headers: this.headers });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new HttpFailure('GET', path, res.statusCode, text);
+    return text;
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }

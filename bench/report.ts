@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Table from 'cli-table3';
 import type { Floors } from './floors.js';
 import type { SeedResult } from './seed.js';
+import type { CommitStats } from './commit-stats.js';
 import type { OpStats } from './stats.js';
 import type { OpName } from './workload.js';
 
@@ -18,6 +19,8 @@ export interface RunResult {
   durability: Durability;
   clients: number;
   ops: Partial<Record<OpName, OpStats>>;
+  /** EventDBX write ops: group size and flushes, read from /metrics around the run. */
+  commits?: Partial<Record<OpName, CommitStats>>;
 }
 
 export interface DatasetResult {
@@ -114,6 +117,8 @@ export function renderTables(result: BenchResult, clientCounts: number[]): strin
     const seed = ds.seed.seeded ? `seeded in ${ds.seed.seconds} s` : 'reused';
     const pgSeed = ds.pg_seed ? `; PostgreSQL seeded in ${ds.pg_seed.seconds} s` : '';
     out.push(`Dataset ${fmtSize(ds.size)} aggregates (${seed}${pgSeed})`, renderDataset(ds, clientCounts));
+    const commits = renderCommits(ds);
+    if (commits) out.push(`Group commits, ${fmtSize(ds.size)} (eventdbx_commit_batch_commands and eventdbx_storage_transactions around each run)`, commits);
   }
   if (result.long_aggregate) {
     const l = result.long_aggregate;
@@ -158,6 +163,17 @@ function renderDataset(ds: DatasetResult, clientCounts: number[]): string {
     for (const op of ops) table.push([label, op, ...clientCounts.flatMap((c) => statCells(runs.find((r) => r.clients === c)?.ops[op]))]);
   }
   return table.toString();
+}
+
+/** Group size and flushes of each EventDBX write run (read from /metrics around it). */
+function renderCommits(ds: DatasetResult): string | undefined {
+  const table = new Table({ style: PLAIN, head: ['durability', 'op', 'clients', 'requests per group', 'groups per flush', 'flushes per request'] });
+  for (const run of ds.runs) {
+    for (const [op, c] of Object.entries(run.commits ?? {})) {
+      if (c) table.push([run.durability, op, String(run.clients), c.group_size.toFixed(1), c.groups_per_flush.toFixed(2), c.flushes_per_request.toFixed(3)]);
+    }
+  }
+  return table.length > 0 ? table.toString() : undefined;
 }
 
 function renderDistance(result: BenchResult, clientCounts: number[]): string | undefined {

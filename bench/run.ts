@@ -24,6 +24,7 @@ import { benchTenantsScale } from './tenants.js';
 import { benchPlugins } from './plugins.js';
 import { benchStream } from './stream.js';
 import { Recorder, nowUs, runTimed, type OpStats } from './stats.js';
+import { commitStatsBetween, readCommitCounters } from './commit-stats.js';
 import { AGGREGATE_TYPE, ALL_OPS, WIDE_TYPE, WRITE_OPS, createMix, restoreLeftovers, runOp, wideApply, wideSchema, type OpName } from './workload.js';
 
 const HELP = `Usage: npm run bench -- [options]
@@ -63,7 +64,8 @@ const HELP = `Usage: npm run bench -- [options]
                         tenant flooding at the largest client count, and beside the same flood
                         limited to --noisy-limit events/s (default 50; the flooder honouring
                         Retry-After, then ignoring it); rounds interleaved
-                        (--noisy-rounds, default 3)
+                        (--noisy-rounds, default 3); --noisy-hold-ms <ms> sets the server's
+                        [tenants] rate_limit_hold_max_ms (0: no hold; default: the server's)
   --tenants-scale       instead of the mix: get, apply and list pages at the largest client count
                         against --scale-tenants (default 1000) tenants × --scale-aggregates
                         (default 1000) aggregates vs one tenant holding as many (bulk-imported),
@@ -107,6 +109,7 @@ const FLAGS = {
   'move-writers': { type: 'string', default: '16' },
   'noisy-limit': { type: 'string', default: '50' },
   'noisy-rounds': { type: 'string', default: '3' },
+  'noisy-hold-ms': { type: 'string' },
   json: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -208,9 +211,14 @@ async function runMix(api: HttpApi, ds: DatasetResult, s: Settings, system: RunR
     const run: RunResult = { system, durability, clients, ops: {} };
     ds.runs.push(run);
     for (const op of ops) {
+      const counted = system === 'eventdbx' && (WRITE_OPS as readonly OpName[]).includes(op);
+      const before = counted ? await readCommitCounters(api) : undefined;
       const stats = await runOp(mix, op, { concurrency: clients, ...s.durations });
       run.ops[op] = stats;
-      log(`  ${system} ${durability} ${fmtSize(size)} ${clients}c ${op}: ${Math.round(stats.ops_s)} ops/s, p50 ${Math.round(stats.p50_us)} µs, p99 ${Math.round(stats.p99_us)} µs (n=${stats.n})`);
+      const commits = before ? commitStatsBetween(before, await readCommitCounters(api)) : undefined;
+      if (commits) (run.commits ??= {})[op] = commits;
+      const commitNote = commits ? `; group ${commits.group_size.toFixed(1)} requests, ${commits.groups_per_flush.toFixed(2)} groups per flush, ${commits.flushes_per_request.toFixed(3)} flushes per request` : '';
+      log(`  ${system} ${durability} ${fmtSize(size)} ${clients}c ${op}: ${Math.round(stats.ops_s)} ops/s, p50 ${Math.round(stats.p50_us)} µs, p99 ${Math.round(stats.p99_us)} µs (n=${stats.n})${commitNote}`);
     }
   }
 }
@@ -406,7 +414,8 @@ async function main(): Promise<void> {
   if (args['tenants-noisy']) {
     const rounds = int(args['noisy-rounds'], 3, '--noisy-rounds');
     const limitPerSec = int(args['noisy-limit'], 50, '--noisy-limit');
-    return single(() => benchTenantsNoisy({ dataRoot: s.dataRoot, clients, durationMs: s.durations.durationMs, warmupMs: s.durations.warmupMs, rounds, limitPerSec, durability, log }));
+    const holdMs = args['noisy-hold-ms'] === undefined ? undefined : int(args['noisy-hold-ms'], 0, '--noisy-hold-ms');
+    return single(() => benchTenantsNoisy({ dataRoot: s.dataRoot, clients, durationMs: s.durations.durationMs, warmupMs: s.durations.warmupMs, rounds, limitPerSec, durability, holdMs, log }));
   }
   if (args.stream) {
     const durationMs = int(args['duration-ms'], 10_000, '--duration-ms');

@@ -151,3 +151,14 @@ test('metrics - Prometheus conventions: standard process/nodejs names, a request
     if (meta.type === 'counter') assert.match(name, /_total$/, `counter ${name} ends in _total`);
   }
 });
+
+test('metrics - eventdbx_storage_transactions counts the LMDB write transactions (flushes) of each worker environment', { timeout: 20_000 }, async () => {
+  const read = async () => parseProm((await server.request('GET', '/metrics')).body).filter((s) => s.name === 'eventdbx_storage_transactions');
+  const before = await read();
+  assert.ok(before.length >= 1 && before.every((s) => s.labels.worker !== undefined && s.value >= 1), 'one series per worker, each past its first transaction');
+  // Sequential writes: each group commit of one request is its own transaction.
+  for (const i of range(4)) assert.equal((await server.request('POST', `/v1/aggregates/flushes/f-${i}/events`, { event_type: 'ticked' })).status, 201);
+  const after = await read();
+  const total = (samples: typeof before) => samples.reduce((n, s) => n + s.value, 0);
+  assert.ok(total(after) - total(before) >= 4, `4 sequential writes made ${total(after) - total(before)} transactions`);
+});

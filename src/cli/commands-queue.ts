@@ -6,11 +6,12 @@
 import { createInterface } from 'node:readline/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { toWire, type QueueJob as ClientQueueJob, type QueueStatus as ClientQueueStatus, type Wire } from '../client/index.js';
+import { formatOf, printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
 import { withConnectionOptions, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, keyValues, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
 
-type Flags = ConnectionFlags & { json?: boolean };
+type Flags = ConnectionFlags & FormatFlags;
 /** The queue as the API names it (what --json prints). */
 type QueueJob = Wire<ClientQueueJob>;
 type QueueStatus = Wire<ClientQueueStatus>;
@@ -100,17 +101,56 @@ function clearCommand(): Command {
     });
 }
 
+/** `--format table`: the counts per plugin, then the open jobs (psql's aligned tables). */
+const PLUGIN_COUNTS: ListingSpec<QueueStatus['plugins'][number]> = {
+  empty: 'no plugins',
+  columns: (['plugin', 'enabled', 'pending', 'processing', 'done', 'dead', 'lag_ms'] as const).map((name) => ({ name, value: (p) => p[name] })),
+};
+
+/** The open jobs (table, and csv's one row per job); next_attempt_at stays epoch ms outside a table. */
+const JOB_LISTING: ListingSpec<QueueJob> = {
+  empty: 'no open jobs',
+  columns: [
+    ...(['plugin', 'event_id', 'tenant', 'aggregate_type', 'aggregate_id', 'version', 'status', 'attempts'] as const).map((name) => ({ name, value: (j: QueueJob) => j[name] })),
+    { name: 'next_attempt_at', value: (j) => j.next_attempt_at, brief: (j) => nextRetry(j) },
+    { name: 'last_error', value: (j) => j.last_error, brief: (j) => j.last_error ?? '-' },
+  ],
+};
+
+async function printQueueAs(flags: Flags, status: QueueStatus): Promise<void> {
+  const more = status.jobs_total - status.jobs.length;
+  switch (formatOf(flags, 'lines')) {
+    case 'json':
+      return printJson(status);
+    case 'lines':
+      return printQueue(status);
+    case 'csv':
+      await printListing(flags, JOB_LISTING, status.jobs);
+      if (more > 0) process.stderr.write(`(${more} more open job(s) not shown)\n`);
+      return;
+    case 'table':
+      await printListing(flags, PLUGIN_COUNTS, status.plugins);
+      printLine('');
+      await printListing(flags, JOB_LISTING, status.jobs);
+      if (more > 0) printLine(`(${more} more open job(s) not shown)`);
+  }
+}
+
 export function queueCommand(): Command {
-  const queue = withConnectionOptions(new Command('queue'))
-    .description('Show the plugin delivery queue: counts, lag, and the jobs not yet done with their last errors')
-    .option('--json', 'print the queue as JSON')
+  const queue = withFormatOptions(
+    withConnectionOptions(new Command('queue'))
+      .description('Show the plugin delivery queue: counts, lag, and the jobs not yet done with their last errors')
+      .option('--json', 'print the queue as JSON'),
+    'lines',
+  )
     // Options after a subcommand's name are the subcommand's (both carry --data-dir and friends).
     .enablePositionalOptions()
-    .addHelpText('after', '\nExamples:\n  dbx queue\n  dbx queue retry\n  dbx queue clear --yes\n')
+    .addHelpText(
+      'after',
+      '\nFormats: lines (the default: totals, then per plugin and per job), table (a table of plugins, one of jobs),\ncsv (one row per open job), json (the API\'s answer).\n\nExamples:\n  dbx queue\n  dbx queue --format table\n  dbx queue retry\n  dbx queue clear --yes\n',
+    )
     .action(async (opts: Flags) => {
-      const status = toWire(await withClient(opts, (c) => c.queue()));
-      if (opts.json) return printJson(status);
-      printQueue(status);
+      await printQueueAs(opts, toWire(await withClient(opts, (c) => c.queue())));
     });
   queue.addCommand(retryCommand());
   queue.addCommand(clearCommand());

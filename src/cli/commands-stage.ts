@@ -27,9 +27,9 @@ import {
 } from '../core/index.js';
 import { toWire, type BatchEvent, type EventRecord, type Wire } from '../client/index.js';
 import { resolveDataDir, withConnectionOptions, type ConnectionFlags } from './options.js';
-import { formatOf, printListing, type FormatFlags, type ListingSpec } from './format.js';
+import { formatOf, printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
 import { CliError, UsageError, printJson, printLine, printTable, progress } from './output.js';
-import { printEvents } from './render.js';
+import { EVENT_LISTING } from './render.js';
 import { withClient } from './session.js';
 
 export const STAGE_FILE = 'staged_events.json';
@@ -138,12 +138,13 @@ function toBatchEvent(e: BatchItem): BatchEvent {
 }
 
 export function commitCommand(): Command {
-  return withConnectionOptions(new Command('commit'))
+  return withFormatOptions(withConnectionOptions(new Command('commit')).option('--json', 'print the committed events as a JSON array'))
     .description('Commit every staged event in one atomic batch')
     .option('--chunked', `commit a stage larger than one batch (${BATCH_EVENTS_MAX}) in atomic chunks, dropping each from the stage once committed`)
-    .option('--json', 'print the committed events as a JSON array')
     .addHelpText('after', '\nExample:\n  dbx aggregate apply order o-1 order_paid --field amount=10 --stage\n  dbx aggregate commit\n')
-    .action(async (opts: ConnectionFlags & { chunked?: boolean; json?: boolean }) => {
+    .action(async (opts: ConnectionFlags & FormatFlags & { chunked?: boolean }) => {
+      // A bad --format combination is refused before anything is committed.
+      const format = formatOf(opts);
       const dataDir = resolveDataDir(opts.dataDir);
       const entries = readStage(dataDir);
       if (entries.length === 0) return printLine('no staged events to commit');
@@ -166,8 +167,7 @@ export function commitCommand(): Command {
         }
         return done;
       });
-      if (opts.json) return printJson(committed);
-      printEvents(committed);
-      printLine(`committed ${committed.length} event(s)`);
+      await printListing(opts, EVENT_LISTING, committed);
+      if (format === 'table' || format === 'lines') printLine(`committed ${committed.length} event(s)`);
     });
 }

@@ -7,14 +7,16 @@
  * Outputs follow the original's wording.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { toWire, type EventDbxClient, type TenantMetaEntry, type TenantView } from '../client/index.js';
+import { toWire, type EventDbxClient } from '../client/index.js';
 import { parseInput, tenantSchema } from '../core/index.js';
 import { withConnectionOptions, type ConnectionFlags } from './options.js';
-import { UsageError, printJson, printLine, printTable } from './output.js';
+import { withFormatOptions, type FormatFlags } from './format.js';
+import { UsageError, printJson, printLine } from './output.js';
+import { printTenantMeta, printTenantStats, printTenantViews } from './tenant-listings.js';
 import { withClient } from './session.js';
 import { tenantDataCommands } from './commands-tenant-data.js';
 
-type Flags = ConnectionFlags & { json?: boolean };
+type Flags = ConnectionFlags & FormatFlags;
 
 function parseTenant(value: string): string {
   try {
@@ -79,38 +81,27 @@ function unassignCommand(): Command {
 }
 
 function listCommand(): Command {
-  return tenantCmd('list', 'Tenants with an explicit shard, an aggregate quota or a write rate, by tenant')
-    .option('--shard <shard>', 'only the tenants assigned to this shard')
-    .option('--json', 'print JSON: [{ tenant, shard?, quota?, count?, writes_per_sec?, burst? }]')
-    .addHelpText('after', '\nExample:\n  dbx tenant list --shard shard-0001 --json\n')
+  return withFormatOptions(
+    tenantCmd('list', 'Tenants with an explicit shard, an aggregate quota or a write rate, by tenant')
+      .option('--shard <shard>', 'only the tenants assigned to this shard')
+      .option('--json', 'print JSON: [{ tenant, shard?, quota?, count?, writes_per_sec?, burst? }]'),
+  )
+    .addHelpText('after', '\nExample:\n  dbx tenant list --shard shard-0001 --json\n  dbx tenant list --format csv\n')
     .action((opts: Flags & { shard?: string }) =>
       run(opts, async (client) => {
         const list = await client.tenantMeta(opts.shard !== undefined ? { shard: opts.shard } : {});
-        if (opts.json) return printJson(list.items.map((e) => toWire(e)));
-        if (list.items.length === 0) {
-          printLine('no tenant assignments or quotas found');
-          printLine(`tenants will hash across ${list.shardCount} shards by default`);
-          return;
-        }
-        const withRate = list.items.some((e) => e.writesPerSec !== undefined);
-        const dash = (v: unknown) => (v === undefined ? '-' : String(v));
-        const row = (e: TenantMetaEntry) => [e.tenant, dash(e.shard), dash(e.quota), dash(e.count), ...(withRate ? [e.writesPerSec === undefined ? '-' : `${e.writesPerSec}/s (burst ${e.burst})`] : [])];
-        printTable(['tenant', 'shard', 'quota', 'count', ...(withRate ? ['writes'] : [])], list.items.map(row));
+        await printTenantMeta(opts, list.items.map((e) => toWire(e)), list.shardCount);
       }),
     );
 }
 
 function statsCommand(): Command {
-  return tenantCmd('stats', 'Explicit tenant assignments per shard')
-    .option('--json', 'print JSON: { "shard-0001": 2, … }')
-    .addHelpText('after', '\nExample:\n  dbx tenant stats --json\n')
+  return withFormatOptions(tenantCmd('stats', 'Explicit tenant assignments per shard').option('--json', 'print JSON: { "shard-0001": 2, … }'))
+    .addHelpText('after', '\nExample:\n  dbx tenant stats --json\n  dbx tenant stats --format csv\n')
     .action((opts: Flags) =>
       run(opts, async (client) => {
         const { shards } = await client.tenantStats();
-        if (opts.json) return printJson(shards);
-        const rows = Object.entries(shards);
-        if (rows.length === 0) return printLine('no explicit tenant assignments; shards fall back to hash-based placement');
-        printTable(['shard', 'count'], rows);
+        await printTenantStats(opts, shards);
       }),
     );
 }
@@ -178,25 +169,16 @@ function limitCommand(): Command {
 }
 
 function showCommand(): Command {
-  return tenantCmd('show', 'One tenant (or every tenant): shard, aggregates, events, approximate bytes, quota, write rate, plugin lag')
-    .argument('[tenant]', 'tenant id (default: every tenant the token may see)', parseTenant)
-    .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  dbx tenant show acme\n')
+  return withFormatOptions(
+    tenantCmd('show', 'One tenant (or every tenant): shard, aggregates, events, approximate bytes, quota, write rate, plugin lag')
+      .argument('[tenant]', 'tenant id (default: every tenant the token may see)', parseTenant)
+      .option('--json', 'print JSON (a named tenant: its object; else an array)'),
+  )
+    .addHelpText('after', '\nExample:\n  dbx tenant show acme\n  dbx tenant show --format csv\n')
     .action((tenant: string | undefined, opts: Flags) =>
       run(opts, async (client) => {
         const views = tenant === undefined ? await client.tenants() : [await client.tenantView(tenant)];
-        if (opts.json) return printJson(tenant === undefined ? views.map((v) => toWire(v)) : toWire(views[0] as TenantView));
-        const row = (v: TenantView) => [
-          v.tenant,
-          v.shard ?? 'all',
-          v.aggregates,
-          v.events,
-          v.bytes,
-          v.quota ? `${v.quota.used}/${v.quota.maxAggregates}` : '-',
-          v.rateLimit ? `${v.rateLimit.writesPerSec}/s` : '-',
-          v.plugins.pending > 0 ? `${v.plugins.pending} (${Math.round(v.plugins.lagMs / 100) / 10} s)` : '0',
-        ];
-        printTable(['tenant', 'shard', 'aggregates', 'events', '~bytes', 'quota', 'writes', 'plugin lag'], views.map(row));
+        await printTenantViews(opts, views.map((v) => toWire(v)), tenant !== undefined);
       }),
     );
 }

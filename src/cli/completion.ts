@@ -157,7 +157,13 @@ _dbx() {
   if [[ -n "$subs" ]]; then compadd -- \${=subs}; else _files; fi
 }
 
-if (( $+functions[compdef] )); then compdef _dbx dbx; fi
+# Autoloaded from $fpath this file is the body of _dbx's first call: complete now, or the first
+# Tab offers nothing. Sourced, it registers _dbx.
+if [[ "\${funcstack[1]}" == _dbx ]]; then
+  _dbx "$@"
+elif (( $+functions[compdef] )); then
+  compdef _dbx dbx
+fi
 `;
 }
 

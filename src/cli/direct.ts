@@ -19,19 +19,36 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import type { ReadOnlyEngine } from '../coordinator/read-only.js';
 import type { RunningServer } from '../coordinator/index.js';
+import type { RequestDispatcher } from '../client/index.js';
 import { CliError } from './output.js';
+import { loadUndici } from '../client/undici.js';
 
 export interface DirectGateway {
   url: string;
+  /**
+   * For the command's client (ClientOptions.dispatcher): what the read-only engine serves is
+   * answered in this process, without HTTP (and without loading undici, ~100 ms of a read);
+   * anything else goes to the gateway over HTTP.
+   */
+  dispatcher: RequestDispatcher;
   /** The error that should end the command instead of what its client saw, if any. */
   failure(): Error | undefined;
   close(): Promise<void>;
 }
 
+/** An answer made here, not by the engine: the read-only engine's, or a refusal. */
+interface LocalAnswer {
+  status: number;
+  body: string;
+}
+
 /** What the command's client reads when the engine cannot be had (the real cause is rethrown). */
-function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+function errorAnswer(status: number, code: string, message: string): LocalAnswer {
+  return { status, body: JSON.stringify({ error: { code, message } }) };
+}
+
+function send(res: ServerResponse, answer: LocalAnswer): void {
+  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(answer.body) }).end(answer.body);
 }
 
 export function missingDataDirError(dataDir: string): CliError {
@@ -87,41 +104,43 @@ export async function openDirectGateway(dataDir: string, options: GatewayOptions
       await reader?.close();
     })());
 
+  /** The answer given here (a refusal, or the read-only engine's), or undefined: the engine must answer. */
+  const local = async (method: string, url: string, authorization: string | undefined, tenant: string | undefined): Promise<LocalAnswer | undefined> => {
+    const swap = placeholder !== undefined && authorization === `Bearer ${placeholder}`;
+    if (failure) return errorAnswer(503, 'unavailable', failure.message);
+    if (missing && method === 'GET') {
+      failure = missingDataDirError(dataDir);
+      return errorAnswer(404, 'not_found', failure.message);
+    }
+    if (engine !== undefined || readOnlyClosed !== undefined || method !== 'GET') return undefined;
+    const reader = await openReadOnly();
+    if (engine !== undefined || readOnlyClosed !== undefined || !reader?.serves(method, url)) return undefined;
+    const presented = swap ? bearer(readCliToken()) : authorization;
+    const answered = reader.handle({ method, url, authorization: presented, tenant, ownerToken: swap && presented !== undefined });
+    inFlight.add(answered);
+    try {
+      const answer = await answered;
+      return { status: answer.status, body: JSON.stringify(answer.body) };
+    } finally {
+      inFlight.delete(answered);
+    }
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
-    const swap = placeholder !== undefined && req.headers.authorization === `Bearer ${placeholder}`;
-    if (failure) return sendError(res, 503, 'unavailable', failure.message);
-    if (missing && method === 'GET') {
-      failure = missingDataDirError(dataDir);
-      return sendError(res, 404, 'not_found', failure.message);
-    }
-    if (engine === undefined && readOnlyClosed === undefined && method === 'GET') {
-      const reader = await openReadOnly();
-      if (engine === undefined && readOnlyClosed === undefined && reader?.serves(method, url)) {
-        const tenant = req.headers['x-tenant-id'];
-        const authorization = swap ? bearer(readCliToken()) : req.headers.authorization;
-        const answered = reader.handle({ method, url, authorization, tenant: typeof tenant === 'string' ? tenant : undefined, ownerToken: swap && authorization !== undefined });
-        inFlight.add(answered);
-        try {
-          const answer = await answered;
-          const body = JSON.stringify(answer.body);
-          res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
-        } finally {
-          inFlight.delete(answered);
-        }
-        return;
-      }
-    }
+    const tenant = req.headers['x-tenant-id'];
+    const answer = await local(method, url, req.headers.authorization, typeof tenant === 'string' ? tenant : undefined);
+    if (answer !== undefined) return send(res, answer);
     let running: RunningServer;
     try {
       if (engine === undefined) await closeReadOnly();
       running = await startEngine();
     } catch (err) {
       failure = err instanceof Error ? err : new Error(String(err));
-      return sendError(res, 503, 'unavailable', failure.message);
+      return send(res, errorAnswer(503, 'unavailable', failure.message));
     }
-    if (swap) {
+    if (placeholder !== undefined && req.headers.authorization === `Bearer ${placeholder}`) {
       const authorization = bearer(readCliToken());
       if (authorization === undefined) delete req.headers.authorization;
       else req.headers.authorization = authorization;
@@ -132,7 +151,7 @@ export async function openDirectGateway(dataDir: string, options: GatewayOptions
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       failure ??= err instanceof Error ? err : new Error(String(err));
-      if (!res.headersSent) sendError(res, 500, 'internal', 'internal error');
+      if (!res.headersSent) send(res, errorAnswer(500, 'internal', 'internal error'));
       else res.destroy();
     });
   });
@@ -141,10 +160,26 @@ export async function openDirectGateway(dataDir: string, options: GatewayOptions
     server.listen(0, '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+
+  // What the engine must answer goes over HTTP to the gateway above (undici, imported then).
+  let pool: Promise<RequestDispatcher> | undefined;
+  const dispatcher: RequestDispatcher = {
+    async request(options) {
+      const answer = await local(options.method, options.path, options.headers.authorization, options.headers['x-tenant-id']);
+      if (answer !== undefined) return { statusCode: answer.status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: { text: async () => answer.body } };
+      pool ??= loadUndici().then(({ Pool }) => new Pool(url));
+      return (await pool).request(options);
+    },
+    async close() {
+      await (await pool)?.close();
+    },
+  };
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      await dispatcher.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await closeReadOnly();
@@ -152,7 +187,7 @@ export async function openDirectGateway(dataDir: string, options: GatewayOptions
       const running = await engine?.catch(() => undefined);
       await running?.stop();
     })());
-  return { url: `http://127.0.0.1:${port}`, failure: () => failure, close };
+  return { url, dispatcher, failure: () => failure, close };
 }
 
 function bearer(token: string | undefined): string | undefined {
@@ -169,7 +204,7 @@ function forward(req: IncomingMessage, res: ServerResponse, target: URL): void {
     },
   );
   upstream.on('error', (err) => {
-    if (!res.headersSent) sendError(res, 503, 'unavailable', `the in-process engine did not answer: ${err.message}`);
+    if (!res.headersSent) send(res, errorAnswer(503, 'unavailable', `the in-process engine did not answer: ${err.message}`));
     else res.destroy();
   });
   req.pipe(upstream);

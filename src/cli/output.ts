@@ -71,12 +71,20 @@ export function formatUsageError(text: string): string {
   return `${JSON.stringify({ error: { code: 'invalid_input', message: text.slice('error: '.length).trim() } })}\n`;
 }
 
+/**
+ * A DbxError of the server's own copy of src/core: the bundled CLI (main.ts) loads the server from
+ * the compiled modules, so an error the server throws in this process is not `instanceof` ours.
+ */
+function isServerDbxError(err: unknown): err is DbxError {
+  return err instanceof Error && err.name === 'DbxError' && typeof (err as { code?: unknown }).code === 'string';
+}
+
 export function exitWithError(err: unknown): never {
   if (err instanceof CommanderError) {
     // Commander has already printed its message; help and --version are not failures.
     process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
   }
-  if (err instanceof EventDbxError || err instanceof DbxError) {
+  if (err instanceof EventDbxError || err instanceof DbxError || isServerDbxError(err)) {
     writeError(err.code, err.message, err.details, detailLines(err.details));
     process.exit(EXIT_FAILED);
   }

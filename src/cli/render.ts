@@ -61,23 +61,6 @@ export function printAggregates(items: AggregateView[], showArchived: boolean): 
   );
 }
 
-export function printEvents(items: Omit<EventRecord, 'payload'>[]): void {
-  if (items.length === 0) return printLine('no events');
-  printTable(
-    ['aggregate_type', 'aggregate_id', 'version', 'event_type', 'event_id', 'created_at', 'issued_by', 'note'],
-    items.map((e) => [
-      e.aggregate_type,
-      e.aggregate_id,
-      e.version,
-      e.event_type,
-      e.metadata.event_id,
-      e.metadata.created_at,
-      e.metadata.issued_by ? `${e.metadata.issued_by.group}:${e.metadata.issued_by.user}` : '-',
-      e.metadata.note ?? '-',
-    ]),
-  );
-}
-
 /** One event in full, as the original's `dbx events <id>` prints it. */
 export function printEventDetail(e: EventRecord): void {
   printLine(

@@ -9,13 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { Agent, request } from 'undici';
 import { configPath, readConfig, writeConfig, type Config } from '../core/index.js';
 import { createClient, type ClientOptions, type EventDbxClient } from '../client/index.js';
 import type { PidInfo } from '../coordinator/index.js';
 import { resolveDataDir, type ConnectionFlags } from './options.js';
 import { openDirectGateway } from './direct.js';
 import { CliError } from './output.js';
+import { loadUndici } from '../client/undici.js';
 
 /**
  * The data directory's contract files (DESIGN §11), read here without loading the coordinator:
@@ -52,11 +52,13 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * One short-lived connection (the npm undici the client loads anyway; global fetch would load a
- * second copy). An https probe does not verify the certificate: it sends no token and only asks
+ * One short-lived connection (the npm undici the client uses; global fetch would load a second
+ * copy), imported only here: with no server.pid there is nothing to probe, and a direct read never
+ * loads undici. An https probe does not verify the certificate: it sends no token and only asks
  * whether the listener named in server.pid is up; every call that carries a token verifies it.
  */
 export async function answersHealth(url: string, timeoutMs = 3000): Promise<boolean> {
+  const { Agent, request } = await loadUndici();
   const dispatcher = url.startsWith('https:') ? new Agent({ connect: { rejectUnauthorized: false } }) : undefined;
   try {
     const res = await request(`${url}/health`, {
@@ -197,7 +199,7 @@ async function runDirect<T>(
   const onSignal = (): void => void gateway.close().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const client = createClient({ url: gateway.url, token: given || (placeholder as string), tenant, retry: { attempts: 1 } });
+  const client = createClient({ url: gateway.url, token: given || (placeholder as string), tenant, retry: { attempts: 1 }, dispatcher: gateway.dispatcher });
   try {
     return await fn(client, { dataDir, mode: 'direct', config: before });
   } catch (err) {

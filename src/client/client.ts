@@ -5,13 +5,12 @@
  * Every method takes `signal` and `timeoutMs` (in its options, or a last `call` argument) and
  * rejects with an `EventDbxError` subclass (errors.ts).
  */
-import { Readable } from 'node:stream';
-import { Transport, type Query, type Request } from './transport.js';
+import type { Query } from './transport.js';
 import { fromWire } from './mapper.js';
-import { StreamOpener, ndjsonLines, type ExportOptions, type ExportTypeCount, type OpenedStream, type ReplayOptions } from './stream.js';
-import { Subscription, type StreamPage, type StreamReadOptions, type SubscribeOptions, type SubscribeSettings } from './subscribe.js';
-import { checkTimeout, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, resolveCa, resolveUrl } from './settings.js';
-import type { TenantImportSummary, TenantMetaEntry, TenantMetaList, TenantPlacementChange, TenantRateInput, TenantRemoval, TenantShardStats, TenantView } from './tenant-types.js';
+import { ClientAdmin } from './client-admin.js';
+import { seg } from './client-base.js';
+import { ndjsonLines, type ExportOptions, type ExportTypeCount, type OpenedStream, type ReplayOptions } from './stream.js';
+import { Subscription, type StreamPage, type StreamReadOptions, type SubscribeOptions } from './subscribe.js';
 import type {
   AggregateView,
   BatchEvent,
@@ -25,20 +24,12 @@ import type {
   ImportOptions,
   ImportSummary,
   InclusionProof,
-  IssuedToken,
   JsonObject,
-  KeyRotation,
   LifecycleOptions,
   ListOptions,
   Page,
   PageOptions,
   PatchOperation,
-  PluginConfigInput,
-  PluginDefinition,
-  PluginInfo,
-  PluginReplayInput,
-  PluginTestResult,
-  QueueStatus,
   SchemaInput,
   SchemaRecord,
   SchemaValidation,
@@ -47,9 +38,6 @@ import type {
   Selection,
   ServerStatus,
   SnapshotRecord,
-  TokenInfo,
-  TokenIssueInput,
-  TokenRefreshOptions,
   VerifyResult,
   WriteOptions,
 } from './types.js';
@@ -58,21 +46,8 @@ export function createClient(options: ClientOptions = {}): EventDbxClient {
   return new EventDbxClient(options);
 }
 
-const seg = (value: string): string => encodeURIComponent(value);
 const aggregatePath = (type: string, id: string): string => `/v1/aggregates/${seg(type)}/${seg(id)}`;
 const schemaPath = (aggregate: string): string => `/v1/schemas/${seg(aggregate)}`;
-const pluginPath = (name: string): string => `/v1/plugins/${seg(name)}`;
-const tenantPath = (tenant: string): string => `/v1/tenants/${seg(tenant)}`;
-
-/** The per-call part of an options object (never sent to the server). */
-function callOf(options: CallOptions | undefined): CallOptions {
-  if (options === undefined) return {};
-  checkTimeout(options.timeoutMs, 'timeoutMs');
-  return {
-    ...(options.signal !== undefined ? { signal: options.signal } : {}),
-    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-  };
-}
 
 /** The fields of a write every write route takes (camelCase; the transport renames them). */
 function writeFields(options: WriteOptions): Record<string, unknown> {
@@ -104,52 +79,11 @@ export async function* paginate<T>(fetchPage: (cursor: string | undefined) => Pr
   }
 }
 
-export class EventDbxClient {
-  private readonly transport: Transport;
-  /** Where `subscribe()` connects (its own connection, beside the pool). */
-  private readonly streamAt: SubscribeSettings;
-  /** Streamed answers (replay, exports) on their own small pool, opened on first use (stream.ts). */
-  private streams: StreamOpener | undefined;
-  readonly tenant: string;
-
-  constructor(options: ClientOptions = {}) {
-    this.tenant = options.tenant || options.tenantId || process.env.EVENTDBX_TENANT_ID || 'default';
-    const token = options.token || process.env.EVENTDBX_TOKEN;
-    const ca = resolveCa(options);
-    checkTimeout(options.timeoutMs, 'timeoutMs');
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.transport = new Transport({
-      url: resolveUrl(options),
-      ...(ca !== undefined ? { ca } : {}),
-      ...(token ? { token } : {}),
-      tenant: this.tenant,
-      retry: { ...DEFAULT_RETRY, ...options.retry },
-      timeoutMs,
-      // A second past the default deadline, so that deadline (a clean TimeoutError) ends a call first.
-      stallMs: (timeoutMs > 0 ? timeoutMs : DEFAULT_TIMEOUT_MS) + 1000,
-      connections: options.connections ?? 8,
-    });
-    this.streamAt = { url: resolveUrl(options), tenant: this.tenant, ...(token ? { token } : {}), ...(ca !== undefined ? { ca } : {}) };
-  }
-
-  /** The server's base URL. */
-  get url(): string {
-    return this.transport.origin;
-  }
-
-  private call<T>(request: Omit<Request, keyof CallOptions>, options: CallOptions | undefined): Promise<T> {
-    return this.transport.request<T>({ ...request, ...callOf(options) });
-  }
-
-  private read<T>(path: string, query: Query | undefined, options: CallOptions | undefined): Promise<T> {
-    return this.call<T>({ method: 'GET', path, ...(query ? { query } : {}), idempotent: true }, options);
-  }
-
-  /** A POST; safe to retry only when it carries an idempotency key (the server replays it). */
-  private send<T>(path: string, body: Record<string, unknown>, options: CallOptions | undefined): Promise<T> {
-    return this.call<T>({ method: 'POST', path, body, idempotent: typeof body.idempotencyKey === 'string' }, options);
-  }
-
+/**
+ * The client: the data methods here, the administrative ones (tokens, plugins, queue, tenants)
+ * inherited from client-admin.ts, the transport from client-base.ts.
+ */
+export class EventDbxClient extends ClientAdmin {
   /** Checks the server answers and the token is valid; returns the server's status. */
   async connect(call?: CallOptions): Promise<ServerStatus> {
     await this.health(call);
@@ -226,16 +160,7 @@ export class EventDbxClient {
    * same hash. No deadline unless `timeoutMs` is given (the body streams).
    */
   importEvents(lines: string | AsyncIterable<string | Uint8Array>, options: ImportOptions = {}): Promise<ImportSummary> {
-    return this.call<ImportSummary>(
-      {
-        method: 'POST',
-        path: '/v1/import',
-        ...(options.verify === false ? { query: { verify: false } } : {}),
-        raw: { contentType: 'application/x-ndjson', body: typeof lines === 'string' ? lines : Readable.from(lines) },
-        idempotent: false,
-      },
-      { timeoutMs: 0, ...callOf(options) },
-    );
+    return this.upload('/v1/import', options.verify === false ? { verify: false } : undefined, lines, options);
   }
 
   // ---- reads ----
@@ -300,17 +225,12 @@ export class EventDbxClient {
     return this.read(`${aggregatePath(type, id)}/proof`, { fromSize, toSize }, call);
   }
 
-  private opener(): StreamOpener {
-    this.streams ??= new StreamOpener({ ...this.streamAt, timeoutMs: DEFAULT_TIMEOUT_MS });
-    return this.streams;
-  }
-
   /**
    * An aggregate's events in version order after `skip`, at most `take`, streamed: memory stays
    * flat whatever the length of the history (`GET …/replay`). Break out of the loop to stop early.
    */
   async *replay(type: string, id: string, options: ReplayOptions = {}): AsyncGenerator<EventRecord> {
-    const { body } = await this.opener().open(`/v1/aggregates/${encodeURIComponent(type)}/${encodeURIComponent(id)}/replay`, { skip: options.skip, take: options.take }, 'application/x-ndjson');
+    const { body } = await this.opener().open(`${aggregatePath(type, id)}/replay`, { skip: options.skip, take: options.take }, 'application/x-ndjson');
     try {
       for await (const line of ndjsonLines(body)) yield fromWire(line) as unknown as EventRecord;
     } finally {
@@ -393,161 +313,5 @@ export class EventDbxClient {
   /** Checks a payload against the schema in force without writing anything. */
   validateSchema<P = Record<string, unknown>>(aggregate: string, eventType: string, payload: P, call?: CallOptions): Promise<SchemaValidation<P>> {
     return this.call({ method: 'POST', path: `${schemaPath(aggregate)}/validate`, body: { eventType, payload }, idempotent: true }, call);
-  }
-
-  // ---- tokens (a `token.admin` token) ----
-
-  /** Tokens in the ledger (others' tenants are left out). */
-  async tokens(call?: CallOptions): Promise<TokenInfo[]> {
-    return (await this.read<{ items: TokenInfo[] }>('/v1/tokens', undefined, call)).items;
-  }
-
-  issueToken(input: TokenIssueInput): Promise<IssuedToken> {
-    const { signal: _s, timeoutMs: _t, ...fields } = input;
-    return this.send('/v1/tokens', fields, input);
-  }
-
-  revokeToken(jti: string, reason?: string, call?: CallOptions): Promise<TokenInfo> {
-    return this.send(`/v1/tokens/${seg(jti)}/revoke`, { reason }, call);
-  }
-
-  refreshToken(jti: string, options: TokenRefreshOptions = {}): Promise<IssuedToken> {
-    return this.send(`/v1/tokens/${seg(jti)}/refresh`, { expirationSecs: options.expirationSecs, writeLimit: options.writeLimit }, options);
-  }
-
-  /** Replaces the server's signing keys: every token (this one too) stops working. */
-  rotateSigningKeys(call?: CallOptions): Promise<KeyRotation> {
-    return this.send('/v1/tokens/rotate-keys', {}, call);
-  }
-
-  // ---- plugins and the delivery queue (a `plugin.admin` token; the queue needs a server administrator) ----
-
-  /** Configured plugins with their queue counts and lag. */
-  async plugins(call?: CallOptions): Promise<PluginInfo[]> {
-    return (await this.read<{ items: PluginInfo[] }>('/v1/plugins', undefined, call)).items;
-  }
-
-  plugin(name: string, call?: CallOptions): Promise<PluginDefinition> {
-    return this.read(pluginPath(name), undefined, call);
-  }
-
-  /**
-   * Creates or replaces a plugin (the whole definition; the server fills defaults). An enabled
-   * plugin is checked for connectivity first: refused with 503 `unavailable` and the reason.
-   */
-  configurePlugin(name: string, definition: PluginConfigInput, call?: CallOptions): Promise<PluginDefinition> {
-    // Not retried: a 503 here is a refused connectivity check, and asking again only doubles the wait.
-    return this.call({ method: 'PUT', path: pluginPath(name), body: definition, idempotent: false }, call);
-  }
-
-  /** Enables a plugin after a connectivity check (503 `unavailable` with the reason when it fails). */
-  enablePlugin(name: string, call?: CallOptions): Promise<PluginDefinition> {
-    return this.send(`${pluginPath(name)}/enable`, {}, call);
-  }
-
-  /** Disables a plugin: its jobs wait in the queue until it is enabled again. */
-  disablePlugin(name: string, call?: CallOptions): Promise<PluginDefinition> {
-    return this.send(`${pluginPath(name)}/disable`, {}, call);
-  }
-
-  /** Removes a disabled plugin and its jobs (an enabled one is refused). */
-  removePlugin(name: string, call?: CallOptions): Promise<{ removed: string }> {
-    return this.call({ method: 'DELETE', path: pluginPath(name), idempotent: false }, call);
-  }
-
-  /** Sends a synthetic event through the plugin now (not queued); a failure is `ok: false`, not a throw. */
-  testPlugin(name: string, call?: CallOptions): Promise<PluginTestResult> {
-    return this.send(`${pluginPath(name)}/test`, {}, call);
-  }
-
-  /** Queues the stored events of an aggregate type (or one aggregate) of this client's tenant again for one plugin. */
-  replayPlugin(name: string, input: PluginReplayInput): Promise<{ queued: number }> {
-    return this.send(`${pluginPath(name)}/replay`, { aggregateType: input.aggregateType, aggregateId: input.aggregateId, payloadMode: input.payloadMode }, input);
-  }
-
-  /** Queue counts per plugin and the jobs not yet done, with their last errors. */
-  queue(call?: CallOptions): Promise<QueueStatus> {
-    return this.read('/v1/queue', undefined, call);
-  }
-
-  /** Dead jobs (all, or the one of this event id) back to pending now. */
-  retryQueue(eventId?: string, call?: CallOptions): Promise<{ retried: number; stillDead: number }> {
-    return this.send('/v1/queue/retry', { eventId }, call);
-  }
-
-  /** Removes dead jobs (all, or one plugin's). */
-  clearQueue(plugin?: string, call?: CallOptions): Promise<{ cleared: number }> {
-    return this.send('/v1/queue/clear', { plugin }, call);
-  }
-
-  // ---- tenants (a `tenant.admin` token; changes need one valid for every tenant) ----
-
-  /** Every tenant the token may see, with shard, usage, quota, write rate and plugin lag. */
-  async tenants(call?: CallOptions): Promise<TenantView[]> {
-    return (await this.read<{ items: TenantView[] }>('/v1/tenants', undefined, call)).items;
-  }
-
-  tenantView(tenant: string, call?: CallOptions): Promise<TenantView> {
-    return this.read(tenantPath(tenant), undefined, call);
-  }
-
-  /** Tenants with an explicit shard, quota or write rate (optionally those on one shard). */
-  tenantMeta(options: { shard?: string } & CallOptions = {}): Promise<TenantMetaList> {
-    return this.read('/v1/tenant-meta', options.shard !== undefined ? { shard: options.shard } : undefined, options);
-  }
-
-  tenantStats(call?: CallOptions): Promise<TenantShardStats> {
-    return this.read('/v1/tenant-meta/stats', undefined, call);
-  }
-
-  /** Pins the tenant to a shard (`shard-0003` or `3`); a tenant with data is moved (or refused 409 `tenant_not_empty`). */
-  assignTenant(tenant: string, shard: string, call?: CallOptions): Promise<TenantPlacementChange> {
-    return this.call({ method: 'PUT', path: `${tenantPath(tenant)}/shard`, body: { shard }, idempotent: true }, call);
-  }
-
-  unassignTenant(tenant: string, call?: CallOptions): Promise<TenantPlacementChange> {
-    return this.call({ method: 'DELETE', path: `${tenantPath(tenant)}/shard`, idempotent: true }, call);
-  }
-
-  setTenantQuota(tenant: string, maxAggregates: number, call?: CallOptions): Promise<TenantMetaEntry> {
-    return this.call({ method: 'PUT', path: `${tenantPath(tenant)}/quota`, body: { maxAggregates }, idempotent: true }, call);
-  }
-
-  clearTenantQuota(tenant: string, call?: CallOptions): Promise<{ tenant: string; cleared: boolean }> {
-    return this.call({ method: 'DELETE', path: `${tenantPath(tenant)}/quota`, idempotent: true }, call);
-  }
-
-  recalcTenantQuota(tenant: string, call?: CallOptions): Promise<{ tenant: string; count: number }> {
-    return this.send(`${tenantPath(tenant)}/quota/recalc`, {}, call);
-  }
-
-  setTenantLimit(tenant: string, rate: TenantRateInput, call?: CallOptions): Promise<TenantMetaEntry> {
-    return this.call({ method: 'PUT', path: `${tenantPath(tenant)}/limit`, body: { writesPerSec: rate.writesPerSec, burst: rate.burst }, idempotent: true }, call);
-  }
-
-  clearTenantLimit(tenant: string, call?: CallOptions): Promise<{ tenant: string; cleared: boolean }> {
-    return this.call({ method: 'DELETE', path: `${tenantPath(tenant)}/limit`, idempotent: true }, call);
-  }
-
-  /**
-   * Loads a tenant export (NDJSON lines as `GET /v1/tenants/{t}/export` streams them) into an empty
-   * tenant; every hash and root is recomputed and compared. `resume`: re-run after a failed import.
-   */
-  importTenant(tenant: string, lines: string | AsyncIterable<string | Uint8Array>, options: { resume?: boolean } & CallOptions = {}): Promise<TenantImportSummary> {
-    return this.call<TenantImportSummary>(
-      {
-        method: 'POST',
-        path: `${tenantPath(tenant)}/import`,
-        ...(options.resume ? { query: { resume: true } } : {}),
-        raw: { contentType: 'application/x-ndjson', body: typeof lines === 'string' ? lines : Readable.from(lines) },
-        idempotent: false,
-      },
-      { timeoutMs: 0, ...callOf(options) },
-    );
-  }
-
-  /** Removes every data range of the tenant, its assignment, quota and limit (`force`: even with undelivered plugin jobs). */
-  removeTenant(tenant: string, options: { force?: boolean } & CallOptions = {}): Promise<TenantRemoval> {
-    return this.call({ method: 'DELETE', path: tenantPath(tenant), ...(options.force ? { query: { force: true } } : {}), idempotent: true }, options);
   }
 }

@@ -2,6 +2,7 @@
 export { createClient, EventDbxClient, paginate } from './client.js';
 export { Subscription } from './subscribe.js';
 export type { StreamItem, StreamPage, StreamReadOptions, SubscribeOptions } from './subscribe.js';
+export type { DispatchOptions, DispatchResponse, RequestDispatcher } from './transport.js';
 export {
   AbortError,
   AlreadyExistsError,

@@ -8,8 +8,9 @@
  * chunks, not the length of the transfer.
  */
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { createError, errorFromResponse, isEventDbxError } from './errors.js';
+import { loadUndici } from './undici.js';
 
 export interface StreamSettings {
   url: URL;
@@ -26,7 +27,8 @@ export interface OpenedStream {
 }
 
 export class StreamOpener {
-  private pool: Pool | undefined;
+  /** Made on first use; undici itself is imported then too (~100 ms a short CLI read never pays). */
+  private pool: Promise<Pool> | undefined;
   private readonly basePath: string;
 
   constructor(private readonly settings: StreamSettings) {
@@ -34,12 +36,16 @@ export class StreamOpener {
   }
 
   async open(path: string, query: Record<string, string | number | boolean | undefined>, accept: string): Promise<OpenedStream> {
-    this.pool ??= new Pool(this.settings.url.origin, {
-      connections: 2,
-      headersTimeout: this.settings.timeoutMs,
-      bodyTimeout: this.settings.timeoutMs,
-      ...(this.settings.ca !== undefined ? { connect: { ca: this.settings.ca } } : {}),
-    });
+    this.pool ??= loadUndici().then(
+      ({ Pool }) =>
+        new Pool(this.settings.url.origin, {
+          connections: 2,
+          headersTimeout: this.settings.timeoutMs,
+          bodyTimeout: this.settings.timeoutMs,
+          ...(this.settings.ca !== undefined ? { connect: { ca: this.settings.ca } } : {}),
+        }),
+    );
+    const pool = await this.pool;
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
     const search = params.toString();
@@ -47,7 +53,7 @@ export class StreamOpener {
     if (this.settings.token) headers.authorization = `Bearer ${this.settings.token}`;
     let response;
     try {
-      response = await this.pool.request({ method: 'GET', path: `${this.basePath}${path}${search ? `?${search}` : ''}`, headers });
+      response = await pool.request({ method: 'GET', path: `${this.basePath}${path}${search ? `?${search}` : ''}`, headers });
     } catch (err) {
       if (isEventDbxError(err)) throw err;
       const code = (err as { code?: unknown }).code;
@@ -79,7 +85,7 @@ export class StreamOpener {
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
-    await pool?.close();
+    await (await pool)?.close();
   }
 }
 

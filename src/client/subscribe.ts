@@ -8,10 +8,11 @@
  *
  * Its own single connection (an SSE response never ends), beside the client's pool.
  */
-import { Client } from 'undici';
+import type { Client as UndiciClient } from 'undici';
 import { ConnectionError, createError, errorFromResponse, isEventDbxError, type EventDbxError } from './errors.js';
 import { fromWire } from './mapper.js';
 import type { CallOptions, EventRecord, JsonObject, JsonValue } from './types.js';
+import { loadUndici } from './undici.js';
 
 export interface SubscribeOptions {
   /** Where to start: a position token (`item.position`, `next_position`), `'start'` (default: the first event) or `'end'` (what commits from now on). */
@@ -117,7 +118,9 @@ export class Subscription<P = JsonObject | JsonValue[]> implements AsyncIterable
   private async *connection(connected: () => void): AsyncGenerator<StreamItem<P>> {
     const { url, token, tenant, ca } = this.settings;
     const idle = this.options.idleTimeoutMs ?? 60_000;
-    const client = new Client(url.origin, { headersTimeout: idle, bodyTimeout: idle, ...(ca !== undefined ? { connect: { ca } } : {}) });
+    // Imported here, not at the top: loading the client must not load undici (~100 ms).
+    const { Client } = await loadUndici();
+    const client: UndiciClient = new Client(url.origin, { headersTimeout: idle, bodyTimeout: idle, ...(ca !== undefined ? { connect: { ca } } : {}) });
     const query = new URLSearchParams({ after: this.current });
     if (this.options.filter !== undefined) query.set('filter', this.options.filter);
     const headers: Record<string, string> = { accept: 'text/event-stream', 'x-tenant-id': tenant };

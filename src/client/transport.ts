@@ -5,10 +5,11 @@
  * server replays those); every call ends by its caller's signal or its deadline.
  */
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { AbortError, ConnectionError, createError, errorFromResponse, EventDbxError, TimeoutError } from './errors.js';
 import { bodyToWire, fromWire } from './mapper.js';
 import type { CallOptions, RetryOptions } from './types.js';
+import { loadUndici } from './undici.js';
 
 /** Query parameters in camelCase (renamed by the mapper); undefined ones are left out. */
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -52,6 +53,32 @@ export interface TransportOptions {
   connections: number;
   /** PEM CA certificate(s) trusted for https:// instead of the system roots. */
   ca?: string | Buffer | (string | Buffer)[];
+  /** Send through this instead of a pool of our own (ClientOptions.dispatcher); never closed here. */
+  dispatcher?: RequestDispatcher;
+}
+
+/** One request as the transport hands it to its dispatcher (a subset of undici's request options). */
+export interface DispatchOptions {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string | Readable | undefined;
+  signal?: AbortSignal;
+  headersTimeout?: number;
+  bodyTimeout?: number;
+}
+
+/** What the transport reads of an answer (undici's `ResponseData` has these). */
+export interface DispatchResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: { text(): Promise<string> };
+}
+
+/** What requests go through: an undici Pool (the default), Agent or MockPool, or anything with these two methods. */
+export interface RequestDispatcher {
+  request(options: DispatchOptions): Promise<DispatchResponse>;
+  close(): Promise<void>;
 }
 
 /** Certificate verification failures (Node's codes): the server answered, but is not trusted. */
@@ -67,21 +94,30 @@ const UNTRUSTED_CERT_CODES = new Set([
 ]);
 
 export class Transport {
-  private readonly pool: Pool;
+  /**
+   * Made on the first request, and undici imported then: loading the client costs no ~100 ms of
+   * undici, and a command answered without HTTP (dbx's direct reads) never loads it.
+   */
+  private pool: Promise<RequestDispatcher> | undefined;
   private readonly basePath: string;
   private closed = false;
 
   constructor(private readonly options: TransportOptions) {
+    this.basePath = options.url.pathname.replace(/\/+$/, '');
+  }
+
+  private dispatcher(): Promise<RequestDispatcher> {
+    const { dispatcher, url, connections, stallMs, ca } = this.options;
     // The pool's own timeouts only guard against a server that goes silent in a call without a
     // deadline (`timeoutMs: 0`, bulk import); a call's deadline is its signal (see Deadline).
-    this.pool = new Pool(options.url.origin, {
-      connections: options.connections,
-      keepAliveTimeout: 10_000,
-      headersTimeout: options.stallMs,
-      bodyTimeout: options.stallMs,
-      ...(options.ca !== undefined ? { connect: { ca: options.ca } } : {}),
-    });
-    this.basePath = options.url.pathname.replace(/\/+$/, '');
+    this.pool ??=
+      dispatcher !== undefined
+        ? Promise.resolve(dispatcher)
+        : loadUndici().then(
+            ({ Pool }): Pool =>
+              new Pool(url.origin, { connections, keepAliveTimeout: 10_000, headersTimeout: stallMs, bodyTimeout: stallMs, ...(ca !== undefined ? { connect: { ca } } : {}) }),
+          );
+    return this.pool;
   }
 
   get origin(): string {
@@ -124,7 +160,7 @@ export class Transport {
     }
     // A deadline longer than the stall guard stretches it, so the deadline is what ends the call.
     const stretched = deadline.ms > this.options.stallMs ? { headersTimeout: deadline.ms + 1000, bodyTimeout: deadline.ms + 1000 } : {};
-    const response = await this.pool.request({
+    const response = await (await this.dispatcher()).request({
       method: request.method,
       path: this.basePath + request.path + queryString(request.query),
       headers,
@@ -159,7 +195,7 @@ export class Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.close();
+    if (this.options.dispatcher === undefined) await (await this.pool)?.close();
   }
 }
 

@@ -11,6 +11,7 @@ import type * as schemaApi from '../core/schema/api.js';
 import type { QueryExplain as ApiQueryExplain } from '../core/filter-plan.js';
 import type { KindOptions, PayloadMode, PluginKind, pluginDefinition, PluginDefinition as ApiPluginDefinition } from '../plugins/types.js';
 import type { Camel } from './mapper.js';
+import type { RequestDispatcher } from './transport.js';
 
 export type { Camel, Wire } from './mapper.js';
 export type JsonValue = core.JsonValue;
@@ -59,6 +60,13 @@ export interface ClientOptions {
    */
   ca?: string | Buffer | (string | Buffer)[];
   caFile?: string;
+  /**
+   * Send the JSON calls through this instead of the client's own keep-alive pool: an undici
+   * `Agent`, `ProxyAgent` or `MockPool`, or any object with undici's `request` and `close`
+   * (dbx answers its direct reads in-process this way). The client never closes it. Streams
+   * (exports, replays, subscribe) keep their own connections.
+   */
+  dispatcher?: RequestDispatcher;
 }
 
 // ---- records ----

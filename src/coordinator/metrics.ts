@@ -113,6 +113,19 @@ export class Metrics {
       }
     },
   });
+  /** Set by the server: per worker environment, LMDB's last committed write transaction id. */
+  storageSource: (() => number[]) | undefined;
+  readonly storageTransactions = new Gauge({
+    name: 'eventdbx_storage_transactions',
+    help: "LMDB write transactions committed so far in each worker's environment (its last transaction id); each one is a flush: an fdatasync of its pages and a synchronous meta page write. Against eventdbx_commit_batch_commands_count it gives group commits per flush",
+    labelNames: ['worker'],
+    registers: [this.registry],
+    collect: () => {
+      const ids = this.storageSource?.();
+      if (!ids) return;
+      ids.forEach((id, worker) => this.storageTransactions.set({ worker: String(worker) }, id));
+    },
+  });
   readonly uptime = new Gauge({ name: 'eventdbx_uptime_seconds', help: 'Seconds since the server started', registers: [this.registry] });
 
   constructor() {

@@ -127,6 +127,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     for (let w = 0; w < layout.workers; w++) envs.push(new WorkerEnv(workerEnvPath(options.dataDir, w), { mapSizeMib: config.storage.map_size_mib, cipher }));
     const stores: ShardStore[] = [];
     for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
+    metrics.storageSource = () => envs.map((e) => (e.env.getStats() as { lastTxnId: number }).lastTxnId);
     const reader = new Reader(stores, placement);
     const writer = new Writer(pool, placement, metrics);
     const recovered = await writer.recoverIntents();
@@ -234,8 +235,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     pool.onStreamMarks = (marks) => stream.noteDurable(marks);
     await plugins.start();
     const tenants = createTenantHosting({ meta: tenantMeta, config, placement, stores, writer, metrics, plugins });
-    app.addHook('preParsing', async (request, _reply, payload) => {
-      tenants.refuseEarly(request.method, request.routeOptions.url, request.headers['x-tenant-id']);
+    app.addHook('preParsing', async (request, reply, payload) => {
+      const held = tenants.refuseEarly(request.method, request.routeOptions.url, request.headers['x-tenant-id'], reply);
+      if (held) await held;
       return payload;
     });
     // The live move (tenant-move.ts): assigning a tenant that has data moves it; a move a crash or

@@ -15,6 +15,7 @@ import type { WriteResult } from '../shard-worker/index.js';
 import type { TenantMeta, TenantRateLimit } from './tenant-meta.js';
 import type { TenantQuota, Reservation } from './tenant-quota.js';
 import type { UnplacedCommand, WriteGate } from './writes.js';
+import { RefusalHold, type RefusalHoldOptions } from './refusal-hold.js';
 
 interface Pause {
   /** Resolves when this pause ends. */
@@ -97,6 +98,18 @@ interface Bucket {
   rate: TenantRateLimit;
   tokens: number;
   at: number;
+  /** ms until which the tenant was told to wait (the last 429 answered at once said Retry-After). */
+  warnedUntil: number;
+}
+
+/** What the early check (before the body is read) answers for a write of a tenant over its rate. */
+export interface EarlyRefusal {
+  /** Built when the answer is sent, so a held refusal's Retry-After is as of its release. */
+  error: () => DbxError;
+  /** Wait on this before answering (a held refusal); absent: answer now. */
+  held?: Promise<void>;
+  /** The hold bounds were full: answer now and close the connection. */
+  close?: boolean;
 }
 
 /**
@@ -104,11 +117,19 @@ interface Bucket {
  * batch of 50 takes 50. A request may take the bucket below zero once (a batch bigger than the
  * burst still passes when the bucket is full, then the tenant waits for the debt to refill): a
  * bigger-than-burst batch is never refused forever, and the average rate still holds.
+ *
+ * A tenant that keeps writing before the Retry-After it was given has its further refusals held
+ * (`[tenants] rate_limit_hold_max_ms`, see refusal-hold.ts): it still gets 429 with Retry-After,
+ * only later. The first refusal after a wait is always answered at once, so a client that honours
+ * Retry-After is never held; one that has several requests in flight when it is first refused sees
+ * those held, at most until the Retry-After it was given.
  */
 export class TenantRateLimits {
   private readonly buckets = new Map<string, Bucket>();
+  private readonly holds: RefusalHold;
 
-  constructor(meta: TenantMeta) {
+  constructor(meta: TenantMeta, hold: RefusalHoldOptions = { holdMaxMs: 0, heldMax: 1, heldTotalMax: 1 }) {
+    this.holds = new RefusalHold(hold);
     for (const r of meta.list()) if (r.rate) this.set(r.tenant, r.rate);
     meta.onChange((tenant, record) => {
       if (record?.rate) this.set(tenant, record.rate);
@@ -121,32 +142,57 @@ export class TenantRateLimits {
     const b = this.buckets.get(tenant);
     if (!b) return;
     const burst = burstOf(b.rate);
-    const perMs = b.rate.writes_per_sec / 1000;
-    b.tokens = Math.min(burst, b.tokens + Math.max(0, now - b.at) * perMs);
-    b.at = now;
+    this.refill(b, now);
     const needed = Math.min(cost, burst);
     if (b.tokens >= needed) {
       b.tokens -= cost;
       return;
     }
-    const retryAfterSecs = Math.max(1, Math.ceil((needed - b.tokens) / perMs / 1000));
-    throw new DbxError(
+    const error = this.refusal(tenant, b, needed);
+    b.warnedUntil = now + (error.details as { retry_after_secs: number }).retry_after_secs * 1000;
+    throw error;
+  }
+
+  /**
+   * The check before the body is read: undefined when the tenant's bucket holds at least one event
+   * (takes nothing; the exact charge is take()'s), else how to refuse — at once (cheap: no body,
+   * no validation, no shard), or held when the tenant was already told to wait.
+   */
+  refuseIfEmpty(tenant: string, now = Date.now()): EarlyRefusal | undefined {
+    const b = this.buckets.get(tenant);
+    if (!b) return undefined;
+    this.refill(b, now);
+    if (b.tokens >= 1) return undefined;
+    const error = () => this.refusal(tenant, b, 1);
+    if (now < b.warnedUntil && this.holds.enabled) {
+      const held = this.holds.hold(tenant, b.warnedUntil, now);
+      return held ? { error, held } : { error, close: true };
+    }
+    const answer = error();
+    b.warnedUntil = now + (answer.details as { retry_after_secs: number }).retry_after_secs * 1000;
+    return { error: () => answer };
+  }
+
+  /** Refused writes being held now (all tenants). */
+  get held(): number {
+    return this.holds.held;
+  }
+
+  private refill(b: Bucket, now: number): void {
+    b.tokens = Math.min(burstOf(b.rate), b.tokens + Math.max(0, now - b.at) * (b.rate.writes_per_sec / 1000));
+    b.at = Math.max(b.at, now);
+  }
+
+  /** The 429 for `needed` events (Retry-After: whole seconds until they have refilled, at least 1). */
+  private refusal(tenant: string, b: Bucket, needed: number): DbxError {
+    this.refill(b, Date.now());
+    const burst = burstOf(b.rate);
+    const retryAfterSecs = Math.max(1, Math.ceil((needed - b.tokens) / (b.rate.writes_per_sec / 1000) / 1000));
+    return new DbxError(
       'rate_limited',
       `tenant '${tenant}' is limited to ${b.rate.writes_per_sec} events/s (burst ${burst}); retry after ${retryAfterSecs} s (nothing was written)`,
       { retry_after_secs: retryAfterSecs, tenant, writes_per_sec: b.rate.writes_per_sec, burst },
     );
-  }
-
-  /**
-   * Refuses at once when the tenant's bucket holds less than one event (no body read yet: a
-   * flooder's excess costs the server as little as possible); takes nothing.
-   */
-  refuseIfEmpty(tenant: string, now = Date.now()): void {
-    const b = this.buckets.get(tenant);
-    if (!b) return;
-    b.tokens = Math.min(burstOf(b.rate), b.tokens + Math.max(0, now - b.at) * (b.rate.writes_per_sec / 1000));
-    b.at = now;
-    if (b.tokens < 1) this.take(tenant, 1, now);
   }
 
   private set(tenant: string, rate: TenantRateLimit): void {
@@ -155,7 +201,7 @@ export class TenantRateLimits {
       current.rate = rate;
       current.tokens = Math.min(current.tokens, burstOf(rate));
     } else {
-      this.buckets.set(tenant, { rate, tokens: burstOf(rate), at: Date.now() });
+      this.buckets.set(tenant, { rate, tokens: burstOf(rate), at: Date.now(), warnedUntil: 0 });
     }
   }
 }

@@ -33,9 +33,10 @@ export interface TenantHosting {
   service: TenantService;
   /**
    * A `preParsing` check (after authentication, before the body is read): a write of a tenant whose
-   * rate bucket is empty is refused 429 here. The exact charge (events per request) is the gate's.
+   * rate bucket is empty is refused 429 here, at once or, when the tenant ignores Retry-After, after
+   * a hold (the promise; see TenantRateLimits). The exact charge (events per request) is the gate's.
    */
-  refuseEarly(method: string, route: string | undefined, tenantHeader: unknown): void;
+  refuseEarly(method: string, route: string | undefined, tenantHeader: unknown, reply: { header(name: string, value: string): unknown }): Promise<never> | undefined;
   quota: TenantQuota;
   admission: TenantAdmission;
   gate: TenantGate;
@@ -55,7 +56,11 @@ export function createTenantHosting(deps: {
   const admission = new TenantAdmission(config.tenants.write_pause_max_ms);
   const stats = new TenantStats(stores);
   const quota = new TenantQuota(meta, admission, (tenant) => stats.countAggregates(tenant, shardsForTenant(placement, tenant)));
-  const rates = new TenantRateLimits(meta);
+  const rates = new TenantRateLimits(meta, {
+    holdMaxMs: config.tenants.rate_limit_hold_max_ms,
+    heldMax: config.tenants.rate_limit_held_max,
+    heldTotalMax: config.tenants.rate_limit_held_total_max,
+  });
   const traffic = new TenantTraffic();
   const gate = new TenantGate({
     placement,
@@ -79,9 +84,14 @@ export function createTenantHosting(deps: {
   meta.watch();
   return {
     service,
-    refuseEarly: (method, route, header) => {
-      if (route === undefined || !WRITE_ROUTES.has(`${method} ${route}`)) return;
-      rates.refuseIfEmpty(typeof header === 'string' && header.length > 0 ? header.toLowerCase() : 'default');
+    refuseEarly: (method, route, header, reply) => {
+      if (route === undefined || !WRITE_ROUTES.has(`${method} ${route}`)) return undefined;
+      const refusal = rates.refuseIfEmpty(typeof header === 'string' && header.length > 0 ? header.toLowerCase() : 'default');
+      if (!refusal) return undefined;
+      // The hold is full: a client with more connections than it may park pays a reconnect per 429.
+      if (refusal.close) reply.header('connection', 'close');
+      if (!refusal.held) throw refusal.error();
+      return refusal.held.then(() => Promise.reject(refusal.error()));
     },
     quota,
     admission,

@@ -11,12 +11,17 @@
  *
  * A scan of every tenant (GET /v1/tenants, the storage series of /metrics) finds the tenants by
  * skipping from one tenant's first head to the next (one seek per tenant, not per aggregate) and
- * yields to the event loop between tenants, so a large store never stalls requests; its result is
- * cached for `cacheMs`.
+ * counts each range in steps of SCAN_KEYS_PER_STEP keys, yielding to the event loop between steps:
+ * a count walks every leaf page of the range (it holds the values too), so one tenant of 1M
+ * aggregates counted at once stalled every request for 0.5 s warm, 3.7 s cold (measured); in steps
+ * the stall is bounded by one step. Counts taken in steps span several snapshots (a write during
+ * the scan may or may not be counted; none twice). The result is cached for `cacheMs`.
  */
 import { KEY_MAX, type ShardStore } from '../shard-worker/index.js';
 
 const BYTES_SAMPLE = 32;
+/** Keys a scan counts before it yields (a few ms of page walking). */
+const SCAN_KEYS_PER_STEP = 20_000;
 
 export interface TenantUsage {
   aggregates: number;
@@ -87,6 +92,7 @@ export class TenantStats {
 
   private async scan(): Promise<Map<string, TenantUsage>> {
     const out = new Map<string, TenantUsage>();
+    const previous = this.cached?.value;
     for (const store of this.stores) {
       // Fresh snapshot: what is committed now.
       store.env.resetReadTxn();
@@ -94,7 +100,7 @@ export class TenantStats {
       for (;;) {
         const tenant = nextTenant(store, start);
         if (tenant === undefined) break;
-        const u = usageOn(store, tenant);
+        const u = await usageYielding(store, tenant, previous?.get(tenant));
         const sum = out.get(tenant) ?? { aggregates: 0, events: 0, bytes: 0 };
         sum.aggregates += u.aggregates;
         sum.events += u.events;
@@ -119,6 +125,40 @@ function nextTenant(store: ShardStore, start: Key): string | undefined {
     return k[0] === store.shard && typeof k[1] === 'string' ? k[1] : undefined;
   }
   return undefined;
+}
+
+/** usageOn for a scan: the same, counted in steps with yields between them. */
+async function usageYielding(store: ShardStore, tenant: string, previous: TenantUsage | undefined): Promise<TenantUsage> {
+  const aggregates = await countInSteps(store.worker.heads, range(store.shard, tenant), previous?.aggregates);
+  if (aggregates === 0) return { aggregates: 0, events: 0, bytes: 0 };
+  const events = await countInSteps(store.worker.events, range(store.shard, tenant), previous?.events);
+  const bytes = events * meanBytes(store, 'events', range(store.shard, tenant)) + aggregates * meanBytes(store, 'heads', range(store.shard, tenant));
+  return { aggregates, events, bytes: Math.round(bytes) };
+}
+
+interface CountableDb {
+  getKeys(options: { start: Key; end: Key; offset: number; limit: number }): Iterable<unknown>;
+  getCount(options: { start: Key; end: Key }): number;
+}
+
+/**
+ * Keys in `r`, SCAN_KEYS_PER_STEP at a time: a probe for the key that many past `start` (lmdb skips
+ * natively, nothing decoded), then on from it after a yield; the last partial step is a count.
+ * A range the previous scan found small (`hint`, under half a step) is counted at once: the probe
+ * would walk it twice, and most tenants are small.
+ */
+async function countInSteps(db: CountableDb, r: { start: Key; end: Key }, hint: number | undefined): Promise<number> {
+  if (hint !== undefined && hint < SCAN_KEYS_PER_STEP / 2) return db.getCount({ start: r.start, end: r.end });
+  let start = r.start;
+  let n = 0;
+  for (;;) {
+    let next: Key | undefined;
+    for (const key of db.getKeys({ start, end: r.end, offset: SCAN_KEYS_PER_STEP, limit: 1 })) next = key as Key;
+    if (next === undefined) return n + db.getCount({ start, end: r.end });
+    n += SCAN_KEYS_PER_STEP;
+    start = next;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 function usageOn(store: ShardStore, tenant: string): TenantUsage {

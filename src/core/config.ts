@@ -50,6 +50,17 @@ const tenantsSchema = z.strictObject({
    * most, then is answered 503 `unavailable` with Retry-After (nothing written).
    */
   write_pause_max_ms: z.number().int().min(0).max(600_000).default(5000),
+  /**
+   * A write refused for the tenant's rate (`dbx tenant limit`) while the tenant was already told
+   * Retry-After is held this long at most (never past that Retry-After) before its 429: a client
+   * that ignores Retry-After then makes one request per connection per hold instead of thousands a
+   * second. 0 = answer every 429 at once.
+   */
+  rate_limit_hold_max_ms: z.number().int().min(0).max(10_000).default(1000),
+  /** Refused writes held at once per tenant; beyond, the 429 is sent at once with `Connection: close`. */
+  rate_limit_held_max: z.number().int().min(1).max(100_000).default(64),
+  /** Refused writes held at once over all tenants (bounds the sockets and requests kept waiting). */
+  rate_limit_held_total_max: z.number().int().min(1).max(1_000_000).default(1024),
 });
 
 const authSchema = z.strictObject({
