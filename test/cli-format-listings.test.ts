@@ -1,0 +1,51 @@
+/**
+ * Issue 14 item 4: `--format table|json|csv|lines` on the tenant and queue listings too (direct
+ * mode on a data dir no server owns), with --json kept and an unknown format refused as usage.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { removeDir, runDbx, tempDataDir } from './helpers/server.js';
+
+const dataDir = tempDataDir('edbx-cli-formats-');
+const dbx = (args: string[]) => runDbx([...args, '--data-dir', dataDir]);
+after(() => removeDir(dataDir));
+
+async function ok(args: string[]): Promise<string> {
+  const res = await dbx(args);
+  assert.equal(res.code, 0, `${args.join(' ')}: ${res.stderr}`);
+  return res.stdout;
+}
+
+test('cli formats - tenant list and stats in table, json, csv and lines; queue in lines, json, csv and table', { timeout: 120_000 }, async () => {
+  assert.equal((await dbx(['config'])).code, 0);
+  await ok(['tenant', 'assign', 'acme', '--shard', '1']);
+  await ok(['tenant', 'assign', 'beta', '--shard', '2']);
+
+  const table = await ok(['tenant', 'list', '--format', 'table']);
+  assert.match(table, /^ *tenant *\| *shard/m);
+  assert.match(table, /acme *\| *shard-0001/);
+  assert.match(table, /\(2 rows\)/);
+  assert.deepEqual(JSON.parse(await ok(['tenant', 'list', '--format', 'json'])), [
+    { tenant: 'acme', shard: 'shard-0001' },
+    { tenant: 'beta', shard: 'shard-0002' },
+  ]);
+  assert.deepEqual(JSON.parse(await ok(['tenant', 'list', '--json'])), JSON.parse(await ok(['tenant', 'list', '--format', 'json'])), '--json is --format json');
+  const csv = (await ok(['tenant', 'list', '--format', 'csv'])).trim().split(/\r?\n/);
+  assert.equal(csv[0]?.split(',')[0], 'tenant');
+  assert.deepEqual(csv.slice(1).map((l) => l.split(',').slice(0, 2)), [['acme', 'shard-0001'], ['beta', 'shard-0002']]);
+  assert.deepEqual((await ok(['tenant', 'list', '--format', 'lines'])).trim().split(/\r?\n/), ['tenant=acme shard=shard-0001', 'tenant=beta shard=shard-0002']);
+
+  assert.deepEqual(JSON.parse(await ok(['tenant', 'stats', '--format', 'json'])), { 'shard-0001': 1, 'shard-0002': 1 });
+  assert.deepEqual((await ok(['tenant', 'stats', '--format', 'csv'])).trim().split(/\r?\n/), ['shard,count', 'shard-0001,1', 'shard-0002,1']);
+  assert.deepEqual((await ok(['tenant', 'stats', '--format', 'lines'])).trim().split(/\r?\n/), ['shard=shard-0001 count=1', 'shard=shard-0002 count=1']);
+  assert.match(await ok(['tenant', 'stats', '--format', 'table']), /shard-0002 *\| *1/);
+
+  assert.match(await ok(['queue']), /^pending=0 processing=0 done=0 dead=0/, 'the default stays the original lines');
+  assert.deepEqual(JSON.parse(await ok(['queue', '--format', 'json'])), { plugins: [], jobs: [], jobs_total: 0 });
+  assert.equal((await ok(['queue', '--format', 'csv'])).trim().replace(/\r/g, ''), 'plugin,event_id,tenant,aggregate_type,aggregate_id,version,status,attempts,next_attempt_at,last_error');
+  assert.match(await ok(['queue', '--format', 'table']), /no plugins[\s\S]*no open jobs/);
+
+  const bad = await dbx(['tenant', 'list', '--format', 'yaml']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /yaml/);
+});
