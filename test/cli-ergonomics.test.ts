@@ -308,7 +308,17 @@ test('cli ergonomics - dbx completion bash|zsh|fish prints scripts generated fro
   assert.equal(fish.code, 0);
   assert.match(fish.stdout, /complete -c dbx -f -a '\(__dbx_complete\)'/);
   assert.match(fish.stdout, /'aggregate\tManage aggregates'/);
-  if (spawnSync('fish', ['--version']).status === 0) assert.equal(spawnSync('fish', ['--no-execute'], { input: fish.stdout }).status, 0, 'fish -n');
+  if (spawnSync('fish', ['--version']).status === 0) {
+    // From a file: fish 3.6 given the script on a pipe answers 127 "Unable to read input file".
+    const script = join(home, 'dbx.fish');
+    writeFileSync(script, fish.stdout);
+    const checked = spawnSync('fish', ['--no-execute', script], { encoding: 'utf8' });
+    assert.equal(checked.status, 0, `fish -n: ${checked.stderr}`);
+    // Loaded for real: fish asks the completion for `dbx agg` and gets the subcommand.
+    const asked = spawnSync('fish', ['-c', `source ${script}; complete -C 'dbx agg'`], { encoding: 'utf8', env: { ...process.env, HOME: home } });
+    assert.equal(asked.status, 0, asked.stderr);
+    assert.match(asked.stdout, /^aggregate\b/m, 'fish completes dbx agg to aggregate');
+  }
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown shell 'tcsh'/);
 });
