@@ -71,7 +71,8 @@ const HELP = `Usage: npm run bench -- [options]
                         (default 1000) aggregates vs one tenant holding as many (bulk-imported),
                         rounds interleaved (--scale-rounds, default 3); then a live move of a
                         tenant with --move-events (default 100000) events under --move-writers
-                        (default 16) appending clients: duration and longest write pause
+                        (default 16) appending clients: duration and longest write pause; with
+                        --data-dir, directories seeded by an earlier run are reused
   --json                print the JSON result on stdout (tables go to stderr)
   --keep                keep temporary data directories`;
 

@@ -75,18 +75,19 @@ test('noisy - a rescan after more writes counts them (the previous scan only hin
   // The previous scan's count only decides how a range is counted (at once when it was small):
   // what the next scan reports is what is stored then.
   await seed('small2', 3, 1);
-  const first = await server.request('GET', '/v1/tenants');
-  assert.equal(first.body.items.find((i: { tenant: string }) => i.tenant === 'small2').aggregates, 3);
-  // The views cache their scan briefly: poll until a fresh scan has run.
+  // The views cache their scan briefly: poll until a fresh scan reports what is stored.
+  const scanned = async (want: number): Promise<number | undefined> => {
+    let seen: number | undefined;
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+      const list = await server.request('GET', '/v1/tenants');
+      seen = list.body.items.find((i: { tenant: string }) => i.tenant === 'small2')?.aggregates;
+      if (seen === want) break;
+    }
+    return seen;
+  };
+  assert.equal(await scanned(3), 3);
   const res = await server.request('POST', '/v1/aggregates/acct/extra/events', { event_type: 'changed', payload: {} }, { 'x-tenant-id': 'small2' });
   assert.equal(res.status, 201, JSON.stringify(res.body));
-  let seen = 0;
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const again = await server.request('GET', '/v1/tenants');
-    seen = again.body.items.find((i: { tenant: string }) => i.tenant === 'small2').aggregates;
-    if (seen === 4) break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const seen = await scanned(4);
   assert.equal(seen, 4);
 });

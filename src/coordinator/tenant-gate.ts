@@ -2,7 +2,8 @@
  * What every write of a tenant passes before it reaches a shard (issue 12), in this order:
  *
  * 1. the tenant's write rate (`dbx tenant limit`): a token bucket of events per second, refused
- *    with 429 `rate_limited` and Retry-After, before anything else is spent on the request;
+ *    with 429 `rate_limited` and Retry-After, before anything else is spent on the request (an
+ *    empty bucket before the body is read; a refusal of a tenant ignoring Retry-After is held);
  * 2. admission (`TenantAdmission`): counts the tenant's writes in flight and lets an operation that
  *    must see none (a placement change, a quota count, a live move's flip) pause the tenant — new
  *    writes wait, bounded by `[tenants] write_pause_max_ms`, then get 503 with Retry-After;

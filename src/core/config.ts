@@ -58,9 +58,12 @@ const tenantsSchema = z.strictObject({
    */
   rate_limit_hold_max_ms: z.number().int().min(0).max(10_000).default(1000),
   /** Refused writes held at once per tenant; beyond, the 429 is sent at once with `Connection: close`. */
-  rate_limit_held_max: z.number().int().min(1).max(100_000).default(64),
-  /** Refused writes held at once over all tenants (bounds the sockets and requests kept waiting). */
-  rate_limit_held_total_max: z.number().int().min(1).max(1_000_000).default(1024),
+  rate_limit_held_max: z.number().int().min(1).max(100_000).default(256),
+  /**
+   * Refused writes held at once over all tenants (bounds the requests kept waiting; each held one
+   * costs its request objects on top of the connection the client holds open anyway).
+   */
+  rate_limit_held_total_max: z.number().int().min(1).max(1_000_000).default(4096),
 });
 
 const authSchema = z.strictObject({
