@@ -351,7 +351,8 @@ test('cli ergonomics - start-up: --version loads nothing but itself; a direct re
   assert.equal(read.code, 0, read.stderr);
   assert.equal(JSON.parse(read.stdout).state.name, 'Ada');
   for (const pattern of SERVER_MODULES) assert.equal(read.modules.find((m) => pattern.test(m)), undefined, `a direct read loaded ${pattern}`);
-  assert.ok(read.modules.some((m) => m.endsWith('/coordinator/read-only.js')), 'served by the read-only engine');
+  // Compiled (dist/src/coordinator/read-only.js) or bundled (dist/src/bin/read-only-<hash>.js, scripts/bundle-cli.mjs).
+  assert.ok(read.modules.some((m) => m.endsWith('/coordinator/read-only.js') || /\/bin\/read-only-[A-Z0-9]+\.js$/.test(m)), 'served by the read-only engine');
   const write = traced(['aggregate', 'apply', 'person', 'p-1', 'person_renamed', '--field', 'name=Grace'], env);
   assert.equal(write.code, 0, write.stderr);
   assert.ok(write.modules.some((m) => /node_modules\/fastify\//.test(m)), 'a direct write does start the engine (the check above can see it)');
