@@ -323,7 +323,7 @@ test('security-edge - /metrics, /v1/status and /openapi.json tell a caller witho
       assert.equal(metrics.status, 200, '[metrics] public = true');
       clean(metrics.text, '/metrics');
       const labels = new Set([...metrics.text.matchAll(/[{,]([a-z_]+)="/g)].map((m) => m[1]));
-      for (const label of labels) assert.ok(['method', 'route', 'status', 'status_class', 'shard', 'le', 'quantile', 'version', 'major', 'minor', 'patch', 'type', 'space', 'kind'].includes(label as string), `unexpected metrics label ${label}`);
+      for (const label of labels) assert.ok(['method', 'route', 'status', 'status_class', 'shard', 'worker', 'le', 'quantile', 'version', 'major', 'minor', 'patch', 'type', 'space', 'kind'].includes(label as string), `unexpected metrics label ${label}`);
     }
   }
 });
