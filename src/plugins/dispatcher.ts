@@ -234,7 +234,12 @@ export class Dispatcher {
     const after = this.positions.get(shard) ?? 0;
     const { batch_max } = this.deps.config.plugins;
     const durable = this.durable.get(shard) ?? 0;
-    if (durable <= after) return;
+    if (durable <= after) {
+      // A quiet outbox: the position a busy spell left unsaved is committed now, so a tenant move
+      // waiting for the queue to take its source outbox (queue.position) sees it arrive.
+      if ((this.savedPositions.get(shard) ?? 0) < after) await this.savePosition(shard, after, Date.now());
+      return;
+    }
     const entries = [...store.outbox.getRange({ start: after + 1, end: durable + 1, limit: batch_max })];
     if (entries.length === 0) return;
     const enabled = [...this.plugins.values()].filter((p) => p.definition.enabled);
@@ -270,17 +275,20 @@ export class Dispatcher {
     // their own: the position is saved at most once a second then (one flush of the queue
     // environment per poll competed with the write path for the disk). A crash in between only
     // re-reads entries that make no job; the outbox is pruned only through a saved position.
-    if (jobs.length > 0 || now - (this.positionSavedAt.get(shard) ?? 0) >= POSITION_SAVE_MS) {
-      await this.deps.queue.enqueue(jobs, shard, last);
-      this.positionSavedAt.set(shard, now);
-      this.savedPositions.set(shard, last);
-    }
+    if (jobs.length > 0 || now - (this.positionSavedAt.get(shard) ?? 0) >= POSITION_SAVE_MS) await this.savePosition(shard, last, now, jobs);
     this.positions.set(shard, last);
     for (const job of jobs) {
       const state = this.plugins.get(job.plugin);
       if (state) this.addToLane(state, job);
     }
     this.schedule();
+  }
+
+  /** Commits the jobs and the shard's position to the queue in one transaction. */
+  private async savePosition(shard: number, position: number, now: number, jobs: Job[] = []): Promise<void> {
+    await this.deps.queue.enqueue(jobs, shard, position);
+    this.positionSavedAt.set(shard, now);
+    this.savedPositions.set(shard, position);
   }
 
   /** At most once a second per shard: the queue commit is durable once enqueue resolved. */
