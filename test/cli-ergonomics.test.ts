@@ -363,18 +363,28 @@ test('cli ergonomics - start-up: --version loads nothing but itself; a direct re
 test('cli ergonomics - a direct read answers exactly as the server does (read-only engine vs the real server)', { timeout: 240_000 }, async () => {
   const dataDir = join(home, 'same');
   const env = { EVENTDBX_DATA_DIR: dataDir };
-  for (const args of [
-    ['aggregate', 'create', 'person', 'p-1', '--event', 'person_created', '--field', 'name=Ada', '--field', 'city=Paris'],
-    ['aggregate', 'apply', 'person', 'p-1', 'person_moved', '--field', 'city=Rome'],
-    ['aggregate', 'create', 'person', 'p-2', '--event', 'person_created', '--field', 'name=Bob'],
-    ['aggregate', 'archive', 'person', 'p-2'],
-    ['schema', 'create', 'person', '--events', 'person_created,person_moved'],
-  ]) {
-    const res = await dbx(args, env);
-    assert.equal(res.code, 0, `${args.join(' ')}: ${res.stderr}`);
+  // Seeded through the server's API (a CLI write in direct mode costs a ~2 s engine start; those
+  // are test/cli-direct.test.ts's subject), then every read asked of the server and, once it has
+  // stopped, of the read-only engine.
+  const running = await spawnServer({ dataDir });
+  const seed = async (method: string, path: string, body: unknown): Promise<any> => {
+    const res = await running.request(method, path, body);
+    assert.ok(res.status === 200 || res.status === 201, `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+  let readOnly = '';
+  let eventId = '';
+  try {
+    await seed('POST', '/v1/aggregates/person/p-1', { event_type: 'person_created', payload: { name: 'Ada', city: 'Paris' } });
+    eventId = (await seed('POST', '/v1/aggregates/person/p-1/events', { event_type: 'person_moved', payload: { city: 'Rome' } })).metadata.event_id;
+    await seed('POST', '/v1/aggregates/person/p-2', { event_type: 'person_created', payload: { name: 'Bob' } });
+    await seed('POST', '/v1/aggregates/person/p-2/archive', {});
+    await seed('POST', '/v1/schemas', { aggregate: 'person', events: { person_created: {}, person_moved: {} } });
+    readOnly = (await seed('POST', '/v1/tokens', { group: 'g', user: 'u', actions: ['aggregate.read'], resources: ['person/p-1'] })).token;
+  } catch (err) {
+    await stopSpawned(running);
+    throw err;
   }
-  const readOnly = JSON.parse((await dbx(['token', 'generate', '--group', 'g', '--user', 'u', '--action', 'aggregate.read', '--resource', 'person/p-1', '--json'], env)).stdout).token as string;
-  const eventId = JSON.parse((await ok(['events', 'person', 'p-1', '--json'], env)))[1].metadata.event_id as string;
   const reads: string[][] = [
     ['aggregate', 'get', 'person', 'p-1'],
     ['aggregate', 'get', 'person', 'p-1', '--version', '1', '--include-events'],
@@ -392,23 +402,22 @@ test('cli ergonomics - a direct read answers exactly as the server does (read-on
     ['aggregate', 'list', '--json', '--token', readOnly],
     ['aggregate', 'get', 'person', 'p-1', '--token', 'not.a.token'],
   ];
+  const served: Awaited<ReturnType<typeof dbx>>[] = [];
+  try {
+    // A few at a time: a flood of CLI processes on a busy machine can make /health miss its deadline.
+    for (let i = 0; i < reads.length; i += 3) served.push(...(await Promise.all(reads.slice(i, i + 3).map((args) => dbx(args, env)))));
+  } finally {
+    assert.equal(await stopSpawned(running), 0);
+  }
   // Direct reads take no lock: they may run side by side (a few at a time, on a busy machine).
   const direct: Awaited<ReturnType<typeof dbx>>[] = [];
   for (let i = 0; i < reads.length; i += 3) direct.push(...(await Promise.all(reads.slice(i, i + 3).map((args) => dbx(args, env)))));
   assert.equal(existsSync(join(dataDir, 'server.pid')), false);
-  const running = await spawnServer({ dataDir });
-  try {
-    // A few at a time: a flood of CLI processes on a busy machine can make /health miss its deadline.
-    const served: Awaited<ReturnType<typeof dbx>>[] = [];
-    for (let i = 0; i < reads.length; i += 3) served.push(...(await Promise.all(reads.slice(i, i + 3).map((args) => dbx(args, env)))));
-    reads.forEach((args, i) => {
-      assert.deepEqual(direct[i], served[i], `dbx ${args.join(' ')}: direct and server answers differ`);
-    });
-    assert.ok(direct.some((r) => r.code === 1 && /^error: forbidden: /.test(r.stderr)), 'the read-only token is refused where it must be');
-    assert.ok(direct.some((r) => r.code === 1 && /^error: unauthorized: /.test(r.stderr)), 'a bad token is refused');
-  } finally {
-    await stopSpawned(running);
-  }
+  reads.forEach((args, i) => {
+    assert.deepEqual(direct[i], served[i], `dbx ${args.join(' ')}: direct and server answers differ`);
+  });
+  assert.ok(direct.some((r) => r.code === 1 && /^error: forbidden: /.test(r.stderr)), 'the read-only token is refused where it must be');
+  assert.ok(direct.some((r) => r.code === 1 && /^error: unauthorized: /.test(r.stderr)), 'a bad token is refused');
 });
 
 test('cli ergonomics - restart starts the server with the options of its last start (port, restrict)', { timeout: 180_000 }, async () => {

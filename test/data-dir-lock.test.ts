@@ -11,12 +11,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DBX_BIN, removeDir, spawnServer, stopSpawned, tempDataDir } from './helpers/server.js';
 import { range } from './helpers/assertions.js';
+import { heavy } from './helpers/heavy.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach(removeDir));
 
 const STARTERS = 8;
-const ROUNDS = 3;
+// Round 0 races on a fresh dir, every later one on a stale server.pid: 2 rounds here (each ~8
+// start-ups), 3 under `npm run test:heavy`.
+const ROUNDS = heavy(2, 3);
 
 interface Starter {
   child: ChildProcess;

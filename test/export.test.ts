@@ -24,11 +24,17 @@ let dataDir: string;
 let out: string;
 let stopped = false;
 
+/** A data dir laid out like every server here: two worker environments, four shards. */
+function configuredDataDir(prefix: string): string {
+  const dir = tempDataDir(prefix);
+  writeFileSync(join(dir, 'config.toml'), '[storage]\nworkers = 2\n\n[tenants]\nshard_count = 4\n');
+  return dir;
+}
+
 before(async () => {
   home = tempDataDir('edbx-export-home-');
   out = tempDataDir('edbx-export-out-');
-  dataDir = tempDataDir('edbx-export-data-');
-  writeFileSync(join(dataDir, 'config.toml'), '[storage]\nworkers = 2\n\n[tenants]\nshard_count = 4\n');
+  dataDir = configuredDataDir('edbx-export-data-');
   server = await spawnServer({ dataDir });
 });
 after(async () => {
@@ -42,15 +48,23 @@ function dbx(args: string[], env: Record<string, string> = {}): ReturnType<typeo
 }
 
 async function get(path: string, token = server.token, tenant?: string): Promise<{ status: number; headers: Headers; text: string }> {
-  const res = await fetch(`${server.url}${path}`, {
+  return getFrom(server, path, tenant, token);
+}
+
+async function getFrom(from: SpawnedServer, path: string, tenant?: string, token = from.token): Promise<{ status: number; headers: Headers; text: string }> {
+  const res = await fetch(`${from.url}${path}`, {
     headers: { authorization: `Bearer ${token}`, ...(tenant ? { 'x-tenant-id': tenant } : {}) },
     signal: AbortSignal.timeout(60_000),
   });
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
-async function write(method: string, path: string, body: unknown, tenant?: string): Promise<any> {
-  const res = await server.request(method, path, body, tenant ? { 'x-tenant-id': tenant } : {});
+function write(method: string, path: string, body: unknown, tenant?: string): Promise<any> {
+  return writeTo(server, method, path, body, tenant);
+}
+
+async function writeTo(to: SpawnedServer, method: string, path: string, body: unknown, tenant?: string): Promise<any> {
+  const res = await to.request(method, path, body, tenant ? { 'x-tenant-id': tenant } : {});
   assert.ok(res.status === 200 || res.status === 201, `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
 }
@@ -187,64 +201,74 @@ test('export - the token decides: action, type and id patterns, tenant', { timeo
 });
 
 test('export - one snapshot: writes committed while the export streams are not in it', { timeout: 60_000 }, async () => {
-  // Enough rows that the response cannot fit in socket buffers: the server is mid-stream when we write.
-  const lines: string[] = [];
-  const baseMs = Date.UTC(2025, 0, 1);
-  // ~8 MB: more than the stream's buffer and the loopback socket's can hold while the reader waits.
-  for (let i = 0; i < 4000; i++) {
-    lines.push(
-      JSON.stringify({
-        aggregate_type: 'bulk',
-        aggregate_id: `b-${String(i).padStart(5, '0')}`,
-        event_type: 'bulk_created',
-        version: 1,
-        payload: { i, text: 'y'.repeat(2000) },
-        extensions: {},
-        metadata: { event_id: ((BigInt(baseMs - SNOWFLAKE_EPOCH_MS) << 22n) | (900n << 12n) | BigInt(i)).toString(), created_at: new Date(baseMs).toISOString(), issued_by: { group: 't', user: 't' } },
-      }),
-    );
-  }
-  // Its own tenant, so the other tests' exports of every type do not meet these rows.
-  const imported = await server.request('POST', '/v1/import', `${lines.join('\n')}\n`, { 'content-type': 'application/x-ndjson', 'x-tenant-id': 'snap' });
-  assert.equal(imported.status, 200, JSON.stringify(imported.body));
-  const res = await fetch(`${server.url}/v1/export?type=bulk&format=json`, { headers: { authorization: `Bearer ${server.token}`, 'x-tenant-id': 'snap' }, signal: AbortSignal.timeout(60_000) });
-  const reader = res.body!.getReader();
-  const first = await reader.read();
-  assert.ok(!first.done && first.value.length < 4000 * 2000, 'only the start has arrived');
-  await write('POST', '/v1/aggregates/bulk/b-03999/events', { event_type: 'bulk_changed', payload: { i: -1 } }, 'snap');
-  await write('POST', '/v1/aggregates/bulk/b-99999', { event_type: 'bulk_created', payload: { i: 99999 } }, 'snap');
-  const parts = [Buffer.from(first.value)];
-  for (;;) {
-    const next = await reader.read();
-    if (next.done) break;
-    parts.push(Buffer.from(next.value));
-  }
-  const rows = JSON.parse(Buffer.concat(parts).toString('utf8')) as { __aggregate_id: string; __version: number; i: number }[];
-  assert.equal(rows.length, 4000, 'the aggregate created mid-export is not in it');
-  assert.deepEqual([rows.at(-1)?.__aggregate_id, rows.at(-1)?.__version, rows.at(-1)?.i], ['b-03999', 1, 3999], 'the last row as it was when the export began');
-  const later = JSON.parse((await get('/v1/export?type=bulk&format=json', server.token, 'snap')).text) as { __version: number }[];
-  assert.equal(later.length, 4001, 'a new export sees both writes');
+  // Its own server: after exports cut short, a SIGTERM'd server waited out a 30 s timeout before it
+  // exited (seen here; an open question for the export route), and the shared one is stopped by
+  // the last test. This one is SIGKILLed: nothing reads its data afterwards.
+  const own = await spawnServer({ dataDir: configuredDataDir('edbx-export-snap-') });
+  try {
+    // Enough rows that the response cannot fit in socket buffers: the server is mid-stream when we write.
+    const lines: string[] = [];
+    const baseMs = Date.UTC(2025, 0, 1);
+    // ~8 MB: more than the stream's buffer and the loopback socket's can hold while the reader waits.
+    for (let i = 0; i < 4000; i++) {
+      lines.push(
+        JSON.stringify({
+          aggregate_type: 'bulk',
+          aggregate_id: `b-${String(i).padStart(5, '0')}`,
+          event_type: 'bulk_created',
+          version: 1,
+          payload: { i, text: 'y'.repeat(2000) },
+          extensions: {},
+          metadata: { event_id: ((BigInt(baseMs - SNOWFLAKE_EPOCH_MS) << 22n) | (900n << 12n) | BigInt(i)).toString(), created_at: new Date(baseMs).toISOString(), issued_by: { group: 't', user: 't' } },
+        }),
+      );
+    }
+    // Its own tenant, so the other tests' exports of every type do not meet these rows.
+    const imported = await own.request('POST', '/v1/import', `${lines.join('\n')}\n`, { 'content-type': 'application/x-ndjson', 'x-tenant-id': 'snap' });
+    assert.equal(imported.status, 200, JSON.stringify(imported.body));
+    const res = await fetch(`${own.url}/v1/export?type=bulk&format=json`, { headers: { authorization: `Bearer ${own.token}`, 'x-tenant-id': 'snap' }, signal: AbortSignal.timeout(60_000) });
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    assert.ok(!first.done && first.value.length < 4000 * 2000, 'only the start has arrived');
+    await writeTo(own, 'POST', '/v1/aggregates/bulk/b-03999/events', { event_type: 'bulk_changed', payload: { i: -1 } }, 'snap');
+    await writeTo(own, 'POST', '/v1/aggregates/bulk/b-99999', { event_type: 'bulk_created', payload: { i: 99999 } }, 'snap');
+    const parts = [Buffer.from(first.value)];
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) break;
+      parts.push(Buffer.from(next.value));
+    }
+    const rows = JSON.parse(Buffer.concat(parts).toString('utf8')) as { __aggregate_id: string; __version: number; i: number }[];
+    assert.equal(rows.length, 4000, 'the aggregate created mid-export is not in it');
+    assert.deepEqual([rows.at(-1)?.__aggregate_id, rows.at(-1)?.__version, rows.at(-1)?.i], ['b-03999', 1, 3999], 'the last row as it was when the export began');
+    const later = JSON.parse((await getFrom(own, '/v1/export?type=bulk&format=json', 'snap')).text) as { __version: number }[];
+    assert.equal(later.length, 4001, 'a new export sees both writes');
 
-  // Exports cut short (the client goes away mid-stream) release their snapshot: with a write after
-  // each, a leaked one would stay in LMDB's reader table with its old transaction id.
-  for (let i = 0; i < 6; i++) {
-    const abort = new AbortController();
-    const cut = await fetch(`${server.url}/v1/export?type=bulk&format=${i % 2 ? 'csv' : 'json'}`, { headers: { authorization: `Bearer ${server.token}`, 'x-tenant-id': 'snap' }, signal: abort.signal });
-    const partial = cut.body!.getReader();
-    assert.equal((await partial.read()).done, false);
-    await write('POST', `/v1/aggregates/bulk/c-${i}`, { event_type: 'bulk_created', payload: { i } }, 'snap');
-    abort.abort();
-    await partial.read().catch(() => undefined);
-  }
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  for (const worker of ['worker-0000', 'worker-0001']) {
-    // Read only the reader table; this process never writes (nor closes) the environment.
-    const env = openLmdb({ path: join(dataDir, 'shards', worker), readOnly: true, maxDbs: 16, mapSize: 64 * 1024 * 1024 * 1024 });
-    const held = env
-      .readerList()
-      .split('\n')
-      .filter((line) => line.trim().startsWith(String(server.child.pid)) && !/\s-\s*$/.test(line));
-    assert.ok(held.length <= 1, `${worker}: at most the current read transaction is held, got ${JSON.stringify(held)}`);
+    // Exports cut short (the client goes away mid-stream) release their snapshot: with a write after
+    // each, a leaked one would stay in LMDB's reader table with its old transaction id.
+    for (let i = 0; i < 6; i++) {
+      const abort = new AbortController();
+      const cut = await fetch(`${own.url}/v1/export?type=bulk&format=${i % 2 ? 'csv' : 'json'}`, { headers: { authorization: `Bearer ${own.token}`, 'x-tenant-id': 'snap' }, signal: abort.signal });
+      const partial = cut.body!.getReader();
+      assert.equal((await partial.read()).done, false);
+      await writeTo(own, 'POST', `/v1/aggregates/bulk/c-${i}`, { event_type: 'bulk_created', payload: { i } }, 'snap');
+      abort.abort();
+      await partial.read().catch(() => undefined);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const worker of ['worker-0000', 'worker-0001']) {
+      // Read only the reader table; this process never writes (nor closes) the environment.
+      const env = openLmdb({ path: join(own.dataDir, 'shards', worker), readOnly: true, maxDbs: 16, mapSize: 64 * 1024 * 1024 * 1024 });
+      const held = env
+        .readerList()
+        .split('\n')
+        .filter((line) => line.trim().startsWith(String(own.child.pid)) && !/\s-\s*$/.test(line));
+      assert.ok(held.length <= 1, `${worker}: at most the current read transaction is held, got ${JSON.stringify(held)}`);
+    }
+  } finally {
+    own.kill('SIGKILL');
+    await own.exited;
+    removeDir(own.dataDir);
   }
 });
 

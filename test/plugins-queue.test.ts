@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { httpRequest, removeDir, spawnServer, startServerInProcess, stopSpawned, tempDataDir, type SpawnedServer, type TestServer } from './helpers/server.js';
+import { heavy } from './helpers/heavy.js';
 
 interface Received {
   event_id: string;
@@ -241,7 +242,9 @@ test('queue - with a blackholed plugin, append throughput and p50 stay within 1.
     assert.equal((await server.request('PUT', '/v1/plugins/hole', { enabled: false, options: { kind: 'http', endpoint: url, timeout_ms: 60_000 } })).status, 200);
     const throughput: number[] = [];
     const p50: number[] = [];
-    for (let round = 0; round < 5; round++) {
+    // Medians of 3 rounds here, of 5 under `npm run test:heavy` (each round ~2 s of appends).
+    const rounds = heavy(3, 5);
+    for (let round = 0; round < rounds; round++) {
       const plain = await run(`plain-${round}`);
       assert.equal((await server.request('POST', '/v1/plugins/hole/enable')).status, 200, 'enable checks on its own connection, not behind hung deliveries');
       const holed = await run(`hole-${round}`);
@@ -253,7 +256,7 @@ test('queue - with a blackholed plugin, append throughput and p50 stay within 1.
     }
     const c = (await server.request('GET', '/v1/queue')).body.plugins[0];
     assert.equal(c.done, 0, 'the blackhole never answered');
-    assert.ok(c.pending + c.processing >= 5 * 480, 'every event of the plugin rounds is queued');
+    assert.ok(c.pending + c.processing >= rounds * 480, 'every event of the plugin rounds is queued');
     // 1.2× alone (measured ×0.96–0.99); `npm test` runs two suites at once on two cores, which
     // moves single rounds by ±40%, so the suite's bound is 1.5× on the medians.
     const bound = process.env.EVENTDBX_QUIET_MACHINE === '1' ? 1.2 : 1.5;
@@ -275,7 +278,8 @@ test('queue - SIGKILL under load, several rounds: no acknowledged event is lost,
   try {
     server = await spawnServer({ dataDir, configToml: FAST_RETRIES });
     assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: recv.url } })).status, 200);
-    for (let round = 0; round < 4; round++) {
+    // Each round is a SIGKILL mid-load and a recovering start: 2 here, 4 under `npm run test:heavy`.
+    for (let round = 0, rounds = heavy(2, 4); round < rounds; round++) {
       const current: SpawnedServer = server;
       let stop = false;
       const load = Array.from({ length: 8 }, async (_, w) => {
