@@ -254,6 +254,19 @@ test('openapi complete - real answers match the schemas the document declares', 
   check('exportAggregates', await request('GET', '/v1/export?type=person'), undefined, 'text/csv');
   check('replayAggregateEvents', await request('GET', '/v1/aggregates/person/p-1/replay?skip=1'), undefined, 'application/x-ndjson');
   check('readStream', await request('GET', '/v1/stream?after=start&take=3'));
+  // The live form: the first frames of a real session, read until the first event, then cut.
+  {
+    const live = new AbortController();
+    const res = await fetch(`${server.url}/v1/stream?after=start`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: live.signal });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let text = '';
+    while (!/\ndata: \{"aggregate_type"/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    live.abort();
+    assert.match(text, /^retry: 1000\n\n/);
+    assert.match(text, /\nid: \S+\nevent: heartbeat\ndata: \{"position":/);
+    assert.match(text, /\nid: \S+\ndata: \{"aggregate_type":"person"/);
+    check('readStream', { status: res.status, body: text, headers: res.headers }, undefined, 'text/event-stream');
+  }
 
   const line = (version: number, eventId: string) =>
     JSON.stringify({ aggregate_type: 'imported', aggregate_id: 'i-1', event_type: 'thing_done', version, payload: { n: version }, extensions: {}, metadata: { event_id: eventId, created_at: '2025-01-02T03:04:05.678Z', issued_by: { group: 'import', user: 'test' } } });

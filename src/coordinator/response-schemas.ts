@@ -197,6 +197,11 @@ export const ImportSummary = named('ImportSummary', z.object({ lines: count, imp
 // ---- system ----
 
 export const Health = named('Health', z.object({ status: z.literal('ok') }));
+export const StreamEvents = named(
+  'StreamEvents',
+  z.string(),
+  'Server-Sent Events (with `Accept: text/event-stream`): `retry: 1000` first; each event is `id: <position after it>` + `data: <the event record as JSON, as GET /v1/events/{event_id} answers it>`; at the start and while idle, `event: heartbeat` frames carry the position as `id:` and `data: {"position": …}`; a cut session ends with `event: error` + `data: {"error": {"code", "message"}}` (`slow_consumer`; `unauthorized` once the token is revoked or expired). Reconnect with `Last-Event-ID` to resume.',
+);
 export const MetricsText = named('MetricsText', z.string(), 'Prometheus text exposition format 0.0.4');
 export const OpenApiDocument = named('OpenApiDocument', json, 'This OpenAPI 3.1 document');
 

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { DbxError, allowsResource, type Config, type EventRecord as EventRecordType, type TokenClaims } from '../core/index.js';
 import { matchesEvent, parseFilter, type FilterLimits } from '../core/filter.js';
 import { authorize, type Principal } from './auth.js';
-import { EventRecord } from './response-schemas.js';
+import { EventRecord, StreamEvents } from './response-schemas.js';
 import { defineRoute, queryInt, type RouteSpec } from './route-spec.js';
 import type { SchemaVisibility } from './schema-visibility.js';
 import type { StreamHub } from './stream.js';
@@ -32,6 +32,7 @@ const StreamPage = z
   })
   .describe('Events in commit order, as GET /v1/events/{event_id} returns them');
 
+
 export function streamRoutes(deps: StreamRouteDeps): RouteSpec[] {
   const { hub, limits, visibility } = deps;
   const filterLimits: FilterLimits = { chars_max: limits.query.filter_chars_max, depth_max: limits.query.filter_depth_max };
@@ -48,7 +49,10 @@ export function streamRoutes(deps: StreamRouteDeps): RouteSpec[] {
         take: queryInt().optional(),
         filter: z.string().optional(),
       }),
-      response: StreamPage,
+      response: [
+        { contentType: 'application/json', schema: StreamPage },
+        { contentType: 'text/event-stream', schema: StreamEvents },
+      ],
       handler: async ({ query, tenant, principal, request, reply }) => {
         visibility.assertFilterVisible(tenant, undefined, 'event', query.filter, filterLimits);
         const filter = query.filter ? parseFilter(query.filter, filterLimits) : undefined;
