@@ -15,7 +15,7 @@ import type { BatchIntent, ShardMessage, ShardReply, ShardReplyMessage, ShardReq
 import { headKeyString, type WriteSet } from './records.js';
 import { WorkerSchemas } from './schema-check.js';
 import type { SchemaRecord } from '../core/schema/api.js';
-import { WorkerEnv, type ShardStore } from './store.js';
+import { DURABLE_TXN_FLAGS, WorkerEnv, type ShardStore } from './store.js';
 import { sealEventFor } from './sealing.js';
 import { deleteTenantChunk, writeTenantEntries, type RangeEntry, type RangeWriteResult } from './tenant-range.js';
 
@@ -157,14 +157,14 @@ function submit(group: PreparedGroup, groupSize: number): void {
   if (group.writes) {
     for (const [key, value] of group.builder.overlay) cache.set(key, { head: value.head, state: value.state });
     newest = group.builder;
-    const commit = env.env.childTransaction(() => {
+    const write = (): void => {
       // A group prepared on top of a failed one must not reach the disk.
       if (failed) throw failed;
       applyGroup(storage, group);
       outboxMarks = [...group.builder.writeSets.keys()].map((shard) => [shard, storeOf(shard).outboxHigh()]);
       streamMarks = env.takeStreamMarks();
-    });
-    durable = Promise.all([lastCommit, commit]);
+    };
+    durable = Promise.all([lastCommit, commitGroup(write)]);
   }
   const ack: PendingAck = { group, groupSize, depth: inFlight, probe: init.durability === 'async' ? visibilityProbe(group) : undefined };
   acks.push(ack);
@@ -200,6 +200,34 @@ function submit(group: PreparedGroup, groupSize: number): void {
       afterCommit();
     },
   );
+}
+
+/** Asynchronous commits handed to lmdb-js's write thread and not yet settled (groups and control writes). */
+let asyncCommits = 0;
+
+/**
+ * A group's commit. With nothing else in flight it commits on this thread, durable when the call
+ * returns (DURABLE_TXN_FLAGS): a lone writer then skips two thread hand-offs, measured ~0.25 ms of a
+ * 1.4 ms 1-client apply, and nothing waits behind the flush (nothing else is queued). With commits
+ * in flight it joins lmdb-js's write thread, so the next group is prepared while this one flushes.
+ */
+function commitGroup(write: () => void): Promise<unknown> {
+  if (asyncCommits === 0 && inFlight === 1) {
+    try {
+      env.env.transactionSync(write, DURABLE_TXN_FLAGS);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  return trackAsync(env.env.childTransaction(write));
+}
+
+function trackAsync<T>(commit: Promise<T>): Promise<T> {
+  asyncCommits++;
+  const settle = (): void => void asyncCommits--;
+  commit.then(settle, settle);
+  return commit;
 }
 
 /**
@@ -346,7 +374,7 @@ setInterval(() => {
  */
 function commitBeside(write: () => void): Promise<void> {
   if (failed) return Promise.reject(failed);
-  return env.env.childTransaction(write).then(() => env.env.resetReadTxn());
+  return trackAsync(env.env.childTransaction(write)).then(() => env.env.resetReadTxn());
 }
 
 /** Rare control calls, served over comlink on the parent port. */
