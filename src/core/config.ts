@@ -28,7 +28,7 @@ const storageSchema = z.strictObject({
    * Group commits a worker hands to LMDB before the first of them is durable: while one flushes the
    * next is prepared and written. 1 = no overlap.
    */
-  commits_in_flight_max: z.number().int().min(1).max(64).default(4),
+  commits_in_flight_max: z.number().int().min(1).max(64).default(1),
   /** Commands gathered into one LMDB commit at most (group commit bound). */
   batch_commands_max: z.number().int().min(1).max(100_000).default(2048),
   /**
