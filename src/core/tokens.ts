@@ -2,7 +2,7 @@
  * Ed25519-signed JWTs (DESIGN §7). Private keys are stored as base64 PKCS#8 (the original's format);
  * a bare 32-byte seed is accepted too. Public keys are base64 raw 32 bytes.
  */
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID, verify as verifyNative, type KeyObject } from 'node:crypto';
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { z } from 'zod';
@@ -118,6 +118,28 @@ export function issueToken(auth: AuthSettings, input: IssueInput, now = Date.now
 
 const unauthorized = (message: string): DbxError => new DbxError('unauthorized', message);
 
+/** Fixed DER prefix of an Ed25519 SubjectPublicKeyInfo: the 32-byte key follows it. */
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const publicKeyObjects = new Map<string, KeyObject>();
+
+/**
+ * The public key as a node:crypto key, made once per key. Verifying with node:crypto (OpenSSL)
+ * takes ~0.09 ms here against ~2 ms in JS (@noble/ed25519), which every token's first request paid
+ * (1,000 tenants' tokens: 2.2–2.8 s of CPU). OpenSSL verifies strictly by RFC 8032 (no
+ * non-canonical S), so it accepts no signature @noble would refuse.
+ */
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const id = Buffer.from(publicKey).toString('base64');
+  let key = publicKeyObjects.get(id);
+  if (!key) {
+    if (publicKey.length !== 32) throw unauthorized('token signature is invalid');
+    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    if (publicKeyObjects.size >= 16) publicKeyObjects.clear();
+    publicKeyObjects.set(id, key);
+  }
+  return key;
+}
+
 /** Checks the signature and the structure; time and issuer checks are in `checkClaims`. */
 export function verifySignature(token: string, publicKey: Uint8Array): TokenClaims {
   const parts = token.split('.');
@@ -135,7 +157,7 @@ export function verifySignature(token: string, publicKey: Uint8Array): TokenClai
   const signature = Buffer.from(signaturePart, 'base64url');
   let valid = false;
   try {
-    valid = signature.length === 64 && ed.verify(signature, Buffer.from(`${headerPart}.${claimsPart}`), publicKey);
+    valid = signature.length === 64 && verifyNative(null, Buffer.from(`${headerPart}.${claimsPart}`), publicKeyObject(publicKey), signature);
   } catch {
     valid = false;
   }
