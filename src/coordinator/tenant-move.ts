@@ -26,49 +26,23 @@
  * keeps serving) and answers `integrity_failed`. Moved events get no outbox entry: nothing is
  * delivered twice. Test hook: with NODE_ENV=test, `EVENTDBX_FAULT_TENANT_MOVE=<phase>` kills the
  * process with SIGKILL once that phase has done part of its work.
+ *
+ * This file is the state machine; what it persists and reports is tenant-move-state.ts, and the
+ * checks of the copy (phases 2 and 3) are tenant-move-verify.ts.
  */
 import type { Key as LmdbKey } from 'lmdb';
-import {
-  DbxError,
-  appendLeaf,
-  canonicalize,
-  frontierRoot,
-  leafHash,
-  shardName,
-  tenantShard,
-  type PlacementSettings,
-} from '../core/index.js';
-import { TENANT_KEYED_DBS, countTenantRange, countTenantRangeYielding, scanPrefix, type RangeEntry, type ShardStore, type StoredHead } from '../shard-worker/index.js';
+import { DbxError, shardName, tenantShard, type PlacementSettings } from '../core/index.js';
+import { TENANT_KEYED_DBS, countTenantRange, countTenantRangeYielding, scanPrefix, type RangeEntry, type ShardStore } from '../shard-worker/index.js';
 import type { RequestBody, ShardPool } from './shard-pool.js';
-import { ChunkWriter, catchUp, copyMismatch, copyRange, countsCovered, type ChunkBounds, type CopySide } from './tenant-copy.js';
+import { ChunkWriter, catchUp, copyMismatch, copyRange, countsCovered, type CopySide } from './tenant-copy.js';
 import type { TenantBusy } from './tenant-export.js';
 import type { TenantAdmission } from './tenant-gate.js';
 import type { TenantMeta, TenantMove, TenantMovePhase } from './tenant-meta.js';
+import { DEFAULT_MOVE_SETTINGS, MoveStopped, faultAt, freshProgress, moveReport, progressOf, type MoveReport, type MoveRun, type MoveSettings, type Progress } from './tenant-move-state.js';
+import { verifyCopied, verifyTail, type VerifiedCopies } from './tenant-move-verify.js';
 import type { TenantMover } from './tenant-service.js';
-import { verifyAggregate } from './verify.js';
 
 type Key = LmdbKey[];
-
-export interface MoveSettings {
-  /** Entries and stored bytes per target transaction. */
-  chunk: ChunkBounds;
-  /** Catch-up passes before the flip at most (each copies what changed during the one before). */
-  catchUpPassesMax: number;
-  /** A catch-up that finds at most this many changed aggregates is followed by the flip. */
-  flipDeltaMax: number;
-  /** Progress is persisted every this many chunks (a crash re-copies at most these). */
-  persistEveryChunks: number;
-  /** How long the deletion waits for the plugin queue between checks. */
-  outboxPollMs: number;
-}
-
-export const DEFAULT_MOVE_SETTINGS: MoveSettings = {
-  chunk: { entries: 1000, bytes: 4 * 1024 * 1024 },
-  catchUpPassesMax: 8,
-  flipDeltaMax: 64,
-  persistEveryChunks: 4,
-  outboxPollMs: 20,
-};
 
 export interface TenantMoveDeps {
   pool: ShardPool;
@@ -85,55 +59,6 @@ export interface TenantMoveDeps {
   settings?: Partial<MoveSettings>;
 }
 
-/** The mover's resumption data, kept in `TenantMove.progress` (opaque to everyone else). */
-interface Progress {
-  /** What tenant_meta's `shard` becomes at the flip (null: back to the hash shard). */
-  assignment: number | null;
-  /** Bulk copy cursor: the db being copied (null once every db is) and the last key copied there. */
-  db: string | null;
-  after: Key | null;
-  copied: number;
-  passes: number;
-  caught_up: number;
-  verified: number;
-  pause_ms?: number;
-  /** Where the write pause went: waiting for writes in flight, the final catch-up, checks, the flip commit. */
-  pause_steps_ms?: Record<string, number>;
-  outbox_at_flip?: number;
-  deleted: number;
-  resumed: number;
-}
-
-/** What a move answers (and `dbx tenant assign` prints). */
-export interface MoveReport {
-  tenant: string;
-  from: string;
-  to: string;
-  aggregates: number;
-  events: number;
-  entries_copied: number;
-  catch_up_passes: number;
-  entries_caught_up: number;
-  /** Longest time the tenant's writes were paused (the flip), in ms. */
-  write_pause_ms: number;
-  write_pause_steps_ms: Record<string, number>;
-  entries_deleted: number;
-  duration_ms: number;
-  /** Time spent in each phase this run (ms). */
-  phases_ms: Partial<Record<TenantMovePhase, number>>;
-  resumed: number;
-  /** Set when the source range could not be deleted yet (the target serves regardless). */
-  source_cleanup?: string;
-}
-
-/** A copied aggregate as verified: its version and the Merkle frontier of events 1..version. */
-interface Verified {
-  version: number;
-  frontier: string[];
-}
-
-class MoveStopped extends Error {}
-
 export class TenantMoveService implements TenantMover {
   private readonly settings: MoveSettings;
   private readonly running = new Map<string, Promise<MoveReport>>();
@@ -148,7 +73,7 @@ export class TenantMoveService implements TenantMover {
     if (from === to) throw new DbxError('invalid_input', `tenant '${tenant}' is already on ${shardName(to)}`);
     if (this.running.has(tenant) || this.deps.meta.get(tenant)?.move) throw new DbxError('tenant_busy', `tenant '${tenant}' is being moved; wait for the move to finish`);
     this.deps.busy.refuseIfBusy(tenant, false, 'move it');
-    const progress: Progress = { assignment, db: TENANT_KEYED_DBS[0]?.name ?? null, after: null, copied: 0, passes: 0, caught_up: 0, verified: 0, deleted: 0, resumed: 0 };
+    const progress = freshProgress(assignment);
     const record: TenantMove = { from, to, phase: 'copying', started_at: new Date().toISOString(), progress: { ...progress } };
     await this.deps.meta.setMove(tenant, record);
     return { ...(await this.track(tenant, record, progress)) };
@@ -247,23 +172,7 @@ export class TenantMoveService implements TenantMover {
     }
     target.env.env.resetReadTxn();
     const counts = await countTenantRangeYielding(target.env, target.shard, tenant);
-    const report: MoveReport = {
-      tenant,
-      from: shardName(record.from),
-      to: shardName(record.to),
-      aggregates: counts.heads ?? 0,
-      events: counts.events ?? 0,
-      entries_copied: progress.copied,
-      catch_up_passes: progress.passes,
-      entries_caught_up: progress.caught_up,
-      write_pause_ms: Math.round((progress.pause_ms ?? 0) * 10) / 10,
-      write_pause_steps_ms: progress.pause_steps_ms ?? {},
-      entries_deleted: progress.deleted,
-      duration_ms: Math.round(performance.now() - started),
-      phases_ms: phases,
-      resumed: progress.resumed,
-      ...(cleanup !== undefined ? { source_cleanup: cleanup } : {}),
-    };
+    const report = moveReport(move, counts, performance.now() - started, phases, cleanup);
     this.deps.log('info', 'tenant moved', { ...report });
     return report;
   }
@@ -316,7 +225,7 @@ export class TenantMoveService implements TenantMover {
   }
 
   /** Catch-up passes outside the pause, each changed aggregate verified incrementally, until the delta is small. */
-  private async catchUpVerified(move: MoveRun, verified: Map<string, Verified>): Promise<void> {
+  private async catchUpVerified(move: MoveRun, verified: VerifiedCopies): Promise<void> {
     const writer = this.writerFor(move, async () => {
       if (this.stopped) throw new MoveStopped();
     });
@@ -324,15 +233,15 @@ export class TenantMoveService implements TenantMover {
       const result = await catchUp(move.source, move.target, move.tenant, writer, this.settings.chunk);
       move.progress.passes++;
       move.progress.caught_up += result.entries;
-      for (const agg of result.changed.values()) this.verifyTail(move, agg.type, agg.id, verified, false);
+      for (const agg of result.changed.values()) verifyTail(move, agg.type, agg.id, verified, false);
       if (result.changed.size <= this.settings.flipDeltaMax) break;
     }
   }
 
   /** Every aggregate on the target, fully verified and checked against the source's root at its version. */
-  private async verifyAll(move: MoveRun): Promise<Map<string, Verified>> {
+  private async verifyAll(move: MoveRun): Promise<VerifiedCopies> {
     const { target, tenant, progress } = move;
-    const verified = new Map<string, Verified>();
+    const verified: VerifiedCopies = new Map();
     progress.verified = 0;
     target.env.env.resetReadTxn();
     // Keys a page at a time: verification yields to other requests, and an LMDB range iterator
@@ -342,7 +251,9 @@ export class TenantMoveService implements TenantMover {
       if (keys.length === 0) break;
       after = keys[keys.length - 1];
       for (const key of keys) {
-        await this.verifyOne(move, verified, key[1] as string, key[2] as string);
+        if (this.stopped) throw new MoveStopped();
+        await verifyCopied(move, verified, key[1] as string, key[2] as string);
+        if (++progress.verified === 1) faultAt('verifying');
         // Verification shares this thread with every request: a turn for them after each aggregate.
         await new Promise((resolve) => setImmediate(resolve));
       }
@@ -351,26 +262,8 @@ export class TenantMoveService implements TenantMover {
     return verified;
   }
 
-  /** One aggregate of the copy: verify.ts's full check on the target, then its root against the source's. */
-  private async verifyOne(move: MoveRun, verified: Map<string, Verified>, type: string, id: string): Promise<void> {
-    const { source, target, tenant, progress } = move;
-    if (this.stopped) throw new MoveStopped();
-    const head = target.store.getHead(tenant, type, id) as StoredHead;
-    const result = await verifyAggregate(target.store, tenant, type, id, head);
-    if (!result.valid) {
-      const problem = result.problems?.[0];
-      throw new DbxError('integrity_failed', `the copy of ${type}/${id} on ${shardName(target.shard)} failed verification at version ${result.first_invalid_version}: ${problem?.message ?? 'invalid'}`);
-    }
-    const sourceRoot = rootAt(source.store, tenant, type, id, head.version);
-    if (sourceRoot !== head.merkle_root) {
-      throw new DbxError('integrity_failed', `the copy of ${type}/${id} v${head.version} has root ${head.merkle_root}, the source ${sourceRoot ?? 'has no such version'}`);
-    }
-    verified.set(`${type}\u0000${id}`, { version: head.version, frontier: [...head.frontier] });
-    if (++progress.verified === 1) faultAt('verifying');
-  }
-
   /** The write pause: final delta, its verification, the checks, and the one-transaction flip. */
-  private async flip(move: MoveRun, verified: Map<string, Verified>): Promise<void> {
+  private async flip(move: MoveRun, verified: VerifiedCopies): Promise<void> {
     const { source, target, tenant, progress, record } = move;
     const pausedAt = performance.now();
     const resume = await this.deps.admission.pause(tenant);
@@ -386,7 +279,7 @@ export class TenantMoveService implements TenantMover {
       progress.passes++;
       progress.caught_up += final.entries;
       step('catch_up');
-      for (const agg of final.changed.values()) this.verifyTail(move, agg.type, agg.id, verified, true);
+      for (const agg of final.changed.values()) verifyTail(move, agg.type, agg.id, verified, true);
       const mismatch = copyMismatch(source, target, tenant, this.settings.chunk);
       if (mismatch) throw new DbxError('integrity_failed', `the copy of tenant '${tenant}' differs from its source after the final catch-up: ${mismatch}`);
       // Every outbox entry of the source up to here may name this tenant's events: the source range
@@ -405,50 +298,6 @@ export class TenantMoveService implements TenantMover {
     }
     progress.pause_steps_ms = Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, Math.round(v * 10) / 10]));
     this.deps.log('info', 'tenant move flipped', { tenant, to: shardName(target.shard), write_pause_ms: Math.round(progress.pause_ms), steps: progress.pause_steps_ms });
-  }
-
-  /**
-   * Incremental check of one aggregate's copied delta: every event past the verified version has
-   * the hash of its body and the root of the tree grown from the verified frontier, and the result
-   * equals the target's head and the source's root at that version (its head, when `paused`).
-   * O(new events); records the new verified version.
-   */
-  private verifyTail(move: MoveRun, type: string, id: string, verified: Map<string, Verified>, paused: boolean): void {
-    const { source, target, tenant } = move;
-    const key = `${type}\u0000${id}`;
-    const from = verified.get(key);
-    const head = target.store.getHeadMeta(tenant, type, id);
-    const fail = (why: string): never => {
-      throw new DbxError('integrity_failed', `the copy of ${type}/${id} on ${shardName(target.shard)} failed verification: ${why}`);
-    };
-    if (!head) {
-      if (source.store.getHeadMeta(tenant, type, id)) fail('the aggregate is missing from the copy');
-      verified.delete(key);
-      return;
-    }
-    let frontier = from?.frontier ?? [];
-    let size = from?.version ?? 0;
-    if (head.version < size) fail(`its version went back from ${size} to ${head.version}`);
-    for (const stored of target.store.storedEventRange(tenant, type, id, size)) {
-      if (size >= head.version) break;
-      const event = target.store.openEvent(stored);
-      if (event.version !== size + 1) fail(`event ${size + 1} is missing`);
-      const { hash, merkle_root, ...body } = event;
-      const leaf = leafHash(canonicalize(body));
-      if (hash !== leaf) fail(`event ${event.version}: the hash is not the hash of its content`);
-      frontier = appendLeaf(frontier, size, leaf);
-      size++;
-      if (merkle_root !== frontierRoot(frontier)) fail(`event ${event.version}: merkle_root is not the root of events 1..${event.version}`);
-    }
-    const root = frontierRoot(frontier);
-    if (size !== head.version || root !== head.merkle_root) fail(`the head (v${head.version}) is not the fold of its ${size} copied events`);
-    if (paused) {
-      const sourceHead = source.store.getHeadMeta(tenant, type, id);
-      if (sourceHead?.version !== head.version || sourceHead.merkle_root !== root) fail(`the source is at v${sourceHead?.version ?? 0}, the copy at v${head.version}`);
-    } else if (rootAt(source.store, tenant, type, id, head.version) !== root) {
-      fail(`the source's root at v${head.version} differs from the copy's`);
-    }
-    verified.set(key, { version: size, frontier });
   }
 
   /** After the flip: waits for the plugin queue, then deletes the source range in chunks. */
@@ -500,53 +349,6 @@ export class TenantMoveService implements TenantMover {
       this.deps.log('error', 'tenant move: rolling back failed; the move resumes at the next start', { tenant, err });
     }
   }
-}
-
-interface MoveRun {
-  tenant: string;
-  record: TenantMove;
-  progress: Progress;
-  source: CopySide;
-  target: CopySide;
-}
-
-function progressOf(record: TenantMove): Progress {
-  const p = (record.progress ?? {}) as Partial<Progress>;
-  return {
-    assignment: p.assignment === undefined ? record.to : p.assignment,
-    db: p.db === undefined ? (TENANT_KEYED_DBS[0]?.name ?? null) : p.db,
-    after: p.after ?? null,
-    copied: p.copied ?? 0,
-    passes: p.passes ?? 0,
-    caught_up: p.caught_up ?? 0,
-    verified: p.verified ?? 0,
-    ...(p.pause_ms !== undefined ? { pause_ms: p.pause_ms } : {}),
-    ...(p.pause_steps_ms !== undefined ? { pause_steps_ms: p.pause_steps_ms } : {}),
-    ...(p.outbox_at_flip !== undefined ? { outbox_at_flip: p.outbox_at_flip } : {}),
-    deleted: p.deleted ?? 0,
-    resumed: p.resumed ?? 0,
-  };
-}
-
-/** The merkle_root the source's event at `version` carries (readable without the data key). */
-function rootAt(store: ShardStore, tenant: string, type: string, id: string, version: number): string | undefined {
-  const stored = store.storedEvents.get([tenant, type, id, version]);
-  if (stored === undefined) return undefined;
-  try {
-    const root = (JSON.parse(stored) as { merkle_root?: unknown }).merkle_root;
-    return typeof root === 'string' ? root : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The test fault hook: `EVENTDBX_FAULT_TENANT_MOVE=<phase>` kills this process at that point of a
- * move (SIGKILL: no cleanup runs). Honoured only with NODE_ENV=test, never in a real deployment.
- */
-function faultAt(phase: TenantMovePhase): void {
-  if (process.env.NODE_ENV !== 'test' || process.env.EVENTDBX_FAULT_TENANT_MOVE !== phase) return;
-  process.kill(process.pid, 'SIGKILL');
 }
 
 function sleep(ms: number): Promise<void> {
