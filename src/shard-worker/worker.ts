@@ -218,8 +218,9 @@ function commitGroup(write: () => void, groupSize: number): Promise<unknown> {
   // What arrived meanwhile joins the queue (runOnce schedules it after submit).
   drainPort();
   const alone = groupSize === 1 && queue.length === 0;
-  // `async` acknowledges at visibility, ahead of the flush: that needs lmdb-js's write thread.
-  if (init.durability === 'sync' && (init.commitsInFlightMax === 1 || alone) && asyncCommits === 0 && inFlight === 1) {
+  // In `async` too: a commit here is durable sooner than the write thread makes one visible
+  // (README, Durability), so `async` acknowledges at visibility only where groups overlap.
+  if ((init.commitsInFlightMax === 1 || alone) && asyncCommits === 0 && inFlight === 1) {
     try {
       env.env.transactionSync(write, DURABLE_TXN_FLAGS);
       return Promise.resolve();
