@@ -201,7 +201,24 @@ export class Dispatcher {
     let grace: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (grace = setTimeout(r, STOP_GRACE_MS)))]);
     clearTimeout(grace);
+    await this.savePositionsOnStop();
     await this.flush();
+  }
+
+  /**
+   * A clean stop leaves no position unsaved (a pass that made no job saves at most once a second):
+   * else the next start would re-read those entries and hand a plugin enabled meanwhile events
+   * from before it was enabled. Waits for a pass still running first.
+   */
+  private async savePositionsOnStop(): Promise<void> {
+    for (let waited = 0; this.pumping && waited < STOP_GRACE_MS; waited += 5) await new Promise((r) => setTimeout(r, 5));
+    try {
+      for (const [shard, position] of this.positions) {
+        if ((this.savedPositions.get(shard) ?? 0) < position) await this.savePosition(shard, position, Date.now());
+      }
+    } catch (err) {
+      this.deps.log('warn', 'could not save the plugin queue position at stop (entries without jobs are read again at the next start)', { err });
+    }
   }
 
   /**

@@ -414,6 +414,8 @@ const control = {
   },
   /** Crash recovery of a cross-worker batch: writes a part unless it is already there. */
   async recoverPart(shard: number, ws: WriteSet): Promise<'applied' | 'present'> {
+    // Fail-stop covers control writes too: nothing reaches the disk after a failed commit.
+    if (failed) throw failed;
     const store = storeOf(shard);
     const first = ws.events[0];
     if (!first || store.storedEvents.get(first.key) !== undefined) return 'present';
@@ -421,6 +423,7 @@ const control = {
     return 'applied';
   },
   async forgetIntent(txid: string): Promise<void> {
+    if (failed) throw failed;
     if (env.intents.get(txid) !== undefined) await env.commitDurably(() => void env.intents.remove(txid));
   },
   /**
