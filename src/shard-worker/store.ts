@@ -16,6 +16,8 @@ import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootD
 import type { EventRecord, JsonObject, ValueCipher } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, StreamKey, StreamValue, WriteSet } from './records.js';
 import { INDEX_READY, SKEW, eventIdParts, idTimeMs, type EventIndexKey, type EventIndexValue, type QueryMetaKey } from './event-index.js';
+import { ShardDb } from './shard-db.js';
+import { TENANT_KEYED_DBS, keyHasPrefix, type IndexedEvent, type KeyPrefixRange, type TenantKeyedDb } from './tenant-keyed-dbs.js';
 import { eventCodec, headCodec, idempotencyCodec, intentCodec, openEventRecord, snapshotCodec, type ValueCodec } from './sealing.js';
 
 export interface StoreOptions {
@@ -39,157 +41,9 @@ export const KEY_MAX = '\uffff';
  */
 export const DURABLE_TXN_FLAGS = 0x1 | 0x2 | 0x10000;
 
+export { ShardDb, TENANT_KEYED_DBS, keyHasPrefix, type IndexedEvent, type KeyPrefixRange, type TenantKeyedDb };
+
 type Key = LmdbKey[];
-
-/**
- * A named database whose keys are `[shard, tenant, …]`. Tenant moves, removals and range counts
- * (tenant-range.ts, coordinator/tenant-move.ts) walk these ranges generically, copying stored bytes
- * as they are (sealed values stay sealed: every shard uses the same data key).
- */
-export interface TenantKeyedDb {
-  name: string;
-  /**
-   * The key ranges (local keys, after the shard) that hold one aggregate's entries. A move's
-   * catch-up then re-reads only the aggregates whose head changed (every write rewrites its head),
-   * and for versioned keys only versions `fromVersion..throughVersion` (what lies below the copied
-   * head is immutable; what lies above the head being copied belongs to the next pass).
-   */
-  aggregateRanges?: (tenant: string, type: string, id: string, fromVersion: number, throughVersion: number) => KeyPrefixRange[];
-  /** Entries are only appended, in key order (a commit sequence): the catch-up copies past the target's last key. */
-  appendOnly?: boolean;
-  /**
-   * One entry per event, never changed or removed (an event index): the local keys one event
-   * contributes. The catch-up syncs exactly these for the events it copies.
-   */
-  eventKeys?: (tenant: string, event: IndexedEvent) => Key[];
-  // None of the three: the catch-up compares the tenant's whole range of this db (correct, but
-  // O(range) per pass, the final one inside the write pause: for small per-tenant dbs only).
-}
-
-/** What `TenantKeyedDb.eventKeys` gets of an event (all readable in a sealed record). */
-export interface IndexedEvent {
-  aggregate_type: string;
-  aggregate_id: string;
-  version: number;
-  event_type: string;
-  event_id: string;
-  created_at: string;
-}
-
-/**
- * Every key that starts with `prefix`, from `from` (default: the prefix itself). A prefix scan, not
- * an end key: an end such as `[…, KEY_MAX]` misses segments above U+FFFF (an idempotency key may
- * hold an emoji), while a shorter array sorts before all its extensions, so a prefix is exact.
- * `throughVersion`: the segment right after the prefix is a version; the scan stops past it.
- */
-export interface KeyPrefixRange {
-  prefix: Key;
-  from?: Key;
-  throughVersion?: number;
-}
-
-const whole = (prefix: Key): KeyPrefixRange[] => [{ prefix }];
-const versions = (prefix: Key, from: number, through: number): KeyPrefixRange[] => [{ prefix, from: [...prefix, from], throughVersion: through }];
-
-/**
- * EVERY database keyed `[shard, tenant, …]`, in one place: a db missing here would be left behind
- * by a tenant move and survive a tenant removal. Whoever adds such a db adds it here, with the
- * shape that lets a move's catch-up stay cheap (see TenantKeyedDb). `heads` comes first: a move
- * copies a head before the entries it describes, so a copied head is never newer than the copies
- * of its events (the catch-up relies on it). `event_ids` is keyed `[shard, event_id]` (no tenant)
- * and follows the tenant's events (tenant-range.ts).
- */
-export const TENANT_KEYED_DBS: readonly TenantKeyedDb[] = [
-  { name: 'heads', aggregateRanges: (t, type, id) => whole([t, type, id]) },
-  // [tenant, type, id, version]
-  { name: 'events', aggregateRanges: (t, type, id, from, through) => versions([t, type, id], from, through) },
-  { name: 'snapshots', aggregateRanges: (t, type, id, from, through) => versions([t, type, id], from, through) },
-  // [tenant, type, id, idempotency key]: not versioned, so the aggregate's whole range.
-  { name: 'idempotency', aggregateRanges: (t, type, id) => whole([t, type, id]) },
-  // [tenant, 'a' | 'r', type, id]
-  { name: 'aggregate_index', aggregateRanges: (t, type, id) => [{ prefix: [t, 'a', type, id] }, { prefix: [t, 'r', type, id] }] },
-  // [tenant, seq]: gapless per (shard, tenant); copied with its seqs so stream positions survive a move.
-  { name: 'stream', appendOnly: true },
-  // [tenant, event_type, created_ms, id_high, id_low] (event-index.ts): one entry per event.
-  {
-    name: 'event_index',
-    eventKeys: (t, e) => {
-      const [high, low] = eventIdParts(e.event_id);
-      const created = Date.parse(e.created_at);
-      return [[t, e.event_type, Number.isFinite(created) ? created : idTimeMs(high), high, low]];
-    },
-  },
-  // [tenant, name] (the tenant's time skew): a handful of entries, compared whole.
-  { name: 'query_meta' },
-];
-
-/** True when `key` starts with every segment of `prefix`. */
-export function keyHasPrefix(key: readonly LmdbKey[], prefix: readonly LmdbKey[]): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
-  return true;
-}
-
-/**
- * One shard's slice of a named database: prefixes every key with the shard and strips it from
- * range results. `scalar` databases have a single-value key (the outbox sequence, an event id, a
- * batch txid) that becomes `[shard, key]` on disk.
- */
-export class ShardDb<V, K> {
-  constructor(
-    readonly db: Database<V, Key>,
-    readonly shard: number,
-    private readonly scalar = false,
-    /** Stored form of the values (sealing); absent = stored as they are. */
-    private readonly codec?: ValueCodec<V>,
-  ) {}
-
-  private full(key: K): Key {
-    return this.scalar ? [this.shard, key as LmdbKey] : [this.shard, ...(key as unknown as LmdbKey[])];
-  }
-
-  private local(key: Key): K {
-    return (this.scalar ? key[1] : key.slice(1)) as K;
-  }
-
-  get(key: K): V | undefined {
-    const stored = this.db.get(this.full(key));
-    return stored === undefined || !this.codec ? stored : this.codec.decode(stored);
-  }
-
-  put(key: K, value: V): Promise<boolean> {
-    return this.db.put(this.full(key), (this.codec ? this.codec.encode(value) : value) as V);
-  }
-
-  remove(key: K): Promise<boolean> {
-    return this.db.remove(this.full(key));
-  }
-
-  /** Keys compare as on disk; an absent bound is this shard's first or last key. */
-  /**
-   * `transaction` (from `env.useReadTransaction()`): read in that snapshot, so several ranges (an
-   * export's two passes) see one point in time; absent = the current read transaction.
-   */
-  getRange(
-    options: { start?: K; end?: K; reverse?: boolean; limit?: number; transaction?: RangeOptions['transaction'] } = {},
-  ): Iterable<{ key: K; value: V }> & { map<T>(fn: (e: { key: K; value: V }) => T): Iterable<T> } {
-    const low: Key = [this.shard];
-    const high: Key = [this.shard + 1];
-    const range: RangeOptions = {
-      start: options.start !== undefined ? this.full(options.start) : options.reverse ? high : low,
-      end: options.end !== undefined ? this.full(options.end) : options.reverse ? low : high,
-      ...(options.reverse ? { reverse: true } : {}),
-      ...(options.limit !== undefined ? { limit: options.limit } : {}),
-      ...(options.transaction !== undefined ? { transaction: options.transaction } : {}),
-    };
-    const codec = this.codec;
-    return this.db.getRange(range).map(({ key, value }) => ({ key: this.local(key as Key), value: codec ? codec.decode(value) : (value as V) }));
-  }
-
-  getCount(): number {
-    return this.db.getCount({ start: [this.shard], end: [this.shard + 1] });
-  }
-}
 
 /** A worker's environment and its named databases (keys shard-prefixed). */
 export class WorkerEnv {
