@@ -32,7 +32,6 @@ const StreamPage = z
   })
   .describe('Events in commit order, as GET /v1/events/{event_id} returns them');
 
-
 export function streamRoutes(deps: StreamRouteDeps): RouteSpec[] {
   const { hub, limits, visibility } = deps;
   const filterLimits: FilterLimits = { chars_max: limits.query.filter_chars_max, depth_max: limits.query.filter_depth_max };

@@ -1,8 +1,9 @@
 /**
  * Shard worker thread entry. Owns one LMDB environment (its logical shards, keys prefixed by
  * shard) for writing. Requests arrive on a dedicated MessagePort; every turn drains the port
- * (`receiveMessageOnPort`) so concurrent writes share one commit, and up to commits_in_flight_max
- * group commits are written and flushed while the next group is prepared.
+ * (`receiveMessageOnPort`) so concurrent writes share one commit. With commits_in_flight_max = 1
+ * (default) a group commits on this thread; above 1, up to that many group commits are written and
+ * flushed on lmdb-js's write thread while the next group is prepared (see commitGroup).
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
