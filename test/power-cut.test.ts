@@ -7,8 +7,8 @@
  * last flush interval), versions contiguous, verify valid, config.toml's key pair and settings and
  * cli.token unchanged (the same token still authenticates).
  *
- * In `npm test` a few cycles run; `npm run test:power-cut` runs POWER_CUT_CYCLES (default 20).
- * POWER_CUT_DURABILITY=async checks the async contract. Skipped where root, /dev/fuse or
+ * In `npm test` a few cycles run in each durability; `npm run test:power-cut` runs POWER_CUT_CYCLES
+ * (default 20) of each. POWER_CUT_DURABILITY=sync|async checks one contract only. Skipped where root, /dev/fuse or
  * python3-fusepy is missing.
  */
 import { after, test } from 'node:test';
@@ -22,7 +22,8 @@ import { checkSurvivors, mountLazyFs, powerCutUnsupported, spawnServerFreshBoot,
 
 const unsupported = powerCutUnsupported();
 const CYCLES = Number(process.env.POWER_CUT_CYCLES ?? 3);
-const DURABILITY = (process.env.POWER_CUT_DURABILITY ?? 'sync') as Durability;
+// Both contracts unless one is asked for.
+const DURABILITIES: Durability[] = process.env.POWER_CUT_DURABILITY ? [process.env.POWER_CUT_DURABILITY as Durability] : ['sync', 'async'];
 // 1 writer cuts the lone-writer path (the worker commits on its own thread, worker.ts commitGroup).
 const WRITERS = Number(process.env.POWER_CUT_WRITERS ?? 64);
 const RUN_MS = Number(process.env.POWER_CUT_RUN_MS ?? 400);
@@ -105,60 +106,62 @@ test('power cut - crash-torn lets some but not all unsynced sectors survive', { 
   assert.equal(survived, 32, 'half the unsynced sectors survive');
 });
 
-test(`power cut - ${CYCLES} cycles of ${WRITERS} writers, SIGKILL and a cut lose no acknowledged event (${DURABILITY}); keys, config and token survive`, { skip: unsupported, timeout: 60_000 + CYCLES * 30_000 }, async (t) => {
-  const { backing, mnt } = layout();
-  let fs = await mount(backing, mnt, 100);
-  writeFileSync(join(mnt, 'config.toml'), `[storage]\ndurability = "${DURABILITY}"\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\n`);
-  let server = await spawnServerFreshBoot(mnt);
-  const token = server.token;
-  const config = parseToml(readFileSync(join(mnt, 'config.toml'), 'utf8')) as { auth: { public_key: string; private_key: string; key_id: string }; storage: { durability: string } };
-  const acks: Ack[] = [];
-  let cutAtMs = 0;
-  try {
-    for (let cycle = 0; cycle <= CYCLES; cycle++) {
-      if (cycle > 0) {
-        // What the restarted server holds: everything acknowledged so far.
-        const { problems, lost } = await checkSurvivors(server, acks, { durability: DURABILITY, cutAtMs, lossWindowMs: FLUSH_INTERVAL_MS * 3 });
-        assert.deepEqual(problems.slice(0, 10), [], `cycle ${cycle}: ${problems.length} problems`);
-        if (lost.length) {
-          // async: the lost suffix is allowed; later appends reuse those versions, so forget them.
-          t.diagnostic(`cycle ${cycle}: ${lost.length} acknowledged events lost within the flush interval`);
-          const gone = new Set(lost);
-          acks.splice(0, acks.length, ...acks.filter((a) => !gone.has(a)));
+for (const durability of DURABILITIES) {
+  test(`power cut - ${CYCLES} cycles of ${WRITERS} writers, SIGKILL and a cut lose no acknowledged event (${durability}); keys, config and token survive`, { skip: unsupported, timeout: 60_000 + CYCLES * 30_000 }, async (t) => {
+    const { backing, mnt } = layout();
+    let fs = await mount(backing, mnt, 100);
+    writeFileSync(join(mnt, 'config.toml'), `[storage]\ndurability = "${durability}"\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\n`);
+    let server = await spawnServerFreshBoot(mnt);
+    const token = server.token;
+    const config = parseToml(readFileSync(join(mnt, 'config.toml'), 'utf8')) as { auth: { public_key: string; private_key: string; key_id: string }; storage: { durability: string } };
+    const acks: Ack[] = [];
+    let cutAtMs = 0;
+    try {
+      for (let cycle = 0; cycle <= CYCLES; cycle++) {
+        if (cycle > 0) {
+          // What the restarted server holds: everything acknowledged so far.
+          const { problems, lost } = await checkSurvivors(server, acks, { durability, cutAtMs, lossWindowMs: FLUSH_INTERVAL_MS * 3 });
+          assert.deepEqual(problems.slice(0, 10), [], `cycle ${cycle}: ${problems.length} problems`);
+          if (lost.length) {
+            // async: the lost suffix is allowed; later appends reuse those versions, so forget them.
+            t.diagnostic(`cycle ${cycle}: ${lost.length} acknowledged events lost within the flush interval`);
+            const gone = new Set(lost);
+            acks.splice(0, acks.length, ...acks.filter((a) => !gone.has(a)));
+          }
+          const now = parseToml(readFileSync(join(mnt, 'config.toml'), 'utf8')) as typeof config;
+          assert.equal(now.auth.public_key, config.auth.public_key, 'the key pair survived');
+          assert.equal(now.auth.private_key, config.auth.private_key);
+          assert.equal(now.storage.durability, durability, 'the settings survived');
+          assert.equal(readFileSync(join(mnt, 'cli.token'), 'utf8').trim(), token, 'cli.token survived');
+          const authed = await httpRequest(server.url, token, 'GET', '/v1/aggregates?take=1');
+          assert.equal(authed.status, 200, 'the first token still authenticates');
         }
-        const now = parseToml(readFileSync(join(mnt, 'config.toml'), 'utf8')) as typeof config;
-        assert.equal(now.auth.public_key, config.auth.public_key, 'the key pair survived');
-        assert.equal(now.auth.private_key, config.auth.private_key);
-        assert.equal(now.storage.durability, DURABILITY, 'the settings survived');
-        assert.equal(readFileSync(join(mnt, 'cli.token'), 'utf8').trim(), token, 'cli.token survived');
-        const authed = await httpRequest(server.url, token, 'GET', '/v1/aggregates?take=1');
-        assert.equal(authed.status, 200, 'the first token still authenticates');
+        if (cycle === CYCLES) break;
+        const stop = { now: false };
+        const before = acks.length;
+        const writers = startWriters(server, WRITERS, stop, acks);
+        // At least RUN_MS, longer on a loaded box until the cut has enough acknowledged writes to mean
+        // something (one per writer), at most 10 s.
+        const started = Date.now();
+        while (Date.now() - started < RUN_MS || (acks.length - before < WRITERS && Date.now() - started < 10_000)) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        server.kill('SIGKILL');
+        assert.equal(await server.exited, null, 'the server died of SIGKILL');
+        cutAtMs = Date.now();
+        stop.now = true;
+        await Promise.all(writers);
+        const kind = cycle % 2 === 0 ? 'crash' : 'crash-torn';
+        const stats = await fs.control('stats');
+        const answer = await cut(fs, kind);
+        t.diagnostic(`cycle ${cycle + 1}/${CYCLES}: ${acks.length - before} acknowledged, ${stats.writes} writes, ${stats.fsyncs} fsyncs, ${stats.sync_writes} O_DSYNC writes; ${kind} dropped ${answer.dropped_sectors} sectors, kept ${answer.survived_sectors}, undid ${answer.undone_meta} metadata changes`);
+        assert.ok(acks.length - before >= WRITERS, `enough acknowledged writes to mean something (${acks.length - before})`);
+        fs = await mount(backing, mnt, 100 + cycle + 1);
+        server = await spawnServerFreshBoot(mnt);
       }
-      if (cycle === CYCLES) break;
-      const stop = { now: false };
-      const before = acks.length;
-      const writers = startWriters(server, WRITERS, stop, acks);
-      // At least RUN_MS, longer on a loaded box until the cut has enough acknowledged writes to mean
-      // something (one per writer), at most 10 s.
-      const started = Date.now();
-      while (Date.now() - started < RUN_MS || (acks.length - before < WRITERS && Date.now() - started < 10_000)) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      server.kill('SIGKILL');
-      assert.equal(await server.exited, null, 'the server died of SIGKILL');
-      cutAtMs = Date.now();
-      stop.now = true;
-      await Promise.all(writers);
-      const kind = cycle % 2 === 0 ? 'crash' : 'crash-torn';
-      const stats = await fs.control('stats');
-      const answer = await cut(fs, kind);
-      t.diagnostic(`cycle ${cycle + 1}/${CYCLES}: ${acks.length - before} acknowledged, ${stats.writes} writes, ${stats.fsyncs} fsyncs, ${stats.sync_writes} O_DSYNC writes; ${kind} dropped ${answer.dropped_sectors} sectors, kept ${answer.survived_sectors}, undid ${answer.undone_meta} metadata changes`);
-      assert.ok(acks.length - before >= WRITERS, `enough acknowledged writes to mean something (${acks.length - before})`);
-      fs = await mount(backing, mnt, 100 + cycle + 1);
-      server = await spawnServerFreshBoot(mnt);
+    } finally {
+      if (server.child.exitCode === null && server.child.signalCode === null) await stopSpawned(server);
+      await fs.unmount();
     }
-  } finally {
-    if (server.child.exitCode === null && server.child.signalCode === null) await stopSpawned(server);
-    await fs.unmount();
-  }
-});
+  });
+}

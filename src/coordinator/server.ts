@@ -217,6 +217,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       metrics,
       log: (level, message, extra) => app.log[level](extra ?? {}, message),
       pruneOutbox: async (shard, through) => {
+        // Shutting down: the workers take no more requests; the next start prunes what is left.
+        if (pool.state !== 'running') return;
         await pool.request(shard, { kind: 'prune_outbox', shard, through });
       },
     });

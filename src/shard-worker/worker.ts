@@ -17,6 +17,7 @@ import { headKeyString, type WriteSet } from './records.js';
 import { WorkerSchemas } from './schema-check.js';
 import type { SchemaRecord } from '../core/schema/api.js';
 import { DURABLE_TXN_FLAGS, WorkerEnv, type ShardStore } from './store.js';
+import { ASYNC_GROUP_TXN_FLAGS, MetaFlusher } from './meta-flush.js';
 import { sealEventFor } from './sealing.js';
 import { deleteTenantChunk, writeTenantEntries, type RangeEntry, type RangeWriteResult } from './tenant-range.js';
 
@@ -33,6 +34,7 @@ const storeOf = (shard: number): ShardStore => {
   return store;
 };
 const storage: GroupStorage = { env, storeOf };
+const metaFlush = new MetaFlusher(init.envPath);
 
 /**
  * Stream seqs now durable: the coordinator's live readers read up to these (in `sync` mode nothing
@@ -155,6 +157,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
   let durable: Promise<unknown> = lastCommit;
   let outboxMarks: [number, number][] = [];
   let streamMarks: [number, string, number][] = [];
+  let commit: GroupCommit | undefined;
   if (group.writes) {
     for (const [key, value] of group.builder.overlay) cache.set(key, { head: value.head, state: value.state });
     newest = group.builder;
@@ -165,16 +168,28 @@ function submit(group: PreparedGroup, groupSize: number): void {
       outboxMarks = [...group.builder.writeSets.keys()].map((shard) => [shard, storeOf(shard).outboxHigh()]);
       streamMarks = env.takeStreamMarks();
     };
-    durable = Promise.all([lastCommit, commitGroup(write, groupSize)]);
+    commit = commitGroup(write, groupSize);
+    durable = Promise.all([lastCommit, commit.durable]);
   }
-  const ack: PendingAck = { group, groupSize, depth: inFlight, probe: init.durability === 'async' ? visibilityProbe(group) : undefined };
+  // A visible commit holds the window no longer: the next group may be prepared and committed
+  // (its commit carries this one's meta page to the disk).
+  const holdsWindow = !commit?.visible;
+  if (!holdsWindow) inFlight--;
+  const ack: PendingAck = {
+    group,
+    groupSize,
+    depth: inFlight + (holdsWindow ? 0 : 1),
+    probe: init.durability === 'async' && !commit?.visible ? visibilityProbe(group) : undefined,
+    visible: commit?.visible ?? false,
+  };
   acks.push(ack);
   if (ack.probe) pollVisibility();
+  if (ack.visible) sendAcks();
   // Replies of a group without writes (replays, refusals) may depend on an earlier group's
   // effects, so they too wait for every commit before them.
   lastCommit = durable.then(
     () => {
-      inFlight--;
+      if (holdsWindow) inFlight--;
       // This group is on disk: the next lookups may read it there (renew this thread's snapshot).
       env.env.resetReadTxn();
       group.builder.detach();
@@ -189,7 +204,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
       afterCommit();
     },
     (err: unknown) => {
-      inFlight--;
+      if (holdsWindow) inFlight--;
       if (!failed) {
         console.error('shard worker: commit failed; refusing further writes until restart', err);
         failed = new DbxError('unavailable', 'the shard worker stopped after a failed commit; restart the server');
@@ -206,30 +221,39 @@ function submit(group: PreparedGroup, groupSize: number): void {
 /** Asynchronous commits handed to lmdb-js's write thread and not yet settled (groups and control writes). */
 let asyncCommits = 0;
 
+/** A group handed to LMDB: when it is durable, and whether it is visible already. */
+interface GroupCommit {
+  durable: Promise<unknown>;
+  /** `async`, committed on this thread: its replies may go now (meta-flush.ts). */
+  visible: boolean;
+}
+
 /**
- * A group's commit: on this thread (transactionSync, durable when the call returns, see
- * DURABLE_TXN_FLAGS) when nothing else is in flight and either no overlap is configured
- * (`commits_in_flight_max = 1`) or the group is a lone request with nothing queued behind it;
- * otherwise on lmdb-js's write thread, so the next group is received and prepared while this one
- * flushes (issue 8 item 2). On this thread a commit skips two thread hand-offs and the write thread
- * waiting on this thread's callback (measured, interleaved A/B, 3 rounds: 1-client apply p50
- * 1,583 -> 1,360 µs; with every group committed here, 32 clients 4,269 -> 5,088/s).
+ * A group's commit: on this thread when no commit of lmdb-js's write thread is pending and either
+ * no overlap is configured (`commits_in_flight_max = 1`, the default) or the group is a lone
+ * request with nothing queued behind it; otherwise on lmdb-js's write thread (durable when it
+ * resolves), so the next group is received and prepared meanwhile. On this thread a commit skips
+ * two thread hand-offs and the write thread waiting on this thread's callback (measured,
+ * interleaved A/B, 3 rounds: 1-client apply p50 1,583 -> 1,360 µs; with every group committed
+ * here, 32 clients 4,269 -> 5,088/s). There `sync` commits with DURABLE_TXN_FLAGS (durable when
+ * transactionSync returns) and `async` with ASYNC_GROUP_TXN_FLAGS: visible and its pages flushed
+ * when it returns, its meta page flushed by the next commit or the flush timer (meta-flush.ts).
  */
-function commitGroup(write: () => void, groupSize: number): Promise<unknown> {
+function commitGroup(write: () => void, groupSize: number): GroupCommit {
   // What arrived meanwhile joins the queue (runOnce schedules it after submit).
   drainPort();
   const alone = groupSize === 1 && queue.length === 0;
-  // In `async` too: a commit here is durable sooner than the write thread makes one visible
-  // (README, Durability), so `async` acknowledges at visibility only where groups overlap.
   if ((init.commitsInFlightMax === 1 || alone) && asyncCommits === 0 && inFlight === 1) {
+    const lazyMeta = init.durability === 'async';
     try {
-      env.env.transactionSync(write, DURABLE_TXN_FLAGS);
-      return Promise.resolve();
+      env.env.transactionSync(write, lazyMeta ? ASYNC_GROUP_TXN_FLAGS : DURABLE_TXN_FLAGS);
     } catch (err) {
-      return Promise.reject(err);
+      return { durable: Promise.reject(err), visible: false };
     }
+    if (!lazyMeta) return { durable: Promise.resolve(), visible: false };
+    return { durable: metaFlush.whenDurable(metaFlush.committedOne()), visible: true };
   }
-  return trackAsync(env.env.childTransaction(write));
+  return { durable: trackAsync(env.env.childTransaction(write)), visible: false };
 }
 
 function trackAsync<T>(commit: Promise<T>): Promise<T> {
@@ -254,6 +278,8 @@ interface PendingAck {
   /** Group commits in flight when this one was handed to LMDB, itself included (pipeline depth). */
   depth: number;
   probe: VisibilityProbe | undefined;
+  /** `async`: the commit is visible (its replies may go before it is durable). */
+  visible: boolean;
   durable?: boolean;
   failed?: DbxError;
 }
@@ -291,12 +317,14 @@ function sendAcks(): void {
       send(failReplies(head.group.replies, head.failed.toWire()), head.groupSize, head.depth);
     } else if (!head.durable && head.group.writes) {
       // Sync, or async without a head to probe (an intent alone): wait for the flush.
-      if (!head.probe) break;
-      if (!fresh) {
-        env.env.resetReadTxn();
-        fresh = true;
+      if (!head.visible) {
+        if (!head.probe) break;
+        if (!fresh) {
+          env.env.resetReadTxn();
+          fresh = true;
+        }
+        if (!visible(head.probe)) break;
       }
-      if (!visible(head.probe)) break;
       send(head.group.replies, head.groupSize, head.depth);
     } else {
       // Durable, or writes nothing: every group before it has been answered.
@@ -368,6 +396,15 @@ process.on('unhandledRejection', (err) => {
     newest = undefined;
   }
 });
+
+// `async`: a commit's meta page reaches the disk with the next commit's flush, or here within
+// flush_interval_ms once writes pause, which bounds what a power cut can take back. A failed
+// flush fails the groups waiting on it, which puts the worker into fail-stop like a failed commit.
+if (init.durability === 'async') {
+  setInterval(() => {
+    if (metaFlush.pending) metaFlush.flushAll().catch(() => undefined);
+  }, init.flushIntervalMs).unref();
+}
 
 // A prepared batch whose coordinator vanished must not hold its locks forever.
 setInterval(() => {
@@ -450,6 +487,9 @@ const control = {
       schedule();
     });
     await env.env.flushed;
+    await metaFlush.flushAll();
+    // The replies and stream marks of the groups that flush made durable go out before drain answers.
+    await lastCommit;
   },
 };
 export type ShardControl = typeof control;
