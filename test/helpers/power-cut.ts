@@ -149,10 +149,15 @@ export interface Ack {
 
 export type Durability = 'sync' | 'async';
 
+/** Answers of one group reach the client over separate connections, a few ms apart at most. */
+const SUFFIX_JITTER_MS = 25;
+
 /**
  * Checks what survived a cut against what was acknowledged. `sync`: every acknowledged event is
  * there with the same hash. `async`: per aggregate, the acknowledged events still there are a
- * prefix (same hashes) and any missing ones were acknowledged within `lossWindowMs` before the cut.
+ * prefix (same hashes), any missing ones were acknowledged within `lossWindowMs` before the cut,
+ * and the missing ones are a suffix of the acknowledgements (LMDB commits in order: a durable
+ * commit makes every earlier one durable), up to a few ms of arrival jitter between connections.
  * Always: versions 1..n with no gap, head version n, /verify valid. Returns one line per problem
  * and the acknowledged events that are gone (async only; later writes reuse their versions).
  */
@@ -168,6 +173,7 @@ export async function checkSurvivors(
   }
   const problems: string[] = [];
   const lost: Ack[] = [];
+  const kept: Ack[] = [];
   const keys = [...byAggregate.keys()];
   let next = 0;
   await Promise.all(Array.from({ length: 8 }, async () => {
@@ -190,7 +196,10 @@ export async function checkSurvivors(
       } while (cursor);
       for (const ack of byAggregate.get(key) ?? []) {
         const stored = hashes[ack.version - 1];
-        if (stored === ack.hash) continue;
+        if (stored === ack.hash) {
+          kept.push(ack);
+          continue;
+        }
         if (stored !== undefined) problems.push(`${key}@${ack.version}: hash changed (forked history)`);
         else if (options.durability === 'sync') problems.push(`${key}@${ack.version}: acknowledged, lost (sync)`);
         else if (ack.at_ms < options.cutAtMs - options.lossWindowMs) problems.push(`${key}@${ack.version}: lost, acknowledged ${options.cutAtMs - ack.at_ms} ms before the cut`);
@@ -203,6 +212,11 @@ export async function checkSurvivors(
       if (verify.body?.valid !== true) problems.push(`${key}: verify ${JSON.stringify(verify.body)}`);
     }
   }));
+  if (lost.length > 0) {
+    const firstLost = Math.min(...lost.map((a) => a.at_ms));
+    const later = kept.filter((a) => a.at_ms > firstLost + SUFFIX_JITTER_MS);
+    for (const ack of later.slice(0, 5)) problems.push(`${ack.type}/${ack.id}@${ack.version}: survived, acknowledged ${ack.at_ms - firstLost} ms after a lost event (the loss is not a suffix)`);
+  }
   return { problems, lost };
 }
 
