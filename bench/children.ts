@@ -25,8 +25,14 @@ process.on('exit', () => {
 // Ctrl-C: exit through the handler above so no server is left holding its data directory.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
+/**
+ * EVENTDBX_BENCH_SERVER_NODE_ARGS (space-separated) goes to the server's node, for profiling the
+ * server under a benchmark: `--cpu-prof --cpu-prof-dir=/tmp/prof` writes one profile per thread.
+ */
+const serverNodeArgs = (process.env.EVENTDBX_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0);
+
 export async function startEventDbx(dataDir: string): Promise<ChildServer> {
-  const server: SpawnedServer = await spawnServer({ dataDir, env: { EVENTDBX_LOG_LEVEL: 'warn' } });
+  const server: SpawnedServer = await spawnServer({ dataDir, env: { EVENTDBX_LOG_LEVEL: 'warn' }, nodeArgs: serverNodeArgs });
   live.add(server.child);
   return {
     url: server.url,

@@ -92,10 +92,10 @@ export interface SpawnedServer extends TestServer {
 }
 
 /** Runs `dbx start --foreground` in a child process; resolves once /health answers. */
-export async function spawnServer(options: { dataDir?: string; configToml?: string; extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<SpawnedServer> {
+export async function spawnServer(options: { dataDir?: string; configToml?: string; extraArgs?: string[]; env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<SpawnedServer> {
   const dataDir = options.dataDir ?? tempDataDir();
   if (options.configToml !== undefined) writeConfigToml(dataDir, options.configToml);
-  const child = spawn(process.execPath, [DBX_BIN, 'start', '--foreground', '--data-dir', dataDir, '--port', '0', ...(options.extraArgs ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), DBX_BIN, 'start', '--foreground', '--data-dir', dataDir, '--port', '0', ...(options.extraArgs ?? [])], {
     env: { ...process.env, EVENTDBX_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
