@@ -9,10 +9,11 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import * as Comlink from 'comlink';
 import { DbxError, SnowflakeGenerator, createValueCipher, toWireError, type EventRecord } from '../core/index.js';
 import { controlEndpoint } from './comlink-endpoint.js';
-import { GroupState, applyGroup, failReplies, prepareGroup, type GroupStorage, type PreparedGroup } from './group.js';
+import { GroupState, applyGroup, prepareGroup, type GroupStorage, type PreparedGroup } from './group.js';
+import { ReplyQueue, visibilityProbe, type PendingAck } from './replies.js';
 import { HeadsCache } from './heads-cache.js';
 import type { BatchBuilder, LoadedAggregate, PrepareContext } from './prepare.js';
-import type { BatchIntent, ShardMessage, ShardReply, ShardReplyMessage, ShardRequest, WorkerInit } from './protocol.js';
+import type { BatchIntent, ShardMessage, ShardReplyMessage, ShardRequest, WorkerInit } from './protocol.js';
 import { headKeyString, type WriteSet } from './records.js';
 import { WorkerSchemas } from './schema-check.js';
 import type { SchemaRecord } from '../core/schema/api.js';
@@ -35,6 +36,7 @@ const storeOf = (shard: number): ShardStore => {
 };
 const storage: GroupStorage = { env, storeOf };
 const metaFlush = new MetaFlusher(init.envPath);
+const replies = new ReplyQueue(port, () => env.env.resetReadTxn());
 
 /**
  * Stream seqs now durable: the coordinator's live readers read up to these (in `sync` mode nothing
@@ -105,7 +107,7 @@ function receive(message: ShardMessage): void {
   } catch (err) {
     console.error('shard worker: unreadable request message', err);
     const error = toWireError(new DbxError('internal', 'the request could not be read by the shard worker', undefined, { cause: err }));
-    send(message.ids.map((id) => ({ id, ok: false, error })));
+    replies.send(message.ids.map((id) => ({ id, ok: false, error })));
     return;
   }
   for (const request of requests) queue.push(request);
@@ -125,7 +127,7 @@ function runOnce(): void {
   drainPort();
   if (failed) {
     const error = failed.toWire();
-    send(queue.concat(deferred).map((r) => ({ id: r.id, ok: false, error })));
+    replies.send(queue.concat(deferred).map((r) => ({ id: r.id, ok: false, error })));
     queue = [];
     deferred = [];
     return maybeFinishDrain();
@@ -179,12 +181,10 @@ function submit(group: PreparedGroup, groupSize: number): void {
     group,
     groupSize,
     depth: inFlight + (holdsWindow ? 0 : 1),
-    probe: init.durability === 'async' && !commit?.visible ? visibilityProbe(group) : undefined,
+    probe: init.durability === 'async' && !commit?.visible ? visibilityProbe(group, storeOf) : undefined,
     visible: commit?.visible ?? false,
   };
-  acks.push(ack);
-  if (ack.probe) pollVisibility();
-  if (ack.visible) sendAcks();
+  replies.push(ack);
   // Replies of a group without writes (replays, refusals) may depend on an earlier group's
   // effects, so they too wait for every commit before them.
   lastCommit = durable.then(
@@ -200,7 +200,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
       if (outboxMarks.length > 0) port.postMessage({ ids: [], replies: [], durable_outbox: outboxMarks } satisfies ShardReplyMessage);
       // Before the replies: a client that got its answer finds its event in the stream.
       if (streamMarks.length > 0) reportStreamDurable(streamMarks);
-      sendAcks();
+      replies.flush();
       afterCommit();
     },
     (err: unknown) => {
@@ -212,7 +212,7 @@ function submit(group: PreparedGroup, groupSize: number): void {
         newest = undefined;
       }
       ack.failed = failed;
-      sendAcks();
+      replies.flush();
       afterCommit();
     },
   );
@@ -263,113 +263,9 @@ function trackAsync<T>(commit: Promise<T>): Promise<T> {
   return commit;
 }
 
-/**
- * Replies of submitted groups, in submission order. `sync` sends a group's replies once its commit
- * is durable. `async` sends them once the commit is visible: lmdb-js resolves a commit only after
- * its flush and has no "committed" notification, so the worker probes its own fresh read snapshot
- * for the last head the group wrote. A visible commit is in the OS page cache (a kill -9 loses
- * nothing); its flush follows at once on lmdb-js's write thread, so a power cut can take only the
- * groups acknowledged since the last flush, and LMDB reopens on its last flushed meta page
- * (never a torn tree: pages of the flushed snapshot are not reused before the next flush).
- */
-interface PendingAck {
-  group: PreparedGroup;
-  groupSize: number;
-  /** Group commits in flight when this one was handed to LMDB, itself included (pipeline depth). */
-  depth: number;
-  probe: VisibilityProbe | undefined;
-  /** `async`: the commit is visible (its replies may go before it is durable). */
-  visible: boolean;
-  durable?: boolean;
-  failed?: DbxError;
-}
-interface VisibilityProbe {
-  store: ShardStore;
-  key: [string, string, string];
-  version: number;
-  snapshotVersion: number;
-}
-const acks: PendingAck[] = [];
-let polling = false;
-
-function visibilityProbe(group: PreparedGroup): VisibilityProbe | undefined {
-  if (!group.writes) return undefined;
-  for (const [shard, ws] of group.builder.writeSets) {
-    const last = ws.heads[ws.heads.length - 1];
-    if (last) return { store: storeOf(shard), key: last.key, version: last.head.version, snapshotVersion: last.head.snapshot_version ?? -1 };
-  }
-  return undefined;
-}
-
-function visible(probe: VisibilityProbe): boolean {
-  // Stored form: the probe needs the version only, not the (sealed) state.
-  const stored = probe.store.storedHeads.get(probe.key);
-  if (!stored) return false;
-  return stored.version > probe.version || (stored.version === probe.version && (stored.snapshot_version ?? -1) >= probe.snapshotVersion);
-}
-
-/** Sends every reply that may go, oldest group first; a group never overtakes an earlier one. */
-function sendAcks(): void {
-  let fresh = false;
-  while (acks.length > 0) {
-    const head = acks[0] as PendingAck;
-    if (head.failed) {
-      send(failReplies(head.group.replies, head.failed.toWire()), head.groupSize, head.depth);
-    } else if (!head.durable && head.group.writes) {
-      // Sync, or async without a head to probe (an intent alone): wait for the flush.
-      if (!head.visible) {
-        if (!head.probe) break;
-        if (!fresh) {
-          env.env.resetReadTxn();
-          fresh = true;
-        }
-        if (!visible(head.probe)) break;
-      }
-      send(head.group.replies, head.groupSize, head.depth);
-    } else {
-      // Durable, or writes nothing: every group before it has been answered.
-      send(head.group.replies, head.groupSize, head.depth);
-    }
-    acks.shift();
-  }
-  if (acks[0]?.probe && !acks[0].durable) pollVisibility();
-}
-
-function pollVisibility(): void {
-  if (polling) return;
-  polling = true;
-  // setImmediate, not a timer: a commit becomes visible within ~0.1–0.5 ms, a timer's floor is 1 ms.
-  setImmediate(() => {
-    polling = false;
-    sendAcks();
-  });
-}
-
 function afterCommit(): void {
   if (queue.length || deferred.length || groupState.prepared.size) schedule();
   maybeFinishDrain();
-}
-
-/**
- * Each reply becomes its own JSON text: one that cannot be serialised fails alone (with its id),
- * never the others of its group.
- */
-function send(replies: ShardReply[], groupSize?: number, depth?: number): void {
-  if (replies.length === 0) return;
-  const ids: number[] = [];
-  const texts: string[] = [];
-  for (const reply of replies) {
-    ids.push(reply.id);
-    try {
-      texts.push(JSON.stringify(reply));
-    } catch (err) {
-      console.error('shard worker: reply could not be serialised', err);
-      const error = toWireError(new DbxError('internal', 'the result could not be sent back from the shard worker', undefined, { cause: err }));
-      texts.push(JSON.stringify({ id: reply.id, ok: false, error } satisfies ShardReply));
-    }
-  }
-  const message: ShardReplyMessage = { ids, replies: texts, ...(groupSize !== undefined ? { group_size: groupSize } : {}), ...(depth !== undefined ? { pipeline_depth: depth } : {}) };
-  port.postMessage(message);
 }
 
 function maybeFinishDrain(): void {
