@@ -15,8 +15,10 @@ import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
 import type { EventRecord, JsonObject, ValueCipher } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, StreamKey, StreamValue, WriteSet } from './records.js';
-import { INDEX_READY, SKEW, eventIdParts, idTimeMs, type EventIndexKey, type EventIndexValue, type QueryMetaKey } from './event-index.js';
+import { INDEX_READY, SKEW, type EventIndexKey, type EventIndexValue, type QueryMetaKey } from './event-index.js';
 import { ShardDb } from './shard-db.js';
+import { StreamSeqs } from './stream-seqs.js';
+import { EventIndexWriter } from './event-index-writer.js';
 import { TENANT_KEYED_DBS, keyHasPrefix, type IndexedEvent, type KeyPrefixRange, type TenantKeyedDb } from './tenant-keyed-dbs.js';
 import { eventCodec, headCodec, idempotencyCodec, intentCodec, openEventRecord, snapshotCodec, type ValueCodec } from './sealing.js';
 
@@ -209,17 +211,14 @@ export class ShardStore {
   /** Events by (event_type, created_at, event_id) for filtered lists (event-index.ts). */
   readonly eventIndex: ShardDb<EventIndexValue, EventIndexKey>;
   readonly queryMeta: ShardDb<number, QueryMetaKey>;
-  /** Writer side: the index marker is on disk (or written in this transaction); skews seen per tenant. */
-  private indexWritten = false;
-  private readonly skewSeen = new Map<string, number>();
+  /** Writer side only (event-index-writer.ts). */
+  private readonly indexWriter: EventIndexWriter;
   /** Reader side: once the index is complete it stays complete. */
   private indexReady = false;
   readonly cipher: ValueCipher | null;
   private outboxNext = -1;
-  /** Writer side only: next stream seq per tenant, tenants written since takeStreamMarks, durable seq per tenant. */
-  private readonly streamNext = new Map<string, number>();
-  private readonly streamTouched = new Set<string>();
-  private readonly streamDurable = new Map<string, number>();
+  /** Writer side only (stream-seqs.ts). */
+  private readonly streamSeqs = new StreamSeqs((tenant) => this.lastStreamSeq(tenant));
 
   constructor(
     readonly worker: WorkerEnv,
@@ -240,6 +239,7 @@ export class ShardStore {
     this.stream = new ShardDb(worker.stream, shard);
     this.eventIndex = new ShardDb(worker.eventIndex, shard);
     this.queryMeta = new ShardDb(worker.queryMeta, shard);
+    this.indexWriter = new EventIndexWriter(this.eventIndex, this.queryMeta, () => this.storedEvents.getRange());
   }
 
   getHead(tenant: string, type: string, id: string): StoredHead | undefined {
@@ -384,49 +384,22 @@ export class ShardStore {
     return this.queryMeta.get([tenant, SKEW]) ?? 0;
   }
 
-  /** Writer side, inside the first write transaction: the marker, after indexing a legacy shard whole. */
-  private ensureEventIndex(): void {
-    if (this.queryMeta.get(INDEX_READY) === undefined) {
-      for (const { key, value } of this.storedEvents.getRange()) this.indexStoredEvent(key, value);
-      this.queryMeta.put(INDEX_READY, 1);
-    }
-    this.indexWritten = true;
-  }
-
-  /** One put per event; a second one only when an import raises the tenant's time skew. */
-  private indexEvent(key: EventKey, eventType: string, createdMs: number, eventId: string): void {
-    const [high, low] = eventIdParts(eventId);
-    const created = Number.isFinite(createdMs) ? createdMs : idTimeMs(high);
-    this.eventIndex.put([key[0], eventType, created, high, low], [key[1], key[2], key[3]]);
-    const skew = Math.abs(created - idTimeMs(high));
-    if (skew === 0) return;
-    const known = this.skewSeen.get(key[0]) ?? this.timeSkewMs(key[0]);
-    this.skewSeen.set(key[0], Math.max(known, skew));
-    if (skew > known) this.queryMeta.put([key[0], SKEW], skew);
-  }
-
-  /** The stored text (plaintext or sealed) keeps event_type, event_id and created_at readable. */
-  private indexStoredEvent(key: EventKey, json: string): void {
-    const stored = JSON.parse(json) as { event_type: string; metadata: { event_id: string; created_at: string } };
-    this.indexEvent(key, stored.event_type, Date.parse(stored.metadata.created_at), stored.metadata.event_id);
-  }
-
   /** Writes a prepared write set; call only inside `env.transactionSync`. */
   applyWriteSet(ws: WriteSet): void {
     if (this.outboxNext < 0) this.outboxNext = this.lastOutboxSequence() + 1;
-    if (!this.indexWritten && ws.events.length > 0) this.ensureEventIndex();
+    if (ws.events.length > 0) this.indexWriter.ensureMarker();
     for (const e of ws.events) {
       if (e.sealed) this.storedEvents.put(e.key, e.json);
       else this.events.put(e.key, e.json);
       this.eventIds.put(e.event_id, e.key);
-      if (e.event_type !== undefined && e.created_ms !== undefined) this.indexEvent(e.key, e.event_type, e.created_ms, e.event_id);
-      else this.indexStoredEvent(e.key, e.json);
+      if (e.event_type !== undefined && e.created_ms !== undefined) this.indexWriter.index(e.key, e.event_type, e.created_ms, e.event_id);
+      else this.indexWriter.indexStored(e.key, e.json);
       this.outbox.put(this.outboxNext++, e.key);
-      if (!ws.stream) this.stream.put([e.key[0], this.nextStreamSeq(e.key[0])], [e.key[1], e.key[2], e.key[3], e.event_id]);
+      if (!ws.stream) this.stream.put([e.key[0], this.streamSeqs.take(e.key[0])], [e.key[1], e.key[2], e.key[3], e.event_id]);
     }
     for (const entry of ws.stream ?? []) {
       this.stream.put([entry.tenant, entry.seq], entry.value);
-      this.raiseStreamSeq(entry.tenant, entry.seq);
+      this.streamSeqs.raise(entry.tenant, entry.seq);
     }
     for (const h of ws.heads) this.heads.put(h.key, { ...h.head, state: h.state });
     // In command order: an archive and a restore of one aggregate in the same group must leave the
@@ -456,10 +429,8 @@ export class ShardStore {
   /** After a failed commit: the sequence numbers handed out were never written, so re-read. */
   forgetUncommittedSequences(): void {
     this.outboxNext = -1;
-    this.indexWritten = false;
-    this.skewSeen.clear();
-    this.streamNext.clear();
-    this.streamTouched.clear();
+    this.indexWriter.forgetUncommitted();
+    this.streamSeqs.forgetUncommitted();
   }
 
   /**
@@ -467,55 +438,23 @@ export class ShardStore {
    * the stream seqs cached for it describe the old range, so the next write re-reads the disk.
    */
   forgetTenant(tenant: string): void {
-    this.skewSeen.delete(tenant);
-    this.streamNext.delete(tenant);
-    this.streamTouched.delete(tenant);
-    this.streamDurable.delete(tenant);
-  }
-
-  private nextStreamSeq(tenant: string): number {
-    const seq = this.streamNext.get(tenant) ?? this.loadStreamSeq(tenant);
-    this.streamNext.set(tenant, seq + 1);
-    this.streamTouched.add(tenant);
-    return seq;
-  }
-
-  /** A copied entry (tenant move): later seqs continue after it. */
-  private raiseStreamSeq(tenant: string, seq: number): void {
-    const next = this.streamNext.get(tenant) ?? this.loadStreamSeq(tenant);
-    this.streamNext.set(tenant, Math.max(next, seq + 1));
-    this.streamTouched.add(tenant);
-  }
-
-  /**
-   * First write of `tenant` since the worker started (or since a failed commit): what is on disk
-   * then was written by earlier commits, all durable, so it also seeds the durable seq.
-   */
-  private loadStreamSeq(tenant: string): number {
-    const last = this.lastStreamSeq(tenant);
-    if (!this.streamDurable.has(tenant)) this.streamDurable.set(tenant, last);
-    return last + 1;
+    this.indexWriter.forgetTenant(tenant);
+    this.streamSeqs.forgetTenant(tenant);
   }
 
   /** Tenants written since the last call, with their last seq (inside the write transaction). */
   takeStreamMarks(): [tenant: string, seq: number][] {
-    const out: [string, number][] = [];
-    for (const tenant of this.streamTouched) out.push([tenant, (this.streamNext.get(tenant) ?? 1) - 1]);
-    this.streamTouched.clear();
-    return out;
+    return this.streamSeqs.takeMarks();
   }
 
   /** Writer side: `seq` of `tenant` is on disk for good. */
   markStreamDurable(tenant: string, seq: number): void {
-    if (seq > (this.streamDurable.get(tenant) ?? 0)) this.streamDurable.set(tenant, seq);
+    this.streamSeqs.markDurable(tenant, seq);
   }
 
-  /**
-   * Writer side: the last durable seq of `tenant`. A tenant not written since the worker started
-   * has no commit in flight (every write goes through this worker), so its last seq on disk is it.
-   */
+  /** Writer side: the last durable seq of `tenant` (stream-seqs.ts). */
   durableStreamSeq(tenant: string): number {
-    return this.streamDurable.get(tenant) ?? this.lastStreamSeq(tenant);
+    return this.streamSeqs.durableSeq(tenant);
   }
 
   /** The last stream seq of `tenant` in this shard (0: none). */
