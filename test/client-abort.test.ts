@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { AbortError, ConnectionError, createClient, EventDbxError, TimeoutError, type EventDbxClient } from '../src/client/index.js';
+import { AbortError, ConnectionError, createClient, EventDbxError, TimeoutError } from '../src/client/index.js';
 import { removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
 
 /** Accepts connections, reads everything, answers nothing. */

@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { EventDbxError, fromWire, toWire, type EventDbxClient, type PluginConfigInput, type PluginDefinition, type PluginKind, type PluginInfo, type PluginPayloadMode, type Wire } from '../client/index.js';
 import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
 import { collect, parsePort, parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
-import { CliError, UsageError, keyValues, printJson, printLine } from './output.js';
+import { CliError, UsageError, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
 
 const PAYLOAD_MODES: readonly PluginPayloadMode[] = ['all', 'event-only', 'state-only', 'schema-only', 'event-and-schema', 'extensions-only'];

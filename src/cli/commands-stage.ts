@@ -28,7 +28,7 @@ import {
 import { toWire, type BatchEvent, type EventRecord, type Wire } from '../client/index.js';
 import { resolveDataDir, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { formatOf, printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
-import { CliError, UsageError, printJson, printLine, printTable, progress } from './output.js';
+import { CliError, UsageError, printJson, printLine, progress } from './output.js';
 import { EVENT_LISTING } from './render.js';
 import { withClient } from './session.js';
 

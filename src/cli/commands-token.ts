@@ -9,7 +9,7 @@ import { ConfigError, isActionPattern, loadDataCipher, readConfig, type Config, 
 import type { TokenLedger, TokenView } from '../coordinator/index.js';
 import { collect, parsePositiveInt, resolveDataDir } from './options.js';
 import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
-import { CliError, UsageError, printJson, printTable } from './output.js';
+import { CliError, UsageError, printJson } from './output.js';
 import { probeServer, resolveToken } from './session.js';
 
 interface LedgerContext {

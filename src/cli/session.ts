@@ -6,10 +6,10 @@
  * does not answer means a server owns the directory: direct access is refused.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { configPath, readConfig, writeConfig, type Config } from '../core/index.js';
+import { readConfig, type Config } from '../core/index.js';
 import { createClient, type ClientOptions, type EventDbxClient } from '../client/index.js';
 import type { PidInfo } from '../coordinator/index.js';
 import { resolveDataDir, type ConnectionFlags } from './options.js';

@@ -2,7 +2,7 @@
  * The data directory: first-start set-up (config with fresh Ed25519 keys, root CLI token) and the
  * ownership lock that refuses a second server on the same directory.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {

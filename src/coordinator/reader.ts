@@ -5,13 +5,9 @@
  */
 import {
   DbxError,
-  appendLeaf,
   applyEventToState,
-  canonicalize,
   consistencyProof,
-  frontierRoot,
   inclusionProof,
-  leafHash,
   notFound,
   rootOf,
   selectPath,

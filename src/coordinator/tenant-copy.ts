@@ -19,7 +19,6 @@
  * entry counts, a piece at a time, before the source range is deleted).
  */
 import type { Key as LmdbKey } from 'lmdb';
-import { DbxError } from '../core/index.js';
 import {
   TENANT_KEYED_DBS,
   countTenantRangeYielding,

@@ -29,8 +29,6 @@ export interface IndexConstraints {
   residual: string[];
 }
 
-type Comparison = Exclude<FilterExpr, { kind: 'and' | 'or' | 'not' }>;
-
 /** The sets and bounds a filter's top-level conjuncts put on the key fields of `kind`. */
 export function constraintsOf(expr: FilterExpr | undefined, kind: FilterKind): IndexConstraints {
   const out: IndexConstraints = { indexed: [], residual: [] };
