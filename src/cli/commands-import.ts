@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { EventDbxError, createError, toWire, type ImportSummary as ClientImportSummary, type Wire } from '../client/index.js';
 import { parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
-import { UsageError, keyValues, printJson, printLine } from './output.js';
+import { UsageError, keyValues, printJson, printLine, readableInputFile } from './output.js';
 import { withClient } from './session.js';
 
 /** Counts as the API names them (what the summary prints). */
@@ -79,7 +79,7 @@ export function importCommand(): Command {
     )
     .action(async (file: string, opts: ImportFlags) => {
       if (opts.requestLines < 1) throw new UsageError('--request-lines must be at least 1');
-      const source = file === '-' ? (process.stdin as AsyncIterable<Buffer>) : createReadStream(file, { highWaterMark: 256 * 1024 });
+      const source = readableInputFile(file) === '-' ? (process.stdin as AsyncIterable<Buffer>) : createReadStream(file, { highWaterMark: 256 * 1024 });
       const started = process.hrtime.bigint();
       const total: ImportSummary = { lines: 0, imported: 0, skipped: 0, aggregates_created: 0 };
       await withClient(opts, async (client) => {

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { createClient } from '../client/index.js';
 import { verifyConsistency, verifyInclusion } from '../core/index.js';
 import { resolveDataDir } from './options.js';
-import { CliError, printJson } from './output.js';
+import { CliError, printJson, readableInputFile } from './output.js';
 import { resolveToken } from './session.js';
 
 interface CheckFlags {
@@ -84,7 +84,7 @@ export interface ProofVerdict {
 }
 
 function readJson(file: string): unknown {
-  const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  const text = readFileSync(readableInputFile(file) === '-' ? 0 : file, 'utf8');
   try {
     return JSON.parse(text);
   } catch {

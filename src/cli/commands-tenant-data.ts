@@ -17,7 +17,7 @@ import { StreamOpener } from '../client/stream.js';
 import { parseInput, tenantSchema } from '../core/index.js';
 import { DurableFile } from './export-files.js';
 import { withConnectionOptions, type ConnectionFlags } from './options.js';
-import { CliError, UsageError, keyValues, printJson, printLine, progress } from './output.js';
+import { CliError, UsageError, keyValues, printJson, printLine, progress, readableInputFile } from './output.js';
 import { clientTrust, resolveToken, withClient } from './session.js';
 import { ExportChecker, checkExport, describeCheck } from './tenant-check.js';
 
@@ -107,7 +107,7 @@ function importCommand(): Command {
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', '\nRefused (tenant_not_empty) when the tenant already holds aggregates.\n\nExample:\n  dbx tenant import acme.ndjson acme-restored\n')
     .action(async (fileArg: string, tenantArg: string | undefined, opts: Flags & { resume?: boolean }) => {
-      const path = resolve(fileArg);
+      const path = resolve(readableInputFile(fileArg));
       const local = await checkExport(createReadStream(path));
       if (!local.consistent) throw new CliError(`${fileArg} does not check: ${describeCheck(local)}`);
       const result = await withClient(opts, async (client) => {
@@ -168,7 +168,7 @@ function checkCommand(): Command {
     .option('--json', 'print the verdict as JSON')
     .addHelpText('after', '\nExit status 1 when a hash or root does not recompute, or the digest differs.\n\nExample:\n  dbx tenant check acme.ndjson --digest <roots_digest from the export>\n')
     .action(async (file: string, opts: { digest?: string; json?: boolean }) => {
-      const source = file === '-' ? (process.stdin as AsyncIterable<Buffer>) : createReadStream(resolve(file));
+      const source = readableInputFile(file) === '-' ? (process.stdin as AsyncIterable<Buffer>) : createReadStream(resolve(file));
       const check = await checkExport(source, opts.digest);
       if (opts.json) printJson(check);
       else printLine(describeCheck(check));

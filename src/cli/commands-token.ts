@@ -5,7 +5,7 @@
  * (see TokenLedger). Only `rotate-keys` goes through a running server: it must swap its keys.
  */
 import { Command } from 'commander';
-import { ConfigError, isActionPattern, loadDataCipher, readConfig, type Config, type IssueInput } from '../core/index.js';
+import { ConfigError, isActionPattern, loadDataCipher, readConfig, tokenIssueSchema, tokenRefreshSchema, type Config, type IssueInput } from '../core/index.js';
 import type { TokenLedger, TokenView } from '../coordinator/index.js';
 import { collect, parsePositiveInt, resolveDataDir } from './options.js';
 import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
@@ -76,6 +76,28 @@ function checkAction(action: string): string {
   throw new UsageError(`--action '${action}' is not an action: use resource.verb (e.g. aggregate.read, aggregate.*), replicate or *`);
 }
 
+/** The flag each field of the API's token body comes from, for the error line. */
+const TOKEN_FLAGS: Record<string, string> = {
+  group: '--group',
+  user: '--user',
+  subject: '--subject',
+  actions: '--action',
+  resources: '--resource',
+  tenants: '--tenant',
+  expiration_secs: '--expiration',
+  write_limit: '--limit',
+};
+
+/** The same validation as `POST /v1/tokens` (core/token-input.ts): a usage error naming the flag. */
+function checkTokenFlags<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = String(issue?.path[0] ?? '');
+  const value = issue && issue.path.length > 1 ? ` '${String((body as Record<string, unknown[]>)[field]?.[issue.path[1] as number])}'` : '';
+  throw new UsageError(`${TOKEN_FLAGS[field] ?? field}${value}: ${issue?.message ?? 'invalid'}`);
+}
+
 /** `--token` or the positional argument (the original took it positionally). */
 function tokenArgument(positional: string | undefined, flag: string | undefined): string {
   const value = flag ?? positional;
@@ -112,16 +134,26 @@ export function tokenCommand(): Command {
     }) => {
       const ttl = opts.expiration ?? opts.ttl;
       const limit = opts.limit ?? opts.writeLimit;
-      const input: IssueInput = {
+      const body = checkTokenFlags(tokenIssueSchema, {
         group: opts.group,
         user: opts.user,
         ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
         actions: opts.action.length ? opts.action.map(checkAction) : ['*'],
         resources: opts.resource,
         tenants: opts.tenant,
+        ...(ttl !== undefined ? { expiration_secs: ttl } : {}),
+        ...(limit !== undefined ? { write_limit: limit } : {}),
+      });
+      const input: IssueInput = {
+        group: body.group,
+        user: body.user,
+        ...(body.subject !== undefined ? { subject: body.subject } : {}),
+        actions: body.actions,
+        resources: body.resources ?? [],
+        tenants: body.tenants ?? [],
         issued_by: opts.issuedBy,
-        ...(ttl !== undefined ? { ttl_secs: ttl } : {}),
-        ...(limit !== undefined ? { write_events: limit } : {}),
+        ...(body.expiration_secs !== undefined ? { ttl_secs: body.expiration_secs } : {}),
+        ...(body.write_limit !== undefined ? { write_events: body.write_limit } : {}),
         ...(opts.keepAlive ? { keep_alive: true } : {}),
       };
       await withLedger(opts.dataDir, async ({ config, ledger }) => {
@@ -175,10 +207,15 @@ export function tokenCommand(): Command {
       const ttl = opts.expiration ?? opts.ttl;
       await withLedger(opts.dataDir, async ({ config, ledger }) => {
         const { refreshToken } = await import('../coordinator/index.js');
-        const issued = await refreshToken(config.auth, ledger, value, {
-          ...(ttl !== undefined ? { expiration_secs: ttl } : {}),
-          ...(opts.limit !== undefined ? { write_limit: opts.limit } : {}),
-        });
+        const issued = await refreshToken(
+          config.auth,
+          ledger,
+          value,
+          checkTokenFlags(tokenRefreshSchema, {
+            ...(ttl !== undefined ? { expiration_secs: ttl } : {}),
+            ...(opts.limit !== undefined ? { write_limit: opts.limit } : {}),
+          }),
+        );
         if (opts.json) printJson({ token: issued.token, ...issued.record });
         else {
           process.stdout.write('issued replacement token:\n');

@@ -25,6 +25,12 @@ function entry(): string {
   return new URL('./launch.js', import.meta.url).href;
 }
 
+// A reader that stops early (`dbx aggregate list | head`) closes the pipe: the rest of the output
+// has nowhere to go, which is not a failure of the command (git and psql stop quietly too).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+}
+
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(`${cliVersion()}\n`);

@@ -2,6 +2,7 @@
  * How the CLI reports. Errors are one line `error: <code>: <message>` (never a stack trace).
  * Exit codes: 0 ok, 1 failed, 2 usage (bad flags or arguments, commander's own errors included).
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { CommanderError } from 'commander';
 import { DbxError } from '../core/index.js';
@@ -79,6 +80,30 @@ function isServerDbxError(err: unknown): err is DbxError {
   return err instanceof Error && err.name === 'DbxError' && typeof (err as { code?: unknown }).code === 'string';
 }
 
+/**
+ * An input file named on the command line, checked before any work starts (a request, a server
+ * start): missing, a directory or unreadable is `invalid_input` naming the file. '-' (standard
+ * input) passes as it is.
+ */
+export function readableInputFile(file: string): string {
+  if (file === '-') return file;
+  try {
+    if (statSync(file).isDirectory()) throw new CliError(`cannot read ${file}: it is a directory`);
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return file;
+}
+
+/** Errors of reading or writing a path the user named (ENOENT, EACCES…): their input, not our bug. */
+const PATH_ERRORS = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ENAMETOOLONG', 'ELOOP']);
+
+function isPathError(err: unknown): err is NodeJS.ErrnoException & { path: string } {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).path === 'string' && PATH_ERRORS.has((err as NodeJS.ErrnoException).code ?? '');
+}
+
 export function exitWithError(err: unknown): never {
   if (err instanceof CommanderError) {
     // Commander has already printed its message; help and --version are not failures.
@@ -91,6 +116,10 @@ export function exitWithError(err: unknown): never {
   if (err instanceof CliError) {
     writeError(err.code, err.message, undefined, '');
     process.exit(err.exitCode);
+  }
+  if (isPathError(err)) {
+    writeError('invalid_input', `cannot use ${err.path}: ${err.code}`, undefined, '');
+    process.exit(EXIT_FAILED);
   }
   // Config and start-up failures name their cause in the message; anything else is unexpected.
   const name = err instanceof Error ? err.name : '';

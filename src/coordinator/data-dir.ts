@@ -44,6 +44,7 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
   const { config, exists } = readConfig(dataDir);
   let changed = !exists;
   if (!config.auth.private_key || !config.auth.public_key) {
+    refuseNewKeysOverData(dataDir, exists);
     Object.assign(config.auth, generateKeyPair());
     if (!config.auth.key_id) config.auth.key_id = `key-${new Date().toISOString().replace(/[-:TZ.]/g, '').slice(0, 14)}`;
     changed = true;
@@ -75,6 +76,24 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
   checkKeyRegistry(dataDir, resolveDataKeys(config, dataDir));
   ensureCliToken(dataDir, config);
   return config;
+}
+
+/** What a started data dir holds beside config.toml: a store there means config.toml was lost, not never made. */
+const STORE_ENTRIES = ['shards', 'tokens', 'queue', 'registry', CLI_TOKEN_FILE];
+
+/**
+ * A key pair is made on the first start only. With config.toml missing, empty (as a power cut
+ * could once leave it) or without its keys while the data dir already holds a store, new keys
+ * would silently invalidate every token issued here (and, with encryption at rest, the data key
+ * would be lost too): refuse with one line instead, before anything is written.
+ */
+function refuseNewKeysOverData(dataDir: string, configExists: boolean): void {
+  const found = STORE_ENTRIES.filter((name) => existsSync(join(dataDir, name)));
+  if (found.length === 0) return;
+  const state = configExists ? 'has no auth key pair' : 'is missing';
+  throw new ConfigError(
+    `${join(dataDir, 'config.toml')} ${state}, but ${dataDir} already holds data (${found.join(', ')}): new keys would invalidate every token issued for it; restore config.toml from a backup (its [auth] keys sign the tokens)`,
+  );
 }
 
 /** The data directory's root token: actions ["*"], every tenant, no expiry (DESIGN §11). */

@@ -115,11 +115,15 @@ export function registerRoutes(
             authorize(principal, spec.action, spec.resource && params !== undefined ? spec.resource(params) : undefined);
           }
         }
-        const query = spec.query ? parseInput(spec.query, request.query ?? {}, 'query') : undefined;
+        // A route without a query schema takes no query: an unknown parameter is refused (DESIGN §6),
+        // never ignored (`?take=abc` on a list without paging must not look accepted).
+        const query = spec.query ? parseInput(spec.query, request.query ?? {}, 'query') : void parseInput(NO_FIELDS, request.query ?? {}, 'query');
         // Routes whose body schema is optional (archive, restore, snapshots) accept no body at all.
         if (spec.body && (request.body === undefined || request.body === null) && !spec.body.safeParse(undefined).success) {
           throw new DbxError('invalid_input', 'a JSON body is required (Content-Type: application/json)');
         }
+        // Likewise a route without a body schema takes none (or `{}`); a streamed body (imports) is the route's to check.
+        if (!spec.body && !spec.stream && isJsonValue(request.body)) parseInput(NO_FIELDS, request.body, 'body');
         const body = spec.body ? parseInput(spec.body, request.body, 'body') : undefined;
         const result = await spec.handler({ body, query, params, principal, tenant, request, reply });
         if (spec.status) reply.code(spec.status);
@@ -127,6 +131,15 @@ export function registerRoutes(
       },
     });
   }
+}
+
+/** What a route without a query (or body) schema accepts: nothing beyond an empty object. */
+const NO_FIELDS = z.strictObject({});
+
+/** A parsed JSON body (not absent, not a stream handed to the route). */
+function isJsonValue(body: unknown): boolean {
+  if (body === undefined || body === null) return false;
+  return !(typeof body === 'object' && typeof (body as { pipe?: unknown }).pipe === 'function');
 }
 
 /**

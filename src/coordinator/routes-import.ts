@@ -18,6 +18,7 @@ import {
   NAME_CHARS_MAX,
   aggregateIdSchema,
   aggregateTypeSchema,
+  jsonTextProblem,
   noteSchema,
   parseInput,
   shardFor,
@@ -29,10 +30,14 @@ import {
 import type { ImportItem, ImportRecord, ShardResult } from '../shard-worker/index.js';
 import { authorize, type Principal } from './auth.js';
 import type { Metrics } from './metrics.js';
+import { ndjsonLines } from './ndjson-lines.js';
 import * as responses from './response-schemas.js';
 import { defineRoute, queryBool, type RouteSpec } from './route-spec.js';
 import type { ShardPool } from './shard-pool.js';
 import type { ImportSession, TenantGate } from './tenant-gate.js';
+
+/** The largest 63-bit Snowflake id. */
+const SNOWFLAKE_MAX = (1n << 63n) - 1n;
 
 export const IMPORT_CONTENT_TYPE = 'application/x-ndjson';
 
@@ -56,7 +61,11 @@ export function importLineSchema(limits: Pick<WriteLimits, 'jsonDepthMax' | 'jso
     payload: z.union([schemas.payload, schemas.patchBody.shape.patch]),
     extensions: schemas.metadata.default({}),
     metadata: z.strictObject({
-      event_id: z.string().regex(/^[1-9]\d{0,19}$/, 'event_id must be a Snowflake id (a decimal string)'),
+      // A Snowflake is 63 bits (DESIGN §3): beyond 2^63 − 1 an id is no id this store can make.
+      event_id: z
+        .string()
+        .regex(/^[1-9]\d{0,18}$/, 'event_id must be a Snowflake id (a decimal string)')
+        .refine((id) => BigInt(id) <= SNOWFLAKE_MAX, 'event_id must be a Snowflake id (at most 2^63 - 1)'),
       created_at: z.iso.datetime(),
       issued_by: z.strictObject({ group: z.string().min(1).max(256), user: z.string().min(1).max(256) }).nullable(),
       note: noteSchema.optional(),
@@ -87,7 +96,7 @@ export interface ImportSummary {
 interface Settings {
   chunkEvents: number;
   chunksInFlight: number;
-  lineCharsMax: number;
+  lineBytesMax: number;
 }
 
 /** Feeds placed lines to the workers in chunks, a bounded number in flight per worker. */
@@ -175,11 +184,16 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
     chunkEvents: deps.config.import.chunk_events,
     chunksInFlight: deps.config.import.chunks_in_flight,
     // A stored record is at most event_bytes_max; the line adds hash and root (and may be escaped).
-    lineCharsMax: deps.limits.eventBytesMax + 4096,
+    lineBytesMax: deps.limits.eventBytesMax + 4096,
   };
 
   /** Validates, authorises and places one line; answers the worker whose chunk is now full, else -1 (a failure is recorded in the feed). */
   function accept(feed: ImportFeed, text: string, line: number, principal: Principal, tenant: string, session?: ImportSession): number {
+    const problem = jsonTextProblem(text);
+    if (problem) {
+      feed.fail(line, new DbxError('validation_failed', `line ${line}: ${problem.path}: ${problem.message}`, { line, path: problem.path }));
+      return -1;
+    }
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -226,7 +240,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
         const feed = new ImportFeed(deps.pool, settings, query?.verify ?? true);
         const session = await deps.tenantGate?.importSession(tenant);
         try {
-          await readLines(body, settings.lineCharsMax, feed, (text, line) => accept(feed, text, line, principal, tenant, session));
+          await readLines(body, settings.lineBytesMax, feed, (text, line) => accept(feed, text, line, principal, tenant, session));
           await feed.finish();
         } finally {
           const lost = feed.failure !== undefined && feed.failure.error.status >= 500;
@@ -251,37 +265,16 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
  * chunk is full (or -1); only then does reading wait (back-pressure on the socket). After a
  * failure the rest of the body is read and dropped unparsed, so the answer follows the whole body.
  */
-async function readLines(body: Readable, lineCharsMax: number, feed: ImportFeed, onLine: (text: string, line: number) => number): Promise<void> {
-  body.setEncoding('utf8');
-  let carry = '';
-  let line = 0;
-  const handle = async (raw: string): Promise<void> => {
-    line++;
-    feed.summary.lines = line;
-    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (text.trim().length === 0) return;
-    const full = onLine(text, line);
-    if (full >= 0) await feed.flush(full);
-  };
-  for await (const chunk of body as AsyncIterable<string>) {
+async function readLines(body: Readable, lineBytesMax: number, feed: ImportFeed, onLine: (text: string, line: number) => number): Promise<void> {
+  for await (const item of ndjsonLines(body, lineBytesMax)) {
     if (feed.failure) continue;
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf('\n', start);
-      if (nl < 0) {
-        carry += chunk.slice(start);
-        if (carry.length > lineCharsMax) {
-          feed.fail(line + 1, new DbxError('payload_too_large', `line ${line + 1}: longer than ${lineCharsMax} characters`, { line: line + 1 }));
-          carry = '';
-        }
-        break;
-      }
-      const text = carry.length > 0 ? carry + chunk.slice(start, nl) : chunk.slice(start, nl);
-      carry = '';
-      start = nl + 1;
-      await handle(text);
-      if (feed.failure) break;
+    feed.summary.lines = item.line;
+    if (item.error) {
+      feed.fail(item.line, item.error);
+      continue;
     }
+    if (item.text.trim().length === 0) continue;
+    const full = onLine(item.text, item.line);
+    if (full >= 0) await feed.flush(full);
   }
-  if (!feed.failure && carry.length > 0) await handle(carry);
 }

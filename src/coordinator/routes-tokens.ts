@@ -12,8 +12,8 @@ import {
   allowsAction,
   allowsResource,
   allowsTenant,
-  isActionPattern,
-  tenantSchema,
+  tokenIssueSchema,
+  tokenRefreshSchema,
   type Config,
   type IssueInput,
   type TokenClaims,
@@ -26,25 +26,8 @@ import type { TokenLedger, TokenRecord, TokenView } from './token-ledger.js';
 import { issueRecorded, refreshToken, rotateSigningKeys } from './token-service.js';
 import type { WriteAllowance } from './write-allowance.js';
 
-const name = z.string().min(1).max(128);
-const actionSchema = z.string().refine(isActionPattern, 'must be resource.verb (e.g. aggregate.read, aggregate.*), replicate or *');
-const resourceSchema = z.string().min(1).max(256).regex(/^[A-Za-z0-9_*?.-]+(\/[A-Za-z0-9_*?-]+)?$/, 'must be <type> or <type>/<id>, with * or ? wildcards');
-const lifetime = z.number().int().min(0).max(100 * 365 * 86_400);
-const writeLimit = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-
-const issueBody = z.strictObject({
-  group: name,
-  user: name,
-  subject: name.optional(),
-  actions: z.array(actionSchema).min(1).max(64),
-  resources: z.array(resourceSchema).max(256).optional(),
-  tenants: z.array(z.union([z.literal('*'), tenantSchema])).max(1024).optional(),
-  /** Seconds; 0 = never; default `[auth] default_ttl_secs`. */
-  expiration_secs: lifetime.optional(),
-  write_limit: writeLimit.optional(),
-  keep_alive: z.boolean().optional(),
-});
-const refreshBody = z.strictObject({ expiration_secs: lifetime.optional(), write_limit: writeLimit.optional() });
+const issueBody = tokenIssueSchema;
+const refreshBody = tokenRefreshSchema;
 const revokeBody = z.strictObject({ reason: z.string().max(512).optional() });
 const jtiParams = z.strictObject({ jti: aggregateIdSchema });
 

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { DbxError, createSnowflakeState, loadDataCipher, writeLimitsFrom, type Config, type PlacementSettings } from '../core/index.js';
+import { DbxError, createSnowflakeState, decodeUtf8Strict, jsonTextProblem, loadDataCipher, writeLimitsFrom, type Config, type PlacementSettings } from '../core/index.js';
 import { WorkerEnv, type ShardStore } from '../shard-worker/index.js';
 import { Authenticator } from './auth.js';
 import { TokenLedger } from './token-ledger.js';
@@ -15,7 +15,7 @@ import { PluginService } from './plugin-service.js';
 import { pluginRoutes } from './routes-plugins.js';
 import { WriteAllowance } from './write-allowance.js';
 import { acquireDataDir, prepareDataDir, updatePidFile } from './data-dir.js';
-import { PATH_PARAM_CHARS_MAX, clientErrorHandler, frameworkErrors, installErrorHandling, installUrlLimit } from './http-errors.js';
+import { PATH_PARAM_CHARS_MAX, clientErrorHandler, frameworkErrors, installErrorHandling, installUrlLimit, jsonBodyRefusal } from './http-errors.js';
 import { installCors } from './cors.js';
 import { tokenRateLimit } from './rate-limit.js';
 import { readTlsFiles } from './tls.js';
@@ -59,6 +59,11 @@ export interface StartOptions {
   logLevel?: string;
   /** Plain HTTP even when [http] configures TLS (the CLI's direct mode: a loopback listener for one command). */
   plainHttp?: boolean;
+}
+
+/** How often Node looks for requests past request_timeout_ms: a tenth of it, within 0.1–1 s. */
+function timeoutCheckMs(requestTimeoutMs: number): number {
+  return Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 10)));
 }
 
 export class ServerStartError extends Error {
@@ -142,9 +147,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       // Node's maxHeaderSize bounds the request line and all headers together (beyond: 431).
       // requireHostHeader off: a request without Host is answered by our routes (in the error
       // model) instead of by Node's bare 400.
-      http: { maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false },
+      // connectionsCheckingInterval: Node checks request_timeout_ms only this often (default 30 s,
+      // so a body that stops arriving got its 408 after up to twice the timeout).
+      http: { maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false, connectionsCheckingInterval: timeoutCheckMs(config.http.request_timeout_ms) },
       // fastify serves HTTPS when `https` is set (the type stays the http one: same API for us).
-      ...(tls ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false } } as object) : {}),
+      ...(tls
+        ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false, connectionsCheckingInterval: timeoutCheckMs(config.http.request_timeout_ms) } } as object)
+        : {}),
       clientErrorHandler,
       // One log line per request costs ~36 µs: log errors and slow requests only.
       logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
@@ -166,13 +175,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     installUrlLimit(app, config.http.url_bytes_max);
     installCors(app, config.http.cors);
     // An empty body with Content-Type: application/json means "no body" (archive, restore and
-    // snapshots take an optional one; a 404 must stay a 404); anything else is parsed with
-    // fastify's own prototype-poisoning-safe parser.
+    // snapshots take an optional one; a 404 must stay a 404); anything else must be I-JSON
+    // (json-text.ts: UTF-8, unique member names, no __proto__) and is parsed with fastify's own
+    // prototype-poisoning-safe parser.
     const parseJson = app.getDefaultJsonParser('error', 'error');
     app.removeContentTypeParser('application/json');
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-      const text = typeof body === 'string' ? body : body.toString('utf8');
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      const refused = jsonBodyRefusal(request.headers['content-type']);
+      if (refused) return done(refused);
+      const text = typeof body === 'string' ? body : decodeUtf8Strict(body);
+      if (text === undefined) return done(new DbxError('validation_failed', 'body: not UTF-8 (I-JSON, RFC 7493 §2.1)', [{ path: 'body', message: 'not UTF-8' }]));
       if (text.trim().length === 0) return done(null, undefined);
+      const problem = jsonTextProblem(text);
+      if (problem) return done(new DbxError('validation_failed', `body.${problem.path}: ${problem.message}`, [{ path: `body.${problem.path}`, message: problem.message }]));
       parseJson(request, text, done);
     });
     // No reader observes part of a cross-worker batch: a read of a tenant with one in flight waits
@@ -305,6 +320,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE') throw new ServerStartError(`port ${options.listenPort ?? config.port} is already in use`);
       if (code === 'EACCES') throw new ServerStartError(`no permission to listen on port ${config.port}`);
+      const host = options.host ?? config.http.host;
+      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL') throw new ServerStartError(`[http] host '${host}' does not resolve to an address of this machine (${code})`);
+      if (code === 'EADDRNOTAVAIL') throw new ServerStartError(`[http] host '${host}' is not an address of this machine`);
       throw err;
     }
     const address = app.server.address();

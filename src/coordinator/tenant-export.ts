@@ -14,9 +14,10 @@
  */
 import type { Readable } from 'node:stream';
 import type { Key as LmdbKey } from 'lmdb';
-import { DbxError, parseInput, shardFor, shardName, shardsForTenant, type Config, type PlacementSettings, type WriteLimits } from '../core/index.js';
+import { DbxError, jsonTextProblem, parseInput, shardFor, shardName, shardsForTenant, type Config, type PlacementSettings, type WriteLimits } from '../core/index.js';
 import { countTenantRangeYielding, scanPrefix, type ImportItem, type ImportRecord, type ShardResult, type ShardStore } from '../shard-worker/index.js';
 import { importLineSchema, type ImportSummary } from './routes-import.js';
+import { ndjsonLines } from './ndjson-lines.js';
 import type { ShardPool } from './shard-pool.js';
 import type { ImportSession } from './tenant-gate.js';
 
@@ -179,7 +180,7 @@ export async function importTenant(deps: TenantDataDeps, tenant: string, body: R
 
 async function feed(deps: TenantDataDeps, tenant: string, body: Readable): Promise<TenantImportSummary> {
   const schema = importLineSchema(deps.limits);
-  const lineCharsMax = deps.limits.eventBytesMax + 4096;
+  const lineBytesMax = deps.limits.eventBytesMax + 4096;
   const chunkEvents = deps.config.import.chunk_events;
   const summary: TenantImportSummary = { tenant, lines: 0, imported: 0, skipped: 0, aggregates_created: 0, aggregates: 0 };
   const pending = new Map<number, ImportItem[]>();
@@ -203,8 +204,10 @@ async function feed(deps: TenantDataDeps, tenant: string, body: Readable): Promi
     summary.aggregates_created += result.created;
   };
   try {
-    for await (const text of lines(body, lineCharsMax)) {
-      summary.lines++;
+    for await (const item of ndjsonLines(body, lineBytesMax)) {
+      summary.lines = item.line;
+      if (item.error) throw item.error;
+      const text = item.text;
       if (text.trim().length === 0) continue;
       const record = parseLine(schema, text, summary.lines);
       const key = `${record.aggregate_type}\u0000${record.aggregate_id}`;
@@ -234,6 +237,8 @@ async function feed(deps: TenantDataDeps, tenant: string, body: Readable): Promi
 }
 
 function parseLine(schema: ReturnType<typeof importLineSchema>, text: string, line: number): ImportRecord {
+  const problem = jsonTextProblem(text);
+  if (problem) throw new DbxError('validation_failed', `line ${line}: ${problem.path}: ${problem.message}`, { line, path: problem.path });
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -265,24 +270,4 @@ function committedSoFar(err: unknown, summary: TenantImportSummary): DbxError {
   const error = err instanceof DbxError ? err : new DbxError('internal', 'tenant import chunk failed', undefined, { cause: err });
   const details = (error.details as object | undefined) ?? {};
   return new DbxError(error.code, error.message, { ...details, imported: summary.imported, skipped: summary.skipped, committed: 'chunks answered before this one stay committed; re-run with resume to continue' });
-}
-
-/** Lines of a streamed body, none longer than `max` characters (the rest of the body is never buffered whole). */
-async function* lines(body: Readable, max: number): AsyncGenerator<string> {
-  body.setEncoding('utf8');
-  let carry = '';
-  let count = 0;
-  for await (const chunk of body as AsyncIterable<string>) {
-    let start = 0;
-    for (let nl = chunk.indexOf('\n', start); nl >= 0; nl = chunk.indexOf('\n', start)) {
-      const text = carry + chunk.slice(start, nl);
-      carry = '';
-      start = nl + 1;
-      count++;
-      yield text.endsWith('\r') ? text.slice(0, -1) : text;
-    }
-    carry += chunk.slice(start);
-    if (carry.length > max) throw new DbxError('payload_too_large', `line ${count + 1}: longer than ${max} characters`, { line: count + 1 });
-  }
-  if (carry.length > 0) yield carry;
 }

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { WORKER_ID_MAX } from './snowflake.js';
 import { EVENT_BYTES_MAX_DEFAULT, JSON_DEPTH_MAX_CEILING, JSON_DEPTH_MAX_DEFAULT, JSON_NODES_MAX_DEFAULT, STATE_BYTES_MAX_DEFAULT } from './limits.js';
 import { writeFileDurably } from './durable-file.js';
+import { tenantSchema } from './validation.js';
 
 export const CONFIG_FILE = 'config.toml';
 export const DEFAULT_PORT = 7070;
@@ -216,7 +217,8 @@ const pluginQueueSchema = z.strictObject({
 export const configSchema = z.strictObject({
   port: z.number().int().min(0).max(65_535).default(DEFAULT_PORT),
   data_dir: z.string().min(1).optional(),
-  domain: z.string().min(1).default('default'),
+  // The tenant the CLI and unscoped requests use: it must be a valid tenant id (DESIGN §3).
+  domain: tenantSchema.default('default'),
   restrict: z.enum(['off', 'default', 'strict']).default('default'),
   cache_threshold: z.number().int().min(0).max(10_000_000).default(10_000),
   snapshot_threshold: z.number().int().min(0).max(1_000_000_000).default(100),
@@ -284,9 +286,15 @@ export function configPath(dataDir: string): string {
 export function readConfig(dataDir: string): { config: Config; exists: boolean } {
   const path = configPath(dataDir);
   if (!existsSync(path)) return { config: parseConfig({}, path), exists: false };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
   let raw: unknown;
   try {
-    raw = parseToml(readFileSync(path, 'utf8'));
+    raw = parseToml(text);
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new ConfigError(`invalid ${path}: not valid TOML (${reason})`);

@@ -15,7 +15,14 @@ export function writeFileDurably(path: string, data: string | Buffer, mode = 0o6
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  let fd: number;
+  try {
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  } catch (err) {
+    // Name the file the caller asked for, not our temp name beside it.
+    const e = err as NodeJS.ErrnoException;
+    throw Object.assign(e, { path, message: e.message.split(tmp).join(path) });
+  }
   try {
     try {
       let written = 0;

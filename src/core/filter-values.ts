@@ -72,6 +72,13 @@ export function coercedEquals(actual: JsonValue, expected: FilterValue): boolean
 
 // ISO 8601 as people write it: a date, optionally a time (minutes, seconds, fraction), optionally
 // an offset. A time without an offset is UTC (the server's clock is not the caller's).
+/** ECMAScript's time range (±8.64e15 ms, ±100,000,000 days): beyond it a time has no date. */
+const TIME_MS_MAX = 8_640_000_000_000_000;
+
+function inTimeRange(ms: number): number | undefined {
+  return Number.isFinite(ms) && Math.abs(ms) <= TIME_MS_MAX ? ms : undefined;
+}
+
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?$/;
 
 /**
@@ -80,10 +87,10 @@ const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[
  */
 export function timeLiteral(value: FilterValue): number | null | undefined {
   if (value === null) return null;
-  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'number') return inTimeRange(value);
   if (typeof value !== 'string') return undefined;
   const text = value.trim();
-  if (/^-?\d{1,16}$/.test(text)) return Number(text);
+  if (/^-?\d{1,16}$/.test(text)) return inTimeRange(Number(text));
   const m = ISO_TIME.exec(text);
   if (!m) return undefined;
   const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', offset] = m;

@@ -14,3 +14,5 @@ export * from './key-registry.js';
 export * from './tokens.js';
 export * from './placement.js';
 export * from './schema/index.js';
+export * from './token-input.js';
+export * from './json-text.js';

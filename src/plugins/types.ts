@@ -4,7 +4,7 @@
  * one per plugin definition and calls `deliver` once per job.
  */
 import { z } from 'zod';
-import type { EventRecord, JsonObject } from '../core/index.js';
+import { aggregateTypeSchema, tenantSchema, type EventRecord, type JsonObject } from '../core/index.js';
 
 export const PAYLOAD_MODES = ['all', 'event-only', 'state-only', 'schema-only', 'event-and-schema', 'extensions-only'] as const;
 export type PayloadMode = (typeof PAYLOAD_MODES)[number];
@@ -93,9 +93,9 @@ export const pluginDefinition = z.strictObject({
   /** Add the event's RFC 6962 inclusion proof, tree size and root to each delivery. */
   with_proof: z.boolean().default(false),
   /** Only these tenants' events (empty = every tenant). */
-  tenants: z.array(z.string()).max(1024).default([]),
+  tenants: z.array(tenantSchema).max(1024).default([]),
   /** Only these aggregate types (empty = every type). */
-  aggregate_types: z.array(z.string()).max(1024).default([]),
+  aggregate_types: z.array(aggregateTypeSchema).max(1024).default([]),
   options: kindOptions,
 });
 export type PluginDefinition = z.output<typeof pluginDefinition>;
