@@ -61,11 +61,6 @@ export interface StartOptions {
   plainHttp?: boolean;
 }
 
-/** How often Node looks for requests past request_timeout_ms: a tenth of it, within 0.1–1 s. */
-function timeoutCheckMs(requestTimeoutMs: number): number {
-  return Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 10)));
-}
-
 export class ServerStartError extends Error {
   constructor(message: string) {
     super(message);
@@ -147,13 +142,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       // Node's maxHeaderSize bounds the request line and all headers together (beyond: 431).
       // requireHostHeader off: a request without Host is answered by our routes (in the error
       // model) instead of by Node's bare 400.
-      // connectionsCheckingInterval: Node checks request_timeout_ms only this often (default 30 s,
-      // so a body that stops arriving got its 408 after up to twice the timeout).
-      http: { maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false, connectionsCheckingInterval: timeoutCheckMs(config.http.request_timeout_ms) },
+      http: { maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false },
       // fastify serves HTTPS when `https` is set (the type stays the http one: same API for us).
-      ...(tls
-        ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false, connectionsCheckingInterval: timeoutCheckMs(config.http.request_timeout_ms) } } as object)
-        : {}),
+      ...(tls ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false } } as object) : {}),
       clientErrorHandler,
       // One log line per request costs ~36 µs: log errors and slow requests only.
       logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),

@@ -71,7 +71,8 @@ export async function httpRequest(
     },
     signal: AbortSignal.timeout(30_000),
   };
-  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  // A string or bytes go as they are (malformed bodies), anything else as JSON.
+  if (body !== undefined) init.body = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
   const res = await fetch(`${baseUrl}${path}`, init);
   const text = await res.text();
   let parsed: unknown = text;

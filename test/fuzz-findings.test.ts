@@ -1,0 +1,113 @@
+/**
+ * Contract gaps a fuzzing pass found (2026-12-03), each pinned: I-JSON bodies (RFC 7493: UTF-8,
+ * unique member names; no `__proto__`), unknown query and body fields on routes without a schema,
+ * out-of-range time literals in filters, 63-bit event ids on import, plugin definitions naming
+ * impossible tenants or types. Every refused write leaves the store as it was.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { assertError, headOf } from './helpers/assertions.js';
+
+let server: TestServer;
+let baseline: { version: number; merkle_root: string } | null;
+
+before(async () => {
+  server = await startServerInProcess();
+  await server.request('POST', '/v1/aggregates/acct/f-1', { event_type: 'acct_opened', payload: { name: 'Ada' } });
+  baseline = await headOf(server, 'acct', 'f-1');
+});
+after(async () => {
+  await server.stop();
+  removeDir(server.dataDir);
+});
+
+const EVENTS = '/v1/aggregates/acct/f-1/events';
+
+async function refused(path: string, body: unknown, status: number, code: string, headers?: Record<string, string>): Promise<{ message: string; details?: unknown }> {
+  const res = await server.request('POST', path, body, headers);
+  assertError(res, status, code);
+  assert.deepEqual(await headOf(server, 'acct', 'f-1'), baseline, `acct/f-1 unchanged after a refused ${path}`);
+  return res.body.error;
+}
+
+test('fuzz-findings - a body that is not UTF-8, or names another charset, is refused, not stored with U+FFFD', { timeout: 20_000 }, async () => {
+  const bytes = Buffer.concat([Buffer.from('{"event_type":"acct_noted","payload":{"k":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}}')]);
+  const err = await refused(EVENTS, bytes, 400, 'validation_failed');
+  assert.match(err.message, /UTF-8/);
+  await refused(EVENTS, '{"event_type":"acct_noted","payload":{}}', 400, 'invalid_input', { 'content-type': 'application/json; charset=utf-16' });
+  const ok = await server.request('POST', EVENTS, '{"event_type":"acct_noted","payload":{"k":"é"}}', { 'content-type': 'application/json; charset=UTF-8' });
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  assert.equal(ok.body.payload.k, 'é');
+  baseline = await headOf(server, 'acct', 'f-1');
+});
+
+test('fuzz-findings - duplicate member names and __proto__ are refused with the path that holds them', { timeout: 20_000 }, async () => {
+  const dup = await refused(EVENTS, '{"event_type":"a_b","event_type":"a_c","payload":{}}', 400, 'validation_failed');
+  assert.match(dup.message, /body\.event_type: duplicate member name "event_type"/);
+  const nested = await refused(EVENTS, '{"event_type":"a_b","payload":{"list":[{"k":1},{"k":1,"k":2}]}}', 400, 'validation_failed');
+  assert.deepEqual(nested.details, [{ path: 'body.payload.list.1.k', message: nested.message.replace(/^body\.payload\.list\.1\.k: /, '') }]);
+  // Escapes decode first: "a\u0062" and "ab" are one name.
+  await refused(EVENTS, '{"event_type":"a_b","payload":{"a\\u0062":1,"ab":2}}', 400, 'validation_failed');
+  const proto = await refused(EVENTS, '{"event_type":"a_b","payload":{"__proto__":{"x":1}}}', 400, 'validation_failed');
+  assert.match(proto.message, /__proto__/);
+  // The same text inside a string value is just text.
+  const fine = await server.request('POST', EVENTS, '{"event_type":"a_b","payload":{"s":"\\"k\\":1,\\"k\\":2"}}');
+  assert.equal(fine.status, 201, JSON.stringify(fine.body));
+  baseline = await headOf(server, 'acct', 'f-1');
+});
+
+test('fuzz-findings - routes without a query or body schema refuse unknown fields', { timeout: 20_000 }, async () => {
+  assertError(await server.request('GET', '/v1/aggregates/acct/f-1/snapshots?take=abc'), 400, 'validation_failed');
+  assertError(await server.request('GET', '/v1/status?x=1'), 400, 'validation_failed');
+  await refused(`${EVENTS}?bogus_param=1`, { event_type: 'a_b', payload: {} }, 400, 'validation_failed');
+  const rotate = await server.request('POST', '/v1/tokens/rotate-keys', { x: 1 });
+  assertError(rotate, 400, 'validation_failed');
+  // The token still works: nothing was rotated.
+  assert.equal((await server.request('GET', '/v1/aggregates/acct/f-1')).status, 200);
+  // An empty object is no field at all.
+  assert.equal((await server.request('GET', '/v1/status')).status, 200);
+});
+
+test('fuzz-findings - an epoch-ms literal outside the time range is 400, not 500', { timeout: 20_000 }, async () => {
+  const lists = ['/v1/events', '/v1/aggregates', '/v1/aggregates/acct/f-1/events'];
+  for (const filter of ['created_at > 8640000000000001', 'created_at < -8640000000000001']) {
+    for (const path of lists) assertError(await server.request('GET', `${path}?filter=${encodeURIComponent(filter)}`), 400, 'invalid_input');
+  }
+  // On event lists metadata.created_at is the event's time too (on aggregate lists, a state path).
+  for (const path of ['/v1/events', '/v1/aggregates/acct/f-1/events']) {
+    assertError(await server.request('GET', `${path}?filter=${encodeURIComponent('metadata.created_at <= 386792590495711232')}`), 400, 'invalid_input');
+  }
+  const edge = await server.request('GET', `/v1/events?filter=${encodeURIComponent('created_at > -8640000000000000')}`);
+  assert.equal(edge.status, 200, JSON.stringify(edge.body));
+});
+
+test('fuzz-findings - an import line with an event id beyond 63 bits, a duplicate name or bad UTF-8 is refused by its line', { timeout: 20_000 }, async () => {
+  const line = (id: string, extra = ''): string =>
+    `{"aggregate_type":"imp","aggregate_id":"i-1","event_type":"imp_created","version":1,"payload":{}${extra},"extensions":{},"metadata":{"event_id":"${id}","created_at":"2026-01-01T00:00:00.000Z","issued_by":{"group":"g","user":"u"}}}`;
+  const post = (body: string | Buffer) => server.request('POST', '/v1/import', body, { 'content-type': 'application/x-ndjson' });
+  for (const id of ['99999999999999999999', '9223372036854775808']) {
+    const res = await post(`${line(id)}\n`);
+    assertError(res, 400, 'validation_failed');
+    assert.match(res.body.error.message, /^line 1: /);
+  }
+  const dup = await post(`${line('386792590495711232', ',"version":1')}\n`);
+  assertError(dup, 400, 'validation_failed');
+  assert.match(dup.body.error.message, /^line 1: version: duplicate member name/);
+  const bad = await post(Buffer.concat([Buffer.from(`${line('386792590495711232')}\n`), Buffer.from([0xff, 0xfe, 0x0a])]));
+  assertError(bad, 400, 'validation_failed');
+  assert.match(bad.body.error.message, /^line 2: not UTF-8/);
+  assertError(await server.request('GET', '/v1/aggregates/imp/i-1'), 404, 'not_found');
+  const ok = await post(`${line('9223372036854775807')}\n`);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(ok.body.imported, 1);
+});
+
+test('fuzz-findings - a plugin definition naming an impossible tenant or aggregate type is refused', { timeout: 20_000 }, async () => {
+  const put = (body: unknown) => server.request('PUT', '/v1/plugins/fz', body);
+  assertError(await put({ enabled: false, tenants: ['BAD!'], options: { kind: 'log' } }), 400, 'validation_failed');
+  assertError(await put({ enabled: false, aggregate_types: ['a/b'], options: { kind: 'log' } }), 400, 'validation_failed');
+  assertError(await server.request('GET', '/v1/plugins/fz'), 404, 'not_found');
+  const ok = await put({ enabled: false, tenants: ['default'], aggregate_types: ['acct'], options: { kind: 'log' } });
+  assert.ok(ok.status === 200 || ok.status === 201, JSON.stringify(ok.body));
+});
