@@ -78,8 +78,12 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
   return config;
 }
 
-/** What a started data dir holds beside config.toml: a store there means config.toml was lost, not never made. */
-const STORE_ENTRIES = ['shards', 'tokens', 'queue', 'registry', CLI_TOKEN_FILE];
+/**
+ * What the first start writes beside config.toml (the token ledger, the plugin queue, the schema
+ * registry, the root token): any of them there means config.toml was lost, not never made.
+ * (`shards/` alone is left to the layout check, which names an old layout more precisely.)
+ */
+const STORE_ENTRIES = ['tokens', 'queue', 'registry', CLI_TOKEN_FILE];
 
 /**
  * A key pair is made on the first start only. With config.toml missing, empty (as a power cut

@@ -191,7 +191,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
   function accept(feed: ImportFeed, text: string, line: number, principal: Principal, tenant: string, session?: ImportSession): number {
     const problem = jsonTextProblem(text);
     if (problem) {
-      feed.fail(line, new DbxError('validation_failed', `line ${line}: ${problem.path}: ${problem.message}`, { line, path: problem.path }));
+      feed.fail(line, new DbxError(problem.code, `line ${line}: ${problem.path}: ${problem.message}`, { line, path: problem.path }));
       return -1;
     }
     let value: unknown;

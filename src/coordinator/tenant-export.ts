@@ -238,7 +238,7 @@ async function feed(deps: TenantDataDeps, tenant: string, body: Readable): Promi
 
 function parseLine(schema: ReturnType<typeof importLineSchema>, text: string, line: number): ImportRecord {
   const problem = jsonTextProblem(text);
-  if (problem) throw new DbxError('validation_failed', `line ${line}: ${problem.path}: ${problem.message}`, { line, path: problem.path });
+  if (problem) throw new DbxError(problem.code, `line ${line}: ${problem.path}: ${problem.message}`, { line, path: problem.path });
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -14,6 +14,8 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
 export interface JsonTextProblem {
+  /** `invalid_input` for __proto__ (refused like prototype poisoning always was), else `validation_failed`. */
+  code: 'validation_failed' | 'invalid_input';
   /** Where, as the API's detail paths write it: members joined by '.', array items by index. */
   path: string;
   message: string;
@@ -48,8 +50,8 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
           }
         }
         const top = stack[stack.length - 1] as Container;
-        if (name === '__proto__') return { path: pathOf(stack, name), message: 'a member named __proto__ is not accepted (it would not be stored as sent)' };
-        if (top.names?.has(name)) return { path: pathOf(stack, name), message: `duplicate member name "${name}" (I-JSON, RFC 7493 §2.3: names must be unique)` };
+        if (name === '__proto__') return { code: 'invalid_input', path: pathOf(stack, name), message: 'a member named __proto__ is not accepted (it would not be stored as sent)' };
+        if (top.names?.has(name)) return { code: 'validation_failed', path: pathOf(stack, name), message: `duplicate member name "${name}" (I-JSON, RFC 7493 §2.3: names must be unique)` };
         top.names?.add(name);
         lastName = name;
         expectName = false;

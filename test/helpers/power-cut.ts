@@ -145,19 +145,25 @@ export interface Ack {
   hash: string;
   /** Date.now() when the answer arrived. */
   at_ms: number;
+  /** The event's Snowflake id: within one worker, ids rise in commit order (prepared and committed in turn). */
+  event_id: string;
 }
 
 export type Durability = 'sync' | 'async';
 
-/** Answers of one group reach the client over separate connections, a few ms apart at most. */
-const SUFFIX_JITTER_MS = 25;
+/** The Snowflake's 10 worker bits (DESIGN §3): commit order is per worker environment. */
+function workerBits(eventId: string): bigint {
+  return (BigInt(eventId) >> 12n) & 0x3ffn;
+}
 
 /**
  * Checks what survived a cut against what was acknowledged. `sync`: every acknowledged event is
  * there with the same hash. `async`: per aggregate, the acknowledged events still there are a
  * prefix (same hashes), any missing ones were acknowledged within `lossWindowMs` before the cut,
- * and the missing ones are a suffix of the acknowledgements (LMDB commits in order: a durable
- * commit makes every earlier one durable), up to a few ms of arrival jitter between connections.
+ * and the missing ones are a suffix of each worker's commits (LMDB commits in order: a durable
+ * commit makes every earlier one durable), judged by event id, which a worker hands out in commit
+ * order (the time an answer reached its client is no order: connections lag each other by tens of
+ * ms under load).
  * Always: versions 1..n with no gap, head version n, /verify valid. Returns one line per problem
  * and the acknowledged events that are gone (async only; later writes reuse their versions).
  */
@@ -212,10 +218,13 @@ export async function checkSurvivors(
       if (verify.body?.valid !== true) problems.push(`${key}: verify ${JSON.stringify(verify.body)}`);
     }
   }));
-  if (lost.length > 0) {
-    const firstLost = Math.min(...lost.map((a) => a.at_ms));
-    const later = kept.filter((a) => a.at_ms > firstLost + SUFFIX_JITTER_MS);
-    for (const ack of later.slice(0, 5)) problems.push(`${ack.type}/${ack.id}@${ack.version}: survived, acknowledged ${ack.at_ms - firstLost} ms after a lost event (the loss is not a suffix)`);
+  for (const worker of new Set(lost.map((a) => workerBits(a.event_id)))) {
+    const firstLost = lost
+      .filter((a) => workerBits(a.event_id) === worker)
+      .map((a) => BigInt(a.event_id))
+      .reduce((min, id) => (id < min ? id : min));
+    const later = kept.filter((a) => workerBits(a.event_id) === worker && BigInt(a.event_id) > firstLost);
+    for (const ack of later.slice(0, 5)) problems.push(`${ack.type}/${ack.id}@${ack.version}: survived, committed after a lost event (event id ${ack.event_id} > ${firstLost}: the loss is not a suffix)`);
   }
   return { problems, lost };
 }
@@ -228,7 +237,7 @@ export function startWriters(server: Pick<SpawnedServer, 'request'>, writers: nu
       const id = n % 2 === 0 ? `own-${index}` : `shared-${(index + n) % 4}`;
       try {
         const res = await server.request('POST', `/v1/aggregates/${type}/${id}/events`, { event_type: 'ticked', payload: { writer: index, n } });
-        if (res.status === 201) acks.push({ type, id, version: res.body.version, hash: res.body.hash, at_ms: Date.now() });
+        if (res.status === 201) acks.push({ type, id, version: res.body.version, hash: res.body.hash, at_ms: Date.now(), event_id: res.body.metadata.event_id });
         else failed++;
       } catch {
         failed++; // the server is gone: nothing acknowledged
