@@ -6,20 +6,25 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
 import { assertError, headOf } from './helpers/assertions.js';
 
 let server: TestServer;
+let slow: TestServer;
 let baseline: { version: number; merkle_root: string } | null;
 
 before(async () => {
   server = await startServerInProcess();
+  slow = await startServerInProcess({ configToml: '[http]\nrequest_timeout_ms = 1500\n' });
   await server.request('POST', '/v1/aggregates/acct/f-1', { event_type: 'acct_opened', payload: { name: 'Ada' } });
   baseline = await headOf(server, 'acct', 'f-1');
 });
 after(async () => {
   await server.stop();
+  await slow.stop();
   removeDir(server.dataDir);
+  removeDir(slow.dataDir);
 });
 
 const EVENTS = '/v1/aggregates/acct/f-1/events';
@@ -110,4 +115,23 @@ test('fuzz-findings - a plugin definition naming an impossible tenant or aggrega
   assertError(await server.request('GET', '/v1/plugins/fz'), 404, 'not_found');
   const ok = await put({ enabled: false, tenants: ['default'], aggregate_types: ['acct'], options: { kind: 'log' } });
   assert.ok(ok.status === 200 || ok.status === 201, JSON.stringify(ok.body));
+});
+
+test('fuzz-findings - a body that stops arriving gets its 408 within about request_timeout_ms', { timeout: 20_000 }, async () => {
+  const url = new URL(slow.url);
+  const started = Date.now();
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => {
+      socket.write(`POST /v1/aggregates/acct/s-1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${slow.token}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"event_type":`);
+    });
+    let text = '';
+    socket.on('data', (d) => (text += d.toString()));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  const waited = Date.now() - started;
+  assert.match(answer, /^HTTP\/1\.1 408 /);
+  assert.match(answer, /"code":"request_timeout"/);
+  assert.ok(waited < 1500 + 1000, `408 after ${waited} ms (request_timeout_ms = 1500)`);
+  assertError(await slow.request('GET', '/v1/aggregates/acct/s-1'), 404, 'not_found');
 });

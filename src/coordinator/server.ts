@@ -61,6 +61,23 @@ export interface StartOptions {
   plainHttp?: boolean;
 }
 
+/**
+ * Options for Node's own server. requestTimeout goes here too, not only to fastify: on Node 20 a
+ * requestTimeout set after the server is made (what fastify does) never fires for a request whose
+ * body stops arriving (measured: no 408 in 40 s with 1.5 s set), and the check runs only every
+ * connectionsCheckingInterval (default 30 s): a tenth of the timeout, within 0.1–1 s.
+ */
+function nodeServerOptions(config: Config): Record<string, unknown> {
+  return {
+    // maxHeaderSize bounds the request line and all headers together (beyond: 431).
+    maxHeaderSize: config.http.header_bytes_max,
+    // Off: a request without Host is answered by our routes (in the error model) instead of by Node's bare 400.
+    requireHostHeader: false,
+    requestTimeout: config.http.request_timeout_ms,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.http.request_timeout_ms / 10))),
+  };
+}
+
 export class ServerStartError extends Error {
   constructor(message: string) {
     super(message);
@@ -139,12 +156,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const app = Fastify({
       logger: loggerOptions(log),
       genReqId: requestId,
-      // Node's maxHeaderSize bounds the request line and all headers together (beyond: 431).
-      // requireHostHeader off: a request without Host is answered by our routes (in the error
-      // model) instead of by Node's bare 400.
-      http: { maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false },
+      http: nodeServerOptions(config),
       // fastify serves HTTPS when `https` is set (the type stays the http one: same API for us).
-      ...(tls ? ({ https: { ...tls, maxHeaderSize: config.http.header_bytes_max, requireHostHeader: false } } as object) : {}),
+      ...(tls ? ({ https: { ...tls, ...nodeServerOptions(config) } } as object) : {}),
       clientErrorHandler,
       // One log line per request costs ~36 µs: log errors and slow requests only.
       logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
