@@ -135,3 +135,31 @@ test('fuzz-findings - a body that stops arriving gets its 408 within about reque
   assert.ok(waited < 1500 + 1000, `408 after ${waited} ms (request_timeout_ms = 1500)`);
   assertError(await slow.request('GET', '/v1/aggregates/acct/s-1'), 404, 'not_found');
 });
+
+test('fuzz-findings - every validation_failed lists its fields in details; a bad jti is named as a jti', { timeout: 20_000 }, async () => {
+  const answers = [
+    await server.request('GET', '/v1/aggregates/acct/f-1/proof'),
+    await server.request('GET', '/v1/aggregates?include_archived=true&archived_only=true'),
+    await server.request('POST', '/v1/aggregates/acct/f-1/patch', { event_type: 'acct_patched', patch: [{ op: 'replace', path: '', value: [1] }] }),
+  ];
+  for (const res of answers) {
+    assertError(res, 400, 'validation_failed');
+    assert.ok(Array.isArray(res.body.error.details) && res.body.error.details.length > 0, `details list the fields: ${JSON.stringify(res.body)}`);
+    for (const d of res.body.error.details) assert.ok(typeof d.path === 'string' && typeof d.message === 'string', JSON.stringify(d));
+  }
+  assert.deepEqual(await headOf(server, 'acct', 'f-1'), baseline);
+  const jti = await server.request('GET', '/v1/tokens/%00');
+  assertError(jti, 400, 'validation_failed');
+  assert.match(jti.body.error.message, /jti/);
+  assert.doesNotMatch(jti.body.error.message, /aggregate_id/);
+});
+
+test('fuzz-findings - a number that underflows a double is refused, not stored as 0', { timeout: 20_000 }, async () => {
+  const err = await refused(EVENTS, '{"event_type":"a_b","payload":{"tiny":1e-400}}', 400, 'validation_failed');
+  assert.match(err.message, /^body\.payload\.tiny: number 1e-400 is too small/);
+  // Zero written any way is zero; small numbers a double holds are fine.
+  const ok = await server.request('POST', EVENTS, '{"event_type":"a_b","payload":{"z":0.0e-400,"n":-0,"small":5e-324}}');
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  assert.equal(ok.body.payload.small, 5e-324);
+  baseline = await headOf(server, 'acct', 'f-1');
+});

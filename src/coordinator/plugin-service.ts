@@ -208,7 +208,9 @@ export class PluginService {
   async replay(name: string, tenant: string, type: string, id?: string, payloadMode?: PluginDefinition['payload_mode']): Promise<{ queued: number }> {
     const definition = this.get(name);
     if (payloadMode && STATE_KINDS.has(definition.options.kind) && !STATE_MODES.has(payloadMode)) {
-      throw new DbxError('validation_failed', `a ${definition.options.kind} read model upserts the state: replay with payload mode all or state-only`);
+      throw new DbxError('validation_failed', `a ${definition.options.kind} read model upserts the state: replay with payload mode all or state-only`, [
+        { path: 'body.payload_mode', message: 'all or state-only for a read model' },
+      ]);
     }
     // Another mode than the plugin's applies to these jobs only; the plugin keeps its own.
     const override = payloadMode && payloadMode !== definition.payload_mode ? { payload_mode: payloadMode } : {};

@@ -26,7 +26,7 @@ const pageFields = {
 };
 
 function scopeOf(q: { include_archived?: boolean | undefined; archived_only?: boolean | undefined }): ArchiveScope {
-  if (q.include_archived && q.archived_only) throw new DbxError('validation_failed', 'include_archived and archived_only cannot be combined');
+  if (q.include_archived && q.archived_only) throw new DbxError('validation_failed', 'include_archived and archived_only cannot be combined', [{ path: 'query.archived_only', message: 'cannot be combined with include_archived' }]);
   return q.archived_only ? 'archived' : q.include_archived ? 'all' : 'active';
 }
 
@@ -190,7 +190,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
         visibility.assertVisible(tenant, params.type, params.id);
         if (query.from_size !== undefined) return reader.consistencyProof(tenant, params.type, params.id, query.from_size, query.to_size);
         if (query.version !== undefined) return reader.inclusionProof(tenant, params.type, params.id, query.version, query.size);
-        throw new DbxError('validation_failed', 'give version (inclusion proof) or from_size (consistency proof)');
+        throw new DbxError('validation_failed', 'give version (inclusion proof) or from_size (consistency proof)', [{ path: 'query.version', message: 'give version (inclusion proof) or from_size (consistency proof)' }]);
       },
     }),
     defineRoute({

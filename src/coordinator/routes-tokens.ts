@@ -8,7 +8,6 @@
 import { z } from 'zod';
 import {
   DbxError,
-  aggregateIdSchema,
   allowsAction,
   allowsResource,
   allowsTenant,
@@ -29,7 +28,7 @@ import type { WriteAllowance } from './write-allowance.js';
 const issueBody = tokenIssueSchema;
 const refreshBody = tokenRefreshSchema;
 const revokeBody = z.strictObject({ reason: z.string().max(512).optional() });
-const jtiParams = z.strictObject({ jti: aggregateIdSchema });
+const jtiParams = z.strictObject({ jti: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'jti may only contain letters, numbers, underscores, or hyphens') });
 
 /** A record's tenants all lie inside the administrator's (an empty list means `default`). */
 function withinScope(admin: TokenClaims, record: Pick<TokenRecord, 'tenants'>): boolean {

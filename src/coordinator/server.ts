@@ -192,7 +192,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       if (text === undefined) return done(new DbxError('validation_failed', 'body: not UTF-8 (I-JSON, RFC 7493 §2.1)', [{ path: 'body', message: 'not UTF-8' }]));
       if (text.trim().length === 0) return done(null, undefined);
       const problem = jsonTextProblem(text);
-      if (problem) return done(new DbxError(problem.code, `body.${problem.path}: ${problem.message}`, [{ path: `body.${problem.path}`, message: problem.message }]));
+      if (problem) {
+        const at = problem.path ? `body.${problem.path}` : 'body';
+        return done(new DbxError(problem.code, `${at}: ${problem.message}`, [{ path: at, message: problem.message }]));
+      }
       parseJson(request, text, done);
     });
     // No reader observes part of a cross-worker batch: a read of a tenant with one in flight waits

@@ -5,12 +5,14 @@
  *   silently, so `"event_type":"a","event_type":"b"` would store "b" without a word;
  * - no member named `__proto__`: plain objects turn it into a prototype or drop it, so it would be
  *   stored altered or not at all;
+ * - no number that underflows to 0 (1e-400): it would be stored as another number (§2.2);
  * - UTF-8 (§2.1) is the byte decoder's part (decodeUtf8Strict below), not this scan's.
  *
  * One linear pass with no allocation beyond one Set per object (~1 µs for a 500-byte body).
  * Malformed JSON is not its concern: it answers undefined and leaves the error to JSON.parse.
  */
 const QUOTE = 0x22;
+const NUMBER_CHAR = /[0-9eE+\-.]/;
 const BACKSLASH = 0x5c;
 
 export interface JsonTextProblem {
@@ -57,6 +59,17 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
         expectName = false;
       }
       i = end;
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      let end = i + 1;
+      while (end < text.length && NUMBER_CHAR.test(text[end] as string)) end++;
+      const token = text.slice(i, end);
+      // 1e-400 parses to 0: the number sent would be stored as another (§2.2: within a double).
+      if (/[.eE]/.test(token) && Number(token) === 0 && /[1-9]/.test(token.split(/[eE]/)[0] as string)) {
+        const top = stack[stack.length - 1];
+        const at = top === undefined ? '' : pathOf(stack, top.names === null ? String(top.index) : lastName);
+        return { code: 'validation_failed', path: at, message: `number ${token} is too small for a double: it would be stored as 0 (I-JSON, RFC 7493 §2.2)` };
+      }
+      i = end - 1;
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       const parent = stack[stack.length - 1];
       const segment = parent === undefined ? '' : parent.names === null ? String(parent.index) : lastName;

@@ -183,7 +183,9 @@ function prepareOp(doc: unknown, docBytes: number, op: PatchOperation): { op: Pa
       // RFC 6902 §4.4; fast-json-patch does not check it, and `move from ""` would make the state
       // contain itself (a cycle that no encoder can write).
       if (op.from === '' || op.path.startsWith(`${op.from}/`)) {
-        throw new DbxError('validation_failed', `failed to apply patch: a move's from (${op.from || '""'}) must not be a prefix of its path`);
+        throw new DbxError('validation_failed', `failed to apply patch: a move's from (${op.from || '""'}) must not be a prefix of its path`, [
+          { path: 'body.patch', message: `a move's from (${op.from || '""'}) must not be a prefix of its path` },
+        ]);
       }
       if (op.path === '') return { op, delta: jsonBytes(valueAt(doc, op.from)) - docBytes };
       const from = targetOf(doc, op.from);
@@ -277,7 +279,7 @@ export function applyJsonPatch(state: JsonObject, ops: readonly PatchOperation[]
     throw new DbxError('validation_failed', `failed to apply patch: ${message}`, [{ path: `patch.${i}`, message }]);
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new DbxError('validation_failed', 'a patch must leave the state a JSON object');
+    throw new DbxError('validation_failed', 'a patch must leave the state a JSON object', [{ path: 'body.patch', message: 'must leave the state a JSON object' }]);
   }
   if (limits && jsonDepth(doc, limits.jsonDepthMax) > limits.jsonDepthMax) {
     throw new DbxError('validation_failed', `the patch would nest the state deeper than json_depth_max (${limits.jsonDepthMax})`, [

@@ -91,7 +91,7 @@ export interface AuthSettings {
 const b64url = (data: string | Uint8Array): string => Buffer.from(data).toString('base64url');
 
 export function issueToken(auth: AuthSettings, input: IssueInput, now = Date.now()): { token: string; claims: TokenClaims } {
-  if (input.actions.length === 0) throw new DbxError('validation_failed', 'token actions must contain at least one entry');
+  if (input.actions.length === 0) throw new DbxError('validation_failed', 'token actions must contain at least one entry', [{ path: 'body.actions', message: 'at least one entry' }]);
   const iat = Math.floor(now / 1000);
   const ttl = input.ttl_secs ?? auth.default_ttl_secs;
   const claims: TokenClaims = {
