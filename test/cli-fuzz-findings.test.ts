@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { DBX_BIN, removeDir, runDbx, tempDataDir } from './helpers/server.js';
 
 let dataDir: string;
@@ -107,4 +108,25 @@ test('cli-fuzz-findings - an [http] host that does not resolve is named', { time
   } finally {
     writeFileSync(path, saved);
   }
+});
+
+test('cli-fuzz-findings - a start that fails leaves its flags out of config.toml; a malformed --dek is a usage error', { timeout: 60_000 }, async () => {
+  const path = join(dataDir, 'config.toml');
+  const before = readFileSync(path, 'utf8');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as AddressInfo).port;
+  try {
+    const run = await runDbx(['start', '--foreground', '--port', String(port), '--restrict', 'strict', '--data-dir', dataDir], { timeoutMs: 40_000 });
+    assert.equal(run.code, 1, run.stderr);
+    noStack(run.stderr);
+    assert.match(run.stderr, new RegExp(`^error: unavailable: port ${port} is already in use`));
+    assert.equal(readFileSync(path, 'utf8'), before, 'config.toml as it was: neither --port nor --restrict saved');
+  } finally {
+    blocker.close();
+  }
+  const dek = await runDbx(['config', '--dek', 'abc', '--data-dir', dataDir], { timeoutMs: 20_000 });
+  assert.equal(dek.code, 2, dek.stderr);
+  assert.match(dek.stderr, /^error: invalid_input: --dek: data encryption key must be base64 of 32 bytes/);
+  assert.equal(readFileSync(path, 'utf8'), before);
 });

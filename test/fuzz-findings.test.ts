@@ -163,3 +163,14 @@ test('fuzz-findings - a number that underflows a double is refused, not stored a
   assert.equal(ok.body.payload.small, 5e-324);
   baseline = await headOf(server, 'acct', 'f-1');
 });
+
+test('fuzz-findings - a CSV export names an empty state key field: and quotes cells with control characters', { timeout: 20_000 }, async () => {
+  const created = await server.request('POST', '/v1/aggregates/odd_keys/k-1', { event_type: 'odd_set', payload: { '': 'empty', 'a\u0000b': 'tab\there', 'field:': 1, plain: 'x' } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const res = await server.request('GET', '/v1/export?type=odd_keys&format=csv');
+  assert.equal(res.status, 200);
+  const [header, row] = (res.body as string).split('\r\n');
+  // Escaped names are injective: '' -> 'field:', 'field:' -> 'field:field:'.
+  assert.equal(header, '__aggregate_id,field:,"a\u0000b",field:field:,plain');
+  assert.equal(row, 'k-1,empty,"tab\there",1,x');
+});

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { stringify as stringifyToml } from 'smol-toml';
-import { configPath, configSchema, readConfig, writeConfig, type Config } from '../core/index.js';
+import { configPath, configSchema, decodeDataKey, readConfig, writeConfig, type Config } from '../core/index.js';
 import { parseBool, parsePort, parsePositiveInt, resolveDataDir, type ConnectionFlags } from './options.js';
 import { UsageError, CliError, printJson, printLine } from './output.js';
 import { probeServer, withClient } from './session.js';
@@ -95,6 +95,14 @@ export function configCommand(): Command {
       '\nWithout a setting flag, prints config.toml (private key and data encryption keys hidden). With flags,\nvalidates and saves them; the server reads config.toml when it starts (dbx restart applies changes).\n\nExamples:\n  dbx config\n  dbx config --port 8080 --durability async --list-page-size 50\n  dbx config --rotate-dek\n  dbx config --dek-file /etc/eventdbx/dek\n',
     )
     .action(async (opts: Record<string, unknown> & ConnectionFlags & { clearSnapshotThreshold?: boolean; showSecrets?: boolean; json?: boolean; dataEncryptionKey?: string; rotateDek?: boolean; dekFile?: string }) => {
+      // A malformed key is a usage error (exit 2), found before the data dir is touched.
+      if (opts.dataEncryptionKey !== undefined) {
+        try {
+          decodeDataKey(opts.dataEncryptionKey, '--dek');
+        } catch (err) {
+          throw new UsageError(err instanceof Error ? err.message : String(err));
+        }
+      }
       const dataDir = resolveDataDir(opts.dataDir);
       const { config } = readConfig(dataDir);
       const keyChange = { ...(opts.dataEncryptionKey !== undefined ? { dek: opts.dataEncryptionKey } : {}), rotate: opts.rotateDek === true, ...(opts.dekFile !== undefined ? { dekFile: opts.dekFile } : {}) };

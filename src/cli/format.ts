@@ -25,6 +25,7 @@
  */
 import { Command, Option } from 'commander';
 import { UsageError } from './output.js';
+import { csvCell } from '../core/csv-text.js';
 import { displayWidth, paint, terminalWidth } from './terminal.js';
 
 export const FORMATS = ['table', 'json', 'csv', 'lines'] as const;
@@ -78,10 +79,6 @@ export function cellText(value: unknown): string {
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
-function csvField(text: string): string {
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
 function keyValueLine<T>(columns: Column<T>[], item: T): string {
   return columns.map((c) => `${c.name}=${cellText(c.value(item))}`).join(' ');
 }
@@ -125,8 +122,8 @@ export class ListingWriter<T> {
         text = items.map((item, i) => `${first && i === 0 ? '[\n' : ',\n'}  ${JSON.stringify(item, null, 2).replace(/\n/g, '\n  ')}`).join('');
         break;
       case 'csv': {
-        const header = first ? `${this.spec.columns.map((c) => csvField(c.name)).join(',')}\r\n` : '';
-        text = header + items.map((item) => `${this.spec.columns.map((c) => csvField(cellText(c.value(item)))).join(',')}\r\n`).join('');
+        const header = first ? `${this.spec.columns.map((c) => csvCell(c.name)).join(',')}\r\n` : '';
+        text = header + items.map((item) => `${this.spec.columns.map((c) => csvCell(cellText(c.value(item)))).join(',')}\r\n`).join('');
         break;
       }
       case 'lines':
@@ -144,7 +141,7 @@ export class ListingWriter<T> {
   endText(nextCursor?: string | null): { stdout: string; stderr: string } {
     let stdout = '';
     if (this.format === 'json') stdout += this.count === 0 ? '[]\n' : '\n]\n';
-    if (this.format === 'csv' && this.count === 0) stdout += `${this.spec.columns.map((c) => csvField(c.name)).join(',')}\r\n`;
+    if (this.format === 'csv' && this.count === 0) stdout += `${this.spec.columns.map((c) => csvCell(c.name)).join(',')}\r\n`;
     if ((this.format === 'table' || this.format === 'lines') && this.count === 0 && this.spec.empty !== undefined) stdout += `${this.spec.empty}\n`;
     if (this.format === 'table' && this.count > 0 && !this.expanded) stdout += `(${this.count} ${this.count === 1 ? 'row' : 'rows'})\n`;
     if (!nextCursor) return { stdout, stderr: '' };

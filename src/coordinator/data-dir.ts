@@ -34,8 +34,15 @@ export interface PidInfo {
   restrict: string;
 }
 
-/** Loads config.toml, creating it (with keys) on first start; applies overrides and saves them. */
-export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 'port' | 'restrict'>> = {}): Config {
+/** Start flags that config.toml keeps (`dbx start --port`, `--restrict`). */
+export type StartOverrides = Partial<Pick<Config, 'port' | 'restrict'>>;
+
+/**
+ * Loads config.toml, creating it (with keys) on first start, and answers it with the overrides
+ * applied. The overrides are saved only by saveStartOverrides, once the server runs: a start that
+ * failed (say, its port in use) must not leave its flags behind in config.toml.
+ */
+export function prepareDataDir(dataDir: string, overrides: StartOverrides = {}): Config {
   // Owner-only whatever the caller's umask (ids and hashes are readable in data.mdb): process-wide, so
   // the LMDB files the shard workers create later are 0600 too. Existing, wider trees are narrowed.
   process.umask(0o077);
@@ -60,12 +67,6 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
   // Encryption at rest is on by default: a first start with no key anywhere generates one (saved
   // below with config.toml, mode 0600). A data dir with plaintext values keeps reading them.
   if (ensureDataKey(config, dataDir)) changed = true;
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined && (config as Record<string, unknown>)[key] !== value) {
-      (config as Record<string, unknown>)[key] = value;
-      changed = true;
-    }
-  }
   const now = new Date().toISOString();
   if (!config.created_at) config.created_at = now;
   if (changed) {
@@ -75,7 +76,19 @@ export function prepareDataDir(dataDir: string, overrides: Partial<Pick<Config, 
   // After config.toml is saved: a key id is recorded only once its key is durable somewhere.
   checkKeyRegistry(dataDir, resolveDataKeys(config, dataDir));
   ensureCliToken(dataDir, config);
-  return config;
+  return { ...config, ...definedOverrides(overrides) };
+}
+
+/** Saves the start flags that differ from config.toml (call once the server listens). */
+export function saveStartOverrides(dataDir: string, overrides: StartOverrides): void {
+  const { config } = readConfig(dataDir);
+  const changes = Object.entries(definedOverrides(overrides)).filter(([key, value]) => (config as Record<string, unknown>)[key] !== value);
+  if (changes.length === 0) return;
+  writeConfig(dataDir, { ...config, ...Object.fromEntries(changes), updated_at: new Date().toISOString() });
+}
+
+function definedOverrides(overrides: StartOverrides): StartOverrides {
+  return Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)) as StartOverrides;
 }
 
 /**

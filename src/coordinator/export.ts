@@ -28,6 +28,7 @@
  */
 import type { RootDatabase } from 'lmdb';
 import { DbxError, shardsForTenant, type JsonObject, type JsonValue, type PlacementSettings } from '../core/index.js';
+import { csvCell, csvColumnName } from '../core/csv-text.js';
 import type { SchemaRecord } from '../core/schema/api.js';
 import { KEY_MAX, type ShardStore, type StoredHead } from '../shard-worker/index.js';
 import { compareStrings } from './merge.js';
@@ -40,7 +41,6 @@ export type ExportFormat = 'csv' | 'json';
 export const EXPORT_JSON_COLUMNS = ['__aggregate_type', '__aggregate_id', '__version', '__merkle_root'] as const;
 export const EXPORT_CSV_ID_COLUMN = '__aggregate_id';
 const RESERVED: ReadonlySet<string> = new Set(EXPORT_JSON_COLUMNS);
-const ESCAPE = 'field:';
 
 /**
  * Distinct top-level keys a CSV header may hold. A state used as a map (ids as keys) would
@@ -54,16 +54,7 @@ const ROWS_PER_TURN = 2_000;
 
 /** State key → column name; injective (escaped names all start with `field:`, others never do). */
 export function exportColumnName(key: string): string {
-  return RESERVED.has(key) || key.startsWith(ESCAPE) ? ESCAPE + key : key;
-}
-
-/** Column name → state key (the inverse of exportColumnName). */
-export function stateKeyOfColumn(column: string): string {
-  return column.startsWith(ESCAPE) ? column.slice(ESCAPE.length) : column;
-}
-
-export function csvCell(text: string): string {
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  return csvColumnName(RESERVED, key);
 }
 
 function cellText(value: JsonValue | undefined): string {

@@ -14,7 +14,7 @@ import { tokenRoutes } from './routes-tokens.js';
 import { PluginService } from './plugin-service.js';
 import { pluginRoutes } from './routes-plugins.js';
 import { WriteAllowance } from './write-allowance.js';
-import { acquireDataDir, prepareDataDir, updatePidFile } from './data-dir.js';
+import { acquireDataDir, prepareDataDir, saveStartOverrides, updatePidFile, type StartOverrides } from './data-dir.js';
 import { PATH_PARAM_CHARS_MAX, clientErrorHandler, frameworkErrors, installErrorHandling, installUrlLimit, jsonBodyRefusal } from './http-errors.js';
 import { installCors } from './cors.js';
 import { tokenRateLimit } from './rate-limit.js';
@@ -105,10 +105,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const release = await acquireDataDir(options.dataDir, { port: 0, started_at: startedAt, restrict: options.restrict ?? 'default' });
   const cleanups: (() => Promise<void> | void)[] = [release];
   try {
-    const config = prepareDataDir(options.dataDir, {
+    const overrides: StartOverrides = {
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(options.restrict !== undefined ? { restrict: options.restrict } : {}),
-    });
+    };
+    const config = prepareDataDir(options.dataDir, overrides);
     // Before any worker starts: a bad EVENTDBX_LOG_LEVEL is refused at once, with one line.
     const log = resolveLogSettingsOrRefuse(config, options.logLevel);
     const layout = resolveLayoutOrRefuse(options.dataDir, config);
@@ -336,6 +337,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     listenPort = port;
+    // Only now that it runs: a start that failed leaves config.toml as it was.
+    saveStartOverrides(options.dataDir, overrides);
     updatePidFile(options.dataDir, { pid: process.pid, port, started_at: startedAt, restrict: config.restrict });
     if (log.level !== 'silent') markRunning(options.dataDir, { pid: process.pid, started_at: startedAt });
     mover.resumeAll();

@@ -26,25 +26,13 @@
 import { readFileSync, statSync, truncateSync } from 'node:fs';
 import type { z } from 'zod';
 import { writeFileDurably } from '../../core/index.js';
+import { csvCell, csvColumnKey, csvColumnName } from '../../core/csv-text.js';
 import { csvOptions, type Deliverer, type DeliveryBody } from '../types.js';
 import type { DelivererContext } from './context.js';
 import { appendDurably, cellText, eventTime, fileError, fileReadModelDeliverer, parseOptions, readModelDir, rowFields } from './read-model.js';
 
 export const CSV_FIXED_COLUMNS = ['event_id', 'tenant', 'aggregate_id', 'version', 'event_type', 'created_at'] as const;
 const FIXED: ReadonlySet<string> = new Set(CSV_FIXED_COLUMNS);
-const ESCAPE = 'field:';
-
-/** Field name → column name; injective (escaped names all start with `field:`, plain ones never do). */
-export function csvColumnName(field: string): string {
-  return FIXED.has(field) || field.startsWith(ESCAPE) ? ESCAPE + field : field;
-}
-function fieldOfColumn(column: string): string {
-  return column.startsWith(ESCAPE) ? column.slice(ESCAPE.length) : column;
-}
-
-export function csvCell(text: string): string {
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
 export function csvRow(cells: readonly string[]): string {
   return `${cells.map(csvCell).join(',')}\r\n`;
 }
@@ -127,7 +115,7 @@ export function createCsvDeliverer(options: z.input<typeof csvOptions>, ctx: Del
     }
     const columnOf = new Map<string, number>();
     header.forEach((column, i) => {
-      if (i >= CSV_FIXED_COLUMNS.length) columnOf.set(fieldOfColumn(column), i);
+      if (i >= CSV_FIXED_COLUMNS.length) columnOf.set(csvColumnKey(column), i);
     });
     const seen = new Set<string>();
     for (const row of records.slice(1)) if (row[0] !== undefined && row[0] !== '') seen.add(row[0]);
@@ -171,7 +159,7 @@ export function createCsvDeliverer(options: z.input<typeof csvOptions>, ctx: Del
       for (const field of Object.keys(fields)) {
         if (columnOf.has(field)) continue;
         columnOf.set(field, header.length);
-        header.push(csvColumnName(field));
+        header.push(csvColumnName(FIXED, field));
       }
       const row = Array<string>(header.length).fill('');
       const fixed = [body.event_id, body.tenant, body.aggregate_id, String(body.version), body.event_type, eventTime(body)];
