@@ -95,7 +95,7 @@ function storeHasData(dataDir: string, layout: StorageLayout, mapSizeMib: number
     if (!existsSync(join(path, 'data.mdb'))) continue;
     const env = new WorkerEnv(path, { mapSizeMib });
     try {
-      if (env.countAggregates() > 0 || env.events.getCount() > 0) return true;
+      if (env.countAggregates() > 0 || env.countEvents() > 0) return true;
     } finally {
       void env.close();
     }

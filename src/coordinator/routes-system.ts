@@ -49,7 +49,7 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
       summary: 'Prometheus metrics (token with metrics.read, or open when [metrics] public = true)',
       action: 'metrics.read',
       handler: async ({ reply, principal }) => {
-        deps.reader.aggregateCounts().forEach((count, shard) => deps.metrics.aggregatesPerShard.set({ shard: String(shard) }, count));
+        (await deps.reader.aggregateCounts()).forEach((count, shard) => deps.metrics.aggregatesPerShard.set({ shard: String(shard) }, count));
         deps.metrics.uptime.set((Date.now() - Date.parse(deps.startedAt)) / 1000);
         deps.plugins?.updateGauges();
         reply.header('content-type', deps.metrics.registry.contentType);
@@ -66,7 +66,7 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
       response: responses.Status,
       summary: 'Server status for `dbx status`: pid, port, uptime, restriction, shards, workers (a `*` token); other tokens get the tenant view without pid, paths or counts',
       action: null,
-      handler: ({ request }) => {
+      handler: async ({ request }) => {
         const { config, dataDir, workers, port, authenticate } = deps.status;
         const claims = authenticate(request.headers.authorization);
         const common = {
@@ -92,7 +92,7 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
           workers,
           data_dir: dataDir,
           // Every tenant's aggregates: `dbx config --shard-count` refuses a non-empty store.
-          aggregates: deps.reader.aggregateCounts().reduce((a, b) => a + b, 0),
+          aggregates: (await deps.reader.aggregateCounts()).reduce((a, b) => a + b, 0),
           // Delivery lag per plugin (`dbx status` shows it): how far read models are behind.
           plugins: (deps.plugins?.counts() ?? []).map((c) => ({ name: c.plugin, enabled: c.enabled, pending: c.pending, dead: c.dead, lag_secs: Math.round(c.lag_ms / 100) / 10 })),
         };

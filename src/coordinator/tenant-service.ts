@@ -199,9 +199,9 @@ export class TenantService {
     return true;
   }
 
-  view(tenant: string): TenantView {
+  async view(tenant: string): Promise<TenantView> {
     const shards = shardsForTenant(this.deps.placement, tenant);
-    return this.viewOf(tenant, this.deps.stats.usage(tenant, shards), this.pluginLag());
+    return this.viewOf(tenant, await this.deps.stats.usage(tenant, shards), this.pluginLag());
   }
 
   /** Every tenant with data or metadata that `claims` may see, by tenant. */

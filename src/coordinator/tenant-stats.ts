@@ -37,13 +37,15 @@ export class TenantStats {
 
   constructor(private readonly stores: readonly ShardStore[]) {}
 
-  /** One tenant on the given shards (exact counts, approximate bytes). */
-  usage(tenant: string, shards: readonly number[]): TenantUsage {
+  /** One tenant on the given shards (exact counts, approximate bytes), counted in steps. */
+  async usage(tenant: string, shards: readonly number[]): Promise<TenantUsage> {
     const total: TenantUsage = { aggregates: 0, events: 0, bytes: 0 };
     for (const s of shards) {
       const store = this.stores[s];
       if (!store) continue;
-      const u = usageOn(store, tenant);
+      // Fresh snapshot: what is committed now.
+      store.env.resetReadTxn();
+      const u = await usageYielding(store, tenant, undefined);
       total.aggregates += u.aggregates;
       total.events += u.events;
       total.bytes += u.bytes;
@@ -127,7 +129,7 @@ function nextTenant(store: ShardStore, start: Key): string | undefined {
   return undefined;
 }
 
-/** usageOn for a scan: the same, counted in steps with yields between them. */
+/** A tenant's usage on one shard: exact counts in steps (yields between them), approximate bytes. */
 async function usageYielding(store: ShardStore, tenant: string, previous: TenantUsage | undefined): Promise<TenantUsage> {
   const aggregates = await countInSteps(store.worker.heads, range(store.shard, tenant), previous?.aggregates);
   if (aggregates === 0) return { aggregates: 0, events: 0, bytes: 0 };
@@ -147,7 +149,7 @@ interface CountableDb {
  * A range the previous scan found small (`hint`, under half a step) is counted at once: the probe
  * would walk it twice, and most tenants are small.
  */
-async function countInSteps(db: CountableDb, r: { start: Key; end: Key }, hint: number | undefined): Promise<number> {
+export async function countInSteps(db: CountableDb, r: { start: Key; end: Key }, hint: number | undefined): Promise<number> {
   if (hint !== undefined && hint < SCAN_KEYS_PER_STEP / 2) return db.getCount({ start: r.start, end: r.end });
   let start = r.start;
   let n = 0;
@@ -159,14 +161,6 @@ async function countInSteps(db: CountableDb, r: { start: Key; end: Key }, hint: 
     start = next;
     await new Promise((resolve) => setImmediate(resolve));
   }
-}
-
-function usageOn(store: ShardStore, tenant: string): TenantUsage {
-  const aggregates = store.worker.heads.getCount(range(store.shard, tenant));
-  if (aggregates === 0) return { aggregates: 0, events: 0, bytes: 0 };
-  const events = store.worker.events.getCount(range(store.shard, tenant));
-  const bytes = events * meanBytes(store, 'events', range(store.shard, tenant)) + aggregates * meanBytes(store, 'heads', range(store.shard, tenant));
-  return { aggregates, events, bytes: Math.round(bytes) };
 }
 
 /** Mean stored size of up to BYTES_SAMPLE values of the range (raw bytes: nothing is decoded). */

@@ -148,8 +148,14 @@ export class WorkerEnv {
     for (const view of this.shardViews.values()) view.forgetUncommittedSequences();
   }
 
+  /** Heads of every shard here: LMDB's own entry count (mdb_stat), not a walk of the keys. */
   countAggregates(): number {
-    return this.heads.getCount();
+    return (this.heads.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /** Events of every shard here, likewise. */
+  countEvents(): number {
+    return (this.events.getStats() as { entryCount: number }).entryCount;
   }
 
   close(): Promise<void> {
