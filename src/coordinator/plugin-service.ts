@@ -131,6 +131,10 @@ export class PluginService {
     return this.queue.definitions().map((d) => ({ ...d, counts: counts.get(d.name) }));
   }
 
+  has(name: string): boolean {
+    return this.queue.definition(name) !== undefined;
+  }
+
   get(name: string): PluginDefinition {
     const definition = this.queue.definition(name);
     if (!definition) throw new DbxError('not_found', `no plugin named '${name}' is configured`);

@@ -25,6 +25,21 @@ function manages(claims: TokenClaims, definition: Pick<PluginDefinition, 'tenant
   return definition.tenants.length > 0 && definition.tenants.every((t) => allowsTenant(claims, t));
 }
 
+/**
+ * What in a plugin's options reaches the server host itself (runs a command, writes or reads its
+ * files), or undefined. Only a server administrator may configure those: a tenant's administrator
+ * running a command as the server's user could read cli.token and config.toml's keys.
+ */
+function hostAccess(options: unknown): string | undefined {
+  if (typeof options !== 'object' || options === null) return undefined;
+  const o = options as Record<string, unknown>;
+  if (o.kind === 'process') return 'a process plugin runs a command on the server host';
+  if (o.kind === 'csv' || o.kind === 'json') return `a ${o.kind} plugin writes files on the server host`;
+  if (o.kind === 'log' && o.file !== undefined) return 'a log plugin with a file writes on the server host';
+  if (o.kind === 'http' && o.ca_file !== undefined) return 'an http plugin with a ca_file reads a file of the server host';
+  return undefined;
+}
+
 export function pluginRoutes(service: PluginService): RouteSpec[] {
   const mine = (claims: TokenClaims, name: string): PluginDefinition => {
     const definition = service.get(name);
@@ -68,8 +83,18 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       handler: async ({ params, body, principal }) => {
         const input: Record<string, unknown> = { ...body, name: params.name };
         const tenants = Array.isArray(input.tenants) ? (input.tenants as unknown[]) : [];
-        if (!isServerAdmin(principal.claims) && (tenants.length === 0 || !tenants.every((t) => typeof t === 'string' && allowsTenant(principal.claims, t)))) {
-          throw new DbxError('forbidden', 'a plugin for every tenant needs a server administrator token; name your tenants in `tenants`');
+        if (!isServerAdmin(principal.claims)) {
+          if (tenants.length === 0 || !tenants.every((t) => typeof t === 'string' && allowsTenant(principal.claims, t))) {
+            throw new DbxError('forbidden', 'a plugin for every tenant needs a server administrator token; name your tenants in `tenants`');
+          }
+          // A name held by a plugin this token does not manage stays that plugin's: replacing it
+          // would hand its events (other tenants') to this token's endpoint, or let it delete them.
+          const existing = service.has(params.name) ? service.get(params.name) : undefined;
+          if (existing && !manages(principal.claims, existing)) {
+            throw new DbxError('already_exists', `the plugin name '${params.name}' is taken by a plugin this token does not manage; choose another name`);
+          }
+          const host = hostAccess(input.options);
+          if (host) throw new DbxError('forbidden', `${host}: this needs a server administrator token`);
         }
         return service.configure(input);
       },
