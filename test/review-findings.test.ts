@@ -66,3 +66,90 @@ test('review-findings - a tenant plugin admin cannot replace a plugin it does no
   const byRoot = await server.request('PUT', '/v1/plugins/hostly', { enabled: false, tenants: ['other'], options: { kind: 'log' } }, D);
   assert.equal(byRoot.status, 200, JSON.stringify(byRoot.body));
 });
+
+test('review-findings - a patch cannot copy, move or test a hidden field; writing one stays allowed', { timeout: 30_000 }, async () => {
+  const put = await server.request('PUT', '/v1/schemas/vault', { hidden_fields: ['secret', 'addr.zip'], events: { opened: {}, changed: {} } }, D);
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const created = await server.request('POST', '/v1/aggregates/vault/v-1', { event_type: 'opened', payload: { secret: 'hunter2', addr: { zip: '123', city: 'x' }, shown: 1 } }, D);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const before = await server.request('GET', '/v1/aggregates/vault/v-1', undefined, D);
+  const reads = [
+    [{ op: 'copy', from: '/secret', path: '/leak' }],
+    [{ op: 'move', from: '/secret', path: '/leak' }],
+    [{ op: 'copy', from: '/addr', path: '/leak' }],
+    [{ op: 'copy', from: '/addr/zip', path: '/leak' }],
+    [{ op: 'test', path: '/secret', value: 'hunter2' }],
+    [{ op: 'test', path: '/addr', value: { zip: '123', city: 'x' } }],
+    [{ op: 'test', path: '', value: {} }],
+  ];
+  for (const patch of reads) {
+    const res = await server.request('POST', '/v1/aggregates/vault/v-1/patch', { event_type: 'changed', patch }, D);
+    assertError(res, 400, 'invalid_input');
+    assert.match(res.body.error.message, /hidden by the schema/);
+    const batch = await server.request('POST', '/v1/batch', { events: [{ aggregate_type: 'vault', aggregate_id: 'v-1', event_type: 'changed', patch }] }, D);
+    assertError(batch, 400, 'invalid_input');
+  }
+  // A wrong guess and a right one answer alike: nothing is learned.
+  const wrong = await server.request('POST', '/v1/aggregates/vault/v-1/patch', { event_type: 'changed', patch: [{ op: 'test', path: '/secret', value: 'nope' }] }, D);
+  assert.deepEqual(wrong.body.error.message, (await server.request('POST', '/v1/aggregates/vault/v-1/patch', { event_type: 'changed', patch: [{ op: 'test', path: '/secret', value: 'hunter2' }] }, D)).body.error.message.replace('hunter2', 'nope'));
+  assert.deepEqual(await server.request('GET', '/v1/aggregates/vault/v-1', undefined, D).then((r) => r.body), before.body, 'nothing written');
+  const write = await server.request('POST', '/v1/aggregates/vault/v-1/patch', { event_type: 'changed', patch: [{ op: 'replace', path: '/secret', value: 'new' }, { op: 'copy', from: '/shown', path: '/also' }] }, D);
+  assert.equal(write.status, 201, JSON.stringify(write.body));
+});
+
+test('review-findings - idempotent replays of create and archive answer the result they first gave', { timeout: 30_000 }, async () => {
+  const first = await server.request('POST', '/v1/aggregates/doc/d-1', { event_type: 'doc_made', payload: { n: 1 }, idempotency_key: 'mk-1' }, D);
+  assert.equal(first.status, 201);
+  assert.equal((await server.request('POST', '/v1/aggregates/doc/d-1/events', { event_type: 'doc_edited', payload: { n: 2 } }, D)).status, 201);
+  const replay = await server.request('POST', '/v1/aggregates/doc/d-1', { event_type: 'doc_made', payload: { n: 1 }, idempotency_key: 'mk-1' }, D);
+  assert.equal(replay.status, 201);
+  assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+  assert.deepEqual(replay.body, first.body);
+
+  const archived = await server.request('POST', '/v1/aggregates/doc/d-1/archive', { idempotency_key: 'ar-1' }, D);
+  assert.equal(archived.status, 200, JSON.stringify(archived.body));
+  assert.equal(archived.body.archived, true);
+  assert.equal((await server.request('POST', '/v1/aggregates/doc/d-1/restore', {}, D)).status, 200);
+  const again = await server.request('POST', '/v1/aggregates/doc/d-1/archive', { idempotency_key: 'ar-1' }, D);
+  assert.equal(again.headers.get('idempotent-replayed'), 'true');
+  assert.deepEqual(again.body, archived.body);
+  // Create takes expected_version like every write: only 0 can match.
+  assert.equal((await server.request('POST', '/v1/aggregates/doc/d-2', { event_type: 'doc_made', payload: {}, expected_version: 0 }, D)).status, 201);
+  const stale = await server.request('POST', '/v1/aggregates/doc/d-3', { event_type: 'doc_made', payload: {}, expected_version: 2 }, D);
+  assertError(stale, 409, 'version_conflict');
+  assertError(await server.request('GET', '/v1/aggregates/doc/d-3', undefined, D), 404, 'not_found');
+});
+
+test('review-findings - a token limited to some aggregates gets no explain counters; /metrics shows a tenant token its own tenants only', { timeout: 30_000 }, async () => {
+  for (const id of ['p-1', 'p-2']) assert.equal((await server.request('POST', `/v1/aggregates/person/${id}`, { event_type: 'person_made', payload: {} }, D)).status, 201);
+  assert.equal((await server.request('POST', '/v1/aggregates/person/o-1', { event_type: 'person_made', payload: {} }, O)).status, 201);
+  const narrow = await token({ actions: ['aggregate.read', 'events.read'], resources: ['person/p-1'], tenants: ['default'] });
+  for (const path of ['/v1/aggregates?explain=true', '/v1/aggregates/person?explain=true', `/v1/events?explain=true&filter=${encodeURIComponent('event_type = "person_made"')}`]) {
+    assertError(await httpRequest(server.url, narrow, 'GET', path, undefined, D), 403, 'forbidden');
+  }
+  const listed = await httpRequest(server.url, narrow, 'GET', '/v1/aggregates/person', undefined, D);
+  assert.deepEqual(listed.body.items.map((a: { aggregate_id: string }) => a.aggregate_id), ['p-1']);
+  assert.ok((await server.request('GET', '/v1/aggregates?explain=true', undefined, D)).body.explain, 'an unlimited token still gets explain');
+
+  const watcher = await token({ actions: ['metrics.read'], tenants: ['other'] });
+  const tenantsIn = async (t: string): Promise<Set<string>> => {
+    const res = await httpRequest(server.url, t, 'GET', '/metrics', undefined, O);
+    assert.equal(res.status, 200);
+    return new Set([...(res.body as string).matchAll(/[{,]tenant="([^"]+)"/g)].map((m) => m[1] as string));
+  };
+  const all = await tenantsIn(server.token);
+  assert.ok(all.has('default') && all.has('other'), `root sees every tenant: ${[...all].join(',')}`);
+  assert.deepEqual([...(await tenantsIn(watcher))], ['other']);
+});
+
+test('review-findings - a proof request takes one kind of range', { timeout: 30_000 }, async () => {
+  for (let i = 0; i < 3; i++) await server.request('POST', '/v1/aggregates/ledger/l-1/events', { event_type: 'entry_made', payload: { i } }, D);
+  const base = '/v1/aggregates/ledger/l-1/proof';
+  assert.equal((await server.request('GET', `${base}?version=1&size=3`, undefined, D)).status, 200);
+  assert.equal((await server.request('GET', `${base}?from_size=1&to_size=3`, undefined, D)).status, 200);
+  for (const q of ['version=1&size=3&from_size=1&to_size=3', 'version=1&from_size=1', 'size=3', 'to_size=3']) {
+    const res = await server.request('GET', `${base}?${q}`, undefined, D);
+    assertError(res, 400, 'validation_failed');
+    assert.ok(Array.isArray(res.body.error.details) && res.body.error.details.length > 0, q);
+  }
+});

@@ -2,7 +2,7 @@
  * Issue 12 item 5: per-tenant views. `GET /v1/tenants` and `GET /v1/tenants/{id}` (tenant.admin)
  * answer shard, aggregates, events, approximate bytes, quota, write rate and plugin lag; a tenant
  * admin scoped to some tenants sees only those and cannot change quotas or placement; `/metrics`
- * labels appends and storage by tenant with bounded cardinality (top N plus `other`).
+ * labels appends and storage by tenant with bounded cardinality (top N plus `_other`).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -120,7 +120,7 @@ test('views - a tenant admin sees only its tenants and cannot change placement, 
   assert.equal((await server.request('GET', '/v1/tenants/t1')).body.quota.max_aggregates, 50);
 });
 
-test('views - /metrics labels appends and storage by tenant: the top N, the rest as other', async () => {
+test('views - /metrics labels appends and storage by tenant: the top N, the rest as _other', async () => {
   await write('t3', 'b', 4); // t3: 7 appends, t1: 6, t2: 1, t4: 1
   const text = await until(20_000, async () => {
     const res = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.token}` } });
@@ -128,10 +128,10 @@ test('views - /metrics labels appends and storage by tenant: the top N, the rest
     return /eventdbx_tenant_storage\{tenant="t3",kind="events"\} 7\b/.test(body) ? body : undefined;
   });
   const appended = [...text.matchAll(/^eventdbx_tenant_events_appended_total\{tenant="([^"]+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]);
-  assert.deepEqual(Object.fromEntries(appended), { t3: 7, t1: 6, other: 2 });
+  assert.deepEqual(Object.fromEntries(appended), { t3: 7, t1: 6, _other: 2 });
   const aggregates = [...text.matchAll(/^eventdbx_tenant_storage\{tenant="([^"]+)",kind="aggregates"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]);
-  // t1 and t3 hold 2 aggregates each; t2 and t4 one each → other = 2.
-  assert.deepEqual(Object.fromEntries(aggregates), { t1: 2, t3: 2, other: 2 });
+  // t1 and t3 hold 2 aggregates each; t2 and t4 one each → _other = 2.
+  assert.deepEqual(Object.fromEntries(aggregates), { t1: 2, t3: 2, _other: 2 });
   const tenantSeries = new Set([...text.matchAll(/tenant="([^"]+)"/g)].map((m) => m[1]));
   assert.ok(tenantSeries.size <= 3, `at most top 2 + other tenant labels, got ${[...tenantSeries].join(',')}`);
 });

@@ -12,7 +12,7 @@ export const UNMATCHED_ROUTE = 'unmatched';
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 const REQUEST_SERIES_MAX = 4096;
 
-/** Per-tenant numbers for the tenant-labelled series, already cut to the top N plus `other` (tenant-metrics.ts). */
+/** Per-tenant numbers for the tenant-labelled series, already cut to the top N plus `_other` (tenant-metrics.ts). */
 export interface TenantMetricsSource {
   appended(): Map<string, number>;
   storage(): Promise<{ aggregates: Map<string, number>; events: Map<string, number>; bytes: Map<string, number> }>;
@@ -89,7 +89,7 @@ export class Metrics {
   readonly pluginDead = new Counter({ name: 'eventdbx_plugin_dead_total', help: 'Jobs that became dead, per plugin', labelNames: ['plugin'], registers: [this.registry] });
   readonly tenantEventsAppended = new Counter({
     name: 'eventdbx_tenant_events_appended_total',
-    help: 'Events appended since start, per tenant (the [tenants] metrics_top_n busiest; the rest as tenant="other")',
+    help: 'Events appended since start, per tenant (the [tenants] metrics_top_n busiest; the rest as tenant="_other")',
     labelNames: ['tenant'],
     registers: [this.registry],
     collect: () => {
@@ -101,7 +101,7 @@ export class Metrics {
   });
   readonly tenantStorage = new Gauge({
     name: 'eventdbx_tenant_storage',
-    help: 'Stored per tenant: kind="aggregates" | "events" (exact) | "bytes" (approximate), for the metrics_top_n largest, the rest as tenant="other"; refreshed at most every 5 s',
+    help: 'Stored per tenant: kind="aggregates" | "events" (exact) | "bytes" (approximate), for the metrics_top_n largest, the rest as tenant="_other"; refreshed at most every 5 s',
     labelNames: ['tenant', 'kind'],
     registers: [this.registry],
     collect: async () => {

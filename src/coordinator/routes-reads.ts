@@ -30,10 +30,15 @@ function scopeOf(q: { include_archived?: boolean | undefined; archived_only?: bo
   return q.archived_only ? 'archived' : q.include_archived ? 'all' : 'active';
 }
 
-/** Rows of a list are filtered to the aggregates the token covers (none filtered for `*`). */
-function allowFor(principal: Principal): { allow?: (type: string, id: string) => boolean } {
+/**
+ * Rows of a list are filtered to the aggregates the token covers (none filtered for `*`). Such a
+ * token may not ask for `explain`: its counters (index entries read, rows scanned) count every
+ * row the query touched, those it may not see too, so bisecting a filter would reveal them.
+ */
+function allowFor(principal: Principal, query: { explain?: boolean | undefined } = {}): { allow?: (type: string, id: string) => boolean } {
   const { resources } = principal.claims;
   if (resources.length === 0 || resources.includes('*') || resources.includes('*.*')) return {};
+  if (query.explain === true) throw new DbxError('forbidden', 'explain=true counts rows outside this token\'s resources: it needs a token not limited to some aggregates');
   return { allow: (type, id) => allowsResource(principal.claims, type, id) };
 }
 
@@ -62,7 +67,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
         visibility.assertFilterVisible(tenant, undefined, 'aggregate', query.filter, bounds.filter);
         return visibility.views(
           tenant,
-          reader.listAggregates(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
+          reader.listAggregates(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal, query).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
         );
       },
     }),
@@ -84,7 +89,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
           tenant,
           reader.listAggregates(tenant, {
             ...optional(query),
-            ...allowFor(principal),
+            ...allowFor(principal, query),
             type: params.type,
             take: take(query.take, limits.list_page_size),
             scope: scopeOf(query),
@@ -188,6 +193,18 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       }),
       handler: ({ query, params, tenant }) => {
         visibility.assertVisible(tenant, params.type, params.id);
+        // One kind of proof per request: a parameter of the other kind would be silently ignored.
+        const inclusion = query.version !== undefined || query.size !== undefined;
+        const consistency = query.from_size !== undefined || query.to_size !== undefined;
+        if (inclusion && consistency) {
+          const message = 'give version&size (inclusion proof) or from_size&to_size (consistency proof), not both';
+          throw new DbxError('validation_failed', message, [{ path: 'query', message }]);
+        }
+        for (const [given, lead] of [['size', 'version'], ['to_size', 'from_size']] as const) {
+          if (query[given] !== undefined && query[lead] === undefined) {
+            throw new DbxError('validation_failed', `${given} needs ${lead}`, [{ path: `query.${lead}`, message: `${given} needs ${lead}` }]);
+          }
+        }
         if (query.from_size !== undefined) return reader.consistencyProof(tenant, params.type, params.id, query.from_size, query.to_size);
         if (query.version !== undefined) return reader.inclusionProof(tenant, params.type, params.id, query.version, query.size);
         throw new DbxError('validation_failed', 'give version (inclusion proof) or from_size (consistency proof)', [{ path: 'query.version', message: 'give version (inclusion proof) or from_size (consistency proof)' }]);
@@ -220,7 +237,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
         visibility.assertFilterVisible(tenant, undefined, 'event', query.filter, bounds.filter);
         return visibility.events(
           tenant,
-          reader.listEvents(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
+          reader.listEvents(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal, query).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
         );
       },
     }),

@@ -4,6 +4,7 @@ import type { Metrics } from './metrics.js';
 import type { PluginService } from './plugin-service.js';
 import type { Reader } from './reader.js';
 import * as responses from './response-schemas.js';
+import { OTHER_TENANTS } from './tenant-metrics.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 
 /** What `/v1/status` reports; the port is only known once the listener is up. */
@@ -56,7 +57,9 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
         const text = await deps.metrics.registry.metrics();
         // Open metrics ([metrics] public = true, no token) must not name tenants: a caller without a
         // token learns nothing about who is hosted here. Per-tenant series need `metrics.read`.
-        return principal.claims.jti === 'anonymous' ? withoutTenantSeries(text) : text;
+        // A token of some tenants sees theirs only (not the rollup, which sums others).
+        if (principal.claims.jti === 'anonymous') return tenantSeriesOnly(text, () => false);
+        return isServerAdmin(principal.claims) ? text : tenantSeriesOnly(text, (tenant) => allowsTenant(principal.claims, tenant));
       },
     }),
     defineRoute({
@@ -101,10 +104,14 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
   ];
 }
 
-/** Drops every sample labelled by tenant (the HELP/TYPE lines of those metrics stay, harmlessly). */
-export function withoutTenantSeries(text: string): string {
+/** The metrics text without the tenant-labelled samples whose tenant `keep` refuses, nor the rollup (HELP/TYPE lines stay). */
+export function tenantSeriesOnly(text: string, keep: (tenant: string) => boolean): string {
   return text
     .split('\n')
-    .filter((line) => line.startsWith('#') || !/[{,]tenant="/.test(line))
+    .filter((line) => {
+      if (line.startsWith('#')) return true;
+      const label = /[{,]tenant="([^"]*)"/.exec(line);
+      return !label || (label[1] !== OTHER_TENANTS && keep(label[1] as string));
+    })
     .join('\n');
 }

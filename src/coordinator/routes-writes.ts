@@ -81,6 +81,15 @@ export function writeRoutes(
 ): RouteSpec[] {
   const schemas = writeSchemas(limits);
   // One accepted write = one event; a limited token's allowance is charged per event (see WriteAllowance).
+  /**
+   * The aggregate as the write left it (at its event's version), not as it is now: a later write,
+   * or an idempotent replay long after, must not change what this write answers. `archived` is
+   * the write's own: its event is the last one at that version.
+   */
+  const viewAfter = (tenant: string, result: WriteResult, archived: boolean) => {
+    const { aggregate_type: type, aggregate_id: id, version } = result.event;
+    return { ...reader.getAggregate(tenant, type, id, { version, eventsMax: 0 }), archived };
+  };
   const writeOne = (principal: Principal, command: UnplacedCommand): Promise<WriteResult> =>
     allowance ? allowance.spend(principal, 1, () => writer.write(command), (r) => r.replayed === true) : writer.write(command);
   return [
@@ -105,7 +114,7 @@ export function writeRoutes(
           ...concurrency(body),
         });
         markReplay(result, reply);
-        return visibility.view(tenant, reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 }));
+        return visibility.view(tenant, viewAfter(tenant, result, false));
       },
     }),
     defineRoute({
@@ -156,6 +165,7 @@ export function writeRoutes(
       params: aggregateParams,
       body: schemas.patchBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
+        visibility.assertPatchReadsVisible(tenant, params.type, body.patch);
         const result = await writeOne(principal, patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
         markReplay(result, reply);
         return visibility.event(tenant, result.event);
@@ -183,7 +193,7 @@ export function writeRoutes(
             ...concurrency(body),
           });
           markReplay(result, reply);
-          return visibility.view(tenant, reader.getAggregate(tenant, params.type, params.id, { eventsMax: 0 }));
+          return visibility.view(tenant, viewAfter(tenant, result, op === 'archive'));
         },
       }),
     ),
@@ -198,7 +208,10 @@ export function writeRoutes(
       status: 201,
       body: schemas.batchBody,
       handler: async ({ body, principal, tenant }) => {
-        for (const e of body.events) authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
+        for (const e of body.events) {
+          authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
+          if ('patch' in e) visibility.assertPatchReadsVisible(tenant, e.aggregate_type, e.patch);
+        }
         const commands = body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
         const events = allowance ? await allowance.spend(principal, commands.length, () => writer.batch(commands)) : await writer.batch(commands);
         return { events: events.map((e) => visibility.event(tenant, e)) };

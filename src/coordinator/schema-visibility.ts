@@ -88,6 +88,23 @@ export class SchemaVisibility {
     }
   }
 
+  /**
+   * 400 when a patch op reads a hidden field: `copy`/`move` from it (or from a parent holding it)
+   * would put its value where answers show it, and `test` on it would confirm a guess by 201/400.
+   * Checked before the write, so the refusal does not depend on the stored value. Writing a hidden
+   * field (add, replace, remove) stays allowed: hiding is about reads.
+   */
+  assertPatchReadsVisible(tenant: string, type: string, ops: readonly { op: string; path: string; from?: string }[]): void {
+    const rule = this.rule(tenant, type);
+    if (!rule || rule.fields.length === 0) return;
+    ops.forEach((op, i) => {
+      const read = op.op === 'copy' || op.op === 'move' ? op.from : op.op === 'test' ? op.path : undefined;
+      if (typeof read === 'string' && touches(read === '' ? [] : pointerSegments(read), rule.fields)) {
+        throw invalidInput(`patch op ${i} (${op.op}) reads '${read}', which holds a field hidden by the schema`);
+      }
+    });
+  }
+
   /** A list's row filter that also drops hidden types (composed with the token's own filter). */
   allow(tenant: string, allow?: (type: string, id: string) => boolean): { allow?: (type: string, id: string) => boolean } {
     if (this.rules.size === 0) return allow ? { allow } : {};

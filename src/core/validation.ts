@@ -151,6 +151,8 @@ export function writeSchemas(limits: JsonLimits) {
     payload: payload.default({}),
     metadata: metadata.optional(),
     note: noteSchema.optional(),
+    // Every write takes it (DESIGN §3): on a create only 0 can match (an existing aggregate is 409 already_exists).
+    expected_version: expectedVersionSchema.optional(),
     idempotency_key: idempotencyKeySchema.optional(),
   });
   const applyBody = z.strictObject({
