@@ -162,7 +162,7 @@ const TABLE: Record<string, Row> = {
       if (!c.root) assert.ok(r.status === 403 || r.status === 404, `${r.status}`);
     },
   },
-  'PUT /v1/plugins/:name': { path: (c) => `/v1/plugins/extra-${c.me}`, body: (c) => ({ enabled: false, tenants: [c.me], options: { kind: 'log', file: `extra-${c.me}.log` } }), check: (r) => assert.equal(r.status, 200, JSON.stringify(r.body)) },
+  'PUT /v1/plugins/:name': { path: (c) => `/v1/plugins/extra-${c.me}`, body: (c) => ({ enabled: false, tenants: [c.me], options: { kind: 'log' } }), check: (r) => assert.equal(r.status, 200, JSON.stringify(r.body)) },
   'POST /v1/plugins/:name/enable': { path: (c) => `/v1/plugins/extra-${c.me}/enable`, body: () => ({}), check: (r) => assert.equal(r.status, 200, JSON.stringify(r.body)) },
   'POST /v1/plugins/:name/disable': { path: (c) => `/v1/plugins/extra-${c.me}/disable`, body: () => ({}), check: (r) => assert.equal(r.status, 200, JSON.stringify(r.body)) },
   'DELETE /v1/plugins/:name': { path: (c) => `/v1/plugins/extra-${c.me}`, check: (r) => assert.equal(r.status, 200, JSON.stringify(r.body)) },
