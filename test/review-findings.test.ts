@@ -140,6 +140,13 @@ test('review-findings - a token limited to some aggregates gets no explain count
   const all = await tenantsIn(server.token);
   assert.ok(all.has('default') && all.has('other'), `root sees every tenant: ${[...all].join(',')}`);
   assert.deepEqual([...(await tenantsIn(watcher))], ['other']);
+  // Plugin samples likewise: those bound to its tenants only (test 1 made wide, shared, mine, hostly).
+  const pluginsIn = async (t: string): Promise<string[]> => {
+    const res = await httpRequest(server.url, t, 'GET', '/metrics', undefined, O);
+    return [...new Set([...(res.body as string).matchAll(/[{,]plugin="([^"]+)"/g)].map((m) => m[1] as string))].sort();
+  };
+  assert.deepEqual(await pluginsIn(server.token), ['hostly', 'mine', 'shared', 'wide']);
+  assert.deepEqual(await pluginsIn(watcher), ['hostly', 'mine']);
 });
 
 test('review-findings - a proof request takes one kind of range', { timeout: 30_000 }, async () => {

@@ -59,7 +59,11 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
         // token learns nothing about who is hosted here. Per-tenant series need `metrics.read`.
         // A token of some tenants sees theirs only (not the rollup, which sums others).
         if (principal.claims.jti === 'anonymous') return tenantSeriesOnly(text, () => false);
-        return isServerAdmin(principal.claims) ? text : tenantSeriesOnly(text, (tenant) => allowsTenant(principal.claims, tenant));
+        if (isServerAdmin(principal.claims)) return text;
+        // Plugins too: only those bound to its tenants (as GET /v1/plugins lists them).
+        const claims = principal.claims;
+        const own = new Set((deps.plugins?.list() ?? []).filter((d) => d.tenants.length > 0 && d.tenants.every((t) => allowsTenant(claims, t))).map((d) => d.name));
+        return tenantSeriesOnly(text, (tenant) => allowsTenant(claims, tenant), (plugin) => own.has(plugin));
       },
     }),
     defineRoute({
@@ -104,14 +108,16 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
   ];
 }
 
-/** The metrics text without the tenant-labelled samples whose tenant `keep` refuses, nor the rollup (HELP/TYPE lines stay). */
-export function tenantSeriesOnly(text: string, keep: (tenant: string) => boolean): string {
+/** The metrics text without the samples whose tenant `keep` (or plugin `keepPlugin`) refuses, nor the tenant rollup (HELP/TYPE lines stay). */
+export function tenantSeriesOnly(text: string, keep: (tenant: string) => boolean, keepPlugin: (plugin: string) => boolean = () => true): string {
   return text
     .split('\n')
     .filter((line) => {
       if (line.startsWith('#')) return true;
-      const label = /[{,]tenant="([^"]*)"/.exec(line);
-      return !label || (label[1] !== OTHER_TENANTS && keep(label[1] as string));
+      const tenant = /[{,]tenant="([^"]*)"/.exec(line);
+      if (tenant && (tenant[1] === OTHER_TENANTS || !keep(tenant[1] as string))) return false;
+      const plugin = /[{,]plugin="([^"]*)"/.exec(line);
+      return !plugin || keepPlugin(plugin[1] as string);
     })
     .join('\n');
 }
