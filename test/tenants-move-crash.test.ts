@@ -1,5 +1,5 @@
 /**
- * Issue 12 item 2: a SIGKILL at each step of a live move (copying, verifying, flipping, deleting;
+ * Issue 12 item 2: a SIGKILL at each step of a live move (copying, a catch-up pass, verifying, flipping, deleting;
  * the fault hook EVENTDBX_FAULT_TENANT_MOVE, honoured only with NODE_ENV=test) while writers
  * append. The restarted server resumes the move, and ends with exactly one complete copy serving:
  * every acknowledged event there once, every history verifying, the other shard's range empty.
@@ -13,7 +13,9 @@ import { removeDir, spawnServer, stopSpawned, tempDataDir, writeConfigToml, type
 import { MULTI_TENANT_TOML, assertHolds, eventually, seedBatches, shardOf, tenantHeaders, writer, type Ack, type WriterStats } from './helpers/tenants.js';
 
 const TENANT = 'acme';
-const PHASES = ['copying', 'verifying', 'flipping', 'deleting'] as const;
+// 'catching-up': killed between two chunks of a catch-up pass (chunks of 5 entries, so a pass
+// spans several): the resumed pass must redo the whole delta, event_index entries included.
+const PHASES = ['copying', 'catching-up', 'verifying', 'flipping', 'deleting'] as const;
 const dirs: string[] = [];
 after(() => dirs.forEach(removeDir));
 
@@ -22,7 +24,8 @@ for (const phase of PHASES) {
     const dataDir = tempDataDir();
     dirs.push(dataDir);
     writeConfigToml(dataDir, MULTI_TENANT_TOML(4, 2));
-    const first: SpawnedServer = await spawnServer({ dataDir, env: { NODE_ENV: 'test', EVENTDBX_FAULT_TENANT_MOVE: phase } });
+    const small: Record<string, string> = phase === 'catching-up' ? { EVENTDBX_TEST_MOVE_CHUNK_ENTRIES: '5' } : {};
+    const first: SpawnedServer = await spawnServer({ dataDir, env: { NODE_ENV: 'test', EVENTDBX_FAULT_TENANT_MOVE: phase, ...small } });
     let second: SpawnedServer | undefined;
     try {
       const seeded = await seedBatches(first, TENANT, Array.from({ length: 60 }, (_, i) => `s-${i}`), 6);
@@ -64,6 +67,8 @@ for (const phase of PHASES) {
       const there = countTenantRange((stores[to] as ShardStore).worker, to, TENANT);
       assert.equal(there.events, total + 1, 'one complete copy on the target');
       assert.equal(there.stream, total + 1, 'the stream moved with its seqs');
+      // One filter-index entry per event: a short index silently shortens filtered event lists.
+      assert.equal(there.event_index, total + 1, 'every event has its event_index entry on the target');
       await Promise.all([...new Set(stores.map((st) => st.worker))].map((w) => w.close()));
     } finally {
       if (first.child.exitCode === null && first.child.signalCode === null) first.kill('SIGKILL');

@@ -204,20 +204,22 @@ export interface CatchUpResult {
 }
 
 /**
- * One catch-up pass (see the file comment). Each changed aggregate's head is written first, as
- * read, then its other entries up to that head's version; writes that land meanwhile are the next
- * pass's. So after any pass every aggregate on the target is a consistent copy of one source
+ * One catch-up pass (see the file comment). Each changed aggregate's entries up to the source
+ * head's version (as read) are written first, its head LAST; writes that land meanwhile are the
+ * next pass's. So after any pass every aggregate on the target is a consistent copy of one source
  * commit (events 1..head, snapshots ≤ head), which the verification relies on.
+ *
+ * Why the head goes last: a pass spans several durable chunks, and the head is what the next pass
+ * compares and where it starts (`fromVersion`). Written first, a crash between chunks left a target
+ * head at the new version without the entries below it (events, event_index), and no later pass
+ * looked there again (found by a kill -9 fuzz run: filtered event lists silently short after the
+ * move). Written last, a crash leaves the old head, and the next pass redoes the whole delta.
  */
 export async function catchUp(source: CopySide, target: CopySide, tenant: string, writer: ChunkWriter, bounds: ChunkBounds): Promise<CatchUpResult> {
   source.env.env.resetReadTxn();
   target.env.env.resetReadTxn();
   const changed = changedAggregates(source, target, tenant, bounds);
   let entries = 0;
-  for (const agg of changed.values()) {
-    await writer.add({ db: 'heads', key: [tenant, agg.type, agg.id], value: agg.head });
-    entries++;
-  }
   for (const db of TENANT_KEYED_DBS) {
     if (db.name === 'heads') continue;
     if (db.aggregateRanges) {
@@ -232,6 +234,12 @@ export async function catchUp(source: CopySide, target: CopySide, tenant: string
     } else {
       entries += await syncRange(source, target, db.name, { prefix: [tenant] }, writer, bounds);
     }
+  }
+  // Every entry above is durable before any head that points at it (chunks commit in order).
+  await writer.flush();
+  for (const agg of changed.values()) {
+    await writer.add({ db: 'heads', key: [tenant, agg.type, agg.id], value: agg.head });
+    entries++;
   }
   await writer.flush();
   return { changed, entries };

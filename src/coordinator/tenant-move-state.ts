@@ -135,8 +135,18 @@ export class MoveStopped extends Error {}
  * The test fault hook: `EVENTDBX_FAULT_TENANT_MOVE=<phase>` kills this process at that point of a
  * move (SIGKILL: no cleanup runs). Honoured only with NODE_ENV=test, never in a real deployment.
  */
-export function faultAt(phase: TenantMovePhase): void {
+export function faultAt(phase: TenantMovePhase | 'catching-up'): void {
   if (process.env.NODE_ENV !== 'test' || process.env.EVENTDBX_FAULT_TENANT_MOVE !== phase) return;
   process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * Test hook: `EVENTDBX_TEST_MOVE_CHUNK_ENTRIES=<n>` makes a move's chunks that small, so a test
+ * can kill a catch-up pass between two of its chunks. Honoured only with NODE_ENV=test.
+ */
+export function testChunkEntries(): number | undefined {
+  const raw = process.env.EVENTDBX_TEST_MOVE_CHUNK_ENTRIES;
+  if (process.env.NODE_ENV !== 'test' || raw === undefined || !/^[1-9]\d*$/.test(raw)) return undefined;
+  return Number(raw);
 }
 

@@ -38,7 +38,7 @@ import { ChunkWriter, catchUp, copyMismatch, copyRange, countsCovered, type Copy
 import type { TenantBusy } from './tenant-export.js';
 import type { TenantAdmission } from './tenant-gate.js';
 import type { TenantMeta, TenantMove, TenantMovePhase } from './tenant-meta.js';
-import { DEFAULT_MOVE_SETTINGS, MoveStopped, faultAt, freshProgress, moveReport, progressOf, type MoveReport, type MoveRun, type MoveSettings, type Progress } from './tenant-move-state.js';
+import { DEFAULT_MOVE_SETTINGS, MoveStopped, faultAt, freshProgress, moveReport, progressOf, testChunkEntries, type MoveReport, type MoveRun, type MoveSettings, type Progress } from './tenant-move-state.js';
 import { verifyCopied, verifyTail, type VerifiedCopies } from './tenant-move-verify.js';
 import type { TenantMover } from './tenant-service.js';
 
@@ -65,7 +65,12 @@ export class TenantMoveService implements TenantMover {
   private stopped = false;
 
   constructor(private readonly deps: TenantMoveDeps) {
-    this.settings = { ...DEFAULT_MOVE_SETTINGS, ...deps.settings, chunk: { ...DEFAULT_MOVE_SETTINGS.chunk, ...deps.settings?.chunk } };
+    const testEntries = testChunkEntries();
+    this.settings = {
+      ...DEFAULT_MOVE_SETTINGS,
+      ...deps.settings,
+      chunk: { ...DEFAULT_MOVE_SETTINGS.chunk, ...deps.settings?.chunk, ...(testEntries !== undefined ? { entries: testEntries } : {}) },
+    };
   }
 
   /** The TenantMover hook (tenant-service.ts): resolves once the target serves and the source is empty. */
@@ -198,9 +203,10 @@ export class TenantMoveService implements TenantMover {
   private async copy(move: MoveRun): Promise<void> {
     const { progress } = move;
     let chunks = 0;
+    let catchingUp = false;
     const writer = this.writerFor(move, async () => {
       if (this.stopped) throw new MoveStopped();
-      faultAt('copying');
+      faultAt(catchingUp ? 'catching-up' : 'copying');
     });
     // The cursor names its db: an index would point elsewhere if a later version lists more dbs.
     const names = TENANT_KEYED_DBS.map((d) => d.name);
@@ -216,6 +222,7 @@ export class TenantMoveService implements TenantMover {
     }
     progress.db = null;
     await this.persist(move);
+    catchingUp = true;
     for (let pass = 0; pass < this.settings.catchUpPassesMax; pass++) {
       const result = await catchUp(move.source, move.target, move.tenant, writer, this.settings.chunk);
       progress.passes++;
