@@ -170,19 +170,25 @@ function submit(group: PreparedGroup, groupSize: number): void {
       outboxMarks = [...group.builder.writeSets.keys()].map((shard) => [shard, storeOf(shard).outboxHigh()]);
       streamMarks = env.takeStreamMarks();
     };
-    commit = commitGroup(write, groupSize);
+    commit = commitGroup(write, groupSize, group.intents.length > 0);
     durable = Promise.all([lastCommit, commit.durable]);
   }
   // A visible commit holds the window no longer: the next group may be prepared and committed
-  // (its commit carries this one's meta page to the disk).
-  const holdsWindow = !commit?.visible;
+  // (its commit carries this one's meta page to the disk). In `async` a group that writes nothing
+  // (prepares of cross-worker batches, idempotent replays, refusals) has nothing to wait for but
+  // the visibility of the groups before it, which the reply order gives: it neither holds the
+  // window nor waits for their meta-page flush (it did, and a cross-worker batch then took up to
+  // flush_interval_ms while every write of the worker queued behind it).
+  const visible = commit ? commit.visible : init.durability === 'async';
+  const holdsWindow = !visible;
   if (!holdsWindow) inFlight--;
   const ack: PendingAck = {
     group,
     groupSize,
     depth: inFlight + (holdsWindow ? 0 : 1),
-    probe: init.durability === 'async' && !commit?.visible ? visibilityProbe(group, storeOf) : undefined,
-    visible: commit?.visible ?? false,
+    // A group carrying a batch intent waits for its flush, never for a probe (see commitGroup).
+    probe: init.durability === 'async' && !visible && group.intents.length === 0 ? visibilityProbe(group, storeOf) : undefined,
+    visible,
   };
   replies.push(ack);
   // Replies of a group without writes (replays, refusals) may depend on an earlier group's
@@ -239,7 +245,7 @@ interface GroupCommit {
  * transactionSync returns) and `async` with ASYNC_GROUP_TXN_FLAGS: visible and its pages flushed
  * when it returns, its meta page flushed by the next commit or the flush timer (meta-flush.ts).
  */
-function commitGroup(write: () => void, groupSize: number): GroupCommit {
+function commitGroup(write: () => void, groupSize: number, mustBeDurable: boolean): GroupCommit {
   // What arrived meanwhile joins the queue (runOnce schedules it after submit).
   drainPort();
   const alone = groupSize === 1 && queue.length === 0;
@@ -251,7 +257,14 @@ function commitGroup(write: () => void, groupSize: number): GroupCommit {
       return { durable: Promise.reject(err), visible: false };
     }
     if (!lazyMeta) return { durable: Promise.resolve(), visible: false };
-    return { durable: metaFlush.whenDurable(metaFlush.committedOne()), visible: true };
+    const committed = metaFlush.committedOne();
+    if (!mustBeDurable) return { durable: metaFlush.whenDurable(committed), visible: true };
+    // A cross-worker batch's home part (with its intent) is answered only once durable, even in
+    // `async`: the coordinator commits the other parts on that answer, and a power cut must not
+    // keep one of them without the intent that recovery finishes the batch from. Flushed now, not
+    // at the timer: one fdatasync of latency, not up to flush_interval_ms.
+    metaFlush.flushAll().catch(() => undefined);
+    return { durable: metaFlush.whenDurable(committed), visible: false };
   }
   return { durable: trackAsync(env.env.childTransaction(write)), visible: false };
 }
