@@ -5,7 +5,8 @@
  * survives in any order (`crash-torn`), the FS is remounted and the server restarted with a fresh
  * kernel boot id. Then every acknowledged event must be there (sync; async: at most a suffix of the
  * last flush interval), versions contiguous, verify valid, config.toml's key pair and settings and
- * cli.token unchanged (the same token still authenticates).
+ * cli.token unchanged (the same token still authenticates). A second pair of runs cuts two workers
+ * committing cross-worker batches: each batch must be all or nothing after every cut.
  *
  * In `npm test` a few cycles run in each durability; `npm run test:power-cut` runs POWER_CUT_CYCLES
  * (default 20) of each. POWER_CUT_DURABILITY=sync|async checks one contract only. Skipped where root, /dev/fuse or
@@ -165,6 +166,82 @@ for (const durability of DURABILITIES) {
         t.diagnostic(`cycle ${cycle + 1}/${CYCLES}: ${acks.length - before} acknowledged, ${stats.writes} writes, ${stats.fsyncs} fsyncs, ${stats.sync_writes} O_DSYNC writes; ${kind} dropped ${answer.dropped_sectors} sectors, kept ${answer.survived_sectors}, undid ${answer.undone_meta} metadata changes`);
         assert.ok(acks.length - before >= WRITERS, `enough acknowledged writes to mean something (${acks.length - before})`);
         fs = await mount(backing, mnt, 100 + cycle + 1);
+        server = await spawnServerFreshBoot(mnt);
+      }
+    } finally {
+      if (server.child.exitCode === null && server.child.signalCode === null) await stopSpawned(server);
+      await fs.unmount();
+    }
+  });
+}
+
+/**
+ * Cross-worker batches (two workers, four shards): a two-phase commit whose home part carries the
+ * intent. After every cut each batch is all or nothing (its events in every aggregate it names, or
+ * in none), acknowledged or not; `sync` keeps every acknowledged batch. One writer per set of six
+ * aggregates (over four shards, almost always on both workers), so versions stay contiguous.
+ */
+const BATCH_WRITERS = 16;
+const BATCH_IDS = 6;
+for (const durability of DURABILITIES) {
+  test(`power cut - cross-worker batches stay all-or-nothing across ${CYCLES} cuts (${durability})`, { skip: unsupported, timeout: 60_000 + CYCLES * 30_000 }, async (t) => {
+    const { backing, mnt } = layout();
+    let fs = await mount(backing, mnt, 200);
+    writeFileSync(join(mnt, 'config.toml'), `[storage]\ndurability = "${durability}"\nworkers = 2\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\n[tenants]\nshard_count = 4\n`);
+    let server = await spawnServerFreshBoot(mnt);
+    const acked = new Set<string>();
+    let sent = 0;
+    try {
+      for (let cycle = 0; cycle <= CYCLES; cycle++) {
+        if (cycle > 0) {
+          const holders = new Map<string, number>();
+          for (let w = 0; w < BATCH_WRITERS; w++) {
+            for (let k = 0; k < BATCH_IDS; k++) {
+              const res = await httpRequest(server.url, server.token, 'GET', `/v1/aggregates/bt/w${w}-${k}/events?take=1000`);
+              if (res.status === 404) continue;
+              assert.equal(res.status, 200, JSON.stringify(res.body));
+              (res.body.items as { version: number; payload: { batch: string } }[]).forEach((e, i) => {
+                assert.equal(e.version, i + 1, `bt/w${w}-${k}: versions contiguous`);
+                holders.set(e.payload.batch, (holders.get(e.payload.batch) ?? 0) + 1);
+              });
+              const verify = await httpRequest(server.url, server.token, 'GET', `/v1/aggregates/bt/w${w}-${k}/verify`);
+              assert.equal(verify.body.valid, true, `bt/w${w}-${k} verifies: ${JSON.stringify(verify.body)}`);
+            }
+          }
+          const torn = [...holders].filter(([, n]) => n !== BATCH_IDS);
+          assert.deepEqual(torn.slice(0, 5), [], `cycle ${cycle}: ${torn.length} batch(es) not all-or-nothing`);
+          const lost = [...acked].filter((b) => !holders.has(b));
+          if (durability === 'sync') assert.deepEqual(lost.slice(0, 5), [], `cycle ${cycle}: ${lost.length} acknowledged batch(es) lost`);
+          else if (lost.length) t.diagnostic(`cycle ${cycle}: ${lost.length} acknowledged batches lost within the flush interval`);
+          // What the store holds is the new truth: a lost batch is not expected back.
+          acked.clear();
+          for (const b of holders.keys()) acked.add(b);
+        }
+        if (cycle === CYCLES) break;
+        const stop = { now: false };
+        const before = acked.size;
+        const writers = Array.from({ length: BATCH_WRITERS }, async (_, w) => {
+          for (let n = 0; !stop.now; n++) {
+            const batch = `c${cycle}-w${w}-${n}`;
+            sent++;
+            const body = { events: Array.from({ length: BATCH_IDS }, (_, k) => ({ aggregate_type: 'bt', aggregate_id: `w${w}-${k}`, event_type: 'posted', payload: { batch } })) };
+            const res = await httpRequest(server.url, server.token, 'POST', '/v1/batch', body).catch(() => undefined);
+            if (res?.status === 201) acked.add(batch);
+            else if (!res) return; // the server is gone
+          }
+        });
+        const started = Date.now();
+        while (Date.now() - started < RUN_MS || (acked.size - before < BATCH_WRITERS && Date.now() - started < 10_000)) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        server.kill('SIGKILL');
+        await server.exited;
+        stop.now = true;
+        await Promise.all(writers);
+        const answer = await cut(fs, cycle % 2 === 0 ? 'crash' : 'crash-torn');
+        t.diagnostic(`cycle ${cycle + 1}/${CYCLES}: ${acked.size - before} batches acknowledged (${sent} sent in all); dropped ${answer.dropped_sectors} sectors, kept ${answer.survived_sectors}`);
+        assert.ok(acked.size - before >= BATCH_WRITERS, `enough acknowledged batches to mean something (${acked.size - before})`);
+        fs = await mount(backing, mnt, 200 + cycle + 1);
         server = await spawnServerFreshBoot(mnt);
       }
     } finally {

@@ -66,6 +66,12 @@ export interface PreparedGroup {
   prunes: { shard: number; through: number }[];
   /** False when the group writes nothing (idempotent replays and failures only). */
   writes: boolean;
+  /**
+   * It commits a part of a cross-worker batch (home or not): answered only once durable, in `async`
+   * too. The home part's intent must be on disk before the others commit, and the others before the
+   * intent is forgotten; else a power cut could keep one part without the intent recovery needs.
+   */
+  twoPhase: boolean;
 }
 
 /**
@@ -75,6 +81,7 @@ export interface PreparedGroup {
 export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, state: GroupState, parent: BatchBuilder | undefined, now = Date.now()): PreparedGroup {
   const main = new BatchBuilder(ctx, parent);
   const intents: BatchIntent[] = [];
+  let twoPhase = false;
   const prunes: { shard: number; through: number }[] = [];
   const replies: ShardReply[] = [];
   const deferred: ShardRequest[] = [];
@@ -137,6 +144,7 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
           // The intent is written with the home worker's part, even when that part is empty (all
           // idempotent replays): whenever a batch spans more than one transaction, recovery needs it.
           if (req.intent) intents.push(req.intent);
+          twoPhase = true;
           state.rememberCommitted(req.txid);
           release(req.txid);
           replies.push({ id: req.id, ok: true, value: { kind: 'done' } });
@@ -179,7 +187,7 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
       replies.push({ id: req.id, ok: false, error: toWireError(err) });
     }
   }
-  return { builder: main, replies, deferred, released, intents, prunes, writes: main.writeSets.size > 0 || intents.length > 0 || prunes.length > 0 };
+  return { builder: main, replies, deferred, released, intents, prunes, writes: main.writeSets.size > 0 || intents.length > 0 || prunes.length > 0, twoPhase };
 }
 
 /** Writes a prepared group; call inside the worker environment's write transaction. */
