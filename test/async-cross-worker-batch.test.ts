@@ -11,17 +11,24 @@ import { removeDir, startServerInProcess, type TestServer } from './helpers/serv
 
 // Far above any flush this machine takes: an answer that waited for the timer is unmistakable.
 const FLUSH_INTERVAL_MS = 20_000;
-let server: TestServer;
+// 1: every group commits on the worker's thread; 4: overlapping groups commit on lmdb-js's write thread.
+const IN_FLIGHT = [1, 4] as const;
+const servers = new Map<number, TestServer>();
 
 before(async () => {
-  server = await startServerInProcess({ configToml: `[storage]\ndurability = "async"\nworkers = 2\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\n[tenants]\nshard_count = 4\n` });
+  for (const n of IN_FLIGHT) {
+    servers.set(n, await startServerInProcess({ configToml: `[storage]\ndurability = "async"\nworkers = 2\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\ncommits_in_flight_max = ${n}\n[tenants]\nshard_count = 4\n` }));
+  }
 });
 after(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
+  for (const server of servers.values()) {
+    await server.stop();
+    removeDir(server.dataDir);
+  }
 });
 
-test('async cross-worker batch - answered without waiting for the flush timer, and writes beside it too', { timeout: 60_000 }, async () => {
+for (const inFlight of IN_FLIGHT) test(`async cross-worker batch - answered without waiting for the flush timer, and writes beside it too (commits_in_flight_max ${inFlight})`, { timeout: 60_000 }, async () => {
+  const server = servers.get(inFlight) as TestServer;
   const status = await server.request('GET', '/v1/status');
   assert.equal(status.body.workers, 2);
   // 16 aggregates over 4 shards on 2 workers: both workers take part (checked below by the answer's shape only).

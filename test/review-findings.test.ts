@@ -160,3 +160,49 @@ test('review-findings - a proof request takes one kind of range', { timeout: 30_
     assert.ok(Array.isArray(res.body.error.details) && res.body.error.details.length > 0, q);
   }
 });
+
+test('review-findings (second pass) - imports, postgres URLs, open metrics and explain keep hidden things hidden', { timeout: 60_000 }, async () => {
+  // An imported patch may not read a hidden field either (vault hides `secret`, test 2).
+  const lines = [
+    { aggregate_type: 'vault', aggregate_id: 'imp-1', event_type: 'opened', version: 1, payload: { secret: 's3' }, extensions: {}, metadata: { event_id: '386790933284257792', created_at: '2026-12-03T08:00:00.000Z', issued_by: null } },
+    { aggregate_type: 'vault', aggregate_id: 'imp-1', event_type: 'changed', version: 2, payload: [{ op: 'copy', from: '/secret', path: '/leak' }], extensions: {}, metadata: { event_id: '386790933288452096', created_at: '2026-12-03T08:00:01.000Z', issued_by: null } },
+  ];
+  const imported = await server.request('POST', '/v1/import', `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`, { ...D, 'content-type': 'application/x-ndjson' });
+  assert.notEqual(imported.status, 200, JSON.stringify(imported.body));
+  assert.match(JSON.stringify(imported.body), /hidden by the schema/);
+  const read = await server.request('GET', '/v1/aggregates/vault/imp-1', undefined, D);
+  assert.ok(read.status === 404 || read.body.state.leak === undefined, JSON.stringify(read.body));
+
+  // A tenant's plugin admin may not point a postgres plugin at host files or a unix socket.
+  const admin = await token({ actions: ['plugin.admin'], tenants: ['other'] });
+  const pg = (url: string) => httpRequest(server.url, admin, 'PUT', '/v1/plugins/pg-other', { enabled: false, tenants: ['other'], options: { kind: 'postgres', url } }, O);
+  for (const url of ['postgres://u@127.0.0.1:5432/db?sslrootcert=/etc/passwd', 'postgres://u@127.0.0.1/db?sslmode=require&SSLKEY=/etc/shadow', 'postgres://%2Fvar%2Frun%2Fpostgresql/db', 'postgres://u@127.0.0.1/db?host=/tmp', 'socket:/var/run/postgresql']) {
+    assertError(await pg(url), 403, 'forbidden');
+  }
+  assert.equal((await pg('postgres://u@127.0.0.1:1/db?sslmode=disable')).status, 200);
+
+  // explain across types counts rows of hidden types: refused while the tenant hides one.
+  assert.equal((await server.request('PUT', '/v1/schemas/ghost', { hidden: true, events: { made: {} } }, D)).status, 200);
+  assert.equal((await server.request('POST', '/v1/aggregates/ghost/g-1', { event_type: 'made', payload: {} }, D)).status, 201);
+  assertError(await server.request('GET', '/v1/aggregates?explain=true', undefined, D), 403, 'forbidden');
+  assertError(await server.request('GET', '/v1/events?explain=true', undefined, D), 403, 'forbidden');
+  assert.ok((await server.request('GET', '/v1/aggregates/person?explain=true', undefined, D)).body.explain, 'one visible type still explains');
+  assert.equal((await server.request('GET', '/v1/aggregates?explain=true', undefined, O)).status, 200, 'a tenant without hidden types still explains');
+
+  // Open metrics name no tenant, and of the plugins only the server-wide ones.
+  const open = await startServerInProcess({ configToml: '[metrics]\npublic = true\n[tenants]\nmulti_tenant = true\n' });
+  try {
+    assert.equal((await open.request('PUT', '/v1/plugins/acme-hook', { enabled: false, tenants: ['acme'], options: { kind: 'log' } }, D)).status, 200);
+    assert.equal((await open.request('PUT', '/v1/plugins/audit', { enabled: false, options: { kind: 'log' } }, D)).status, 200);
+    const anonymous = await fetch(`${open.url}/metrics`);
+    assert.equal(anonymous.status, 200);
+    const text = await anonymous.text();
+    // Samples only (HELP lines mention the labels).
+    assert.doesNotMatch(text, /^\w+\{[^}]*plugin="acme-hook"/m);
+    assert.match(text, /^\w+\{[^}]*plugin="audit"/m);
+    assert.doesNotMatch(text, /^\w+\{[^}]*tenant="/m);
+  } finally {
+    await open.stop();
+    removeDir(open.dataDir);
+  }
+});

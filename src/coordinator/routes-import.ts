@@ -30,6 +30,7 @@ import {
 import type { ImportItem, ImportRecord, ShardResult } from '../shard-worker/index.js';
 import { authorize, type Principal } from './auth.js';
 import type { Metrics } from './metrics.js';
+import type { SchemaVisibility } from './schema-visibility.js';
 import { ndjsonLines } from './ndjson-lines.js';
 import * as responses from './response-schemas.js';
 import { defineRoute, queryBool, type RouteSpec } from './route-spec.js';
@@ -176,6 +177,8 @@ export interface ImportDeps {
   metrics: Metrics;
   /** Tenant admission and aggregate quota (tenant-gate.ts); absent in tests that build routes alone. */
   tenantGate?: Pick<TenantGate, 'importSession'>;
+  /** Hiding (schema-visibility.ts): an imported patch may not read a hidden field either. */
+  visibility?: Pick<SchemaVisibility, 'assertPatchReadsVisible'>;
 }
 
 export function importRoutes(deps: ImportDeps): RouteSpec[] {
@@ -205,6 +208,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
     try {
       record = parseInput(lineSchema, value, 'line') as ImportRecord;
       authorize(principal, 'aggregate.import', { type: record.aggregate_type, id: record.aggregate_id });
+      if (Array.isArray(record.payload)) deps.visibility?.assertPatchReadsVisible(tenant, record.aggregate_type, record.payload as { op: string; path: string; from?: string }[]);
       session?.line(record.aggregate_type, record.aggregate_id, record.version);
     } catch (err) {
       feed.fail(line, withLine(err, line));

@@ -37,7 +37,27 @@ function hostAccess(options: unknown): string | undefined {
   if (o.kind === 'csv' || o.kind === 'json') return `a ${o.kind} plugin writes files on the server host`;
   if (o.kind === 'log' && o.file !== undefined) return 'a log plugin with a file writes on the server host';
   if (o.kind === 'http' && o.ca_file !== undefined) return 'an http plugin with a ca_file reads a file of the server host';
+  if (o.kind === 'postgres' && typeof o.url === 'string' && postgresUrlReachesHost(o.url)) {
+    return 'a postgres plugin URL naming certificate files, a service or password file, or a unix socket reaches the server host';
+  }
   return undefined;
+}
+
+/** Connection-string parameters the pg client reads as host files (or that pick a unix socket). */
+const PG_HOST_PARAMS: ReadonlySet<string> = new Set(['sslrootcert', 'sslcert', 'sslkey', 'sslcrl', 'passfile', 'service', 'servicefile', 'host']);
+
+/** True unless `url` is a plain postgres:// URL to a network host without file parameters. */
+function postgresUrlReachesHost(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return true;
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') return true;
+  const host = decodeURIComponent(parsed.hostname);
+  if (host === '' || host.startsWith('/')) return true;
+  return [...parsed.searchParams.keys()].some((key) => PG_HOST_PARAMS.has(key.toLowerCase()));
 }
 
 export function pluginRoutes(service: PluginService): RouteSpec[] {

@@ -65,6 +65,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       query: listQuery,
       handler: ({ query, tenant, principal }) => {
         visibility.assertFilterVisible(tenant, undefined, 'aggregate', query.filter, bounds.filter);
+        visibility.assertExplainVisible(tenant, query.explain);
         return visibility.views(
           tenant,
           reader.listAggregates(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal, query).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),
@@ -235,6 +236,7 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       query: z.strictObject({ ...pageFields, sort: z.string().max(512).optional(), ...scopeFields }),
       handler: ({ query, tenant, principal }) => {
         visibility.assertFilterVisible(tenant, undefined, 'event', query.filter, bounds.filter);
+        visibility.assertExplainVisible(tenant, query.explain);
         return visibility.events(
           tenant,
           reader.listEvents(tenant, { ...optional(query), ...visibility.allow(tenant, allowFor(principal, query).allow), take: take(query.take, limits.list_page_size), scope: scopeOf(query), bounds }),

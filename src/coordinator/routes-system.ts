@@ -58,11 +58,16 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
         // Open metrics ([metrics] public = true, no token) must not name tenants: a caller without a
         // token learns nothing about who is hosted here. Per-tenant series need `metrics.read`.
         // A token of some tenants sees theirs only (not the rollup, which sums others).
-        if (principal.claims.jti === 'anonymous') return tenantSeriesOnly(text, () => false);
-        if (isServerAdmin(principal.claims)) return text;
-        // Plugins too: only those bound to its tenants (as GET /v1/plugins lists them).
         const claims = principal.claims;
-        const own = new Set((deps.plugins?.list() ?? []).filter((d) => d.tenants.length > 0 && d.tenants.every((t) => allowsTenant(claims, t))).map((d) => d.name));
+        const plugins = deps.plugins?.list() ?? [];
+        // Open metrics name only server-wide plugins: a tenant's plugin's name may carry its tenant's.
+        if (claims.jti === 'anonymous') {
+          const serverWide = new Set(plugins.filter((d) => d.tenants.length === 0).map((d) => d.name));
+          return tenantSeriesOnly(text, () => false, (plugin) => serverWide.has(plugin));
+        }
+        if (isServerAdmin(claims)) return text;
+        // Plugins too: only those bound to its tenants (as GET /v1/plugins lists them).
+        const own = new Set(plugins.filter((d) => d.tenants.length > 0 && d.tenants.every((t) => allowsTenant(claims, t))).map((d) => d.name));
         return tenantSeriesOnly(text, (tenant) => allowsTenant(claims, tenant), (plugin) => own.has(plugin));
       },
     }),

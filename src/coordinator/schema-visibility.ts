@@ -17,7 +17,7 @@
  * hides anything and one Map lookup per type otherwise.
  */
 import { dataPathOf, fieldsOf, parseFilter, type FilterLimits } from '../core/filter.js';
-import { invalidInput, notFound, type AggregateView, type EventRecord, type JsonObject, type JsonValue, type Page, type SnapshotRecord } from '../core/index.js';
+import { DbxError, invalidInput, notFound, type AggregateView, type EventRecord, type JsonObject, type JsonValue, type Page, type SnapshotRecord } from '../core/index.js';
 import type { SchemaRecord } from '../core/schema/api.js';
 import type { SchemaChange } from './schema-registry.js';
 
@@ -58,6 +58,23 @@ export class SchemaVisibility {
 
   private rule(tenant: string, type: string): Rule | undefined {
     return this.rules.size === 0 ? undefined : this.rules.get(`${tenant}\u0000${type}`);
+  }
+
+  /** Whether any of the tenant's types is hidden (`hidden: true`). */
+  hidesTypes(tenant: string): boolean {
+    if (this.rules.size === 0) return false;
+    for (const [key, rule] of this.rules) if (rule.hidden && key.startsWith(`${tenant}\u0000`)) return true;
+    return false;
+  }
+
+  /**
+   * 403 for `explain=true` on a list across the tenant's types when one of them is hidden: its
+   * counters (index entries read, rows scanned) count the hidden type's rows too.
+   */
+  assertExplainVisible(tenant: string, explain: boolean | undefined): void {
+    if (explain === true && this.hidesTypes(tenant)) {
+      throw new DbxError('forbidden', 'explain=true would count rows of a hidden aggregate type; list one visible type (GET /v1/aggregates/{type}) to explain it');
+    }
   }
 
   /** Whether the type is hidden (`hidden: true`) for the tenant. */
