@@ -206,3 +206,24 @@ test('review-findings (second pass) - imports, postgres URLs, open metrics and e
     removeDir(open.dataDir);
   }
 });
+
+test('review-findings (second pass) - a failing patch that touches a hidden field does not say which op failed', { timeout: 30_000 }, async () => {
+  const patch = (ops: unknown[]) => server.request('POST', '/v1/aggregates/vault/v-1/patch', { event_type: 'changed', patch: ops }, D);
+  const before = (await server.request('GET', '/v1/aggregates/vault/v-1', undefined, D)).body;
+  // The first fails on the hidden path itself, the second gets past it and fails on a visible test.
+  const onHidden = await patch([{ op: 'remove', path: '/addr/zip/9' }, { op: 'test', path: '/shown', value: 999 }]);
+  const pastHidden = await patch([{ op: 'replace', path: '/secret', value: 'x' }, { op: 'test', path: '/shown', value: 999 }]);
+  for (const res of [onHidden, pastHidden]) {
+    assertError(res, 400, 'validation_failed');
+    assert.match(res.body.error.message, /touches a field hidden by the schema/);
+  }
+  assert.deepEqual(onHidden.body, pastHidden.body, 'the two answers are the same');
+  const batched = await server.request('POST', '/v1/batch', { events: [{ aggregate_type: 'vault', aggregate_id: 'v-1', event_type: 'changed', patch: [{ op: 'remove', path: '/addr/zip/9' }] }] }, D);
+  assertError(batched, 400, 'validation_failed');
+  assert.match(batched.body.error.message, /touches a field hidden by the schema/);
+  // A patch of visible fields only still says what failed.
+  const visible = await patch([{ op: 'test', path: '/shown', value: 999 }]);
+  assertError(visible, 400, 'validation_failed');
+  assert.doesNotMatch(visible.body.error.message, /hidden/);
+  assert.deepEqual((await server.request('GET', '/v1/aggregates/vault/v-1', undefined, D)).body, before, 'nothing written');
+});

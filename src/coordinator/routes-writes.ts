@@ -166,7 +166,10 @@ export function writeRoutes(
       body: schemas.patchBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
         visibility.assertPatchReadsVisible(tenant, params.type, body.patch);
-        const result = await writeOne(principal, patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id }));
+        const hidden = visibility.patchTouchesHidden(tenant, params.type, body.patch);
+        const result = await writeOne(principal, patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id })).catch((err: unknown) => {
+          throw visibility.maskPatchFailure(err, hidden);
+        });
         markReplay(result, reply);
         return visibility.event(tenant, result.event);
       },
@@ -213,7 +216,11 @@ export function writeRoutes(
           if ('patch' in e) visibility.assertPatchReadsVisible(tenant, e.aggregate_type, e.patch);
         }
         const commands = body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
-        const events = allowance ? await allowance.spend(principal, commands.length, () => writer.batch(commands)) : await writer.batch(commands);
+        const hidden = body.events.some((e) => 'patch' in e && visibility.patchTouchesHidden(tenant, e.aggregate_type, e.patch));
+        const batch = () => writer.batch(commands).catch((err: unknown) => {
+          throw visibility.maskPatchFailure(err, hidden);
+        });
+        const events = allowance ? await allowance.spend(principal, commands.length, batch) : await batch();
         return { events: events.map((e) => visibility.event(tenant, e)) };
       },
     }),

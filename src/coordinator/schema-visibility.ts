@@ -122,6 +122,24 @@ export class SchemaVisibility {
     });
   }
 
+  /** Whether some op of the patch reads or writes on, under or above a hidden field. */
+  patchTouchesHidden(tenant: string, type: string, ops: readonly { path: string; from?: string }[]): boolean {
+    const rule = this.rule(tenant, type);
+    if (!rule || rule.fields.length === 0) return false;
+    return ops.some((op) => [op.path, op.from].some((p) => typeof p === 'string' && touches(p === '' ? [] : pointerSegments(p), rule.fields)));
+  }
+
+  /**
+   * A patch that touches a hidden field and failed to apply is answered without saying why: an
+   * add, remove or replace under a hidden field fails or not by what is stored there (a missing
+   * key, an array's length), and which op failed would tell that.
+   */
+  maskPatchFailure(err: unknown, touchesHidden: boolean): unknown {
+    if (!touchesHidden || !(err instanceof DbxError) || err.code !== 'validation_failed' || !err.message.includes('failed to apply patch')) return err;
+    const message = 'the patch could not be applied; it touches a field hidden by the schema, so which operation failed is not told';
+    return new DbxError('validation_failed', `failed to apply patch: ${message}`, [{ path: 'body.patch', message }]);
+  }
+
   /** A list's row filter that also drops hidden types (composed with the token's own filter). */
   allow(tenant: string, allow?: (type: string, id: string) => boolean): { allow?: (type: string, id: string) => boolean } {
     if (this.rules.size === 0) return allow ? { allow } : {};
