@@ -61,6 +61,17 @@ async function mount(backing: string, mnt: string, seed: number): Promise<LazyMo
   return m;
 }
 
+/**
+ * Lets the writers run at least RUN_MS, longer on a loaded box until the cut has enough
+ * acknowledged writes to mean something (`enough`: one per writer), at most 10 s.
+ */
+async function runLongEnough(acknowledged: () => number, enough: number): Promise<void> {
+  const started = Date.now();
+  while (Date.now() - started < RUN_MS || (acknowledged() < enough && Date.now() - started < 10_000)) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function cut(m: LazyMount, kind: 'crash' | 'crash-torn'): Promise<Record<string, number | boolean>> {
   const answer = await m.control(kind);
   await m.unmount();
@@ -149,12 +160,7 @@ for (const durability of DURABILITIES) {
         const stop = { now: false };
         const before = acks.length;
         const writers = startWriters(server, WRITERS, stop, acks);
-        // At least RUN_MS, longer on a loaded box until the cut has enough acknowledged writes to mean
-        // something (one per writer), at most 10 s.
-        const started = Date.now();
-        while (Date.now() - started < RUN_MS || (acks.length - before < WRITERS && Date.now() - started < 10_000)) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await runLongEnough(() => acks.length - before, WRITERS);
         server.kill('SIGKILL');
         assert.equal(await server.exited, null, 'the server died of SIGKILL');
         cutAtMs = Date.now();
@@ -230,10 +236,7 @@ for (const durability of DURABILITIES) {
             else if (!res) return; // the server is gone
           }
         });
-        const started = Date.now();
-        while (Date.now() - started < RUN_MS || (acked.size - before < BATCH_WRITERS && Date.now() - started < 10_000)) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await runLongEnough(() => acked.size - before, BATCH_WRITERS);
         server.kill('SIGKILL');
         await server.exited;
         stop.now = true;

@@ -74,7 +74,8 @@ export class ReplyQueue {
       if (head.failed) {
         this.send(failReplies(head.group.replies, head.failed.toWire()), head.groupSize, head.depth);
       } else if (!head.durable && head.group.writes) {
-        // Sync, or async without a head to probe (an intent alone): wait for the flush.
+        // Sync, an async part of a cross-worker batch (group.twoPhase), or async without a head to
+        // probe: wait for the flush.
         if (!head.visible) {
           if (!head.probe) break;
           if (!fresh) {

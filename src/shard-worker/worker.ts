@@ -199,7 +199,8 @@ function submit(group: PreparedGroup, groupSize: number): void {
   };
   replies.push(ack);
   // Replies of a group without writes (replays, refusals) may depend on an earlier group's
-  // effects, so they too wait for every commit before them.
+  // effects, so they too wait for every commit before them: until durable in `sync`; in `async`
+  // their place behind the earlier groups' replies (sent once visible) is enough.
   lastCommit = durable.then(
     () => {
       if (holdsWindow) inFlight--;
