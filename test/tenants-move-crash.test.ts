@@ -13,7 +13,7 @@ import { removeDir, spawnServer, stopSpawned, tempDataDir, writeConfigToml, type
 import { MULTI_TENANT_TOML, assertHolds, eventually, seedBatches, shardOf, tenantHeaders, writer, type Ack, type WriterStats } from './helpers/tenants.js';
 
 const TENANT = 'acme';
-// 'catching-up': killed between two chunks of a catch-up pass (chunks of 5 entries, so a pass
+// 'catching-up': killed between two chunks of a catch-up pass (catch-up chunks of 5 entries, so a pass
 // spans several): the resumed pass must redo the whole delta, event_index entries included.
 const PHASES = ['copying', 'catching-up', 'verifying', 'flipping', 'deleting'] as const;
 const dirs: string[] = [];

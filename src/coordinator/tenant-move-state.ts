@@ -141,12 +141,14 @@ export function faultAt(phase: TenantMovePhase | 'catching-up'): void {
 }
 
 /**
- * Test hook: `EVENTDBX_TEST_MOVE_CHUNK_ENTRIES=<n>` makes a move's chunks that small, so a test
- * can kill a catch-up pass between two of its chunks. Honoured only with NODE_ENV=test.
+ * Test hook: `EVENTDBX_TEST_MOVE_CHUNK_ENTRIES=<n>` makes the copy phase's catch-up passes write
+ * chunks that small and wait a moment before the first pass (writers running in the test then
+ * leave a delta of several chunks), so a test can kill a catch-up pass between two of its chunks
+ * every time. The bulk copy keeps its normal chunks: tiny ones made it slow enough under a loaded
+ * CI that the kill came later than the test waited. Honoured only with NODE_ENV=test.
  */
-export function testChunkEntries(): number | undefined {
+export function testCatchUpHook(): { entries: number; waitMs: number } | undefined {
   const raw = process.env.EVENTDBX_TEST_MOVE_CHUNK_ENTRIES;
   if (process.env.NODE_ENV !== 'test' || raw === undefined || !/^[1-9]\d*$/.test(raw)) return undefined;
-  return Number(raw);
+  return { entries: Number(raw), waitMs: 300 };
 }
-

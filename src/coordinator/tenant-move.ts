@@ -38,7 +38,7 @@ import { ChunkWriter, catchUp, copyMismatch, copyRange, countsCovered, type Copy
 import type { TenantBusy } from './tenant-export.js';
 import type { TenantAdmission } from './tenant-gate.js';
 import type { TenantMeta, TenantMove, TenantMovePhase } from './tenant-meta.js';
-import { DEFAULT_MOVE_SETTINGS, MoveStopped, faultAt, freshProgress, moveReport, progressOf, testChunkEntries, type MoveReport, type MoveRun, type MoveSettings, type Progress } from './tenant-move-state.js';
+import { DEFAULT_MOVE_SETTINGS, MoveStopped, faultAt, freshProgress, moveReport, progressOf, testCatchUpHook, type MoveReport, type MoveRun, type MoveSettings, type Progress } from './tenant-move-state.js';
 import { verifyCopied, verifyTail, type VerifiedCopies } from './tenant-move-verify.js';
 import type { TenantMover } from './tenant-service.js';
 
@@ -65,12 +65,7 @@ export class TenantMoveService implements TenantMover {
   private stopped = false;
 
   constructor(private readonly deps: TenantMoveDeps) {
-    const testEntries = testChunkEntries();
-    this.settings = {
-      ...DEFAULT_MOVE_SETTINGS,
-      ...deps.settings,
-      chunk: { ...DEFAULT_MOVE_SETTINGS.chunk, ...deps.settings?.chunk, ...(testEntries !== undefined ? { entries: testEntries } : {}) },
-    };
+    this.settings = { ...DEFAULT_MOVE_SETTINGS, ...deps.settings, chunk: { ...DEFAULT_MOVE_SETTINGS.chunk, ...deps.settings?.chunk } };
   }
 
   /** The TenantMover hook (tenant-service.ts): resolves once the target serves and the source is empty. */
@@ -194,20 +189,20 @@ export class TenantMoveService implements TenantMover {
     await this.deps.meta.setMove(move.tenant, { ...move.record });
   }
 
-  private writerFor(move: MoveRun, afterChunk: () => Promise<void> = async () => {}): ChunkWriter {
+  private writerFor(move: MoveRun, afterChunk: () => Promise<void> = async () => {}, bounds = this.settings.chunk): ChunkWriter {
     const worker = this.deps.pool.workerOf(move.target.shard);
-    return new ChunkWriter(move.target, this.settings.chunk, (entries: RangeEntry[]) => this.deps.pool.control(worker).tenantWrite(move.target.shard, move.tenant, entries), afterChunk);
+    return new ChunkWriter(move.target, bounds, (entries: RangeEntry[]) => this.deps.pool.control(worker).tenantWrite(move.target.shard, move.tenant, entries), afterChunk);
   }
 
   /** Bulk copy from the saved cursor, then catch-up passes until the delta is small. */
   private async copy(move: MoveRun): Promise<void> {
     const { progress } = move;
     let chunks = 0;
-    let catchingUp = false;
-    const writer = this.writerFor(move, async () => {
+    const stepThen = (phase: 'copying' | 'catching-up') => async () => {
       if (this.stopped) throw new MoveStopped();
-      faultAt(catchingUp ? 'catching-up' : 'copying');
-    });
+      faultAt(phase);
+    };
+    const writer = this.writerFor(move, stepThen('copying'));
     // The cursor names its db: an index would point elsewhere if a later version lists more dbs.
     const names = TENANT_KEYED_DBS.map((d) => d.name);
     let at = progress.db === null ? names.length : Math.max(0, names.indexOf(progress.db));
@@ -222,9 +217,12 @@ export class TenantMoveService implements TenantMover {
     }
     progress.db = null;
     await this.persist(move);
-    catchingUp = true;
+    const hook = testCatchUpHook();
+    const bounds = hook ? { ...this.settings.chunk, entries: hook.entries } : this.settings.chunk;
+    const passWriter = this.writerFor(move, stepThen('catching-up'), bounds);
+    if (hook) await new Promise((r) => setTimeout(r, hook.waitMs));
     for (let pass = 0; pass < this.settings.catchUpPassesMax; pass++) {
-      const result = await catchUp(move.source, move.target, move.tenant, writer, this.settings.chunk);
+      const result = await catchUp(move.source, move.target, move.tenant, passWriter, bounds);
       progress.passes++;
       progress.caught_up += result.entries;
       if (result.changed.size <= this.settings.flipDeltaMax) break;
