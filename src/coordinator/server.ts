@@ -41,6 +41,7 @@ import { ShardPool } from './shard-pool.js';
 import { Writer } from './writes.js';
 import { TenantMeta } from './tenant-meta.js';
 import { createTenantHosting } from './tenant-hosting.js';
+import { finishInterruptedRemovals } from './tenant-remove.js';
 import { TenantMoveService } from './tenant-move.js';
 import { TenantBusy } from './tenant-export.js';
 import { tenantDataRoutes } from './routes-tenant-data.js';
@@ -281,6 +282,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     });
     tenants.service.registerMover(mover);
     pool.admit = (body) => mover.admitImport(body);
+    const removeDeps = { stores, placement, pool, meta: tenantMeta, admission: tenants.admission, busy: tenantBusy, plugins };
     const auth = new Authenticator(config.auth, ledger);
     const allowance = new WriteAllowance(ledger);
     let listenPort = config.port;
@@ -303,17 +305,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...pluginRoutes(plugins),
       ...tenantRoutes(tenants.service),
       ...tenantDataRoutes({
-        stores,
-        placement,
-        pool,
         config,
         limits: writeLimitsFrom(config.limits),
-        busy: tenantBusy,
+        ...removeDeps,
         moving: (tenant) => (tenantMeta.get(tenant)?.move ?? null) !== null,
         importSession: (tenant) => tenants.gate.importSession(tenant),
-        meta: tenantMeta,
-        admission: tenants.admission,
-        plugins,
       }),
     ];
     const listenHost = options.host ?? config.http.host;
@@ -342,6 +338,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     updatePidFile(options.dataDir, { pid: process.pid, port, started_at: startedAt, restrict: config.restrict });
     if (log.level !== 'silent') markRunning(options.dataDir, { pid: process.pid, started_at: startedAt });
     mover.resumeAll();
+    // A removal a crash interrupted: its marker has kept the tenant's writes refused since the start.
+    const removals = finishInterruptedRemovals(removeDeps, (level, message, extra) => app.log[level](extra ?? {}, message));
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
@@ -350,6 +348,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         // A move stops at its next step (its record stays; the next start resumes it), so an
         // assign request waiting on it answers instead of holding close() open.
         await mover.stop();
+        await Promise.allSettled(removals);
         // In-flight requests get request_timeout_ms to finish; then their sockets are cut.
         const cutoff = setTimeout(() => app.server.closeAllConnections(), config.http.request_timeout_ms);
         // Live streams never end by themselves: each is told why and closed, or close() would wait.

@@ -30,10 +30,19 @@ export class TenantAdmission {
   private readonly inFlight = new Map<string, number>();
   private readonly pauses = new Map<string, Pause>();
 
+  /** Answers why a tenant's writes are refused outright (a removal not yet finished), if they are. */
+  private refusal: (tenant: string) => DbxError | undefined = () => undefined;
+
   constructor(private readonly waitMaxMs: number) {}
 
-  /** Admits one write of `tenant`: synchronous (undefined) unless the tenant is paused. */
+  refuseWhen(refusal: (tenant: string) => DbxError | undefined): void {
+    this.refusal = refusal;
+  }
+
+  /** Admits one write of `tenant`: synchronous (undefined) unless the tenant is paused; throws when refused. */
   enter(tenant: string): Promise<void> | undefined {
+    const refused = this.refusal(tenant);
+    if (refused) throw refused;
     if (!this.pauses.has(tenant)) {
       this.inFlight.set(tenant, (this.inFlight.get(tenant) ?? 0) + 1);
       return undefined;
@@ -91,6 +100,9 @@ export class TenantAdmission {
         throw new DbxError('unavailable', `writes of tenant '${tenant}' are paused while its placement changes; retry shortly (nothing was written)`, { retry_after_secs: 1 });
       }
     }
+    // The pause may have been a removal's: what it left is refused, not written into.
+    const refused = this.refusal(tenant);
+    if (refused) throw refused;
     this.inFlight.set(tenant, (this.inFlight.get(tenant) ?? 0) + 1);
   }
 }

@@ -3,7 +3,7 @@
  * gate (rate, pauses, quota) on the Writer, the admin service and its routes, and the per-tenant
  * series of /metrics.
  */
-import { shardsForTenant, type Config, type PlacementSettings } from '../core/index.js';
+import { DbxError, shardsForTenant, type Config, type PlacementSettings } from '../core/index.js';
 import type { ShardStore } from '../shard-worker/index.js';
 import type { Metrics } from './metrics.js';
 import type { PluginService } from './plugin-service.js';
@@ -54,6 +54,9 @@ export function createTenantHosting(deps: {
 }): TenantHosting {
   const { meta, config, placement, stores } = deps;
   const admission = new TenantAdmission(config.tenants.write_pause_max_ms);
+  admission.refuseWhen((tenant) =>
+    meta.removing(tenant) ? new DbxError('unavailable', `tenant '${tenant}' is being removed; writes start a new, empty tenant once that finishes (nothing was written)`, { retry_after_secs: 1 }) : undefined,
+  );
   const stats = new TenantStats(stores);
   const quota = new TenantQuota(meta, admission, (tenant) => stats.countAggregates(tenant, shardsForTenant(placement, tenant)));
   const rates = new TenantRateLimits(meta, {

@@ -22,6 +22,8 @@
  *   meta.setCount(tenant, count | null)                       // informational (listings); see tenant-quota.ts
  *   meta.setRate(tenant, { writes_per_sec, burst } | null)
  *   meta.setMove(tenant, TenantMove | null)                   // the mover's durable progress marker
+ *   meta.removing(tenant): boolean                            // a removal started and not finished
+ *                                                             // (its marker: TenantRecord.removing)
  *   meta.onChange((tenant, record | undefined) => void): () => void   // in-process listeners
  *   meta.watch()                                              // a server calls it once: changes made
  *                                                             // by another process are picked up
@@ -69,6 +71,17 @@ export interface TenantMove {
   progress?: Record<string, unknown>;
 }
 
+/**
+ * A removal in progress (tenant-remove.ts): written, durably, before its first range chunk goes,
+ * so a crash part-way leaves a record the next start finishes, and the tenant's writes stay
+ * refused until then (a write into a half-removed tenant would build on its leftovers).
+ */
+export interface TenantRemoving {
+  started_at: string;
+  /** The removal was forced: the tenant's queued plugin jobs go too. */
+  force: boolean;
+}
+
 export interface TenantRecord {
   tenant: string;
   /** Explicit shard assignment (0-based index); null = `murmurhash3(tenant) mod S`. */
@@ -79,6 +92,7 @@ export interface TenantRecord {
   count: number | null;
   rate: TenantRateLimit | null;
   move: TenantMove | null;
+  removing: TenantRemoving | null;
   updated_at: string;
 }
 
@@ -94,6 +108,7 @@ export class TenantMeta {
   /** A counter bumped by every change: a watcher reloads only when it moved. */
   private readonly version: Database<number, number>;
   private readonly live = new Map<string, number>();
+  private readonly removals = new Set<string>();
   private readonly listeners = new Set<TenantChangeListener>();
   private loadedVersion = -1;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -117,6 +132,11 @@ export class TenantMeta {
   get(tenant: string): TenantRecord | undefined {
     const stored = this.records.get(tenant);
     return stored === undefined ? undefined : { tenant, ...normalise(stored) };
+  }
+
+  /** Whether a removal of `tenant` started and has not finished (a Set lookup: on every write). */
+  removing(tenant: string): boolean {
+    return this.removals.has(tenant);
   }
 
   list(): TenantRecord[] {
@@ -208,6 +228,8 @@ export class TenantMeta {
   private applyLocal(tenant: string, record: TenantRecord | undefined, notify = true): void {
     if (record?.shard !== null && record?.shard !== undefined) this.live.set(tenant, record.shard);
     else this.live.delete(tenant);
+    if (record?.removing) this.removals.add(tenant);
+    else this.removals.delete(tenant);
     if (!notify) return;
     for (const listener of this.listeners) {
       try {
@@ -220,11 +242,11 @@ export class TenantMeta {
 }
 
 function empty(tenant: string): TenantRecord {
-  return { tenant, shard: null, quota: null, count: null, rate: null, move: null, updated_at: new Date(0).toISOString() };
+  return { tenant, shard: null, quota: null, count: null, rate: null, move: null, removing: null, updated_at: new Date(0).toISOString() };
 }
 
 function isEmpty(r: TenantRecord): boolean {
-  return r.shard === null && r.quota === null && r.count === null && r.rate === null && r.move === null;
+  return r.shard === null && r.quota === null && r.count === null && r.rate === null && r.move === null && r.removing === null;
 }
 
 /** Fills fields a record written by an older version lacks. */
@@ -235,6 +257,7 @@ function normalise(stored: Partial<Stored>): Stored {
     count: stored.count ?? null,
     rate: stored.rate ?? null,
     move: stored.move ?? null,
+    removing: stored.removing ?? null,
     updated_at: stored.updated_at ?? new Date(0).toISOString(),
   };
 }

@@ -9,7 +9,9 @@
  * enabled plugin has not been handed yet — unless `force`, which also drops its queued jobs (their
  * events are gone). The tenant's writes are paused while its ranges go (each chunk is one bounded
  * durable transaction in the shard's worker), so nothing is written into a half-removed tenant;
- * writes after the removal start a new, empty tenant.
+ * writes after the removal start a new, empty tenant. A durable marker in tenant_meta, written
+ * before the first chunk and removed with the record, makes a crash part-way safe: the tenant's
+ * writes stay refused and the next start finishes the removal (finishInterruptedRemovals).
  */
 import { DbxError, shardName, shardsForTenant, type PlacementSettings } from '../core/index.js';
 import { countTenantRange, countTenantRangeYielding, type ShardStore } from '../shard-worker/index.js';
@@ -21,6 +23,19 @@ import type { TenantMeta } from './tenant-meta.js';
 
 /** Entries per removal transaction. */
 const REMOVE_CHUNK_ENTRIES = 2000;
+
+/**
+ * Test hooks, honoured only with NODE_ENV=test: `EVENTDBX_FAULT_TENANT_REMOVE=deleting` SIGKILLs
+ * the process after a removal's first chunk (chunks are then 100 entries, so a removal spans
+ * several), and `EVENTDBX_TEST_REMOVE_HOLD_MS=<ms>` holds a resumed removal that long before it
+ * deletes (so a test can watch the refused writes in between).
+ */
+const testing = (): boolean => process.env.NODE_ENV === 'test';
+const faultDeleting = (): boolean => testing() && process.env.EVENTDBX_FAULT_TENANT_REMOVE === 'deleting';
+function resumeHoldMs(): number {
+  const raw = process.env.EVENTDBX_TEST_REMOVE_HOLD_MS;
+  return testing() && raw !== undefined && /^\d{1,6}$/.test(raw) ? Number(raw) : 0;
+}
 /** How long a removal waits for the dispatcher to hand committed events to the queue before it counts them. */
 const OUTBOX_SETTLE_MS = 2000;
 /** Outbox entries looked at, at most, when counting those not yet in the queue. */
@@ -68,36 +83,71 @@ export async function removeTenant(deps: TenantRemoveDeps, tenant: string, optio
         await settleOutbox(deps, tenant);
         refuseUndelivered(tenant, undelivered(deps, tenant));
       }
-      const shards = shardsForTenant(deps.placement, tenant);
-      const removed: Record<string, number> = {};
-      for (const s of shards) {
-        const store = deps.stores[s] as ShardStore;
-        store.env.resetReadTxn();
-        for (const [db, n] of Object.entries(await countTenantRangeYielding(store.worker, s, tenant))) removed[db] = (removed[db] ?? 0) + n;
-        const control = deps.pool.control(deps.pool.workerOf(s));
-        while ((await control.tenantDelete(s, tenant, REMOVE_CHUNK_ENTRIES)) > 0);
-        store.env.resetReadTxn();
-        const left = Object.entries(countTenantRange(store.worker, s, tenant)).filter(([, n]) => n > 0);
-        if (left.length > 0) throw new DbxError('internal', `removing tenant '${tenant}' left entries on ${shardName(s)}: ${left.map(([db, n]) => `${db}=${n}`).join(', ')}`);
-      }
-      const jobsDropped = options.force ? await dropJobs(deps, tenant) : 0;
-      const hadRecord = meta.get(tenant) !== undefined;
-      if (hadRecord) await meta.update(tenant, () => null);
-      return {
-        tenant,
-        shards: shards.map(shardName),
-        removed,
-        aggregates: removed.heads ?? 0,
-        events: removed.events ?? 0,
-        jobs_dropped: jobsDropped,
-        metadata_removed: hadRecord,
-      };
+      const before = meta.get(tenant);
+      const hadRecord = before !== undefined && before.removing === null;
+      // The marker before the first chunk: from here a crash leaves a record the next start
+      // finishes (finishInterruptedRemovals), and the tenant's writes are refused until then.
+      await meta.update(tenant, (r) => ({ ...r, removing: r.removing ?? { started_at: new Date().toISOString(), force: options.force } }));
+      return { ...(await removeRanges(deps, tenant, options.force || (before?.removing?.force ?? false))), metadata_removed: hadRecord };
     } finally {
       resume();
     }
   } finally {
     release();
   }
+}
+
+/**
+ * At start, before the server listens: every removal a crash interrupted (its marker is still in
+ * tenant_meta) is finished in the background. The marker keeps the tenant's writes refused (503)
+ * meanwhile; reads show what is left until the ranges are gone.
+ */
+export function finishInterruptedRemovals(deps: TenantRemoveDeps, log: (level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>) => void): Promise<void>[] {
+  return deps.meta
+    .list()
+    .filter((r) => r.removing !== null)
+    .map(async (r) => {
+      const release = deps.busy.begin(r.tenant, 'remove');
+      try {
+        log('warn', 'finishing an interrupted tenant removal', { tenant: r.tenant, started_at: r.removing?.started_at });
+        const hold = resumeHoldMs();
+        if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+        const done = await removeRanges(deps, r.tenant, r.removing?.force ?? false);
+        log('info', 'tenant removed', { tenant: r.tenant, aggregates: done.aggregates, events: done.events, jobs_dropped: done.jobs_dropped });
+      } catch (err) {
+        // The marker stays: writes stay refused, and the next start tries again.
+        log('error', 'finishing an interrupted tenant removal failed', { tenant: r.tenant, err });
+      } finally {
+        release();
+      }
+    });
+}
+
+/** Deletes every range of the tenant, its jobs when forced, and last its record (marker included). */
+async function removeRanges(deps: TenantRemoveDeps, tenant: string, force: boolean): Promise<Omit<TenantRemoval, 'metadata_removed'>> {
+  const shards = shardsForTenant(deps.placement, tenant);
+  const removed: Record<string, number> = {};
+  for (const s of shards) {
+    const store = deps.stores[s] as ShardStore;
+    store.env.resetReadTxn();
+    for (const [db, n] of Object.entries(await countTenantRangeYielding(store.worker, s, tenant))) removed[db] = (removed[db] ?? 0) + n;
+    const control = deps.pool.control(deps.pool.workerOf(s));
+    const chunk = faultDeleting() ? 100 : REMOVE_CHUNK_ENTRIES;
+    while ((await control.tenantDelete(s, tenant, chunk)) > 0) if (faultDeleting()) process.kill(process.pid, 'SIGKILL');
+    store.env.resetReadTxn();
+    const left = Object.entries(countTenantRange(store.worker, s, tenant)).filter(([, n]) => n > 0);
+    if (left.length > 0) throw new DbxError('internal', `removing tenant '${tenant}' left entries on ${shardName(s)}: ${left.map(([db, n]) => `${db}=${n}`).join(', ')}`);
+  }
+  const jobsDropped = force ? await dropJobs(deps, tenant) : 0;
+  await deps.meta.update(tenant, () => null);
+  return {
+    tenant,
+    shards: shards.map(shardName),
+    removed,
+    aggregates: removed.heads ?? 0,
+    events: removed.events ?? 0,
+    jobs_dropped: jobsDropped,
+  };
 }
 
 function refuseUndelivered(tenant: string, u: Undelivered): void {

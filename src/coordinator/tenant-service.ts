@@ -69,6 +69,8 @@ export interface TenantView {
   rate_limit: { writes_per_sec: number; burst: number } | null;
   plugins: { pending: number; dead: number; lag_ms: number };
   move: { phase: string; from: string; to: string; started_at: string } | null;
+  /** A removal that started and has not finished (a crash interrupted it; the server finishes it). */
+  removing: { started_at: string } | null;
 }
 
 export interface TenantServiceDeps {
@@ -116,6 +118,7 @@ export class TenantService {
 
   private async changePlacement(tenant: string, assignment: number | null): Promise<PlacementChange> {
     const { meta, placement, admission, stats } = this.deps;
+    refuseWhileRemoving(meta, tenant);
     if (!placement.multiTenant) {
       await meta.setShard(tenant, assignment);
       return {
@@ -129,6 +132,7 @@ export class TenantService {
     const to = assignment ?? this.hashShard(tenant);
     let resume: (() => void) | undefined = await admission.pause(tenant);
     try {
+      refuseWhileRemoving(meta, tenant);
       const from = tenantShard(placement, tenant);
       if (from !== to && stats.hasData(tenant, from)) {
         if (!this.mover) {
@@ -232,6 +236,7 @@ export class TenantService {
       move: record?.move
         ? { phase: record.move.phase, from: shardName(record.move.from), to: shardName(record.move.to), started_at: record.move.started_at }
         : null,
+      removing: record?.removing ? { started_at: record.removing.started_at } : null,
     };
   }
 
@@ -260,4 +265,9 @@ function entryOf(r: TenantRecord, liveCount: number | undefined): TenantMetaEntr
     ...(count !== null ? { count } : {}),
     ...(r.rate ? { writes_per_sec: r.rate.writes_per_sec, burst: burstOf(r.rate) } : {}),
   };
+}
+
+/** A placement change in the middle of a removal would leave the removal deleting the wrong shard. */
+function refuseWhileRemoving(meta: TenantMeta, tenant: string): void {
+  if (meta.removing(tenant)) throw new DbxError('tenant_busy', `tenant '${tenant}' is being removed; wait for the removal to finish`, { tenant });
 }
