@@ -8,7 +8,8 @@
  * is `{"format": 1, "sealed": base64(seal(JSON array))}`: staged payloads are data at rest too. A
  * plaintext array (staged before a key existed) stays readable and is sealed at the next write.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirDurably } from '../core/durable-file.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import {
@@ -46,7 +47,7 @@ function stagePath(dataDir: string): string {
 function stageCipher(dataDir: string): ValueCipher | null {
   const { config } = readConfig(dataDir);
   if (ensureDataKey(config, dataDir)) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    mkdirDurably(dataDir);
     writeConfig(dataDir, config);
   }
   const keys = resolveDataKeys(config, dataDir);
@@ -82,7 +83,7 @@ export function readStage(dataDir: string): BatchItem[] {
 
 /** Durable (temp file, fsync, rename): a crash never leaves half a queue. Mode 0600. */
 function writeStage(dataDir: string, entries: BatchItem[]): void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  mkdirDurably(dataDir);
   // An empty stage holds nothing to protect: plain `[]`, readable without the key.
   const cipher = entries.length > 0 ? stageCipher(dataDir) : null;
   const text = cipher ? JSON.stringify({ format: 1, sealed: cipher.seal(JSON.stringify(entries)).toString('base64') }) : JSON.stringify(entries, null, 2);

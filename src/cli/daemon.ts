@@ -3,8 +3,9 @@
  * <data_dir>/logs/eventdbx.log and waits until it answers /health; `dbx stop` sends SIGTERM (the
  * server drains in-flight writes), then SIGKILL if it overstays (no acknowledged write is lost).
  */
+import { mkdirDurably } from '../core/durable-file.js';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -88,7 +89,7 @@ export async function startDaemon(dataDir: string, flags: StartFlags): Promise<P
   const probe = await probeServer(dataDir);
   if (probe.state === 'running' || probe.state === 'unresponsive') throw new CliError(`EventDBX server already running (pid ${probe.info.pid})`, 1, 'already_exists');
   if (probe.stale) removeStalePidFile(dataDir, probe.stale);
-  mkdirSync(join(dataDir, 'logs'), { recursive: true });
+  mkdirDurably(join(dataDir, 'logs'), 0o777);
   const log = logFile(dataDir);
   const fd = openSync(log, 'a');
   const offset = fstatSync(fd).size;

@@ -3,8 +3,9 @@
  * beside its target, is fsynced, renamed over the target and its directory fsynced, so a crash or
  * a failed transfer leaves the old file (or none), never a half-written export under the real name.
  */
+import { mkdirDurably } from '../core/durable-file.js';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { fsyncDirectory } from '../core/index.js';
@@ -65,7 +66,7 @@ export class DurableFile {
   ) {}
 
   static async create(path: string): Promise<DurableFile> {
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirDurably(dirname(path), 0o777);
     const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     // wx: never reuse a stale or foreign temp file; 0600: an export is the store's data.
     return new DurableFile(path, temp, await open(temp, 'wx', 0o600));

@@ -2,7 +2,8 @@
  * The data directory: first-start set-up (config with fresh Ed25519 keys, root CLI token) and the
  * ownership lock that refuses a second server on the same directory.
  */
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdirDurably } from '../core/durable-file.js';
+import { existsSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -46,7 +47,7 @@ export function prepareDataDir(dataDir: string, overrides: StartOverrides = {}):
   // Owner-only whatever the caller's umask (ids and hashes are readable in data.mdb): process-wide, so
   // the LMDB files the shard workers create later are 0600 too. Existing, wider trees are narrowed.
   process.umask(0o077);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  mkdirDurably(dataDir);
   restrictTreeModes(dataDir);
   const { config, exists } = readConfig(dataDir);
   let changed = !exists;
@@ -176,7 +177,7 @@ export function readPidFile(dataDir: string): PidInfo | undefined {
  * apart. The pid file stays, as information for the CLI (which port, which pid), nothing more.
  */
 export async function acquireDataDir(dataDir: string, info: Omit<PidInfo, 'pid'>): Promise<() => void> {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  mkdirDurably(dataDir);
   const lock = await bindLock(lockName(dataDir)).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EADDRINUSE') throw err;
     const holder = readPidFile(dataDir);

@@ -5,7 +5,8 @@
  * 404 while lists show them, and a write would fork their history). A start whose config disagrees
  * with a non-empty store is refused with one line; an empty store takes the new layout.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirDurably } from '../core/durable-file.js';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { effectiveWorkers, writeFileDurably, type Config } from '../core/index.js';
@@ -84,7 +85,7 @@ export function resolveLayout(dataDir: string, config: Config, cpuCount: number,
     removeWorkerEnvs(dataDir, recorded);
   }
   const layout: StorageLayout = { format: LAYOUT_FORMAT, shard_count: shardCount, workers: effectiveWorkers(config, cpuCount) };
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirDurably(dir);
   writeFileDurably(join(dir, LAYOUT_FILE), `${JSON.stringify(layout)}\n`);
   return layout;
 }

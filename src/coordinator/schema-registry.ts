@@ -13,7 +13,7 @@
  * `onChange`), so each change is its own durable transaction (~300 µs) and reads are plain LMDB
  * reads without a round trip.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DbxError } from '../core/index.js';
@@ -65,7 +65,7 @@ export class SchemaRegistry {
 
   constructor(dataDir: string, options: RegistryOptions) {
     const path = join(dataDir, REGISTRY_DIR);
-    if (!options.readOnly) mkdirSync(path, { recursive: true, mode: 0o700 });
+    if (!options.readOnly) mkdirDurably(path);
     // The same option style as WorkerEnv (lmdb needs one set of options per path in a process).
     this.env = open({ path, maxDbs: 4, mapSize: options.mapSizeMib * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: true, noMemInit: false });
     this.current = this.env.openDB<SchemaRecord, CurrentKey>({ name: 'schemas' });

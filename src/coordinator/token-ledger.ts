@@ -16,7 +16,7 @@
  * Commits are plain synchronous LMDB commits (no overlapping sync): the commit promise resolves
  * only once the change is on disk, and concurrent reservations share one commit.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DbxError, type TokenClaims, type ValueCipher } from '../core/index.js';
@@ -104,7 +104,7 @@ export class TokenLedger {
     options: { mapSizeMib?: number; readOnly?: boolean } = {},
   ) {
     const path = join(dataDir, TOKEN_LEDGER_DIR);
-    if (!options.readOnly) mkdirSync(path, { recursive: true, mode: 0o700 });
+    if (!options.readOnly) mkdirDurably(path);
     // noMemInit off: a freed page must not keep an old record's bytes. readOnly (direct reads):
     // a writable open runs a write txn per named db, and processes opening and closing the same
     // env that way at once broke lmdb's shared lock region ("No transaction to renew").

@@ -3,14 +3,14 @@
  * put a limit on everything). A malformed file is refused with one line naming the key and what it
  * expects; the file is never rewritten when it fails to parse.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
 import { WORKER_ID_MAX } from './snowflake.js';
 import { EVENT_BYTES_MAX_DEFAULT, JSON_DEPTH_MAX_CEILING, JSON_DEPTH_MAX_DEFAULT, JSON_NODES_MAX_DEFAULT, STATE_BYTES_MAX_DEFAULT } from './limits.js';
-import { writeFileDurably } from './durable-file.js';
+import { writeFileDurably, mkdirDurably } from './durable-file.js';
 import { tenantSchema } from './validation.js';
 
 export const CONFIG_FILE = 'config.toml';
@@ -304,7 +304,7 @@ export function readConfig(dataDir: string): { config: Config; exists: boolean }
 
 /** Writes durably (temp file, fsync, rename, dir fsync) so a crash or power cut never leaves half a config. */
 export function writeConfig(dataDir: string, config: Config): void {
-  mkdirSync(dataDir, { recursive: true });
+  mkdirDurably(dataDir, 0o777);
   const { data_dir: _ignored, ...rest } = config;
   writeFileDurably(configPath(dataDir), stringifyToml(stripUndefined(rest)) + '\n', 0o600);
 }

@@ -7,9 +7,9 @@
  * directory so the rename itself is on disk. Cost: two device flushes per call (~0.5 ms here);
  * these files are written at start and on config changes only, never on the write path.
  */
-import { chmodSync, closeSync, constants, fsyncSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export function writeFileDurably(path: string, data: string | Buffer, mode = 0o600): void {
   const dir = dirname(path);
@@ -38,6 +38,29 @@ export function writeFileDurably(path: string, data: string | Buffer, mode = 0o6
     throw err;
   }
   fsyncDirectory(dir);
+}
+
+/**
+ * `mkdir -p` whose result survives a power cut: each directory it creates is fsynced in its parent
+ * (a new directory's own entry lives in the parent, and a file fsynced inside a directory whose
+ * entry was lost is lost with it). Directories that exist already cost one stat, no flush.
+ */
+export function mkdirDurably(path: string, mode = 0o700): void {
+  const missing: string[] = [];
+  for (let dir = resolve(path); !existsSync(dir); dir = dirname(dir)) {
+    missing.push(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir, { mode });
+    } catch (err) {
+      // Another process (or thread) created it in between: its creator syncs it.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      continue;
+    }
+    fsyncDirectory(dirname(dir));
+  }
 }
 
 /** fsync of a directory makes its entries (creates, renames, unlinks) durable. */

@@ -205,7 +205,18 @@ export type LifecycleBody = z.infer<typeof lifecycleBodySchema>;
 
 /** Parses or throws `validation_failed` (413 `payload_too_large` when a size limit was the cause). */
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where = 'body'): z.output<T> {
-  const result = schema.safeParse(value);
+  let result: z.ZodSafeParseResult<z.output<T>>;
+  try {
+    result = schema.safeParse(value);
+  } catch (err) {
+    // A recursive schema (nested schema columns) walks the input recursively: input nested deep
+    // enough overflows the stack. That is the input's fault, and says so (not a 500).
+    if (err instanceof RangeError) {
+      const message = 'nests too deeply to check';
+      throw new DbxError('validation_failed', `${where}: ${message}`, [{ path: where, message }]);
+    }
+    throw err;
+  }
   if (result.success) return result.data;
   throw zodToDbxError(result.error, where);
 }

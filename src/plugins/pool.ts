@@ -8,6 +8,9 @@ import { Piscina } from 'piscina';
 import type { DeliveryOutcome, DeliveryTask } from './delivery-worker.js';
 import type { Delivery, PluginDefinition } from './types.js';
 
+/** How long past a task's own timeout the main thread waits before it stops the thread. */
+const WATCHDOG_GRACE_MS = 2000;
+
 export interface PoolOptions {
   threads: number;
   maxQueue: number;
@@ -64,11 +67,28 @@ export class DeliveryPool {
   }
 
   private async run(task: DeliveryTask): Promise<DeliveryOutcome> {
+    // The thread's own timer cannot fire while its thread is stuck in synchronous code (a kind
+    // that loops, a blocking call that never returns). This one, on our thread, answers the task
+    // as failed and replaces the pool: new deliveries get fresh threads, the ones in flight on the
+    // old pool fail and are retried, so one wedged delivery cannot hold every plugin for good.
+    // (piscina's own abort signal would run abortable tasks one per thread: no concurrency.)
+    const pool = this.piscina;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = task.timeoutMs + WATCHDOG_GRACE_MS;
+    const watchdog = new Promise<DeliveryOutcome>((resolve) => {
+      timer = setTimeout(() => {
+        if (this.pool === pool) this.pool = undefined;
+        pool.destroy().catch(() => {});
+        resolve({ ok: false, error: `the delivery thread did not answer within ${limit} ms; its pool was replaced`, ms: limit });
+      }, limit);
+    });
     try {
-      return await this.piscina.run(task);
+      return await Promise.race([pool.run(task), watchdog]);
     } catch (err) {
-      // The pool itself refused (queue full, thread died): a failed attempt like any other.
+      // The pool itself refused (queue full, thread died, pool replaced): a failed attempt like any other.
       return { ok: false, error: err instanceof Error ? err.message : String(err), ms: 0 };
+    } finally {
+      clearTimeout(timer);
     }
   }
 

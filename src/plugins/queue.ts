@@ -12,7 +12,7 @@
  * when it is delivered, so the queue never holds a second copy of a payload.
  * Commits are synchronous (no overlapping sync): a state change is on disk when its promise resolves.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ValueCipher } from '../core/index.js';
@@ -58,7 +58,7 @@ export class PluginQueue {
     options: { mapSizeMib?: number } = {},
   ) {
     const path = join(dataDir, QUEUE_DIR);
-    mkdirSync(path, { recursive: true, mode: 0o700 });
+    mkdirDurably(path);
     this.env = open({ path, maxDbs: 8, mapSize: (options.mapSizeMib ?? 16 * 1024) * 1024 * 1024, overlappingSync: false, noMemInit: false });
     this.plugins = this.env.openDB<Buffer, string>({ name: 'plugins', encoding: 'binary' });
     this.jobs = this.env.openDB<Job, JobKey>({ name: 'jobs' });

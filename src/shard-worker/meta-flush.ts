@@ -14,6 +14,7 @@
  * nothing (the page cache survives the process). `sync` keeps DURABLE_TXN_FLAGS (store.ts).
  */
 import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
+import { fsyncDirectory } from '../core/durable-file.js';
 import { join } from 'node:path';
 
 /** ABORTABLE | SYNCHRONOUS_COMMIT | MDB_NOMETASYNC (see the header). */
@@ -32,6 +33,13 @@ export class MetaFlusher {
   constructor(envPath: string) {
     // fdatasync through any descriptor of the file flushes the file; read-only is enough on Linux.
     this.fd = openSync(join(envPath, 'data.mdb'), 'r');
+    // What the page cache holds of the file at start may be commits of a process killed before
+    // their flush (an `async` meta page, an overlapped sync). Everything here from now on treats
+    // the store as durable (the dispatcher's queue position, the live stream's marks), so make it
+    // so once, before the first request: one fdatasync per start. The env's directory too (its
+    // entry for data.mdb, created by LMDB, which never syncs a directory).
+    fdatasyncSync(this.fd);
+    fsyncDirectory(envPath);
   }
 
   /** Call right after an ASYNC_GROUP_TXN_FLAGS commit returned; answers its commit number. */

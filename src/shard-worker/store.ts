@@ -11,7 +11,7 @@
  * Every opener passes the same options (lmdb requires it within one process). Readers never block
  * the writer; an acknowledged write is already committed, so a read after the ack sees it.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirDurably } from '../core/durable-file.js';
 import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
 import type { EventRecord, JsonObject, ValueCipher } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, StreamKey, StreamValue, WriteSet } from './records.js';
@@ -76,7 +76,7 @@ export class WorkerEnv {
     readonly path: string,
     options: StoreOptions,
   ) {
-    if (!options.readOnly) mkdirSync(path, { recursive: true, mode: 0o700 });
+    if (!options.readOnly) mkdirDurably(path);
     this.env = open({
       path,
       maxDbs: 16,

@@ -220,12 +220,19 @@ function parseEvents(input: Record<string, unknown>, problems: SchemaProblem[]):
   return out;
 }
 
-function parseColumns(input: Record<string, unknown>, prefix: string, problems: SchemaProblem[]): Record<string, ColumnSettings> {
+/** Object columns nest at most this deep: validation and the JSON Schema export walk them recursively. */
+export const COLUMN_NESTING_MAX = 32;
+
+function parseColumns(input: Record<string, unknown>, prefix: string, problems: SchemaProblem[], level = 1): Record<string, ColumnSettings> {
   const out: Record<string, ColumnSettings> = {};
+  if (level > COLUMN_NESTING_MAX) {
+    problems.push({ field: prefix, rule: 'properties', message: `object columns nest at most ${COLUMN_NESTING_MAX} levels deep` });
+    return out;
+  }
   for (const name of sortedKeys(input)) {
     const path = `${prefix}.${name}`;
     if (name === '') problems.push({ field: path, rule: 'shape', message: 'column names cannot be empty' });
-    const column = parseColumn(input[name], path, problems);
+    const column = parseColumn(input[name], path, problems, level);
     if (column !== undefined) out[name] = column;
   }
   return out;
@@ -235,7 +242,7 @@ const TEXT_RULES = ['contains', 'does_not_contain', 'regex', 'format'] as const;
 const LENGTH_TYPES: ReadonlySet<ColumnTypeName> = new Set(['text', 'binary']);
 const RANGE_TYPES: ReadonlySet<ColumnTypeName> = new Set(['integer', 'float', 'decimal', 'timestamp', 'date']);
 
-function parseColumn(value: unknown, path: string, problems: SchemaProblem[]): ColumnSettings | undefined {
+function parseColumn(value: unknown, path: string, problems: SchemaProblem[], level: number): ColumnSettings | undefined {
   const shaped = columnShape.safeParse(typeof value === 'string' ? { type: value } : value);
   if (!shaped.success) {
     problems.push(...zodProblems(shaped.error, path));
@@ -273,7 +280,7 @@ function parseColumn(value: unknown, path: string, problems: SchemaProblem[]): C
     if (type.name !== 'object' && type.name !== 'json') {
       problems.push({ field: `${path}.properties`, rule: 'properties', message: 'cannot define nested properties on non-object type' });
     }
-    const properties = parseColumns(data.properties, `${path}.properties`, problems);
+    const properties = parseColumns(data.properties, `${path}.properties`, problems, level + 1);
     if (Object.keys(properties).length > 0) column.properties = properties;
   }
   return column;

@@ -1,11 +1,14 @@
 /**
  * `log` plugin kind: one line per part of the job, in the original's wording (reference §10.3),
  * formatted `<ISO time> <LEVEL> eventdbx.plugin.log <text>` and appended to `file` (relative paths
- * are under the data dir) or written to stderr. No fsync: a log line is not a durable record.
+ * are under the data dir) or written to stderr. Each job's lines are fdatasynced before the job
+ * counts as delivered (the queue then marks it done and never sends it again), and the file's
+ * directory is fsynced after the first of them, so a power cut cannot lose a delivered line.
  */
 import { constants } from 'node:fs';
 import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fsyncDirectory } from '../../core/durable-file.js';
 import type { z } from 'zod';
 import type { Deliverer, Delivery, DeliveryBody, logOptions } from '../types.js';
 import { logOptions as logOptionsSchema } from '../types.js';
@@ -49,6 +52,8 @@ export function createLogDeliverer(options: LogOptions, ctx: DelivererContext): 
   // Opened once, on first use, so building a deliverer (e.g. for `plugin test`) touches nothing.
   let handle: Promise<FileHandle> | undefined;
   let closed = false;
+  /** The file's directory has been fsynced since this deliverer opened it. */
+  let dirSynced = false;
 
   function output(): Promise<FileHandle> {
     if (!file) throw new Error('log plugin has no file');
@@ -72,6 +77,10 @@ export function createLogDeliverer(options: LogOptions, ctx: DelivererContext): 
     const fh = await output();
     try {
       await fh.write(text);
+      await fh.datasync();
+      // Once per deliverer: the file may be new (open created it), and its entry must last too.
+      if (!dirSynced) fsyncDirectory(dirname(file));
+      dirSynced = true;
     } catch (err) {
       throw new Error(`log plugin cannot write its file: ${shortReason(err)}`);
     }

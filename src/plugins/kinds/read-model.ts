@@ -2,7 +2,8 @@
  * What the read-model kinds (postgres, csv, json) share: reading a delivery body's ids and state,
  * file placement under a read-model directory, and durable appends.
  */
-import { accessSync, closeSync, constants, fdatasyncSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { mkdirDurably } from '../../core/durable-file.js';
+import { accessSync, closeSync, constants, fdatasyncSync, fstatSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fsyncDirectory, type JsonObject, type JsonValue } from '../../core/index.js';
@@ -107,7 +108,7 @@ export function readModelFile(dir: string, aggregateType: string, ext: string): 
 }
 
 export function ensureDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirDurably(dir);
 }
 
 /**
@@ -135,7 +136,9 @@ export function appendDurably(path: string, data: string): number {
     while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
     fdatasyncSync(fd);
     const size = fstatSync(fd).size;
-    if (created) fsyncDirectory(resolve(path, '..'));
+    // A file this call created, or one a crash left empty right after its creation (its entry
+    // perhaps never synced): the directory entry is made durable with the first bytes.
+    if (created || size === bytes.length) fsyncDirectory(resolve(path, '..'));
     return size;
   } finally {
     closeSync(fd);
