@@ -65,3 +65,16 @@ test('review-findings-2 - mkdirDurably creates every missing level owner-only, i
   for (const d of [join(root, 'x'), join(root, 'x', 'y'), deep]) assert.equal(statSync(d).mode & 0o777, 0o700, d);
   assert.throws(() => mkdirDurably('/proc/eventdbx-nope/a'), /ENOENT/);
 });
+
+test('review-findings-2 - a schema regex with nested quantifiers cannot hold the shard worker: the hostile value is refused at once, writes go on', { timeout: 30_000 }, async () => {
+  const put = await server.request('PUT', '/v1/schemas/redos', { column_types: { a: { type: 'text', regex: '^(a+)+$' } }, events: { e_a: {} } });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const started = performance.now();
+  const hostile = await server.request('POST', '/v1/aggregates/redos/r-1/events', { event_type: 'e_a', payload: { a: `${'a'.repeat(40)}!` } });
+  assertError(hostile, 400, 'validation_failed');
+  assert.ok(performance.now() - started < 5_000, 'answered without backtracking');
+  const fine = await server.request('POST', '/v1/aggregates/redos/r-1/events', { event_type: 'e_a', payload: { a: 'aaaa' } });
+  assert.equal(fine.status, 201, JSON.stringify(fine.body));
+  const other = await server.request('POST', '/v1/aggregates/person/p-1/events', { event_type: 'created', payload: { n: 1 } });
+  assert.equal(other.status, 201, JSON.stringify(other.body));
+});

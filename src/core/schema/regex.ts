@@ -8,14 +8,17 @@
  * - lookaround and backreferences are refused: Rust has neither, and they are what turns a pattern
  *   into exponential backtracking.
  * Differences that remain (documented, not translated): `\d`, `\w`, `\s` and `\b` are ASCII in JS but
- * Unicode-aware in Rust; V8 backtracks, so a nested quantifier like `(a+)+$` can be slow on hostile
- * input where Rust's engine is linear — schema authors hold `schema.write`, and payloads are bounded
- * (256 KiB), which bounds but does not remove that cost.
+ * Unicode-aware in Rust.
+ * Values are matched by `matcher` (linear-regex.ts), linear in the input like Rust's engine: V8
+ * backtracks, and `(a+)+$` against 40 `a`s and a `!` held a shard worker, and every write behind
+ * it, for good. `regex` (the V8 RegExp) is kept for the JSON Schema export and for the syntax check.
  * Every pattern is compiled with the `u` flag (code point semantics, strict escapes) and searched
  * unanchored, as Rust's `is_match`.
  */
 
-export type RegexResult = { ok: true; regex: RegExp } | { ok: false; message: string };
+import { RegexTooLarge, compileLinear, type LinearRegex } from './linear-regex.js';
+
+export type RegexResult = { ok: true; regex: RegExp; matcher: LinearRegex } | { ok: false; message: string };
 
 export function compileSchemaRegex(pattern: string): RegexResult {
   let flags = 'u';
@@ -31,10 +34,17 @@ export function compileSchemaRegex(pattern: string): RegexResult {
   }
   const translated = translate(body);
   if (typeof translated !== 'string') return translated;
+  let regex: RegExp;
   try {
-    return { ok: true, regex: new RegExp(translated, flags) };
+    regex = new RegExp(translated, flags);
   } catch (err) {
     return { ok: false, message: (err as Error).message };
+  }
+  try {
+    return { ok: true, regex, matcher: compileLinear(translated, flags) };
+  } catch (err) {
+    if (err instanceof RegexTooLarge) return { ok: false, message: err.message };
+    return { ok: false, message: `unsupported construct: ${(err as Error).message}` };
   }
 }
 
