@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/program.js';
@@ -187,10 +187,32 @@ test('cli aggregate - staging validates like a write, commit is atomic and clear
   // A batch the server refuses (one event conflicts) leaves every staged entry in place.
   await ok(['aggregate', 'apply', 'order', 'o-3', 'order_placed', '--stage']);
   await ok(['aggregate', 'apply', 'order', 'o-1', 'order_refunded', '--expected-version', '1', '--stage']);
-  const before = readFileSync(stageFile, 'utf8');
+  const withoutKeys = (list: any[]) => list.map(({ idempotency_key: _k, ...rest }: any) => rest);
+  const before = await json(['aggregate', 'list', '--stage', '--json']);
   await fails(['aggregate', 'commit'], 1, /^error: version_conflict: /);
-  assert.equal(readFileSync(stageFile, 'utf8'), before);
+  const after = await json(['aggregate', 'list', '--stage', '--json']);
+  assert.deepEqual(withoutKeys(after), withoutKeys(before), 'the same entries, now keyed');
   await fails(['aggregate', 'get', 'order', 'o-3'], 1, /not_found/);
+});
+
+test('cli aggregate - a commit interrupted after the server took it replays on the next commit, never appends twice', { timeout: 60_000 }, async () => {
+  const stageFile = join(server.dataDir, 'staged_events.json');
+  writeFileSync(stageFile, '[]\n');
+  await ok(['aggregate', 'apply', 'order', 'twice-1', 'order_placed', '--field', 'total=1', '--stage']);
+  await ok(['aggregate', 'apply', 'order', 'twice-1', 'order_paid', '--stage']);
+  // A commit that cannot reach a server still keys the stage first (what a kill after sending leaves).
+  const unreachable = await dbx(['aggregate', 'commit', '--url', 'http://127.0.0.1:1']);
+  assert.equal(unreachable.code, 1, unreachable.stderr);
+  const keyed = readFileSync(stageFile, 'utf8');
+  const keys = (await json(['aggregate', 'list', '--stage', '--json'])).map((e: any) => e.idempotency_key);
+  assert.ok(keys.length === 2 && keys.every((k: unknown) => typeof k === 'string' && k.length > 0), JSON.stringify(keys));
+  const first = await json(['aggregate', 'commit', '--json']);
+  // The stage as the interrupted commit left it: committed, but not yet emptied.
+  writeFileSync(stageFile, keyed);
+  const again = await json(['aggregate', 'commit', '--json']);
+  assert.deepEqual(again.map((e: any) => e.metadata.event_id), first.map((e: any) => e.metadata.event_id), 'the same events answered');
+  const got = await json(['aggregate', 'get', 'order', 'twice-1', '--include-events']);
+  assert.deepEqual(got.events.map((e: any) => e.event_type), ['order_placed', 'order_paid'], 'appended once');
 });
 
 /** Every command of the real program tree, with its full path. */

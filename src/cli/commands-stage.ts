@@ -10,6 +10,7 @@
  */
 import { mkdirDurably } from '../core/durable-file.js';
 import { existsSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import {
@@ -138,6 +139,18 @@ function toBatchEvent(e: BatchItem): BatchEvent {
   };
 }
 
+/**
+ * Every staged event gets an idempotency key, saved in the stage before anything is sent: a commit
+ * interrupted between the server's answer and the stage's rewrite (a kill, a lost answer) is run
+ * again as a replay of the same events, never as a second copy of them. Keys the user gave stay.
+ */
+function withIdempotencyKeys(dataDir: string, entries: BatchItem[]): BatchItem[] {
+  if (entries.every((e) => e.idempotency_key !== undefined)) return entries;
+  const keyed = entries.map((e) => (e.idempotency_key !== undefined ? e : { ...e, idempotency_key: `dbx-stage-${randomUUID()}` }));
+  writeStage(dataDir, keyed);
+  return keyed;
+}
+
 export function commitCommand(): Command {
   return withFormatOptions(withConnectionOptions(new Command('commit')).option('--json', 'print the committed events as a JSON array'))
     .description('Commit every staged event in one atomic batch')
@@ -147,7 +160,7 @@ export function commitCommand(): Command {
       // A bad --format combination is refused before anything is committed.
       const format = formatOf(opts);
       const dataDir = resolveDataDir(opts.dataDir);
-      const entries = readStage(dataDir);
+      const entries = withIdempotencyKeys(dataDir, readStage(dataDir));
       if (entries.length === 0) return printLine('no staged events to commit');
       if (entries.length > BATCH_EVENTS_MAX && !opts.chunked) {
         throw new UsageError(`${entries.length} staged events exceed one atomic batch (${BATCH_EVENTS_MAX}); add --chunked to commit them in atomic chunks`);
