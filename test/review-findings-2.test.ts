@@ -78,3 +78,28 @@ test('review-findings-2 - a schema regex with nested quantifiers cannot hold the
   const other = await server.request('POST', '/v1/aggregates/person/p-1/events', { event_type: 'created', payload: { n: 1 } });
   assert.equal(other.status, 201, JSON.stringify(other.body));
 });
+
+test('review-findings-2 - the delivery watchdog counts from when a thread starts a task: deliveries queued behind slow ones all succeed', { timeout: 60_000 }, async () => {
+  const { DeliveryPool } = await import('../src/plugins/pool.js');
+  const http = await import('node:http');
+  const slow = http.createServer((req, res) => {
+    req.resume();
+    setTimeout(() => res.end('ok'), 800);
+  });
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  const port = (slow.address() as { port: number }).port;
+  const pool = new DeliveryPool({ threads: 1, maxQueue: 100, timeoutMs: 1000, dataDir: server.dataDir, concurrentPerThread: 1 });
+  const definition = { name: 'slow', enabled: true, tenants: [], options: { kind: 'http', endpoint: `http://127.0.0.1:${port}/`, headers: {}, https: false, timeout_ms: 1000 } } as any;
+  try {
+    // One at a time, 0.8 s each: the fifth waits 3.2 s in the queue, past 1 s + the grace.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        pool.deliver(definition, { job_id: `j${i}`, plugin: 'slow', attempt: 1, body: { event_id: String(i + 1), tenant: 'default', aggregate_type: 't', aggregate_id: 'a', version: 1, event_type: 'e' } }),
+      ),
+    );
+    assert.deepEqual(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok')), Array(8).fill('ok'));
+  } finally {
+    await pool.close();
+    slow.close();
+  }
+});

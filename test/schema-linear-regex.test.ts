@@ -68,3 +68,20 @@ test('schema regex - a counted repetition that expands past the program bound is
   assert.equal(refused.ok, false);
   assert.match((refused as { message: string }).message, /more than \d+ steps/);
 });
+
+test('schema regex - large counted repetitions without nesting are accepted (V8 runs them); a stored pattern never fails a worker', () => {
+  for (const pattern of ['^.{0,10000}$', '^[a-z]{1,10000}$', '^\\d{20000}$']) {
+    const compiled = compileSchemaRegex(pattern);
+    assert.ok(compiled.ok, pattern);
+    assert.equal(compiled.matcher.test('a'.repeat(50)), compiled.regex.test('a'.repeat(50)));
+  }
+  const stored = compileSchemaRegex('(a+){20000}', { stored: true });
+  assert.ok(stored.ok, 'a stored pattern compiles (on V8) whatever its size');
+});
+
+test('schema regex - word boundaries, multiline anchors and escaped surrogate pairs as V8 has them', () => {
+  for (const [pattern, input] of [
+    ['(?i)\\b', '\u017F'], ['(?i)a\\b', 'a\u017F'], ['(?m)^b', 'a\rb'], ['(?m)a$', 'a\rb'], ['(?m)^b', 'a\u2028b'],
+    ['\\ud83d\\ude00', '😀'], ['^\\ud83d\\ude00$', '😀'], ['[\\ud83d\\ude00]', '😀'],
+  ] as const) agree(pattern, [input]);
+});

@@ -26,7 +26,7 @@ type Key = LmdbKey[];
 /** Bytes gathered before a chunk goes to the socket. */
 const CHUNK_BYTES = 64 * 1024;
 
-export type TenantOperation = 'export' | 'import' | 'remove';
+export type TenantOperation = 'export' | 'import' | 'remove' | 'move';
 
 /**
  * Tenant-wide operations in progress in this process. A move does not delete its source range

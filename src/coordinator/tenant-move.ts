@@ -73,9 +73,17 @@ export class TenantMoveService implements TenantMover {
     if (from === to) throw new DbxError('invalid_input', `tenant '${tenant}' is already on ${shardName(to)}`);
     if (this.running.has(tenant) || this.deps.meta.get(tenant)?.move) throw new DbxError('tenant_busy', `tenant '${tenant}' is being moved; wait for the move to finish`);
     this.deps.busy.refuseIfBusy(tenant, false, 'move it');
+    if (this.deps.meta.removing(tenant)) throw new DbxError('tenant_busy', `tenant '${tenant}' is being removed; wait for the removal to finish`, { tenant });
     const progress = freshProgress(assignment);
     const record: TenantMove = { from, to, phase: 'copying', started_at: new Date().toISOString(), progress: { ...progress } };
-    await this.deps.meta.setMove(tenant, record);
+    // Held until the move record is on disk (and seen by every check that reads it): a removal
+    // or an export starting in between would otherwise pass its checks and race the copy.
+    const starting = this.deps.busy.begin(tenant, 'move');
+    try {
+      await this.deps.meta.setMove(tenant, record);
+    } finally {
+      starting();
+    }
     return { ...(await this.track(tenant, record, progress)) };
   }
 

@@ -98,7 +98,7 @@ export async function removeTenant(deps: TenantRemoveDeps, tenant: string, optio
 }
 
 /**
- * At start, before the server listens: every removal a crash interrupted (its marker is still in
+ * At start, once the server listens (before any request is read): every removal a crash interrupted (its marker is still in
  * tenant_meta) is finished in the background. The marker keeps the tenant's writes refused (503)
  * meanwhile; reads show what is left until the ranges are gone.
  */

@@ -211,7 +211,7 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where
   } catch (err) {
     // A recursive schema (nested schema columns) walks the input recursively: input nested deep
     // enough overflows the stack. That is the input's fault, and says so (not a 500).
-    if (err instanceof RangeError) {
+    if (err instanceof RangeError && /call stack/i.test(err.message)) {
       const message = 'nests too deeply to check';
       throw new DbxError('validation_failed', `${where}: ${message}`, [{ path: where, message }]);
     }

@@ -12,6 +12,8 @@ export interface DeliveryTask {
   timeoutMs: number;
   /** `check`: the connectivity check of `enable` / `plugin test` instead of a delivery. */
   check?: boolean;
+  /** Shared with the pool: the thread writes the epoch ms it started the task at (the watchdog's clock). */
+  startedAt?: Float64Array;
 }
 
 export interface DeliveryOutcome {
@@ -40,6 +42,7 @@ function delivererFor(definition: PluginDefinition, dataDir: string): Promise<De
 
 export default async function deliver(task: DeliveryTask): Promise<DeliveryOutcome> {
   const started = performance.now();
+  if (task.startedAt) task.startedAt[0] = Date.now();
   let timer: NodeJS.Timeout | undefined;
   try {
     const deliverer = await delivererFor(task.definition, task.dataDir);

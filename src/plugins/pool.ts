@@ -9,7 +9,7 @@ import type { DeliveryOutcome, DeliveryTask } from './delivery-worker.js';
 import type { Delivery, PluginDefinition } from './types.js';
 
 /** How long past a task's own timeout the main thread waits before it stops the thread. */
-const WATCHDOG_GRACE_MS = 2000;
+const WATCHDOG_GRACE_MS = 5000;
 
 export interface PoolOptions {
   threads: number;
@@ -75,15 +75,25 @@ export class DeliveryPool {
     const pool = this.piscina;
     let timer: NodeJS.Timeout | undefined;
     const limit = task.timeoutMs + WATCHDOG_GRACE_MS;
+    // The clock starts when a thread starts the task (it writes the time here): time spent queued
+    // behind other deliveries is not the task's fault and must not replace a healthy pool.
+    const startedAt = new Float64Array(new SharedArrayBuffer(8));
     const watchdog = new Promise<DeliveryOutcome>((resolve) => {
-      timer = setTimeout(() => {
+      const check = (): void => {
+        const start = startedAt[0] as number;
+        const left = start === 0 ? limit : start + limit - Date.now();
+        if (left > 0) {
+          timer = setTimeout(check, left);
+          return;
+        }
         if (this.pool === pool) this.pool = undefined;
         pool.destroy().catch(() => {});
-        resolve({ ok: false, error: `the delivery thread did not answer within ${limit} ms; its pool was replaced`, ms: limit });
-      }, limit);
+        resolve({ ok: false, error: `the delivery thread did not answer within ${limit} ms of starting it; its pool was replaced`, ms: limit });
+      };
+      timer = setTimeout(check, limit);
     });
     try {
-      return await Promise.race([pool.run(task), watchdog]);
+      return await Promise.race([pool.run({ ...task, startedAt }), watchdog]);
     } catch (err) {
       // The pool itself refused (queue full, thread died, pool replaced): a failed attempt like any other.
       return { ok: false, error: err instanceof Error ? err.message : String(err), ms: 0 };

@@ -260,7 +260,7 @@ function compileRules(settings: ColumnSettings, path: string): Rule[] {
     });
   }
   for (const pattern of settings.regex ?? []) {
-    const compiled = compileSchemaRegex(pattern);
+    const compiled = compileSchemaRegex(pattern, { stored: true });
     if (!compiled.ok) throw new Error(`compileRules: invalid regex '${pattern}' (parseAggregateSchema first)`);
     const { matcher } = compiled; // linear in the value: a hostile value cannot hold the worker
     const msg = v(path, 'regex', `field ${path} must match pattern ${pattern}`);

@@ -35,14 +35,46 @@ export const LINEAR_PROGRAM_MAX = 20_000;
 
 export class RegexTooLarge extends Error {}
 
+/** Non-ASCII code points remembered per atom. */
+const WIDE_CACHE_MAX = 4096;
+
 export interface LinearRegex {
   test(input: string): boolean;
 }
 
-export function compileLinear(source: string, flags: string): LinearRegex {
+/**
+ * Compiles the matcher. A pattern whose counted repetitions expand past LINEAR_PROGRAM_MAX throws
+ * RegexTooLarge — unless it nests no quantifier inside a repeated group (`^.{0,10000}$`,
+ * `[a-z]{1,6000}x`): then backtracking cannot blow up, and `fallback` (V8's RegExp) is used.
+ */
+export function compileLinear(source: string, flags: string, fallback: RegExp): LinearRegex {
   const tree = new Parser(source).parse();
-  const program = new Emitter(flags).program(tree);
-  return { test: (input) => run(program, input, flags.includes('m')) };
+  const emitter = new Emitter(flags);
+  let program: Inst[];
+  try {
+    program = emitter.program(tree);
+  } catch (err) {
+    if (err instanceof RegexTooLarge && !nestsRepeats(tree, false)) return { test: (input) => fallback.test(input) };
+    throw err;
+  }
+  const isWord = emitter.atomTest('\\w');
+  return { test: (input) => run(program, input, flags.includes('m'), isWord) };
+}
+
+/** Whether a repeated node holds another repetition (what makes a backtracking engine exponential). */
+function nestsRepeats(node: Node, insideRepeat: boolean): boolean {
+  switch (node.kind) {
+    case 'atom':
+    case 'assert':
+      return false;
+    case 'seq':
+      return node.items.some((n) => nestsRepeats(n, insideRepeat));
+    case 'alt':
+      // A repeated alternation (`(a|aa)*`) is as ambiguous as a nested quantifier.
+      return insideRepeat || node.options.some((n) => nestsRepeats(n, insideRepeat));
+    case 'repeat':
+      return insideRepeat || nestsRepeats(node.node, node.max > 1);
+  }
 }
 
 class Parser {
@@ -139,7 +171,11 @@ class Parser {
   /** One escape as source text: `\p{L}`, `\x{…}`-style braces, `\uXXXX`, `\cX`, or two characters. */
   private escapeText(): string {
     const rest = this.src.slice(this.i);
-    const m = /^\\(?:[pPxu]\{[^}]*\}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|c[A-Za-z])/.exec(rest) ?? /^\\[\s\S]/u.exec(rest);
+    // An escaped surrogate pair (`\ud83d\ude00`) is one character to V8 under `u`: keep it one atom.
+    const m =
+      /^\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}/.exec(rest) ??
+      /^\\(?:[pPxu]\{[^}]*\}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|c[A-Za-z])/.exec(rest) ??
+      /^\\[\s\S]/u.exec(rest);
     if (!m) throw new SyntaxError('dangling \\');
     this.i += m[0].length;
     return m[0];
@@ -234,11 +270,13 @@ class Emitter {
     }
   }
 
-  private atomTest(source: string): (cp: number) => boolean {
+  atomTest(source: string): (cp: number) => boolean {
     const known = this.atoms.get(source);
     if (known) return known;
     const regex = new RegExp(`^(?:${source})$`, this.atomFlags);
     const ascii = new Int8Array(128); // 0 unknown, 1 yes, -1 no
+    // Other code points, as met: bounded, so a value of many distinct characters cannot grow it.
+    const wide = new Map<number, boolean>();
     const test = (cp: number): boolean => {
       if (cp < 128) {
         const seen = ascii[cp] as number;
@@ -247,18 +285,24 @@ class Emitter {
         ascii[cp] = yes ? 1 : -1;
         return yes;
       }
-      return regex.test(String.fromCodePoint(cp));
+      const seen = wide.get(cp);
+      if (seen !== undefined) return seen;
+      const yes = regex.test(String.fromCodePoint(cp));
+      if (wide.size < WIDE_CACHE_MAX) wide.set(cp, yes);
+      return yes;
     };
     this.atoms.set(source, test);
     return test;
   }
 }
 
-const WORD = /\w/;
-const isWord = (cp: number | undefined): boolean => cp !== undefined && cp < 128 && WORD.test(String.fromCharCode(cp));
+/** V8's line terminators: what `^` and `$` see under `m` (and what `.` leaves out without `s`). */
+const isLineTerminator = (cp: number | undefined): boolean => cp === 0x0a || cp === 0x0d || cp === 0x2028 || cp === 0x2029;
 
 /** The Pike VM: every thread advances one code point at a time; a state is held once per step. */
-function run(program: Inst[], input: string, multiline: boolean): boolean {
+function run(program: Inst[], input: string, multiline: boolean, wordAtom: (cp: number) => boolean): boolean {
+  // `\b` as V8 decides `\w` under the pattern's flags (with `iu`, ſ and K are word characters).
+  const isWord = (cp: number | undefined): boolean => cp !== undefined && wordAtom(cp);
   const seen = new Int32Array(program.length).fill(-1);
   let current: number[] = [];
   let next: number[] = [];
@@ -271,9 +315,9 @@ function run(program: Inst[], input: string, multiline: boolean): boolean {
       case 'end':
         return at === input.length;
       case 'line_start':
-        return at === 0 || (multiline && prev === 0x0a);
+        return at === 0 || (multiline && isLineTerminator(prev));
       case 'line_end':
-        return at === input.length || (multiline && here === 0x0a);
+        return at === input.length || (multiline && isLineTerminator(here));
       case 'word':
         return isWord(prev) !== isWord(here);
       case 'not_word':

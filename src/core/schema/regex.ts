@@ -20,7 +20,12 @@ import { RegexTooLarge, compileLinear, type LinearRegex } from './linear-regex.j
 
 export type RegexResult = { ok: true; regex: RegExp; matcher: LinearRegex } | { ok: false; message: string };
 
-export function compileSchemaRegex(pattern: string): RegexResult {
+/**
+ * `stored`: the pattern comes from a schema already saved (compiling a worker's rules): a pattern
+ * an older version accepted and this one finds too large for the linear matcher runs on V8 rather
+ * than failing the worker's start.
+ */
+export function compileSchemaRegex(pattern: string, options: { stored?: boolean } = {}): RegexResult {
   let flags = 'u';
   let body = pattern;
   const lead = /^\(\?([a-zA-Z]+)\)/.exec(pattern);
@@ -41,9 +46,9 @@ export function compileSchemaRegex(pattern: string): RegexResult {
     return { ok: false, message: (err as Error).message };
   }
   try {
-    return { ok: true, regex, matcher: compileLinear(translated, flags) };
+    return { ok: true, regex, matcher: compileLinear(translated, flags, regex) };
   } catch (err) {
-    if (err instanceof RegexTooLarge) return { ok: false, message: err.message };
+    if (err instanceof RegexTooLarge) return options.stored ? { ok: true, regex, matcher: regex } : { ok: false, message: err.message };
     return { ok: false, message: `unsupported construct: ${(err as Error).message}` };
   }
 }
