@@ -54,6 +54,8 @@ test('tenant remove crash - SIGKILL between two chunks: the restart refuses writ
     assert.match(refused.body.error.message, /being removed/);
     const created = await s.request('POST', '/v1/aggregates/order/fresh/events', { event_type: 'ticked', payload: { n: 1 } }, tenantHeaders(TENANT));
     assert.equal(created.status, 503, 'a new aggregate is refused too');
+    const snapshot = await s.request('POST', '/v1/aggregates/order/r-0/snapshots', {}, tenantHeaders(TENANT));
+    assertError(snapshot, 503, 'unavailable');
     const view = await s.request('GET', `/v1/tenants/${TENANT}`);
     assert.equal(view.status, 200);
     assert.ok(view.body.removing, `the view shows the removal: ${JSON.stringify(view.body)}`);

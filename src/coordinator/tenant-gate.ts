@@ -290,6 +290,17 @@ export class TenantGate implements WriteGate {
     }
   }
 
+  async admitted<T>(tenant: string, send: () => Promise<T>): Promise<T> {
+    const { admission } = this.deps;
+    const entering = admission.enter(tenant);
+    if (entering) await entering;
+    try {
+      return await send();
+    } finally {
+      admission.leave(tenant);
+    }
+  }
+
   /**
    * A bulk import of `tenant` (routes-import.ts): admitted like a write for its whole length (a
    * placement change waits for it), no rate limit (an import's size is known only as it is read);
