@@ -47,6 +47,13 @@ test('tenant remove crash - SIGKILL between two chunks: the restart refuses writ
     assert.ok(meta.get(TENANT)?.removing, 'the removal marker is on disk');
     await meta.close();
 
+    // A stop while the start's removal runs ends it at its next chunk: the marker stays for the next start.
+    const stopped = await spawnServer({ dataDir, env: { NODE_ENV: 'test', EVENTDBX_TEST_REMOVE_HOLD_MS: '300' } });
+    assert.equal(await stopSpawned(stopped), 0);
+    const still = new TenantMeta(dataDir, { readOnly: true });
+    assert.ok(still.get(TENANT)?.removing, 'a stopped removal keeps its marker');
+    await still.close();
+
     second = await spawnServer({ dataDir, env: { NODE_ENV: 'test', EVENTDBX_TEST_REMOVE_HOLD_MS: '3000' } });
     const s = second;
     const refused = await s.request('POST', '/v1/aggregates/order/r-0/events', { event_type: 'ticked', payload: { n: 1 } }, tenantHeaders(TENANT));

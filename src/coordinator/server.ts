@@ -339,7 +339,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     if (log.level !== 'silent') markRunning(options.dataDir, { pid: process.pid, started_at: startedAt });
     mover.resumeAll();
     // A removal a crash interrupted: its marker has kept the tenant's writes refused since the start.
-    const removals = finishInterruptedRemovals(removeDeps, (level, message, extra) => app.log[level](extra ?? {}, message));
+    let stopRequested = false;
+    const removals = finishInterruptedRemovals(removeDeps, (level, message, extra) => app.log[level](extra ?? {}, message), () => stopRequested);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
@@ -348,6 +349,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         // A move stops at its next step (its record stays; the next start resumes it), so an
         // assign request waiting on it answers instead of holding close() open.
         await mover.stop();
+        stopRequested = true;
         await Promise.allSettled(removals);
         // In-flight requests get request_timeout_ms to finish; then their sockets are cut.
         const cutoff = setTimeout(() => app.server.closeAllConnections(), config.http.request_timeout_ms);

@@ -102,7 +102,12 @@ export async function removeTenant(deps: TenantRemoveDeps, tenant: string, optio
  * tenant_meta) is finished in the background. The marker keeps the tenant's writes refused (503)
  * meanwhile; reads show what is left until the ranges are gone.
  */
-export function finishInterruptedRemovals(deps: TenantRemoveDeps, log: (level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>) => void): Promise<void>[] {
+export function finishInterruptedRemovals(
+  deps: TenantRemoveDeps,
+  log: (level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>) => void,
+  /** True once the server stops: the removal ends at its next chunk; its marker stays for the next start. */
+  stopping: () => boolean = () => false,
+): Promise<void>[] {
   return deps.meta
     .list()
     .filter((r) => r.removing !== null)
@@ -112,9 +117,10 @@ export function finishInterruptedRemovals(deps: TenantRemoveDeps, log: (level: '
         log('warn', 'finishing an interrupted tenant removal', { tenant: r.tenant, started_at: r.removing?.started_at });
         const hold = resumeHoldMs();
         if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
-        const done = await removeRanges(deps, r.tenant, r.removing?.force ?? false);
+        const done = await removeRanges(deps, r.tenant, r.removing?.force ?? false, stopping);
         log('info', 'tenant removed', { tenant: r.tenant, aggregates: done.aggregates, events: done.events, jobs_dropped: done.jobs_dropped });
       } catch (err) {
+        if (err instanceof RemovalStopped) return log('info', 'an interrupted tenant removal was paused by the stop; the next start finishes it', { tenant: r.tenant });
         // The marker stays: writes stay refused, and the next start tries again.
         log('error', 'finishing an interrupted tenant removal failed', { tenant: r.tenant, err });
       } finally {
@@ -124,7 +130,9 @@ export function finishInterruptedRemovals(deps: TenantRemoveDeps, log: (level: '
 }
 
 /** Deletes every range of the tenant, its jobs when forced, and last its record (marker included). */
-async function removeRanges(deps: TenantRemoveDeps, tenant: string, force: boolean): Promise<Omit<TenantRemoval, 'metadata_removed'>> {
+class RemovalStopped extends Error {}
+
+async function removeRanges(deps: TenantRemoveDeps, tenant: string, force: boolean, stopping: () => boolean = () => false): Promise<Omit<TenantRemoval, 'metadata_removed'>> {
   const shards = shardsForTenant(deps.placement, tenant);
   const removed: Record<string, number> = {};
   for (const s of shards) {
@@ -133,7 +141,10 @@ async function removeRanges(deps: TenantRemoveDeps, tenant: string, force: boole
     for (const [db, n] of Object.entries(await countTenantRangeYielding(store.worker, s, tenant))) removed[db] = (removed[db] ?? 0) + n;
     const control = deps.pool.control(deps.pool.workerOf(s));
     const chunk = faultDeleting() ? 100 : REMOVE_CHUNK_ENTRIES;
-    while ((await control.tenantDelete(s, tenant, chunk)) > 0) if (faultDeleting()) process.kill(process.pid, 'SIGKILL');
+    while ((await control.tenantDelete(s, tenant, chunk)) > 0) {
+      if (faultDeleting()) process.kill(process.pid, 'SIGKILL');
+      if (stopping()) throw new RemovalStopped();
+    }
     store.env.resetReadTxn();
     const left = Object.entries(countTenantRange(store.worker, s, tenant)).filter(([, n]) => n > 0);
     if (left.length > 0) throw new DbxError('internal', `removing tenant '${tenant}' left entries on ${shardName(s)}: ${left.map(([db, n]) => `${db}=${n}`).join(', ')}`);
