@@ -4,7 +4,9 @@
  * ~250 µs wake-up of a worker thread. Cross-shard lists merge the shards' key-ordered ranges.
  */
 import {
+  ARCHIVE_EVENT,
   DbxError,
+  RESTORE_EVENT,
   applyEventToState,
   consistencyProof,
   inclusionProof,
@@ -108,19 +110,26 @@ export class Reader {
     const base = target > 0 ? store.nearestSnapshot(tenant, type, id, target) : undefined;
     let state: JsonObject = base?.snapshot.state ?? {};
     let last: EventRecord | undefined;
+    // The flag as of `target`: the last archive or restore event up to it decides.
+    let archived: boolean | undefined;
     if (target > 0) {
       for (const event of store.eventRange(tenant, type, id, base?.version ?? 0, target - (base?.version ?? 0))) {
         last = event;
         state = applyEventToState(state, last.event_type, last.payload);
+        if (last.event_type === ARCHIVE_EVENT) archived = true;
+        else if (last.event_type === RESTORE_EVENT) archived = false;
       }
     }
+    // None among the replayed events: the snapshot's flag, or (a snapshot written before snapshots
+    // carried it) the last archive or restore event at or before the snapshot.
+    archived ??= base?.snapshot.archived ?? store.archivedAt(tenant, type, id, base?.version ?? 0);
     return {
       aggregate_type: type,
       aggregate_id: id,
       version: target,
       state,
       merkle_root: last?.merkle_root ?? base?.snapshot.merkle_root ?? rootOf([]),
-      archived: head.archived,
+      archived,
       created_at: head.created_at,
       updated_at: last?.metadata.created_at ?? base?.snapshot.created_at ?? head.created_at,
       ...(base ? { snapshot_version: base.version } : {}),

@@ -133,7 +133,7 @@ export class BatchBuilder {
     const ws = this.writeSetFor(shard);
     ws.snapshots.push({
       key: [...headKey, head.version],
-      snapshot: { state, merkle_root: head.merkle_root, created_at: new Date().toISOString(), comment },
+      snapshot: { state, merkle_root: head.merkle_root, created_at: new Date().toISOString(), comment, archived: head.archived },
     });
     ws.heads.push({ key: headKey, head: newHead, state });
     this.overlay.set(`${shard}\u0000${headKeyString(tenant, type, id)}`, { head: newHead, state, shard, tenant, type, id });
@@ -209,7 +209,7 @@ export class BatchBuilder {
       this.pendingIdempotency.set(`${overlayKey}\u0000${cmd.idempotency_key}`, entry);
     }
     if (takesSnapshot) {
-      ws.snapshots.push({ key: eventKey, snapshot: { state, merkle_root: merkleRoot, created_at: now, comment: `auto snapshot v${version}` } });
+      ws.snapshots.push({ key: eventKey, snapshot: { state, merkle_root: merkleRoot, created_at: now, comment: `auto snapshot v${version}`, archived } });
     }
     this.overlay.set(overlayKey, { head: newHead, state, shard: cmd.shard, tenant: cmd.tenant, type: cmd.aggregate_type, id: cmd.aggregate_id });
     this.pendingEvents.set(`${overlayKey}\u0000${version}`, record);
@@ -318,7 +318,7 @@ export class BatchBuilder {
     if (record.event_type === ARCHIVE_EVENT) ws.index.push(['del', [tenant, 'a', type, id]], ['put', [tenant, 'r', type, id]]);
     else if (record.event_type === RESTORE_EVENT) ws.index.push(['del', [tenant, 'r', type, id]], ['put', [tenant, 'a', type, id]]);
     if (takesSnapshot) {
-      ws.snapshots.push({ key: eventKey, snapshot: { state, merkle_root: merkleRoot, created_at: createdAt, comment: `auto snapshot v${version}` } });
+      ws.snapshots.push({ key: eventKey, snapshot: { state, merkle_root: merkleRoot, created_at: createdAt, comment: `auto snapshot v${version}`, archived } });
     }
     this.overlay.set(overlayKey, { head: newHead, state, shard, tenant, type, id });
     this.pendingEvents.set(`${overlayKey}\u0000${version}`, stored);

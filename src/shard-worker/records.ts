@@ -35,6 +35,11 @@ export interface StoredSnapshot {
   merkle_root: string;
   created_at: string;
   comment: string | null;
+  /**
+   * The aggregate's archived flag at this version (GET ?version=N starts from it). Absent from
+   * snapshots written before it existed: the reader then finds the flag in the events.
+   */
+  archived?: boolean;
 }
 
 export interface IdempotencyEntry {

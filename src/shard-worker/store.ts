@@ -13,7 +13,7 @@
  */
 import { mkdirDurably } from '../core/durable-file.js';
 import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
-import type { EventRecord, JsonObject, ValueCipher } from '../core/index.js';
+import { ARCHIVE_EVENT, RESTORE_EVENT, type EventRecord, type JsonObject, type ValueCipher } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, StreamKey, StreamValue, WriteSet } from './records.js';
 import { INDEX_READY, SKEW, type EventIndexKey, type EventIndexValue, type QueryMetaKey } from './event-index.js';
 import { ShardDb } from './shard-db.js';
@@ -297,6 +297,20 @@ export class ShardStore {
       ...(limit !== undefined ? { limit } : {}),
     });
     for (const { value } of range) yield value;
+  }
+
+  /**
+   * The aggregate's archived flag as of `version`: its last archive or restore event at or before
+   * it, walking back (the stored text keeps event_type readable, sealed or not); false if none.
+   */
+  archivedAt(tenant: string, type: string, id: string, version: number): boolean {
+    if (version <= 0) return false;
+    for (const { value } of this.storedEvents.getRange({ start: [tenant, type, id, version], end: [tenant, type, id, 0], reverse: true })) {
+      const eventType = (JSON.parse(value) as { event_type?: unknown }).event_type;
+      if (eventType === ARCHIVE_EVENT) return true;
+      if (eventType === RESTORE_EVENT) return false;
+    }
+    return false;
   }
 
   /** Events of one aggregate with version > afterVersion, in version order. */
