@@ -421,7 +421,7 @@ export class ShardStore {
       this.stream.put([entry.tenant, entry.seq], entry.value);
       this.streamSeqs.raise(entry.tenant, entry.seq);
     }
-    for (const h of ws.heads) this.heads.put(h.key, { ...h.head, state: h.state });
+    for (const h of lastHeadPerAggregate(ws.heads)) this.heads.put(h.key, { ...h.head, state: h.state });
     // In command order: an archive and a restore of one aggregate in the same group must leave the
     // index entry that matches the last of them.
     for (const [op, key] of ws.index) {
@@ -499,4 +499,21 @@ export class ShardStore {
   countAggregates(): number {
     return this.heads.getCount();
   }
+}
+
+/**
+ * The last head of each aggregate in a write set, in order of last appearance. An aggregate
+ * written several times in one group (an import of its history, repeated appends) would otherwise
+ * pay a seal and a put per version for a record that the same transaction overwrites.
+ */
+function lastHeadPerAggregate(heads: WriteSet['heads']): WriteSet['heads'] {
+  if (heads.length < 2) return heads;
+  const last = new Map<string, WriteSet['heads'][number]>();
+  for (const h of heads) {
+    const key = `${h.key[0]}\u0000${h.key[1]}\u0000${h.key[2]}`;
+    // Delete first: the Map then keeps the order of each key's last write.
+    last.delete(key);
+    last.set(key, h);
+  }
+  return last.size === heads.length ? heads : [...last.values()];
 }
