@@ -144,6 +144,62 @@ test('ledger - /v1/tokens: list, issue, revoke, refresh for token.admin; an admi
   assertError(await as(server.token, 'POST', '/v1/tokens', { group: 'x', user: 'y', actions: ['*'], extra: 1 }), 400, 'validation_failed');
 });
 
+test('ledger - a token administrator manages only tokens it could have issued: no root refresh or revoke, no lifted limits, nothing outliving it', { timeout: 60_000 }, async () => {
+  const as = (tok: string, method: string, path: string, body?: unknown) => httpRequest(server.url, tok, method, path, body);
+  const issue = async (body: Record<string, unknown>, by = server.token) => {
+    const res = await as(by, 'POST', '/v1/tokens', body);
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body as { token: string; record: { jti: string } };
+  };
+  // A default-tenant token administrator (no tenants given: `default` only).
+  const td = await issue({ group: 'g', user: 'td', actions: ['token.admin'] });
+  // Tokens serving every tenant: a `*` token without tenants, and cli.token itself.
+  const root = await issue({ group: 'ops', user: 'admin', actions: ['*'], expiration_secs: 0 });
+  const cliJti = ((await as(server.token, 'GET', '/v1/tokens')).body.items as { jti: string; subject: string }[]).find((r) => r.subject === 'cli:bootstrap')?.jti as string;
+  assert.ok(cliJti);
+  const seen = ((await as(td.token, 'GET', '/v1/tokens')).body.items as { jti: string }[]).map((r) => r.jti);
+  assert.ok(!seen.includes(root.record.jti) && !seen.includes(cliJti), 'every-tenant tokens are not listed to a tenant administrator');
+  for (const jti of [root.record.jti, cliJti]) {
+    assertError(await as(td.token, 'GET', `/v1/tokens/${jti}`), 404, 'not_found');
+    assertError(await as(td.token, 'POST', `/v1/tokens/${jti}/refresh`, {}), 404, 'not_found');
+    assertError(await as(td.token, 'POST', `/v1/tokens/${jti}/revoke`, {}), 404, 'not_found');
+  }
+  assert.equal((await as(server.token, 'GET', '/v1/status')).status, 200, 'cli.token still works');
+  // A token of its own tenant with more actions than it holds: visible, but not its to refresh or revoke.
+  const wide = await issue({ group: 'g', user: 'wide', actions: ['*'], tenants: ['default'] });
+  assert.equal((await as(td.token, 'GET', `/v1/tokens/${wide.record.jti}`)).status, 200);
+  assertError(await as(td.token, 'POST', `/v1/tokens/${wide.record.jti}/refresh`, {}), 403, 'forbidden');
+  assertError(await as(td.token, 'POST', `/v1/tokens/${wide.record.jti}/revoke`, {}), 403, 'forbidden');
+  assert.equal((await appendAs(wide.token, 'td-wide')).status, 201, 'the refused refresh left the token working');
+
+  // A write-limited token administrator cannot refresh itself to lift its limit.
+  const limited = await issue({ group: 'g', user: 'lim', actions: ['token.admin', 'aggregate.append', 'aggregate.create'], tenants: ['default'], write_limit: 1 });
+  assert.equal((await appendAs(limited.token, 'td-lim')).status, 201);
+  assertError(await appendAs(limited.token, 'td-lim'), 429, 'write_limit_exhausted');
+  assertError(await as(limited.token, 'POST', `/v1/tokens/${limited.record.jti}/refresh`, { write_limit: 1000 }), 403, 'forbidden');
+  assertError(await as(limited.token, 'POST', `/v1/tokens/${limited.record.jti}/refresh`, { expiration_secs: 0 }), 403, 'forbidden');
+  // Nor does anyone's refresh add writes: write_limit only lowers what is left.
+  const raised = await as(server.token, 'POST', `/v1/tokens/${limited.record.jti}/refresh`, { write_limit: 1000 });
+  assert.equal(raised.status, 201);
+  assert.equal(raised.body.record.writes_remaining, 0);
+  assertError(await appendAs(raised.body.token, 'td-lim'), 429, 'write_limit_exhausted');
+
+  // An administrator whose token expires grants nothing that outlives it.
+  const brief = await issue({ group: 'g', user: 'brief', actions: ['token.admin', 'aggregate.read'], tenants: ['default'], expiration_secs: 60 });
+  assertError(await as(brief.token, 'POST', '/v1/tokens', { group: 'g', user: 'forever', actions: ['aggregate.read'], tenants: ['default'], expiration_secs: 0 }), 403, 'forbidden');
+  assertError(await as(brief.token, 'POST', '/v1/tokens', { group: 'g', user: 'kept', actions: ['aggregate.read'], tenants: ['default'], expiration_secs: 30, keep_alive: true }), 403, 'forbidden');
+  assertError(await as(brief.token, 'POST', '/v1/tokens', { group: 'g', user: 'later', actions: ['aggregate.read'], tenants: ['default'], expiration_secs: 3600 }), 403, 'forbidden');
+  assertError(await as(brief.token, 'POST', `/v1/tokens/${brief.record.jti}/refresh`, { expiration_secs: 3600 }), 403, 'forbidden');
+  const within = await as(brief.token, 'POST', '/v1/tokens', { group: 'g', user: 'short', actions: ['aggregate.read'], tenants: ['default'], expiration_secs: 30 });
+  assert.equal(within.status, 201, JSON.stringify(within.body));
+  // Without a lifetime of its own choosing, the default is cut to what is left of the issuer's.
+  const plain = await as(brief.token, 'POST', '/v1/tokens', { group: 'g', user: 'plain', actions: ['aggregate.read'], tenants: ['default'] });
+  assert.equal(plain.status, 201, JSON.stringify(plain.body));
+  assert.ok(Date.parse(plain.body.record.expires_at) <= Date.parse((brief.record as unknown as { expires_at: string }).expires_at), 'never outlives its issuer');
+  // Its own children it may refresh, within its lifetime.
+  assert.equal((await as(brief.token, 'POST', `/v1/tokens/${within.body.record.jti}/refresh`, { expiration_secs: 20 })).status, 201);
+});
+
 test('write limits - 12 concurrent writes with --limit 5: exactly 5 × 201 and 7 × 429; refusals cost nothing', { timeout: 60_000 }, async () => {
   const { token } = await generate(['--action', '*', '--tenant', 'default', '--limit', '5']);
   const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => appendAs(token, `lim-${i}`)));

@@ -55,13 +55,17 @@ export interface RefreshOptions {
   write_limit?: number;
 }
 
+/** A refresh's default lifetime: the old token's, or the default TTL when it never expired. */
+export function refreshLifetime(auth: Config['auth'], old: Pick<TokenView, 'expires_at' | 'issued_at'>): number {
+  if (old.expires_at === null) return auth.default_ttl_secs;
+  return Math.max(1, Math.round((Date.parse(old.expires_at) - Date.parse(old.issued_at)) / 1000));
+}
+
 /** Issues a replacement with the same grants and revokes the old token, in one transaction. */
 export async function refreshToken(auth: Config['auth'], ledger: TokenLedger, tokenOrJti: string, options: RefreshOptions = {}): Promise<IssuedToken> {
   const jti = resolveJti(auth, ledger, tokenOrJti);
   const old = ledger.view(ledger.get(jti) as NonNullable<ReturnType<TokenLedger['get']>>);
   if (old.status === 'revoked') throw new DbxError('unauthorized', `token ${jti} is revoked and cannot be refreshed`);
-  const oldLifetime =
-    old.expires_at !== null ? Math.round((Date.parse(old.expires_at) - Date.parse(old.issued_at)) / 1000) : auth.default_ttl_secs;
   const input: IssueInput = {
     group: old.group,
     user: old.user,
@@ -70,7 +74,7 @@ export async function refreshToken(auth: Config['auth'], ledger: TokenLedger, to
     resources: old.resources.length ? old.resources : ['*'],
     tenants: old.tenants,
     issued_by: old.issued_by || old.subject,
-    ttl_secs: options.expiration_secs ?? Math.max(1, oldLifetime),
+    ttl_secs: options.expiration_secs ?? refreshLifetime(auth, old),
     write_events: options.write_limit ?? old.writes_remaining,
     keep_alive: old.limits.keep_alive,
   };
