@@ -30,6 +30,7 @@ import type {
   Page,
   PageOptions,
   PatchOperation,
+  Receipt,
   SchemaInput,
   SchemaRecord,
   SchemaValidation,
@@ -125,11 +126,11 @@ export class EventDbxClient extends ClientAdmin {
     return this.send(`${aggregatePath(type, id)}/patch`, { eventType, patch: operations, ...writeFields(options) }, options);
   }
 
-  archive<S = JsonObject>(type: string, id: string, options: LifecycleOptions = {}): Promise<AggregateView<S>> {
+  archive<S = JsonObject>(type: string, id: string, options: LifecycleOptions = {}): Promise<Receipt<AggregateView<S>>> {
     return this.send(`${aggregatePath(type, id)}/archive`, { comment: options.comment, ...writeFields(options) }, options);
   }
 
-  restore<S = JsonObject>(type: string, id: string, options: LifecycleOptions = {}): Promise<AggregateView<S>> {
+  restore<S = JsonObject>(type: string, id: string, options: LifecycleOptions = {}): Promise<Receipt<AggregateView<S>>> {
     return this.send(`${aggregatePath(type, id)}/restore`, { comment: options.comment, ...writeFields(options) }, options);
   }
 
@@ -253,7 +254,7 @@ export class EventDbxClient extends ClientAdmin {
     return items.map((t) => ({ aggregateType: t.aggregate_type, aggregates: t.aggregates }));
   }
 
-  snapshot<S = JsonObject>(type: string, id: string, options: { comment?: string } & CallOptions = {}): Promise<SnapshotRecord<S>> {
+  snapshot<S = JsonObject>(type: string, id: string, options: { comment?: string } & CallOptions = {}): Promise<Receipt<SnapshotRecord<S>>> {
     return this.send(`${aggregatePath(type, id)}/snapshots`, { comment: options.comment }, options);
   }
 

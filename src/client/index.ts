@@ -80,6 +80,7 @@ export type {
   SchemaWriteOptions,
   Selection,
   ServerStatus,
+  Receipt,
   SnapshotRecord,
   StatusPlugin,
   TokenInfo,

@@ -87,6 +87,9 @@ export interface SnapshotRecord<S = JsonObject> extends Omit<Camel<core.Snapshot
   state: S;
 }
 
+/** What archive, restore and snapshot answer: `state` only when the token may read the aggregate (and its type is not hidden). */
+export type Receipt<T extends { state: unknown }> = Omit<T, 'state'> & { state?: T['state'] };
+
 export type VerifyResult = Camel<core.VerifyResult>;
 
 export interface Page<T> {

@@ -130,6 +130,20 @@ export const SnapshotRecord = named('SnapshotRecord', z.object({
   comment: z.string().nullable(),
 }));
 export const SnapshotPage = page('SnapshotPage', SnapshotRecord, 'snapshots');
+/**
+ * The answers of archive, restore and POST …/snapshots: the aggregate (or snapshot) with its
+ * state left out for a caller that may not read the aggregate, and for a hidden type.
+ */
+export const AggregateReceipt = named(
+  'AggregateReceipt',
+  AggregateView.omit({ state: true, events: true }).extend({ state: json.optional().describe('absent for a caller that may not read the aggregate, and for a hidden type') }),
+  'An aggregate after an archive or restore (its state only for a caller that may read it)',
+);
+export const SnapshotReceipt = named(
+  'SnapshotReceipt',
+  SnapshotRecord.omit({ state: true }).extend({ state: json.optional().describe('absent for a caller that may not read the aggregate, and for a hidden type') }),
+  'The snapshot just taken (its state only for a caller that may read it)',
+);
 
 const VERIFY_PROBLEM_KINDS = [
   'event_unreadable',

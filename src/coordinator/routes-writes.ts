@@ -25,6 +25,27 @@ export const aggregateParams = z.strictObject({ type: aggregateTypeSchema, id: a
 type AggregateParams = z.infer<typeof aggregateParams>;
 const resource = (p: AggregateParams) => ({ type: p.type, id: p.id });
 
+/** Whether the caller may read the aggregate (the `aggregate.read` action on it) at all. */
+function mayRead(principal: Principal, type: string, id: string): boolean {
+  try {
+    authorize(principal, 'aggregate.read', { type, id });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Archive, restore and snapshot answer with the aggregate's whole state, which the caller did not
+ * write: it is left out (no `state` member) for a caller that may not read the aggregate, and for
+ * a hidden type (`hidden: true`: reads answer 404, so its state never leaves the server).
+ */
+function stateIfReadable<T extends { state: unknown }>(principal: Principal, hiddenType: boolean, answer: T, type: string, id: string): T | Omit<T, 'state'> {
+  if (!hiddenType && mayRead(principal, type, id)) return answer;
+  const { state: _state, ...rest } = answer;
+  return rest;
+}
+
 function base(principal: Principal, tenant: string, type: string, id: string) {
   return { tenant, aggregate_type: type, aggregate_id: id, issued_by: issuerOf(principal) };
 }
@@ -179,7 +200,7 @@ export function writeRoutes(
         method: 'POST',
         url: `/v1/aggregates/:type/:id/${op}`,
         operationId: `${op}Aggregate`,
-        response: responses.AggregateView,
+        response: responses.AggregateReceipt,
         errors: [404, 409],
         summary: op === 'archive' ? 'Archive an aggregate (an event; further writes are refused)' : 'Restore an archived aggregate',
         action: 'aggregate.archive',
@@ -196,7 +217,8 @@ export function writeRoutes(
             ...concurrency(body),
           });
           markReplay(result, reply);
-          return visibility.view(tenant, viewAfter(tenant, result, op === 'archive'));
+          const view = visibility.view(tenant, viewAfter(tenant, result, op === 'archive'));
+          return stateIfReadable(principal, visibility.hiddenType(tenant, params.type), view, params.type, params.id);
         },
       }),
     ),
@@ -228,7 +250,7 @@ export function writeRoutes(
       method: 'POST',
       url: '/v1/aggregates/:type/:id/snapshots',
       operationId: 'createSnapshot',
-      response: responses.SnapshotRecord,
+      response: responses.SnapshotReceipt,
       errors: [404],
       summary: 'Take a snapshot of the current state now',
       action: 'aggregate.append',
@@ -236,10 +258,10 @@ export function writeRoutes(
       status: 201,
       params: aggregateParams,
       body: snapshotBodySchema.optional().transform((b) => b ?? {}),
-      handler: async ({ params, body, tenant }) => {
+      handler: async ({ params, body, principal, tenant }) => {
         const version = await writer.snapshot(tenant, params.type, params.id, body.comment);
         const snapshot = reader.snapshots(tenant, params.type, params.id).find((s) => s.version === version);
-        return snapshot && visibility.snapshot(tenant, snapshot);
+        return snapshot && stateIfReadable(principal, visibility.hiddenType(tenant, params.type), visibility.snapshot(tenant, snapshot), params.type, params.id);
       },
     }),
   ];
