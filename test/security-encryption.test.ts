@@ -7,6 +7,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { consistencyProof, dataKeyId, shardFor, generateDataKey, inclusionProof, readConfig, rootOf, sealedKeyId, verifyConsistency, verifyInclusion } from '../src/core/index.js';
@@ -98,6 +99,13 @@ test('encryption - no file under the data dir holds a marker written as payload,
   const server = await spawnServer({ dataDir: main, configToml: 'snapshot_threshold = 2\n[storage]\nworkers = 2\n' });
   try {
     const base = `/v1/aggregates/${TYPE}/s-1`;
+    // The schema registry: notes, rules and hidden field names are sealed too (DESIGN §5).
+    await must(server, 'PUT', '/v1/schemas/vaulted', {
+      events: { vault_opened: { fields: [], notes: MARKER } },
+      column_types: { card: { type: 'text', does_not_contain: [MARKER] } },
+      hidden_fields: [`f_${MARKER}`],
+    });
+    assert.equal((await must(server, 'GET', '/v1/schemas/vaulted')).schema.events.vault_opened.notes, MARKER, 'the sealed schema reads back');
     await must(server, 'POST', base, { event_type: 'opened', payload: { secret: MARKER, [`key_${MARKER}`]: 1 }, metadata: { '@tag': MARKER }, note: MARKER, idempotency_key: `idem-1` });
     await must(server, 'POST', `${base}/events`, { event_type: 'noted', payload: { more: `${MARKER}-2` }, metadata: { [`@m${MARKER.slice(-6)}`]: MARKER } });
     await must(server, 'POST', `${base}/patch`, { event_type: 'patched', patch: [{ op: 'add', path: '/patched', value: MARKER }] });
@@ -329,9 +337,11 @@ test('encryption - a data dir written without encryption keeps its plaintext rea
   const first = await startServerInProcess({ dataDir: legacy, configToml: 'encryption_at_rest = false\n' });
   try {
     await must(first, 'POST', `/v1/aggregates/${TYPE}/old`, { event_type: 'opened', payload: { plain: MARKER } });
+    await must(first, 'PUT', '/v1/schemas/legacy_schema', { events: { legacy_opened: { fields: [], notes: `${MARKER}-schema` } } });
   } finally {
     await first.stop();
   }
+  assert.ok(filesHolding(legacy, `${MARKER}-schema`).length > 0, 'with encryption off the schema is stored in plaintext');
   assert.ok(filesHolding(legacy, MARKER).length > 0, 'with encryption off the payload is stored in plaintext');
   assert.equal(existsSync(join(legacy, 'data_keys.json')), false);
   assert.equal(readConfig(legacy).config.data_encryption_key, '', 'no key was generated');
@@ -350,9 +360,21 @@ test('encryption - a data dir written without encryption keeps its plaintext rea
     assert.equal((await must(second, 'GET', `/v1/aggregates/${TYPE}/old`)).state.plain, MARKER, 'the plaintext value reads');
     await must(second, 'POST', `/v1/aggregates/${TYPE}/old/events`, { event_type: 'noted', payload: { sealed_now: `${MARKER}-new` } });
     assert.equal((await must(second, 'GET', `/v1/aggregates/${TYPE}/old/verify`)).valid, true, 'a mixed history verifies');
+    assert.equal((await must(second, 'GET', '/v1/schemas/legacy_schema')).schema.events.legacy_opened.notes, `${MARKER}-schema`, 'the schema written in plaintext reads');
+    assert.equal((await must(second, 'GET', '/v1/schemas/legacy_schema/versions')).items.length, 1, 'and so does its history');
   } finally {
     await second.stop();
   }
+  // Every registry value is sealed now (the old plaintext pages are free pages LMDB reuses later).
+  const lmdb = new URL('../../node_modules/lmdb/dist/index.cjs', import.meta.url).pathname;
+  const script = `const { open } = require(${JSON.stringify(lmdb)});
+    const env = open({ path: ${JSON.stringify(join(legacy, 'registry'))}, maxDbs: 4, readOnly: true });
+    const out = [];
+    for (const name of ['schemas', 'schema_versions']) for (const { value } of env.openDB({ name }).getRange({})) out.push(value && typeof value === 'object' && 'sealed' in value ? 'sealed' : 'plain');
+    console.log(JSON.stringify(out));`;
+  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout), ['sealed', 'sealed'], 'the registry values were sealed once a key was on');
   assert.deepEqual(filesHolding(legacy, `${MARKER}-new`), [], 'the new write is sealed');
   const keyText = readFileSync(keyFile, 'utf8').split('\n').find((l) => l && !l.startsWith('#')) as string;
   assert.ok(filesUnder(legacy).every((f) => !readFileSync(f).includes(Buffer.from(keyText))), 'no file under the data dir holds the key');

@@ -143,7 +143,7 @@ export class ReadOnlyEngine {
       for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
       // Read-only like the worker envs: a writable open runs write txns, and direct reads running
       // side by side then broke lmdb's shared lock region ("No transaction to renew").
-      const registry = openOrDecline('the schema registry', () => new SchemaRegistry(dataDir, { mapSizeMib: config.storage.map_size_mib, readOnly: true }));
+      const registry = openOrDecline('the schema registry', () => new SchemaRegistry(dataDir, { mapSizeMib: config.storage.map_size_mib, readOnly: true, cipher }));
       if ('declined' in registry) return decline(registry);
       closers.push(() => registry.close());
       const ledger = openOrDecline('the token ledger', () => new TokenLedger(dataDir, cipher, { readOnly: true }));

@@ -9,6 +9,11 @@
  *   history of a removed schema stays readable and a re-created one continues the numbering (an
  *   event's recorded schema version then names exactly one contract).
  *
+ * With a data encryption key every value is sealed (DESIGN §5: "encrypted when a DEK is set"):
+ * a schema's notes, rules and hidden field names say a lot about the data. Keys (tenant, aggregate
+ * name, version) stay readable, like aggregate types in the shards. Values written before the key
+ * was configured are sealed when the registry is next opened for writing.
+ *
  * Schemas change rarely and are read on every write (by the enforcement, through `get` and
  * `onChange`), so each change is its own durable transaction (~300 µs) and reads are plain LMDB
  * reads without a round trip.
@@ -16,7 +21,7 @@
 import { mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { DbxError } from '../core/index.js';
+import { DbxError, type ValueCipher } from '../core/index.js';
 import type { AggregateSchema, SchemaRecord } from '../core/schema/api.js';
 import { DURABLE_TXN_FLAGS, KEY_MAX } from '../shard-worker/index.js';
 
@@ -41,6 +46,13 @@ export interface RegistryOptions {
   mapSizeMib: number;
   /** Direct reads: no write txns at open (see TokenLedger); writes then fail in lmdb. */
   readOnly?: boolean;
+  /** Seals every value (and opens sealed ones); null or absent: plaintext. */
+  cipher?: ValueCipher | null;
+}
+
+/** A sealed registry value: the record's JSON, sealed with the data key. */
+interface SealedValue {
+  sealed: Uint8Array;
 }
 
 export interface PutOptions {
@@ -58,8 +70,9 @@ type VersionKey = [string, string, number];
 
 export class SchemaRegistry {
   private readonly env: RootDatabase;
-  private readonly current: Database<SchemaRecord, CurrentKey>;
-  private readonly history: Database<SchemaVersionRecord, VersionKey>;
+  private readonly current: Database<SchemaRecord | SealedValue, CurrentKey>;
+  private readonly history: Database<SchemaVersionRecord | SealedValue, VersionKey>;
+  private readonly cipher: ValueCipher | null;
   private readonly listeners = new Set<SchemaChangeListener>();
   private closed = false;
 
@@ -68,25 +81,49 @@ export class SchemaRegistry {
     if (!options.readOnly) mkdirDurably(path);
     // The same option style as WorkerEnv (lmdb needs one set of options per path in a process).
     this.env = open({ path, maxDbs: 4, mapSize: options.mapSizeMib * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: true, noMemInit: false });
-    this.current = this.env.openDB<SchemaRecord, CurrentKey>({ name: 'schemas' });
-    this.history = this.env.openDB<SchemaVersionRecord, VersionKey>({ name: 'schema_versions' });
+    this.current = this.env.openDB<SchemaRecord | SealedValue, CurrentKey>({ name: 'schemas' });
+    this.history = this.env.openDB<SchemaVersionRecord | SealedValue, VersionKey>({ name: 'schema_versions' });
+    this.cipher = options.cipher ?? null;
+    if (this.cipher && !options.readOnly) this.sealPlaintext();
+  }
+
+  private seal<T extends SchemaRecord>(record: T): T | SealedValue {
+    return this.cipher ? { sealed: this.cipher.seal(JSON.stringify(record)) } : record;
+  }
+
+  private open<T extends SchemaRecord>(value: T | SealedValue): T {
+    if (!isSealed(value)) return value;
+    if (!this.cipher) throw new DbxError('unavailable', 'the schema registry is encrypted: configure the data encryption key');
+    return JSON.parse(this.cipher.open(Buffer.from(value.sealed)).toString('utf8')) as T;
+  }
+
+  /** Values written before a data key was configured: sealed in one durable transaction. */
+  private sealPlaintext(): void {
+    const plain = (db: Database<SchemaRecord | SealedValue, (string | number)[]>) => [...db.getRange({})].filter((e) => !isSealed(e.value));
+    const current = plain(this.current as unknown as Database<SchemaRecord | SealedValue, (string | number)[]>);
+    const history = plain(this.history as unknown as Database<SchemaRecord | SealedValue, (string | number)[]>);
+    if (current.length === 0 && history.length === 0) return;
+    this.env.transactionSync(() => {
+      for (const { key, value } of current) void this.current.put(key as CurrentKey, this.seal(value as SchemaRecord));
+      for (const { key, value } of history) void this.history.put(key as VersionKey, this.seal(value as SchemaVersionRecord));
+    }, DURABLE_TXN_FLAGS);
   }
 
   /** Every schema in force for the tenant, by aggregate name. */
   list(tenant: string): SchemaRecord[] {
     const out: SchemaRecord[] = [];
-    for (const { value } of this.current.getRange({ start: [tenant, ''], end: [tenant, KEY_MAX] })) out.push(checked(value, tenant));
+    for (const { value } of this.current.getRange({ start: [tenant, ''], end: [tenant, KEY_MAX] })) out.push(checked(this.open(value), tenant));
     return out;
   }
 
   /** Every schema in force, every tenant (what the enforcement loads at start). */
   *all(): Iterable<SchemaRecord> {
-    for (const { value } of this.current.getRange({})) yield value;
+    for (const { value } of this.current.getRange({})) yield this.open(value);
   }
 
   get(tenant: string, aggregate: string): SchemaRecord | undefined {
     const record = this.current.get([tenant, aggregate]);
-    return record === undefined ? undefined : checked(record, tenant, aggregate);
+    return record === undefined ? undefined : checked(this.open(record), tenant, aggregate);
   }
 
   /** A schema's history, oldest first, after version `after`, at most `take` entries. */
@@ -97,12 +134,13 @@ export class SchemaRegistry {
       end: [tenant, aggregate, Number.MAX_SAFE_INTEGER],
       ...(options.take !== undefined ? { limit: options.take } : {}),
     });
-    for (const { value } of range) out.push(value);
+    for (const { value } of range) out.push(this.open(value));
     return out;
   }
 
   version(tenant: string, aggregate: string, version: number): SchemaVersionRecord | undefined {
-    return this.history.get([tenant, aggregate, version]);
+    const value = this.history.get([tenant, aggregate, version]);
+    return value === undefined ? undefined : this.open(value);
   }
 
   /**
@@ -118,7 +156,8 @@ export class SchemaRegistry {
     let result: SchemaRecord | undefined;
     let changed = false;
     this.env.transactionSync(() => {
-      const existing = this.current.get([tenant, aggregate]);
+      const storedNow = this.current.get([tenant, aggregate]);
+      const existing = storedNow === undefined ? undefined : this.open(storedNow);
       if (options.createOnly && existing) throw new DbxError('already_exists', `schema already exists for aggregate ${aggregate}`, { version: existing.version });
       // Before the version check: a retried PUT whose first answer was lost finds its own change.
       if (existing && sameContent(existing.schema, schema)) {
@@ -130,8 +169,8 @@ export class SchemaRegistry {
       const stored: AggregateSchema = { ...schema, created_at: existing?.schema.created_at ?? now, updated_at: now };
       const record: SchemaRecord = { tenant, version, schema: stored };
       assertRecord(record, tenant, aggregate);
-      this.current.put([tenant, aggregate], record);
-      this.history.put([tenant, aggregate, version], { ...record, deleted: false, recorded_at: now });
+      this.current.put([tenant, aggregate], this.seal(record));
+      this.history.put([tenant, aggregate, version], this.seal({ ...record, deleted: false, recorded_at: now }));
       result = record;
       changed = true;
     }, DURABLE_TXN_FLAGS);
@@ -146,13 +185,14 @@ export class SchemaRegistry {
     const now = (options.now ?? new Date()).toISOString();
     let tombstone: SchemaVersionRecord | undefined;
     this.env.transactionSync(() => {
-      const existing = this.current.get([tenant, aggregate]);
+      const stored = this.current.get([tenant, aggregate]);
+      const existing = stored === undefined ? undefined : this.open(stored);
       if (!existing) throw schemaNotFound(aggregate);
       checkExpected(existing, options.expectedVersion, aggregate);
       const version = this.lastVersion(tenant, aggregate) + 1;
       tombstone = { tenant, version, schema: existing.schema, deleted: true, recorded_at: now };
       this.current.remove([tenant, aggregate]);
-      this.history.put([tenant, aggregate, version], tombstone);
+      this.history.put([tenant, aggregate, version], this.seal(tombstone));
     }, DURABLE_TXN_FLAGS);
     const record = tombstone as SchemaVersionRecord;
     await this.emit({ tenant, aggregate, version: record.version, record: null });
@@ -190,6 +230,10 @@ export class SchemaRegistry {
   private assertOpen(): void {
     if (this.closed) throw new DbxError('unavailable', 'the schema registry is closed');
   }
+}
+
+function isSealed(value: unknown): value is SealedValue {
+  return typeof value === 'object' && value !== null && 'sealed' in value && (value as SealedValue).sealed instanceof Uint8Array;
 }
 
 export function schemaNotFound(aggregate: string): DbxError {

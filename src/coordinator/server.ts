@@ -120,7 +120,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const placement: PlacementSettings = { shardCount: layout.shard_count, multiTenant: config.tenants.multi_tenant, assignments: tenantMeta.assignments };
     const metrics = new Metrics();
     // Before the pool, so the shard workers can be handed the schemas in force when they start.
-    const registry = new SchemaRegistry(options.dataDir, { mapSizeMib: config.storage.map_size_mib });
+    const cipher = loadDataCipher(config, options.dataDir);
+    const registry = new SchemaRegistry(options.dataDir, { mapSizeMib: config.storage.map_size_mib, cipher });
     cleanups.unshift(() => registry.close());
     const envs: WorkerEnv[] = [];
     const pool = new ShardPool(
@@ -142,7 +143,6 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     await pool.start([...registry.all()]);
     registry.onChange((change) => pool.schemaChanged(change.tenant, change.aggregate, change.record));
     const visibility = new SchemaVisibility(registry);
-    const cipher = loadDataCipher(config, options.dataDir);
     for (let w = 0; w < layout.workers; w++) envs.push(new WorkerEnv(workerEnvPath(options.dataDir, w), { mapSizeMib: config.storage.map_size_mib, cipher }));
     const stores: ShardStore[] = [];
     for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
