@@ -57,3 +57,17 @@ test('review-findings-3 - archive, restore and snapshot answers carry the state 
     assert.ok(!JSON.stringify(res.body).includes('HIDDEN'), `${path} answered the hidden state`);
   }
 });
+
+test('review-findings-3 - pages of merged lists close their LMDB ranges: 300 partial pages under writes leave every read answering', { timeout: 120_000 }, async () => {
+  for (let i = 0; i < 3; i++) assert.equal((await server.request('POST', `/v1/aggregates/pager/p-${i}`, { event_type: 'created', payload: { i } })).status, 201);
+  // Each page stops part-way through the shards' ranges; each write between them makes the next
+  // page open fresh read transactions. LMDB has 126 reader slots per environment.
+  const pages = ['/v1/events?take=1', '/v1/aggregates?take=1', '/v1/stream?take=1', `/v1/events?take=1&filter=${encodeURIComponent("event_type = 'tick'")}`];
+  for (let i = 0; i < 300; i++) {
+    const path = pages[i % pages.length] as string;
+    const res = await server.request('GET', path);
+    assert.equal(res.status, 200, `page ${i} (${path}): ${JSON.stringify(res.body)}`);
+    assert.equal((await server.request('POST', '/v1/aggregates/pager/p-0/events', { event_type: 'tick', payload: { i } })).status, 201);
+  }
+  assert.equal((await server.request('GET', '/v1/aggregates/pager/p-1')).status, 200);
+});

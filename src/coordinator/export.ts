@@ -31,7 +31,7 @@ import { DbxError, shardsForTenant, type JsonObject, type JsonValue, type Placem
 import { csvCell, csvColumnName } from '../core/csv-text.js';
 import type { SchemaRecord } from '../core/schema/api.js';
 import { KEY_MAX, type ShardStore, type StoredHead } from '../shard-worker/index.js';
-import { compareStrings } from './merge.js';
+import { compareStrings, mergeSorted } from './merge.js';
 import type { SchemaVisibility } from './schema-visibility.js';
 import { assertHeadIntact } from './verify.js';
 
@@ -143,38 +143,13 @@ function* activeRows(source: ExportSource, stores: ShardStore[], snapshot: Snaps
     // each head once; through the cache, an export would leave up to 16K states per shard in it).
     store.scannedHeads.getRange({ start: [tenant, type, ''], end: [tenant, type, KEY_MAX], transaction: snapshot.of(store) }),
   );
-  for (const { key, value } of mergeClosing(ranges, (a, b) => compareStrings(a.key[2], b.key[2]))) {
+  for (const { key, value } of mergeSorted(ranges, (a, b) => compareStrings(a.key[2], b.key[2]))) {
     const id = key[2];
     // Assert right after reading: the range must hold only this tenant's and type's keys.
     if (key[0] !== tenant || key[1] !== type) throw new DbxError('internal', `export range returned ${key[0]}/${key[1]} for ${tenant}/${type}`);
     if (value.archived || (allow && !allow(type, id))) continue;
     assertHeadIntact(type, id, value);
     yield { id, head: value, state: source.visibility.state(tenant, type, value.state) };
-  }
-}
-
-/**
- * k-way merge of the shards' ranges (k is small: a linear pick) that closes every range when it
- * stops, also early: an export cut short (client gone) must close its LMDB cursors, or they would
- * keep the snapshot's read transaction alive until the garbage collector finds them.
- */
-function* mergeClosing<T>(sources: Iterable<T>[], compare: (a: T, b: T) => number): Generator<T> {
-  const iterators = sources.map((s) => s[Symbol.iterator]());
-  try {
-    const heads = iterators.map((it) => it.next());
-    for (;;) {
-      let best = -1;
-      for (let i = 0; i < heads.length; i++) {
-        const h = heads[i] as IteratorResult<T>;
-        if (h.done) continue;
-        if (best < 0 || compare(h.value, (heads[best] as IteratorYieldResult<T>).value) < 0) best = i;
-      }
-      if (best < 0) return;
-      yield (heads[best] as IteratorYieldResult<T>).value;
-      heads[best] = (iterators[best] as Iterator<T>).next();
-    }
-  } finally {
-    for (const it of iterators) it.return?.();
   }
 }
 

@@ -4,20 +4,30 @@
  * event loop (lists run on the coordinator's main thread, next to every other request).
  */
 
-/** k-way merge of already-sorted iterators (one per shard); k is small, so a linear pick is enough. */
+/**
+ * k-way merge of already-sorted iterators (one per shard); k is small, so a linear pick is enough.
+ * It closes every source when it stops, also early (a page that filled, a client gone): an LMDB
+ * range left open keeps its read transaction, and with it one of the environment's 126 reader
+ * slots, until the garbage collector finds it. A list paged under writes filled the table in ~125
+ * pages, after which every read answered 500 (MDB_READERS_FULL) until restart.
+ */
 export function* mergeSorted<T>(sources: Iterable<T>[], compare: (a: T, b: T) => number): Generator<T> {
   const iterators = sources.map((s) => s[Symbol.iterator]());
-  const heads: (IteratorResult<T> | undefined)[] = iterators.map((it) => it.next());
-  for (;;) {
-    let best = -1;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i];
-      if (!h || h.done) continue;
-      if (best < 0 || compare(h.value, (heads[best] as IteratorYieldResult<T>).value) < 0) best = i;
+  try {
+    const heads: IteratorResult<T>[] = iterators.map((it) => it.next());
+    for (;;) {
+      let best = -1;
+      for (let i = 0; i < heads.length; i++) {
+        const h = heads[i] as IteratorResult<T>;
+        if (h.done) continue;
+        if (best < 0 || compare(h.value, (heads[best] as IteratorYieldResult<T>).value) < 0) best = i;
+      }
+      if (best < 0) return;
+      yield (heads[best] as IteratorYieldResult<T>).value;
+      heads[best] = (iterators[best] as Iterator<T>).next();
     }
-    if (best < 0) return;
-    yield (heads[best] as IteratorYieldResult<T>).value;
-    heads[best] = (iterators[best] as Iterator<T>).next();
+  } finally {
+    for (const it of iterators) it.return?.();
   }
 }
 

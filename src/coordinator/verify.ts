@@ -57,8 +57,17 @@ type SnapshotEntry = { key: EventKey; value: StoredSnapshot };
 const VERIFY_SLICE_MS = 10;
 
 export async function verifyAggregate(store: ShardStore, tenant: string, type: string, id: string, head: StoredHead): Promise<VerifyResult> {
-  const problems: Problem[] = [];
   const snapshots = store.snapshots.getRange({ start: [tenant, type, id, 0], end: [tenant, type, id, Number.MAX_SAFE_INTEGER] })[Symbol.iterator]();
+  try {
+    return await verifyWith(store, tenant, type, id, head, snapshots);
+  } finally {
+    // A broken history stops before the last snapshot: close the range (and its read transaction).
+    snapshots.return?.();
+  }
+}
+
+async function verifyWith(store: ShardStore, tenant: string, type: string, id: string, head: StoredHead, snapshots: Iterator<{ key: [string, string, string, number]; value: StoredSnapshot }>): Promise<VerifyResult> {
+  const problems: Problem[] = [];
   let snapshot = snapshots.next();
   let frontier: string[] = [];
   let state: JsonObject = {};
