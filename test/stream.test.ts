@@ -153,7 +153,10 @@ test('stream - the token\'s resources, hidden types and hidden fields rule the s
     // Revoking the token cuts the live stream at its next heartbeat, with the reason.
     const revoke = await s.request('POST', `/v1/tokens/${issued.body.record.jti}/revoke`, {});
     assert.equal(revoke.status, 200, JSON.stringify(revoke.body));
+    // What commits after the revocation never reaches it, heartbeat or not.
+    await applyOk(s, 'order', 'o-3', 'order_placed');
     await live.closed;
+    assert.ok(!eventsOf(live.frames).some((e) => e.event.aggregate_id === 'o-3'), 'no event after the revocation');
     const last = live.frames[live.frames.length - 1] as SseFrame;
     assert.equal(last.event, 'error');
     assert.equal(JSON.parse(last.data).error.code, 'unauthorized');

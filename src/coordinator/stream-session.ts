@@ -174,6 +174,9 @@ export class StreamSession implements FeedListener {
     if (!this.o.allow(value[0], value[1])) return;
     const event = load();
     if (event === undefined || !this.o.matches(event)) return;
+    // Before every event, not only at heartbeats: a token revoked (or expired) since the last one
+    // must not receive what commits next (the ledger check is a set lookup on a cached token).
+    if (!this.stillAuthorized()) return;
     const id = this.o.hub.encode(this.o.tenant, this.seqs);
     this.send(`id: ${id}\ndata: ${JSON.stringify(this.o.present(event))}\n\n`);
   }
@@ -230,14 +233,20 @@ export class StreamSession implements FeedListener {
       this.cut('slow_consumer', `the subscriber took nothing from its socket for ${2 * heartbeat_ms} ms (2 × [stream] heartbeat_ms); reconnect with Last-Event-ID to resume`);
       return;
     }
+    if (!this.stillAuthorized()) return;
+    this.sendHeartbeat();
+  }
+
+  /** Re-checks the caller's token; cuts the stream (with the reason) when it no longer holds. */
+  private stillAuthorized(): boolean {
     try {
       this.o.recheck();
+      return true;
     } catch (err) {
       const e = err instanceof DbxError ? err : new DbxError('unauthorized', 'the token is no longer valid');
       this.cut(e.code, e.message);
-      return;
+      return false;
     }
-    this.sendHeartbeat();
   }
 
   /** Only when nothing waits: a heartbeat behind queued events would claim a position not yet sent. */
