@@ -55,6 +55,8 @@ test('bad-input - unknown fields and wrong types are 400 validation_failed with 
   await refused('/v1/aggregates/person/b-1/patch', { event_type: 'p', patch: [] }, 400, 'validation_failed');
   await refused('/v1/aggregates/person/b-1/patch', { event_type: 'p', patch: [{ op: 'jump', path: '/x' }] }, 400, 'validation_failed');
   await refused('/v1/aggregates/person/b-1/patch', { event_type: 'p', patch: [{ op: 'remove', path: '/nope' }] }, 400, 'validation_failed');
+  await refused('/v1/aggregates/person/b-1/patch', { event_type: 'p', patch: [{ op: 'add', path: '/a~2b', value: 1 }] }, 400, 'validation_failed');
+  await refused('/v1/aggregates/person/b-1/patch', { event_type: 'p', patch: [{ op: 'copy', path: '/x', from: '/a~' }] }, 400, 'validation_failed');
   await refused('/v1/aggregates/person/b-1/patch', { event_type: 'p', patch: [{ op: 'test', path: '/name', value: 'Ada' }] }, 400, 'validation_failed');
   await refused('/v1/aggregates/person/b-1/archive', { reason: 'x' }, 400, 'validation_failed');
   await refused('/v1/batch', { events: [] }, 400, 'validation_failed');

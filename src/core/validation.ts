@@ -94,7 +94,10 @@ export const noteSchema = textSchema.refine((v) => [...v].length <= NOTE_CHARS_M
 export const expectedVersionSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const idempotencyKeySchema = textSchema.pipe(z.string().min(1).max(IDEMPOTENCY_KEY_CHARS_MAX));
 
-const pointerSchema = textSchema.refine((p) => p === '' || p.startsWith('/'), "a JSON pointer must be empty or start with '/'");
+const pointerSchema = textSchema
+  .refine((p) => p === '' || p.startsWith('/'), "a JSON pointer must be empty or start with '/'")
+  // RFC 6901 §3: '~' is only ever '~0' or '~1'.
+  .refine((p) => !/~(?![01])/.test(p), "a JSON pointer may use '~' only as '~0' (for '~') or '~1' (for '/')");
 export const patchOperationSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('add'), path: pointerSchema, value: z.unknown() }),
   z.strictObject({ op: z.literal('replace'), path: pointerSchema, value: z.unknown() }),
