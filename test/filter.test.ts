@@ -519,3 +519,16 @@ test('sort - event comparator: event_id, created_at by time, multi-key', () => {
   assert.deepEqual(ids('event_type:desc,version'), ['3', '100', '20']);
   assert.deepEqual(ids('hash'), ['3', '20', '100'], 'equal hashes fall back to natural order (version)');
 });
+
+test('filter - numbers are equal within f64::EPSILON (the original); an event id literal longer than any id still orders', () => {
+  const sum = event({ payload: { x: 0.1 + 0.2, text: '0.30000000000000004' } });
+  assert.equal(evtMatch('x = 0.3', sum), true, '0.1 + 0.2 = 0.3');
+  assert.equal(evtMatch('x IN [0.3]', sum), true);
+  assert.equal(evtMatch('x != 0.3', sum), false);
+  assert.equal(evtMatch('text = 0.3', sum), true, 'a numeric string too');
+  assert.equal(evtMatch('x = 0.3000001', sum), false, 'beyond epsilon: different');
+  assert.equal(evtMatch('event_id < 100000000000000000000'), true, '21 digits: above every id');
+  assert.equal(evtMatch('event_id > 100000000000000000000'), false);
+  assert.equal(evtMatch('event_id != 100000000000000000000'), true);
+  assert.equal(evtMatch('event_id < 99999999999999999999'), true);
+});

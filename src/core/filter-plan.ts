@@ -12,6 +12,9 @@ import { eventIdLiteral, fieldRole, timeLiteral, type FieldRole, type FilterKind
 import { fieldsOf } from './filter.js';
 import type { FilterExpr, FilterValue } from './filter-lexer.js';
 
+/** The largest event id: ids are unsigned 64-bit integers. */
+const U64_MAX = (1n << 64n) - 1n;
+
 export interface IndexConstraints {
   /** Sorted, distinct; an empty list means nothing can match. */
   aggregateTypes?: string[];
@@ -77,9 +80,12 @@ function capture(node: FilterExpr, kind: FilterKind, out: IndexConstraints): boo
     const big = BigInt(id);
     if (node.op === '>' || node.op === '>=') {
       const min = node.op === '>' ? big + 1n : big;
-      if (out.idMin === undefined || BigInt(out.idMin) < min) out.idMin = min.toString();
+      // Above every id (a u64): nothing can match.
+      if (min > U64_MAX) out.eventIds = [];
+      else if (out.idMin === undefined || BigInt(out.idMin) < min) out.idMin = min.toString();
     } else {
-      const max = node.op === '<' ? big - 1n : big;
+      // Beyond every id: the bound is the largest id there can be.
+      const max = (node.op === '<' ? big - 1n : big) > U64_MAX ? U64_MAX : node.op === '<' ? big - 1n : big;
       if (max < 0n) out.eventIds = [];
       else if (out.idMax === undefined || BigInt(out.idMax) > max) out.idMax = max.toString();
     }

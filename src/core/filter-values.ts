@@ -61,11 +61,17 @@ export function numberOf(actual: JsonValue): number | undefined {
   return undefined;
 }
 
+/** Numbers are equal within f64::EPSILON, as in the original (`0.1 + 0.2 = 0.3`). */
+function sameNumber(a: number | undefined, b: number): boolean {
+  return a !== undefined && (a === b || Math.abs(a - b) < Number.EPSILON);
+}
+
 /** `=` between a stored value and a literal (objects and arrays equal nothing). */
 export function coercedEquals(actual: JsonValue, expected: FilterValue): boolean {
   if (actual === expected) return true;
+  if (typeof actual === 'number') return typeof expected === 'number' && sameNumber(actual, expected);
   if (typeof actual !== 'string') return false;
-  if (typeof expected === 'number') return numberOf(actual) === expected;
+  if (typeof expected === 'number') return sameNumber(numberOf(actual), expected);
   if (typeof expected === 'boolean') return actual === (expected ? 'true' : 'false');
   return false;
 }
@@ -109,7 +115,8 @@ export function timeLiteral(value: FilterValue): number | null | undefined {
 /** The canonical decimal form of an event-id literal (a digit string, or an integer number's text). */
 export function eventIdLiteral(value: FilterValue, text?: string): string | undefined {
   const raw = text ?? (typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : typeof value === 'string' ? value.trim() : undefined);
-  if (raw === undefined || !/^\d{1,20}$/.test(raw)) return undefined;
+  // Any run of digits: one longer than an id (a u64) still orders against every id.
+  if (raw === undefined || !/^\d+$/.test(raw)) return undefined;
   return raw.replace(/^0+(?=\d)/, '');
 }
 
