@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import { EventDbxError, fromWire, toWire, type EventDbxClient, type PluginConfigInput, type PluginDefinition, type PluginKind, type PluginInfo, type PluginPayloadMode, type Wire } from '../client/index.js';
 import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
-import { collect, parsePort, parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
+import { collect, parsePort, parsePositiveInt, serverOption, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
 
@@ -213,7 +213,7 @@ function kindConfigCommand(spec: KindSpec): Command {
     .option('--data-dir <dir>', 'data directory (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
     .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)');
   // nats has its own --server; http has its own --ca-file (an https EventDBX takes $EVENTDBX_CA_FILE).
-  if (spec.kind !== 'nats') command.option('--server <url>', "talk to this EventDBX server instead of the data directory's own");
+  if (spec.kind !== 'nats') command.addOption(serverOption('--server <url>', "talk to this EventDBX server instead of the data directory's own (default $EVENTDBX_URL)"));
   return command
     .addHelpText('after', `\nUpdating an existing plugin keeps every field not given.\n\nExample:\n  ${spec.example}\n`)
     .action(async (opts: ConfigFlags & KindFlags) => {

@@ -6,7 +6,7 @@ import { parseRestrictMode, type RestrictMode } from '../core/schema/index.js';
 import { configPath, readConfig, type Config } from '../core/index.js';
 import { createClient, toWire, type ServerStatus, type Wire } from '../client/index.js';
 import { dataDirLooksOurs, describeStop, logFile, recordStartOptions, rememberedStartOptions, startDaemon, stopServer, type StartFlags } from './daemon.js';
-import { parsePort, resolveDataDir, type ConnectionFlags } from './options.js';
+import { parsePort, resolveDataDir, serverOption, type ConnectionFlags } from './options.js';
 import { CliError, UsageError, formatUptime, keyValues, printJson, printLine } from './output.js';
 import { answersHealth, clientTrust, isLoopbackHost, probeServer, removeStalePidFile, resolveTenant, resolveToken } from './session.js';
 
@@ -136,8 +136,8 @@ export function statusCommand(): Command {
   return new Command('status')
     .description('Display EventDBX server status')
     .option('--data-dir <dir>', 'data directory')
-    .option('--url <url>', "ask this server (http://host:port or https://…) instead of the data directory's own (default $EVENTDBX_URL)")
-    .addOption(new Option('--server <url>', 'the same as --url').hideHelp())
+    .addOption(serverOption('--url <url>', "ask this server (http://host:port or https://…) instead of the data directory's own (default $EVENTDBX_URL)"))
+    .addOption(serverOption('--server <url>', 'the same as --url').hideHelp())
     .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
     .option('--ca-file <path>', 'PEM CA certificate(s) to trust when the server serves https (default $EVENTDBX_CA_FILE)')
     .option('--json', 'print JSON')

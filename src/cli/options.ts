@@ -40,11 +40,24 @@ export interface ConnectionFlags {
   caFile?: string;
 }
 
+/**
+ * The options that name the EventDBX server to talk to (`--url`, `--server`). Marked, because a
+ * command may own a `--url` or `--server` of its own (`plugin config postgres --url postgres://…`,
+ * `plugin config nats --server nats://…`) that the preAction hook must leave alone.
+ */
+const SERVER_OPTIONS = new WeakSet<Option>();
+
+export function serverOption(flags: '--url <url>' | '--server <url>', description: string): Option {
+  const option = new Option(flags, description);
+  SERVER_OPTIONS.add(option);
+  return option;
+}
+
 export function withConnectionOptions(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'data directory (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
-    .option('--url <url>', "talk to this server (http://host:port or https://…) instead of the data directory's own (default $EVENTDBX_URL)")
-    .addOption(new Option('--server <url>', 'the same as --url').hideHelp())
+    .addOption(serverOption('--url <url>', "talk to this server (http://host:port or https://…) instead of the data directory's own (default $EVENTDBX_URL)"))
+    .addOption(serverOption('--server <url>', 'the same as --url').hideHelp())
     .option('--token <jwt>', 'token (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
     .option('--tenant <tenant>', 'tenant (default $EVENTDBX_TENANT, else the checked-out domain)')
     .option('--ca-file <path>', 'PEM CA certificate(s) to trust for https:// (default $EVENTDBX_CA_FILE)');
@@ -56,8 +69,9 @@ export function withConnectionOptions(command: Command): Command {
  */
 export function normaliseConnectionFlags(command: Command): void {
   const opts = command.opts<{ url?: string; server?: string }>();
-  if (!command.options.some((o) => o.long === '--url')) return;
-  const url = opts.url ?? opts.server ?? (process.env.EVENTDBX_URL || undefined);
+  const names = (flag: string): boolean => command.options.some((o) => o.long === flag && SERVER_OPTIONS.has(o));
+  if (!names('--url') && !names('--server')) return;
+  const url = (names('--url') ? opts.url : undefined) ?? (names('--server') ? opts.server : undefined) ?? (process.env.EVENTDBX_URL || undefined);
   if (url === undefined) return;
   if (!/^https?:\/\/[^/]/i.test(url)) throw new UsageError(`--url ${url}: expected http://host:port or https://host:port`);
   command.setOptionValue('server', url.replace(/\/+$/, ''));

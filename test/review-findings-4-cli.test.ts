@@ -1,0 +1,94 @@
+/**
+ * Review findings (round 4, the CLI and the first hour): each test runs a command as README.md
+ * gives it against one real server (`dbx start --foreground`), and failed before its fix.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { removeDir, runDbx, spawnServer, stopSpawned, tempDataDir, type SpawnedServer } from './helpers/server.js';
+
+let server: SpawnedServer;
+let home: string;
+before(async () => {
+  home = tempDataDir('edbx-rf4-home-');
+  server = await spawnServer();
+});
+after(async () => {
+  await stopSpawned(server);
+  removeDir(server.dataDir);
+  removeDir(home);
+});
+
+function dbx(args: string[], env: Record<string, string> = {}, input?: string): ReturnType<typeof runDbx> {
+  return runDbx(args, {
+    env: { HOME: home, EVENTDBX_DATA_DIR: server.dataDir, EVENTDBX_TOKEN: '', EVENTDBX_TENANT: '', EVENTDBX_TENANT_ID: '', EVENTDBX_URL: '', NO_COLOR: '1', ...env },
+    ...(input !== undefined ? { input } : {}),
+    timeoutMs: 30_000,
+  });
+}
+
+async function ok(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const res = await dbx(args, env);
+  assert.equal(res.code, 0, `dbx ${args.join(' ')} → ${res.code}: ${res.stdout}${res.stderr}`);
+  return res.stdout;
+}
+
+function noStack(text: string): void {
+  assert.doesNotMatch(text, /\n\s+at |node_modules/, 'no stack trace');
+}
+
+test('plugin config postgres --url postgres://… is the read model URL, not the EventDBX server (README Plugins table)', { timeout: 60_000 }, async () => {
+  // Before: the preAction hook took the postgres --url for the EventDBX server URL: exit 2,
+  // "--url postgres://…: expected http://host:port or https://host:port".
+  const res = await dbx(['plugin', 'config', 'postgres', '--name', 'readmodel', '--url', 'postgres://app@127.0.0.1:1/app', '--table-prefix', 'edbx_', '--disable', '--json']);
+  assert.equal(res.code, 0, res.stderr);
+  const stored = JSON.parse(res.stdout);
+  assert.equal(stored.options.kind, 'postgres');
+  assert.equal(stored.options.url, 'postgres://app@127.0.0.1:1/app');
+  // The EventDBX server of a plugin command is still chosen by --server / $EVENTDBX_URL.
+  const listed = await dbx(['plugin', 'list', '--json'], { EVENTDBX_URL: server.url, EVENTDBX_TOKEN: server.token, EVENTDBX_DATA_DIR: join(home, 'nowhere') });
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.ok(JSON.parse(listed.stdout).some((p: { name: string }) => p.name === 'readmodel'));
+  const viaEnv = await dbx(['plugin', 'config', 'log', '--name', 'envlog', '--disable'], { EVENTDBX_URL: server.url, EVENTDBX_TOKEN: server.token, EVENTDBX_DATA_DIR: join(home, 'nowhere') });
+  assert.equal(viaEnv.code, 0, viaEnv.stderr);
+  assert.match(viaEnv.stdout, /Log plugin 'envlog' disabled/);
+  await ok(['plugin', 'remove', 'readmodel']);
+  await ok(['plugin', 'remove', 'envlog']);
+});
+
+test('proof check --server takes the tenant from $EVENTDBX_TENANT like every other command (README CLI)', { timeout: 60_000 }, async () => {
+  await ok(['aggregate', 'create', 'ledger', 'l-1', '--event', 'ledger_opened', '--field', 'owner=ada', '--tenant', 'acme']);
+  await ok(['aggregate', 'apply', 'ledger', 'l-1', 'ledger_noted', '--field', 'n=1', '--tenant', 'acme']);
+  const proof = await server.request('GET', '/v1/aggregates/ledger/l-1/proof?version=1&size=2', undefined, { 'x-tenant-id': 'acme' });
+  assert.equal(proof.status, 200);
+  const file = join(home, 'proof.json');
+  writeFileSync(file, JSON.stringify(proof.body));
+  // Before: the tenant came only from --tenant or $EVENTDBX_TENANT_ID, so this asked tenant default: not_found, exit 1.
+  const res = await dbx(['proof', 'check', file, '--server', server.url], { EVENTDBX_TENANT: 'acme' });
+  assert.equal(res.code, 0, res.stdout + res.stderr);
+  assert.match(res.stdout, /^valid: inclusion proof, checked against the server's root/);
+});
+
+test('aggregate export --verify of a file that is not a JSON export is a clear invalid_input, not "internal"', { timeout: 60_000 }, async () => {
+  const file = join(home, 'tenant.ndjson');
+  writeFileSync(file, '{"aggregate_type":"person","aggregate_id":"p-1","version":1}\n');
+  const res = await dbx(['aggregate', 'export', '--verify', file]);
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /^error: invalid_input: .*tenant\.ndjson is not a JSON export/);
+  noStack(res.stderr);
+  const cut = join(home, 'cut.json');
+  writeFileSync(cut, '[{"__aggregate_type":"person","__aggregate_id":"p-1","__version":1,"__merkle_root":"00"');
+  const json = await dbx(['aggregate', 'export', '--verify', cut, '--json']);
+  assert.equal(json.code, 1);
+  assert.equal(JSON.parse(json.stderr).error.code, 'invalid_input');
+});
+
+test('--format lines keys hold no spaces (one key=value pair per space-separated word)', { timeout: 60_000 }, async () => {
+  const lines = await ok(['token', 'list', '--format', 'lines']);
+  assert.match(lines, / writes_left=unlimited /);
+  assert.doesNotMatch(lines, /writes left=/);
+  for (const line of lines.trim().split('\n')) {
+    for (const word of line.split(' ')) assert.match(word, /^[a-z_]+=/, `${word} in ${line}`);
+  }
+});
