@@ -36,7 +36,7 @@ export function proofCommand(): Command {
     .option('--root <hex>', 'a root you trust: inclusion → the tree root; consistency → the older (from_root) or newer (to_root) root')
     .option('--server <url>', "fetch the trusted roots from this server (the aggregate the proof names, at the proof's sizes)")
     .option('--token <jwt>', 'token for --server (default $EVENTDBX_TOKEN, else <data_dir>/cli.token)')
-    .option('--tenant <tenant>', 'tenant for --server (default $EVENTDBX_TENANT_ID, else "default")')
+    .option('--tenant <tenant>', 'tenant for --server (default $EVENTDBX_TENANT, else "default")')
     .option('--data-dir <dir>', 'where to find cli.token for --server (default $EVENTDBX_DATA_DIR or ~/.eventdbx)')
     .option('--json', 'print the verdict as JSON')
     .addHelpText(
@@ -149,7 +149,7 @@ async function fetchRoots(proof: ParsedProof, opts: CheckFlags, url: string): Pr
     throw new CliError('--server needs a proof that names its aggregate (aggregate_type, aggregate_id), as GET …/proof returns it');
   }
   const token = resolveToken({ ...(opts.token !== undefined ? { token: opts.token } : {}) }, resolveDataDir(opts.dataDir));
-  const tenant = opts.tenant || process.env.EVENTDBX_TENANT_ID || 'default';
+  const tenant = opts.tenant || process.env.EVENTDBX_TENANT || process.env.EVENTDBX_TENANT_ID || 'default';
   const client = createClient({ url, token, tenant, retry: { attempts: 2 } });
   try {
     const roots = new Map<number, string>();

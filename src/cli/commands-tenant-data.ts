@@ -102,7 +102,7 @@ function importCommand(): Command {
   return withConnectionOptions(new Command('import'))
     .description('Load a tenant export into an empty tenant (every hash and root recomputed, here first and again by the server)')
     .argument('<file>', 'an NDJSON file written by `dbx tenant export`')
-    .argument('[tenant]', 'the tenant to load it into (default: the CLI tenant, --tenant / EVENTDBX_TENANT_ID)', parseTenant)
+    .argument('[tenant]', 'the tenant to load it into (default: the CLI tenant, --tenant / $EVENTDBX_TENANT)', parseTenant)
     .option('--resume', 're-run an import that failed part-way (versions already stored with the same hash are skipped)')
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', '\nRefused (tenant_not_empty) when the tenant already holds aggregates.\n\nExample:\n  dbx tenant import acme.ndjson acme-restored\n')
