@@ -156,7 +156,7 @@ async function verifySource(
   let previous: string | undefined;
   let n = 0;
   try {
-    for await (const element of jsonArrayElements(source.body())) {
+    for await (const element of fileElements(source)) {
       n++;
       const row = rowOf(element, `${source.label}: row ${n}`);
       if (type === undefined) {
@@ -196,6 +196,16 @@ async function verifySource(
     }
   } finally {
     current?.destroy();
+  }
+}
+
+/** The rows of an export file; a file that is not one (an NDJSON tenant export, a cut file) is the user's input, not our bug. */
+async function* fileElements(source: Source): AsyncGenerator<unknown> {
+  try {
+    yield* jsonArrayElements(source.body());
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new CliError(`${source.label} is not a JSON export of \`dbx aggregate export --format json\`: ${err.message}`);
+    throw err;
   }
 }
 
