@@ -79,8 +79,9 @@ export function cellText(value: unknown): string {
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
+/** A key never holds a space (`writes left` → `writes_left`), so a line splits on spaces into key=value pairs. */
 function keyValueLine<T>(columns: Column<T>[], item: T): string {
-  return columns.map((c) => `${c.name}=${cellText(c.value(item))}`).join(' ');
+  return columns.map((c) => `${c.name.replace(/ /g, '_')}=${cellText(c.value(item))}`).join(' ');
 }
 
 function pad(text: string, width: number, right: boolean): string {
