@@ -92,3 +92,18 @@ test('--format lines keys hold no spaces (one key=value pair per space-separated
     for (const word of line.split(' ')) assert.match(word, /^[a-z_]+=/, `${word} in ${line}`);
   }
 });
+
+test('verbose_responses = false (dbx config --verbose-responses false) makes writes print Ok, as the original', { timeout: 60_000 }, async () => {
+  // Before: the key was validated and saved, and changed nothing.
+  await ok(['config', '--verbose-responses', 'false']);
+  try {
+    assert.equal((await ok(['aggregate', 'create', 'quiet', 'q-1', '--event', 'quiet_created', '--field', 'a=1'])).trim(), 'Ok');
+    assert.equal((await ok(['aggregate', 'apply', 'quiet', 'q-1', 'quiet_changed', '--field', 'a=2'])).trim(), 'Ok');
+    assert.equal((await ok(['aggregate', 'patch', 'quiet', 'q-1', 'quiet_patched', '--patch', '[{"op":"add","path":"/b","value":1}]'])).trim(), 'Ok');
+    assert.equal((await ok(['aggregate', 'archive', 'quiet', 'q-1'])).trim(), 'Ok');
+    assert.equal(JSON.parse(await ok(['aggregate', 'restore', 'quiet', 'q-1', '--json'])).archived, false, '--json still prints the result');
+  } finally {
+    await ok(['config', '--verbose-responses', 'true']);
+  }
+  assert.match(await ok(['aggregate', 'apply', 'quiet', 'q-1', 'quiet_changed', '--field', 'a=3']), /^aggregate_type=quiet aggregate_id=q-1 version=6 /);
+});

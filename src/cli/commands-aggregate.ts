@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { explainOption, explained, withExplainOption } from './explain.js';
-import { EventDbxError, toWire, type PatchOperation, type WriteOptions } from '../client/index.js';
+import { EventDbxError, toWire, type EventDbxClient, type PatchOperation, type WriteOptions } from '../client/index.js';
 import { aggregateReadCommands } from './commands-aggregate-read.js';
 import { exportCommand, replayCommand } from './commands-export.js';
 import { commitCommand, printStage, stageEvent } from './commands-stage.js';
@@ -45,6 +45,14 @@ function writeFields(opts: WriteFlags): WriteOptions {
   };
 }
 
+/**
+ * A write through the session. With `verbose_responses = false` in config.toml a write prints `Ok`
+ * instead of its line, as the original's (`--json` still prints the API's result).
+ */
+async function written<T>(opts: WriteFlags, write: (client: EventDbxClient) => Promise<T>): Promise<{ result: T; quiet: boolean }> {
+  return withClient(opts, async (client, ctx) => ({ result: await write(client), quiet: !ctx.config.verbose_responses }));
+}
+
 function createCommand(): Command {
   return writeOptions(new Command('create').argument('<aggregate>', 'aggregate type').argument('<aggregate_id>', 'aggregate id'), { expected: false })
     .description('Create an aggregate with its first event')
@@ -52,9 +60,10 @@ function createCommand(): Command {
     .addHelpText('after', '\nExample:\n  dbx aggregate create person p-1 --event person_created --field name=Ada\n')
     .action(async (type: string, id: string, opts: WriteFlags & { event: string }) => {
       const payload = payloadFrom(opts);
-      const aggregate = toWire(await withClient(opts, (c) => c.create(type, id, opts.event, { payload, ...writeFields(opts) })));
+      const { result, quiet } = await written(opts, (c) => c.create(type, id, opts.event, { payload, ...writeFields(opts) }));
+      const aggregate = toWire(result);
       if (opts.json) printJson(aggregate);
-      else printLine(aggregateLine(aggregate));
+      else printLine(quiet ? 'Ok' : aggregateLine(aggregate));
     });
 }
 
@@ -79,9 +88,10 @@ function applyCommand(): Command {
         });
         return printLine('event staged for later commit');
       }
-      const record = toWire(await withClient(opts, (c) => c.apply(type, id, event, { payload, ...fields })));
+      const { result, quiet } = await written(opts, (c) => c.apply(type, id, event, { payload, ...fields }));
+      const record = toWire(result);
       if (opts.json) printJson(record);
-      else printLine(eventLine(record));
+      else printLine(quiet ? 'Ok' : eventLine(record));
     });
 }
 
@@ -108,9 +118,10 @@ function patchCommand(): Command {
         });
         return printLine('patch staged for later commit');
       }
-      const record = toWire(await withClient(opts, (c) => c.patch(type, id, event, operations as PatchOperation[], writeFields(opts))));
+      const { result, quiet } = await written(opts, (c) => c.patch(type, id, event, operations as PatchOperation[], writeFields(opts)));
+      const record = toWire(result);
       if (opts.json) printJson(record);
-      else printLine(eventLine(record));
+      else printLine(quiet ? 'Ok' : eventLine(record));
     });
 }
 
@@ -121,8 +132,10 @@ function lifecycleCommand(op: 'archive' | 'restore'): Command {
     .addHelpText('after', `\nExample:\n  dbx aggregate ${op} person p-1 --comment "${op === 'archive' ? 'left the company' : 'came back'}"\n`)
     .action(async (type: string, id: string, opts: WriteFlags & { comment?: string }) => {
       const options = { ...writeFields(opts), ...(opts.comment !== undefined ? { comment: opts.comment } : {}) };
-      const aggregate = toWire(await withClient(opts, (c) => (op === 'archive' ? c.archive(type, id, options) : c.restore(type, id, options))));
+      const { result, quiet } = await written(opts, (c) => (op === 'archive' ? c.archive(type, id, options) : c.restore(type, id, options)));
+      const aggregate = toWire(result);
       if (opts.json) printJson(aggregate);
+      else if (quiet) printLine('Ok');
       else printLine(`${keyValues({ aggregate_type: type, aggregate_id: id, archived: aggregate.archived, version: aggregate.version })} comment=${opts.comment ?? ''}`);
     });
 }
