@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, runDbx, spawnServer, stopSpawned, tempDataDir, type SpawnedServer } from './helpers/server.js';
 
@@ -106,4 +106,17 @@ test('verbose_responses = false (dbx config --verbose-responses false) makes wri
     await ok(['config', '--verbose-responses', 'true']);
   }
   assert.match(await ok(['aggregate', 'apply', 'quiet', 'q-1', 'quiet_changed', '--field', 'a=3']), /^aggregate_type=quiet aggregate_id=q-1 version=6 /);
+});
+
+test('dbx destroy reads its confirmation from stdin, a pipe too; no answer cancels with exit 1 (README CLI table)', { timeout: 60_000 }, async () => {
+  const dir = join(home, 'doomed');
+  await ok(['config', '--data-dir', dir, '--port', '7999']);
+  const cancelled = await dbx(['destroy', '--data-dir', dir], {}, '');
+  assert.equal(cancelled.code, 1);
+  assert.match(cancelled.stderr, /error: invalid_input: Destroy command cancelled\./);
+  assert.ok(existsSync(dir));
+  const done = await dbx(['destroy', '--data-dir', dir], {}, 'destroy\n');
+  assert.equal(done.code, 0, done.stderr);
+  assert.match(done.stdout, /All EventDBX data and configuration removed from /);
+  assert.ok(!existsSync(dir));
 });
