@@ -120,3 +120,15 @@ test('dbx destroy reads its confirmation from stdin, a pipe too; no answer cance
   assert.match(done.stdout, /All EventDBX data and configuration removed from /);
   assert.ok(!existsSync(dir));
 });
+
+test('reads of a data directory that does not exist say so: token list, aggregate replay, aggregate export (README CLI)', { timeout: 60_000 }, async () => {
+  // Before: token list said "no signing key … start the server once first" (invalid_input), replay and
+  // export "unauthorized: no token: … start the server once to create …/cli.token".
+  const missing = join(home, 'no-such-dir');
+  for (const args of [['token', 'list'], ['aggregate', 'replay', 'person', 'p-1'], ['aggregate', 'export', 'person', '--output', join(home, 'x.csv')]]) {
+    const res = await dbx(args, { EVENTDBX_DATA_DIR: missing });
+    assert.equal(res.code, 1, `dbx ${args.join(' ')}: ${res.stderr}`);
+    assert.match(res.stderr, /^error: not_found: data directory .*no-such-dir does not exist/, `dbx ${args.join(' ')}`);
+    assert.ok(!existsSync(missing), 'a read creates nothing');
+  }
+});

@@ -7,7 +7,7 @@
  * Streams use their own small connection pool (client/stream.ts) with the CLI's token and tenant,
  * and read the API's JSON as sent (never re-cased): what is printed or written is the server's.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { StreamOpener, ndjsonLines } from '../client/stream.js';
 import { placeExport, DurableFile, type ExportFormat, type Placement } from './export-files.js';
@@ -16,6 +16,7 @@ import { CsvRowCounter, JsonArrayScanner } from './json-scan.js';
 import { parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
 import { UsageError, keyValues, printJson, printLine, progress, type Progress } from './output.js';
 import { clientTrust, resolveToken, withClient, type SessionContext } from './session.js';
+import { missingDataDirError } from './direct.js';
 import { ZipWriter } from './zip.js';
 
 /** A silence this long between two chunks of a stream fails it (a CSV header pass sends nothing first). */
@@ -23,6 +24,8 @@ const STREAM_IDLE_MS = 300_000;
 
 async function withStreams<T>(flags: ConnectionFlags, fn: (opener: StreamOpener, ctx: SessionContext) => Promise<T>): Promise<T> {
   return withClient(flags, async (client, ctx) => {
+    // A read of a data dir that does not exist says so (not that cli.token is missing).
+    if (ctx.mode === 'direct' && !existsSync(ctx.dataDir)) throw missingDataDirError(ctx.dataDir);
     const trust = ctx.mode === 'server' ? clientTrust(flags, ctx.dataDir, ctx.config, flags.server === undefined) : {};
     const ca = trust.ca ?? (trust.caFile !== undefined ? readFileSync(trust.caFile) : undefined);
     const token = resolveToken(flags, ctx.dataDir);

@@ -4,6 +4,7 @@
  * it directly whether or not a server runs, and a running server sees each change within a second
  * (see TokenLedger). Only `rotate-keys` goes through a running server: it must swap its keys.
  */
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, isActionPattern, loadDataCipher, readConfig, tokenIssueSchema, tokenRefreshSchema, type Config, type IssueInput } from '../core/index.js';
 import type { TokenLedger, TokenView } from '../coordinator/index.js';
@@ -11,6 +12,7 @@ import { collect, parsePositiveInt, resolveDataDir } from './options.js';
 import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
 import { CliError, UsageError, printJson } from './output.js';
 import { probeServer, resolveToken } from './session.js';
+import { missingDataDirError } from './direct.js';
 
 interface LedgerContext {
   dataDir: string;
@@ -21,6 +23,7 @@ interface LedgerContext {
 /** Opens the data directory's ledger for one command (the coordinator loads only here). */
 async function withLedger<T>(dataDirFlag: string | undefined, fn: (ctx: LedgerContext) => Promise<T>): Promise<T> {
   const dataDir = resolveDataDir(dataDirFlag);
+  if (!existsSync(dataDir)) throw missingDataDirError(dataDir);
   const { config, exists } = readConfig(dataDir);
   if (!exists || !config.auth.private_key) throw new ConfigError(`no signing key in ${dataDir}/config.toml; start the server once first`);
   const { TokenLedger } = await import('../coordinator/index.js');
