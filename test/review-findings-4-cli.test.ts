@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, runDbx, spawnServer, stopSpawned, tempDataDir, type SpawnedServer } from './helpers/server.js';
 
@@ -131,4 +131,21 @@ test('reads of a data directory that does not exist say so: token list, aggregat
     assert.match(res.stderr, /^error: not_found: data directory .*no-such-dir does not exist/, `dbx ${args.join(' ')}`);
     assert.ok(!existsSync(missing), 'a read creates nothing');
   }
+});
+
+test('tenant export -o <existing directory> and an unwritable --output name the path given, not a temp file', { timeout: 60_000 }, async () => {
+  // Before: the whole export streamed into a temp file, then "cannot use /…/.dir.tmp-123-ab: EISDIR".
+  const dir = join(home, 'a-dir');
+  mkdirSync(dir, { recursive: true });
+  const res = await dbx(['tenant', 'export', 'default', '-o', dir]);
+  assert.equal(res.code, 1);
+  assert.equal(res.stderr, `error: invalid_input: ${dir} is a directory: name the file to write\n`);
+  const blocked = join(home, 'a-file');
+  writeFileSync(blocked, '');
+  const bad = await dbx(['aggregate', 'export', '--all', '--output', join(blocked, 'sub', 'x.json'), '--format', 'json']);
+  assert.equal(bad.code, 1);
+  assert.doesNotMatch(bad.stderr, /\.tmp-/, bad.stderr);
+  // Here --format json is the file's format: the error stays text (it was the JSON error model).
+  assert.match(bad.stderr, /^error: invalid_input: cannot /);
+  noStack(bad.stderr);
 });

@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { fsyncDirectory } from '../core/index.js';
-import { UsageError } from './output.js';
+import { CliError, UsageError } from './output.js';
 
 export type ExportFormat = 'csv' | 'json';
 
@@ -66,10 +66,19 @@ export class DurableFile {
   ) {}
 
   static async create(path: string): Promise<DurableFile> {
-    mkdirDurably(dirname(path), 0o777);
+    // Refused before anything is streamed (the rename would fail only at the end), naming the
+    // user's path rather than the temp file beside it.
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new CliError(`${path} is a directory: name the file to write`);
     const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    // wx: never reuse a stale or foreign temp file; 0600: an export is the store's data.
-    return new DurableFile(path, temp, await open(temp, 'wx', 0o600));
+    try {
+      mkdirDurably(dirname(path), 0o777);
+      // wx: never reuse a stale or foreign temp file; 0600: an export is the store's data.
+      return new DurableFile(path, temp, await open(temp, 'wx', 0o600));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code === 'string' && code.startsWith('E')) throw new CliError(`cannot write ${path}: ${code}`);
+      throw err;
+    }
   }
 
   async write(chunk: Buffer): Promise<void> {

@@ -43,7 +43,10 @@ export function finishProgram(program: Command, commands: Command[]): Command {
   configureTree(program, json);
   program.hook('preAction', (_program, action) => {
     const opts = action.opts<{ json?: boolean; format?: string }>();
-    setErrorFormat(opts.json === true || opts.format === 'json');
+    // `--format json` asks for JSON output (and errors) only where it is a listing's output format;
+    // `aggregate export --format json` names the file's format and keeps text errors.
+    const listing = action.options.some((o) => o.long === '--format' && o.argChoices?.includes('table') === true);
+    setErrorFormat(opts.json === true || (listing && opts.format === 'json'));
     normaliseConnectionFlags(action);
   });
   return program;
