@@ -95,7 +95,13 @@ test('--format lines keys hold no spaces (one key=value pair per space-separated
 
 test('verbose_responses = false (dbx config --verbose-responses false) makes writes print Ok, as the original', { timeout: 60_000 }, async () => {
   // Before: the key was validated and saved, and changed nothing.
-  await ok(['config', '--verbose-responses', 'false']);
+  const saved = await ok(['config', '--verbose-responses', 'false']);
+  // The CLI reads it on every command: no restart is asked for, though the server is running.
+  assert.match(saved, /Configuration saved/);
+  assert.doesNotMatch(saved, /dbx restart/);
+  assert.doesNotMatch(await ok(['config', '--domain', 'default']), /dbx restart/);
+  // A key the server reads at start still says so (this server is not restarted here).
+  assert.match(await ok(['config', '--plugin-max-attempts', '7']), /dbx restart/);
   try {
     assert.equal((await ok(['aggregate', 'create', 'quiet', 'q-1', '--event', 'quiet_created', '--field', 'a=1'])).trim(), 'Ok');
     assert.equal((await ok(['aggregate', 'apply', 'quiet', 'q-1', 'quiet_changed', '--field', 'a=2'])).trim(), 'Ok');

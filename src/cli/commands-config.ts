@@ -18,6 +18,8 @@ interface Setting {
   path: readonly [string] | readonly [string, string];
   /** Changing it moves data between shards: refused unless the store is empty. */
   layout?: boolean;
+  /** Read by the CLI on every command, never by the server: saving it needs no restart. */
+  cliOnly?: boolean;
 }
 
 const int = (flags: string, description: string): Option => new Option(flags, description).argParser(parsePositiveInt);
@@ -30,8 +32,8 @@ const SETTINGS: Setting[] = [
   { option: int('--plugin-max-attempts <n>', 'plugin delivery attempts before a job is dead'), path: ['plugin_max_attempts'] },
   { option: int('--snapshot-threshold <n>', 'automatic snapshot every N events (0 = never)'), path: ['snapshot_threshold'] },
   { option: int('--snowflake-worker-id <n>', "this node's part of every event id (0..1023)"), path: ['snowflake_worker_id'] },
-  { option: new Option('--verbose-responses <bool>', 'true or false').argParser(parseBool), path: ['verbose_responses'] },
-  { option: new Option('--domain <name>', 'the CLI\'s active domain (its tenant)'), path: ['domain'] },
+  { option: new Option('--verbose-responses <bool>', 'true or false').argParser(parseBool), path: ['verbose_responses'], cliOnly: true },
+  { option: new Option('--domain <name>', 'the CLI\'s active domain (its tenant)'), path: ['domain'], cliOnly: true },
   { option: int('--shard-count <n>', 'LMDB shard environments (refused on a non-empty store)'), path: ['tenants', 'shard_count'], layout: true },
   { option: new Option('--multi-tenant <bool>', 'one shard per tenant (refused on a non-empty store)').argParser(parseBool), path: ['tenants', 'multi_tenant'], layout: true },
   { option: new Option('--durability <mode>', 'sync: ack after flush; async: ack once committed').choices(['sync', 'async']), path: ['storage', 'durability'] },
@@ -143,6 +145,7 @@ export function configCommand(): Command {
       updated.updated_at = new Date().toISOString();
       writeConfig(dataDir, updated);
       printLine(`Configuration saved to ${configPath(dataDir)}`);
+      if (changes.every((c) => c.setting.cliOnly)) return;
       const probe = await probeServer(dataDir, updated);
       if (probe.state !== 'stopped') printLine('The running server reads config.toml at start: run `dbx restart` to apply.');
     });
