@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, runDbx, spawnServer, stopSpawned, tempDataDir, type SpawnedServer } from './helpers/server.js';
 
@@ -154,4 +154,12 @@ test('tenant export -o <existing directory> and an unwritable --output name the 
   // Here --format json is the file's format: the error stays text (it was the JSON error model).
   assert.match(bad.stderr, /^error: invalid_input: cannot /);
   noStack(bad.stderr);
+});
+
+test('a data directory first made by dbx config is private (0700) like one made by dbx start', { timeout: 60_000 }, async () => {
+  // Before: writeConfig created it 0777 & ~umask (0755), readable by every user until the first start.
+  const dataDir = join(home, 'fresh-parent', 'made-by-config');
+  await ok(['config', '--port', '17999'], { EVENTDBX_DATA_DIR: dataDir });
+  assert.equal(statSync(dataDir).mode & 0o777, 0o700);
+  assert.equal(statSync(join(dataDir, 'config.toml')).mode & 0o777, 0o600);
 });

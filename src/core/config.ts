@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
 import { WORKER_ID_MAX } from './snowflake.js';
@@ -304,7 +304,10 @@ export function readConfig(dataDir: string): { config: Config; exists: boolean }
 
 /** Writes durably (temp file, fsync, rename, dir fsync) so a crash or power cut never leaves half a config. */
 export function writeConfig(dataDir: string, config: Config): void {
-  mkdirDurably(dataDir, 0o777);
+  // Parents like `mkdir -p` (the umask decides); the data dir itself private from its creation,
+  // as `dbx start` makes it: it holds the signing key and, once started, every event.
+  mkdirDurably(dirname(resolve(dataDir)), 0o777);
+  mkdirDurably(dataDir);
   const { data_dir: _ignored, ...rest } = config;
   writeFileDurably(configPath(dataDir), stringifyToml(stripUndefined(rest)) + '\n', 0o600);
 }
