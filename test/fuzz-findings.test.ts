@@ -51,7 +51,7 @@ test('fuzz-findings - duplicate member names and __proto__ are refused with the 
   const dup = await refused(EVENTS, '{"event_type":"a_b","event_type":"a_c","payload":{}}', 400, 'validation_failed');
   assert.match(dup.message, /body\.event_type: duplicate member name "event_type"/);
   const nested = await refused(EVENTS, '{"event_type":"a_b","payload":{"list":[{"k":1},{"k":1,"k":2}]}}', 400, 'validation_failed');
-  assert.deepEqual(nested.details, [{ path: 'body.payload.list.1.k', message: nested.message.replace(/^body\.payload\.list\.1\.k: /, '') }]);
+  assert.deepEqual(nested.details, [{ path: 'body.payload.list.1.k', field: 'payload.list.1.k', rule: 'invalid', message: nested.message.replace(/^body\.payload\.list\.1\.k: /, '') }]);
   // Escapes decode first: "a\u0062" and "ab" are one name.
   await refused(EVENTS, '{"event_type":"a_b","payload":{"a\\u0062":1,"ab":2}}', 400, 'validation_failed');
   const proto = await refused(EVENTS, '{"event_type":"a_b","payload":{"__proto__":{"x":1}}}', 400, 'invalid_input');

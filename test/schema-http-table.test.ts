@@ -174,3 +174,17 @@ test('schema http table - every format accepts its positives and refuses its neg
   assert.equal(rows.length, 11);
   await runTable('f', rows);
 });
+
+test('schema http table - a malformed schema body lists each problem with field and rule too (README: { field, rule, message })', { timeout: 30_000 }, async () => {
+  // Before: the request-body check answered { path, message } only; the parser's own problems had field and rule.
+  const res = await server.request('PUT', '/v1/schemas/shape_probe', { column_types: { age: { type: 'integer', min: 0 } }, locked: 'yes' });
+  assertError(res, 400, 'validation_failed');
+  const details = res.body.error.details as { path: string; field: string; rule: string; message: string }[];
+  assert.ok(details.some((d) => d.field === 'column_types.age' && d.rule === 'unrecognized_keys' && d.path === 'body.column_types.age' && d.message.length > 0), JSON.stringify(details));
+  assert.ok(details.some((d) => d.field === 'locked' && d.rule === 'invalid_type'), JSON.stringify(details));
+  assert.equal((await server.request('GET', '/v1/schemas/shape_probe')).status, 404, 'nothing stored');
+  // Every request check answers the same shape: a duplicate member name (found while parsing the body).
+  const dup = await server.request('PUT', '/v1/schemas/shape_probe', '{"locked":true,"locked":false}');
+  assert.equal(dup.status, 400);
+  assert.deepEqual(dup.body.error.details.map((d: any) => [d.path, d.field, d.rule]), [['body.locked', 'locked', 'invalid']]);
+});

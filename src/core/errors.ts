@@ -48,7 +48,7 @@ export class DbxError extends Error {
     super(message, options);
     this.name = 'DbxError';
     this.code = code;
-    if (details !== undefined) this.details = details;
+    if (details !== undefined) this.details = code === 'validation_failed' ? describeFields(details) : details;
   }
 
   get status(): number {
@@ -65,6 +65,31 @@ export class DbxError extends Error {
     const code = wire.code in ERROR_CATALOGUE ? wire.code : 'internal';
     return new DbxError(code, wire.message, wire.details, wire.cause !== undefined ? { cause: wire.cause } : undefined);
   }
+}
+
+/**
+ * `validation_failed` details list each field as `{ field, rule, message }` (DESIGN §6), whichever
+ * check found the problem: a schema violation carries them already; a request check names `path`
+ * (where in the request: `body.payload.x`), which stays beside and gives `field` (`payload.x`),
+ * with `rule: 'invalid'` unless it says which. Also inside a batch item's `{ index, violations }`.
+ */
+function describeFields(details: unknown): unknown {
+  if (Array.isArray(details)) return details.map(describeField);
+  const violations = (details as { violations?: unknown } | null)?.violations;
+  if (typeof details === 'object' && details !== null && Array.isArray(violations)) return { ...details, violations: violations.map(describeField) };
+  return details;
+}
+
+function describeField(entry: unknown): unknown {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return entry;
+  const { path, field, rule } = entry as Record<string, unknown>;
+  if (typeof field === 'string' && typeof rule === 'string') return entry;
+  if (typeof field !== 'string' && typeof path !== 'string') return entry;
+  return {
+    ...entry,
+    field: typeof field === 'string' ? field : (path as string).replace(/^(body|query|params)\./, ''),
+    rule: typeof rule === 'string' ? rule : 'invalid',
+  };
 }
 
 export function isErrorCode(value: string): value is ErrorCode {

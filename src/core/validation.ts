@@ -241,8 +241,13 @@ function flatten(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
 
 export function zodToDbxError(error: z.ZodError, where: string): DbxError {
   const issues = flatten(error.issues);
+  // Like a schema violation ({ field, rule, message }, DESIGN §6 "details list each field"): the
+  // field inside `where` (the whole of it when the issue is about `where` itself) and the check that
+  // failed (zod's issue code: invalid_type, unrecognized_keys, too_small, …); `path` keeps `where`.
   const details = issues.map((issue) => ({
     path: [where, ...issue.path.map(String)].join('.'),
+    field: issue.path.length > 0 ? issue.path.map(String).join('.') : where,
+    rule: issue.code,
     message: issue.message,
   }));
   const tooLarge = issues.some((issue) => issue.code === 'custom' && (issue as { params?: { tooLarge?: boolean } }).params?.tooLarge);
