@@ -71,6 +71,24 @@ export class MetaFlusher {
     return done;
   }
 
+  /**
+   * On this thread, at once, whatever flush is in progress on the thread pool: for a reply that
+   * must not wait on anything but this fdatasync (a part of a cross-worker batch, worker.ts). The
+   * pool is the process's, shared with lmdb-js and every other worker: a flush queued there behind
+   * busy threads held such a reply up to flush_interval_ms once in CI (async-cross-worker-batch).
+   * A failure fails every waiter, like a failed pool flush.
+   */
+  flushNow(): void {
+    if (!this.pending || this.failure) return;
+    const upTo = this.committed;
+    try {
+      fdatasyncSync(this.fd);
+    } catch (err) {
+      return this.fail(err as Error);
+    }
+    this.markDurable(upTo);
+  }
+
   /** On this thread, at once (the worker's exit). */
   flushAllSync(): void {
     if (!this.pending || this.failure) return;

@@ -173,11 +173,12 @@ function submit(group: PreparedGroup, groupSize: number): void {
     commit = commitGroup(write, groupSize, group.twoPhase);
     // A part of a cross-worker batch is answered only once durable, even in `async` (group.ts
     // twoPhase): the coordinator commits the other parts once the home part (with the intent) is
-    // answered, and forgets the intent once they are. Flushed now, not at the timer: one fdatasync
-    // of latency, not up to flush_interval_ms. On either commit path: its reply also waits for the
+    // answered, and forgets the intent once they are. Flushed now on this thread, not at the timer
+    // nor on the shared thread pool (meta-flush.ts flushNow): one fdatasync of latency, not up to
+    // flush_interval_ms. On either commit path: its reply also waits for the
     // earlier groups' meta pages (found by the power-cut test of such batches: with the other parts
     // answered at visibility, a cut kept 5 of a batch's 6 events).
-    if (group.twoPhase && init.durability === 'async') metaFlush.flushAll().catch(() => undefined);
+    if (group.twoPhase && init.durability === 'async') metaFlush.flushNow();
     durable = Promise.all([lastCommit, commit.durable]);
   }
   // A visible commit holds the window no longer: the next group may be prepared and committed
