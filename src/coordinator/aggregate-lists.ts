@@ -22,8 +22,11 @@ import {
   aggregateCursor,
   isSortedCursor,
   parseAggregateCursor,
+  assertPosition,
   parseSortedCursor,
+  positionFields,
   queryFingerprint,
+  type PositionKind,
   sortedCursor,
   splitCursor,
   wrongCursor,
@@ -123,6 +126,7 @@ function sortedAggregates(ctx: Ctx, keys: SortKey[], rows: Iterable<Row<Listed>>
   if (body !== undefined && !isSortedCursor(body)) throw wrongCursor('s: (sorted)');
   const fingerprint = queryFingerprint(['aggregate', ...scope, keys, query.filter ?? '']);
   const cursor = body !== undefined ? parseSortedCursor(body, fingerprint) : undefined;
+  if (cursor) assertPosition(cursor.p, positionFields(keys, AGGREGATE_POSITION, ['aggregate_type', 'aggregate_id']));
   // First page: the stream's position per shard, read before the heads (one snapshot: nothing
   // committed between the two reads).
   const marks = cursor?.m ?? Object.fromEntries(ctx.stores.map((store) => [String(store.shard), store.lastStreamSeq(ctx.tenant)]));
@@ -142,6 +146,17 @@ function sortedAggregates(ctx: Ctx, keys: SortKey[], rows: Iterable<Row<Listed>>
     narrowing: AGGREGATE_NARROWING,
   });
 }
+
+/** What each sortable aggregate field is in a cursor's position (as `cursorOf` writes it). */
+const AGGREGATE_POSITION: Record<string, Record<string, PositionKind>> = {
+  aggregate_type: { aggregate_type: 'string' },
+  aggregate_id: { aggregate_id: 'string' },
+  version: { version: 'integer' },
+  merkle_root: { merkle_root: 'string' },
+  archived: { archived: 'boolean' },
+  created_at: { created_at: 'string' },
+  updated_at: { updated_at: 'string' },
+};
 
 /** Per aggregate touched since the marks: the first version committed after them. */
 function changedSince(ctx: Ctx, marks: Record<string, number>): Map<string, number> {

@@ -131,6 +131,33 @@ export function parseSortedCursor(body: string, fingerprint: string): SortedCurs
   return result.data;
 }
 
+/** The kind of value a sorted cursor's position holds at a path the comparator reads. */
+export type PositionKind = 'string' | 'integer' | 'boolean';
+
+const POSITION_CHECKS: Record<PositionKind, (v: unknown) => boolean> = {
+  string: (v) => typeof v === 'string',
+  integer: (v) => Number.isSafeInteger(v) && (v as number) >= 0,
+  boolean: (v) => typeof v === 'boolean',
+};
+
+/**
+ * A position must hold every value its query's comparator reads, each of its kind: the comparator
+ * would otherwise compare `undefined` (a forged or truncated cursor answered a silent empty last
+ * page, or rows from anywhere) instead of the cursor being refused like any other bad cursor.
+ */
+export function assertPosition(p: Record<string, unknown>, fields: Record<string, PositionKind>): void {
+  for (const [path, kind] of Object.entries(fields)) {
+    let value: unknown = p;
+    for (const segment of path.split('.')) value = typeof value === 'object' && value !== null && Object.hasOwn(value, segment) ? (value as Record<string, unknown>)[segment] : undefined;
+    if (!POSITION_CHECKS[kind](value)) throw invalidInput(`invalid cursor: its position lacks ${path} (a cursor only continues the query it came from)`);
+  }
+}
+
+/** The position paths a sort's comparator reads: those of its keys, then of the natural order that breaks ties. */
+export function positionFields(keys: { field: string }[], kinds: Record<string, Record<string, PositionKind>>, natural: string[]): Record<string, PositionKind> {
+  return Object.assign({}, ...[...keys.map((k) => k.field), ...natural].map((field) => (Object.hasOwn(kinds, field) ? kinds[field] : {})));
+}
+
 /** Which query a sorted cursor belongs to: a cursor taken with one sort cannot page another. */
 export function queryFingerprint(parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);

@@ -20,8 +20,11 @@ import {
   isSortedCursor,
   isTimeCursor,
   parseEventCursor,
+  assertPosition,
   parseSortedCursor,
   parseTimeCursor,
+  positionFields,
+  type PositionKind,
   queryFingerprint,
   sortedCursor,
   splitCursor,
@@ -128,7 +131,9 @@ function followsIndex(keys: SortKey[], natural: string[]): boolean {
 
 function sortedEvents(rows: Iterable<Row<EventRecord>>, keys: SortKey[], body: string | undefined, fingerprint: string, query: EventListQuery, trace: QueryTrace): Page<EventRecord> {
   if (body !== undefined && !isSortedCursor(body)) throw wrongCursor('s: (sorted)');
-  const after = body !== undefined ? (parseSortedCursor(body, fingerprint).p as unknown as EventRecord) : undefined;
+  const position = body !== undefined ? parseSortedCursor(body, fingerprint).p : undefined;
+  if (position) assertPosition(position, positionFields(keys, EVENT_POSITION, ['aggregate_type', 'aggregate_id', 'version']));
+  const after = position as unknown as EventRecord | undefined;
   const probe = probeOf(keys);
   return sortedPage(rows, query.take, query.bounds, trace, {
     compare: compareEventsBy(keys),
@@ -138,6 +143,18 @@ function sortedEvents(rows: Iterable<Row<EventRecord>>, keys: SortKey[], body: s
     narrowing: EVENT_NARROWING,
   });
 }
+
+/** What each sortable event field is in a cursor's position (as `probeOf` writes it); time ties go by event id. */
+const EVENT_POSITION: Record<string, Record<string, PositionKind>> = {
+  aggregate_type: { aggregate_type: 'string' },
+  aggregate_id: { aggregate_id: 'string' },
+  version: { version: 'integer' },
+  merkle_root: { merkle_root: 'string' },
+  event_type: { event_type: 'string' },
+  created_at: { 'metadata.created_at': 'string', 'metadata.event_id': 'string' },
+  event_id: { 'metadata.event_id': 'string' },
+  hash: { hash: 'string' },
+};
 
 /** The fields of an event the comparator reads: what a keyset cursor must carry. */
 function probeOf(keys: SortKey[]): (e: EventRecord) => Record<string, unknown> {

@@ -1,0 +1,50 @@
+/**
+ * Findings of a black-box review of the HTTP API's contracts (2026-12-04), each pinned against a
+ * real server over HTTP: a sorted-list cursor whose position lacks what its sort compares is
+ * refused (it answered a silent empty last page, or rows from anywhere).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { assertError } from './helpers/assertions.js';
+
+let server: TestServer;
+
+before(async () => {
+  server = await startServerInProcess();
+});
+after(async () => {
+  await server.stop();
+  removeDir(server.dataDir);
+});
+
+/** A sorted cursor with its fingerprint and marks kept and its position replaced. */
+function forged(cursor: string, position: unknown): string {
+  const decoded = JSON.parse(Buffer.from(cursor.slice(2), 'base64url').toString('utf8')) as Record<string, unknown>;
+  return `s:${Buffer.from(JSON.stringify({ ...decoded, p: position })).toString('base64url')}`;
+}
+
+test('review-findings-5-http - a sorted cursor whose position lacks the sort values is refused, not answered as an empty last page', { timeout: 60_000 }, async () => {
+  for (let i = 0; i < 4; i++) assert.equal((await server.request('POST', `/v1/aggregates/sorted/s-${i}`, { event_type: 'created', payload: { i } })).status, 201);
+  const aggregates = `/v1/aggregates/sorted?take=2&sort=${encodeURIComponent('version:desc,aggregate_id')}`;
+  const events = `/v1/events?take=2&sort=${encodeURIComponent('event_type,created_at:desc')}`;
+  for (const path of [aggregates, events]) {
+    const first = await server.request('GET', path);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const cursor = first.body.next_cursor as string;
+    assert.match(cursor, /^s:/);
+    // The genuine cursor still pages on.
+    const next = await server.request('GET', `${path}&cursor=${encodeURIComponent(cursor)}`);
+    assert.equal(next.status, 200, JSON.stringify(next.body));
+    assert.equal(next.body.items.length, 2);
+    const position = JSON.parse(Buffer.from(cursor.slice(2), 'base64url').toString('utf8')).p as Record<string, unknown>;
+    const broken: unknown[] = [{}, { ...position, version: 'x' }, { ...position, aggregate_id: 5 }, { ...position, metadata: {} }];
+    for (const p of broken) {
+      const res = await server.request('GET', `${path}&cursor=${encodeURIComponent(forged(cursor, p))}`);
+      // Only a field the sort reads is checked: aggregates carry no metadata.
+      if (path === aggregates && 'metadata' in (p as object)) continue;
+      assertError(res, 400, 'invalid_input');
+      assert.match(res.body.error.message, /invalid cursor/);
+    }
+  }
+});
