@@ -1,11 +1,13 @@
 /**
  * Findings of a black-box review of the HTTP API's contracts (2026-12-04), each pinned against a
  * real server over HTTP: a sorted-list cursor whose position lacks what its sort compares is
- * refused (it answered a silent empty last page, or rows from anywhere).
+ * refused (it answered a silent empty last page, or rows from anywhere); an aggregate's snapshots
+ * are paged like every list (they came all at once, each with a whole state, and `take` was refused).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { createClient } from '../src/client/index.js';
 import { assertError } from './helpers/assertions.js';
 
 let server: TestServer;
@@ -47,4 +49,29 @@ test('review-findings-5-http - a sorted cursor whose position lacks the sort val
       assert.match(res.body.error.message, /invalid cursor/);
     }
   }
+});
+
+test('review-findings-5-http - an aggregate\'s snapshots are paged: take (default list_page_size) and a version cursor, next_cursor null at the end', { timeout: 60_000 }, async () => {
+  assert.equal((await server.request('POST', '/v1/aggregates/snapped/s-1', { event_type: 'created', payload: { n: 0 } })).status, 201);
+  for (let i = 1; i <= 12; i++) {
+    if (i > 1) assert.equal((await server.request('POST', '/v1/aggregates/snapped/s-1/events', { event_type: 'ticked', payload: { n: i } })).status, 201);
+    assert.equal((await server.request('POST', '/v1/aggregates/snapped/s-1/snapshots', {})).status, 201);
+  }
+  const first = await server.request('GET', '/v1/aggregates/snapped/s-1/snapshots');
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  assert.deepEqual(first.body.items.map((s: { version: number }) => s.version), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.equal(first.body.next_cursor, '10');
+  const rest = await server.request('GET', `/v1/aggregates/snapped/s-1/snapshots?take=5&cursor=${first.body.next_cursor}`);
+  assert.deepEqual(rest.body.items.map((s: { version: number }) => s.version), [11, 12]);
+  assert.equal(rest.body.next_cursor, null);
+  const two = await server.request('GET', '/v1/aggregates/snapped/s-1/snapshots?take=2&cursor=3');
+  assert.deepEqual(two.body.items.map((s: { version: number }) => s.version), [4, 5]);
+  assert.equal(two.body.next_cursor, '5');
+  assert.deepEqual((await server.request('GET', '/v1/aggregates/snapped/s-1/snapshots?take=0')).body, { items: [], next_cursor: null });
+  assert.equal((await server.request('GET', '/v1/aggregates/snapped/s-1/snapshots?take=1001')).body.items.length, 12);
+  assertError(await server.request('GET', '/v1/aggregates/snapped/s-1/snapshots?cursor=abc'), 400, 'validation_failed');
+  assertError(await server.request('GET', '/v1/aggregates/snapped/s-1/snapshots?take=-1'), 400, 'validation_failed');
+  // The client still answers every snapshot, following the cursors.
+  const client = createClient({ url: server.url, token: server.token });
+  assert.equal((await client.snapshots('snapped', 's-1')).length, 12);
 });

@@ -258,8 +258,12 @@ export class EventDbxClient extends ClientAdmin {
     return this.send(`${aggregatePath(type, id)}/snapshots`, { comment: options.comment }, options);
   }
 
+  /** Every snapshot of the aggregate, oldest first (the server pages them; this follows its cursors). */
   async snapshots<S = JsonObject>(type: string, id: string, call?: CallOptions): Promise<SnapshotRecord<S>[]> {
-    return (await this.read<{ items: SnapshotRecord<S>[] }>(`${aggregatePath(type, id)}/snapshots`, undefined, call)).items;
+    const out: SnapshotRecord<S>[] = [];
+    const page = (cursor: string | undefined) => this.read<Page<SnapshotRecord<S>>>(`${aggregatePath(type, id)}/snapshots`, { take: 1000, cursor }, call);
+    for await (const p of paginate(page)) out.push(...p.items);
+    return out;
   }
 
   // ---- schemas ----

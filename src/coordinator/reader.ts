@@ -259,10 +259,11 @@ export class Reader {
     };
   }
 
-  snapshots(tenant: string, type: string, id: string): SnapshotRecord[] {
+  /** The snapshots after version `after` (default: all), at most `take`, in version order. */
+  snapshots(tenant: string, type: string, id: string, page: { after?: number; take?: number } = {}): SnapshotRecord[] {
     const store = this.storeFor(tenant, type, id);
     this.requireHead(store, tenant, type, id);
-    return store.listSnapshots(tenant, type, id).map(({ version, snapshot }) => ({
+    return store.listSnapshots(tenant, type, id, page.after, page.take).map(({ version, snapshot }) => ({
       aggregate_type: type,
       aggregate_id: id,
       version,

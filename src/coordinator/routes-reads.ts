@@ -221,9 +221,15 @@ export function readRoutes(reader: Reader, limits: PageLimits, visibility = new 
       action: 'aggregate.read',
       resource,
       params: aggregateParams,
-      handler: ({ params, tenant }) => {
+      // Paged like every list (each snapshot carries a whole state; a snapshot_threshold of 1
+      // makes one per event): the cursor is the last version returned.
+      query: z.strictObject({ take: queryInt().optional(), cursor: z.string().regex(/^\d{1,15}$/, 'must be a version number').optional() }),
+      handler: ({ query, params, tenant }) => {
         visibility.assertVisible(tenant, params.type, params.id);
-        return { items: reader.snapshots(tenant, params.type, params.id).map((s) => visibility.snapshot(tenant, s)), next_cursor: null };
+        const limit = take(query.take, limits.list_page_size);
+        const found = limit === 0 ? [] : reader.snapshots(tenant, params.type, params.id, { after: query.cursor !== undefined ? Number(query.cursor) : 0, take: limit + 1 });
+        const page = found.slice(0, limit);
+        return { items: page.map((s) => visibility.snapshot(tenant, s)), next_cursor: found.length > limit ? String(page.at(-1)?.version) : null };
       },
     }),
     defineRoute({

@@ -260,7 +260,7 @@ export function writeRoutes(
       body: snapshotBodySchema.optional().transform((b) => b ?? {}),
       handler: async ({ params, body, principal, tenant }) => {
         const version = await writer.snapshot(tenant, params.type, params.id, body.comment);
-        const snapshot = reader.snapshots(tenant, params.type, params.id).find((s) => s.version === version);
+        const snapshot = reader.snapshots(tenant, params.type, params.id, { after: version - 1, take: 1 }).find((s) => s.version === version);
         return snapshot && stateIfReadable(principal, visibility.hiddenType(tenant, params.type), visibility.snapshot(tenant, snapshot), params.type, params.id);
       },
     }),

@@ -350,9 +350,10 @@ export class ShardStore {
     return undefined;
   }
 
-  listSnapshots(tenant: string, type: string, id: string): { version: number; snapshot: StoredSnapshot }[] {
+  /** The aggregate's snapshots after version `after`, at most `limit` of them, in version order. */
+  listSnapshots(tenant: string, type: string, id: string, after = 0, limit = Number.MAX_SAFE_INTEGER): { version: number; snapshot: StoredSnapshot }[] {
     const out: { version: number; snapshot: StoredSnapshot }[] = [];
-    for (const { key, value } of this.snapshots.getRange({ start: [tenant, type, id, 0], end: [tenant, type, id, Number.MAX_SAFE_INTEGER] })) {
+    for (const { key, value } of this.snapshots.getRange({ start: [tenant, type, id, after + 1], end: [tenant, type, id, Number.MAX_SAFE_INTEGER], limit })) {
       out.push({ version: key[3], snapshot: value });
     }
     return out;
