@@ -2,7 +2,9 @@
  * Findings of a black-box review of the HTTP API's contracts (2026-12-04), each pinned against a
  * real server over HTTP: a sorted-list cursor whose position lacks what its sort compares is
  * refused (it answered a silent empty last page, or rows from anywhere); an aggregate's snapshots
- * are paged like every list (they came all at once, each with a whole state, and `take` was refused).
+ * are paged like every list (they came all at once, each with a whole state, and `take` was refused);
+ * with `multi_tenant = true` the global stream and exports refuse a request without X-Tenant-Id
+ * like every other tenant-scoped route (they served the `default` tenant's data).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,4 +76,27 @@ test('review-findings-5-http - an aggregate\'s snapshots are paged: take (defaul
   // The client still answers every snapshot, following the cursors.
   const client = createClient({ url: server.url, token: server.token });
   assert.equal((await client.snapshots('snapped', 's-1')).length, 12);
+});
+
+test('review-findings-5-http - multi-tenant: /v1/stream and /v1/export* refuse a request without X-Tenant-Id, as every tenant-scoped route does', { timeout: 60_000 }, async () => {
+  const mt = await startServerInProcess({ configToml: '[tenants]\nmulti_tenant = true\n' });
+  try {
+    const def = { 'x-tenant-id': 'default' };
+    assert.equal((await mt.request('POST', '/v1/aggregates/doc/d-1', { event_type: 'created', payload: { secret: 'D' } }, def)).status, 201);
+    for (const path of ['/v1/stream?after=start', '/v1/export?type=doc', '/v1/export/types']) {
+      const refused = await mt.request('GET', path);
+      assertError(refused, 400, 'invalid_input');
+      assert.match(refused.body.error.message, /X-Tenant-Id/);
+      assert.ok(!JSON.stringify(refused.body).includes('"D"'), `${path} answered the default tenant's data`);
+      // Naming the tenant still works.
+      const named = await mt.request('GET', path, undefined, def);
+      assert.equal(named.status, 200, `${path}: ${JSON.stringify(named.body)}`);
+    }
+    // Server-wide routes keep working without the header.
+    assert.equal((await mt.request('GET', '/v1/status')).status, 200);
+    assert.equal((await mt.request('GET', '/v1/tenants')).status, 200);
+  } finally {
+    await mt.stop();
+    removeDir(mt.dataDir);
+  }
 });

@@ -143,11 +143,12 @@ function isJsonValue(body: unknown): boolean {
 }
 
 /**
- * Routes whose data belongs to one tenant (aggregates, events, imports, schemas, plugin replays):
- * in multi-tenant mode they must name it. Server-wide ones (tokens, plugins, queue, metrics,
- * tenants) keep `default` as what the header's absence means.
+ * Routes whose data belongs to one tenant (aggregates, events, imports, exports, the global stream,
+ * schemas, plugin replays): in multi-tenant mode they must name it (an export or stream without the
+ * header served `default`'s data as if asked for). Server-wide ones (tokens, plugins, queue,
+ * metrics, tenants) keep `default` as what the header's absence means.
  */
-const TENANT_SCOPED_URL = /^\/v1\/(aggregates|batch|events|import|schemas)(\/|$)|^\/v1\/plugins\/:name\/replay$/;
+const TENANT_SCOPED_URL = /^\/v1\/(aggregates|batch|events|export|import|schemas|stream)(\/|$)|^\/v1\/plugins\/:name\/replay$/;
 
 export function isTenantScoped(spec: Pick<RouteSpec, 'url' | 'tenantScope'>): boolean {
   return spec.tenantScope !== 'none' && TENANT_SCOPED_URL.test(spec.url);
