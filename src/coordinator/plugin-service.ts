@@ -10,7 +10,7 @@ import { buildDeliveryBody } from '../plugins/payload.js';
 import { DeliveryPool } from '../plugins/pool.js';
 import { deliveryProof } from '../plugins/proof.js';
 import { PluginQueue, type Job, type JobKey } from '../plugins/queue.js';
-import { pluginDefinition, type DeliveryBody, type PluginDefinition } from '../plugins/types.js';
+import { endpointUrl, pluginDefinition, type DeliveryBody, type PluginDefinition } from '../plugins/types.js';
 import type { DeliveryOutcome } from '../plugins/delivery-worker.js';
 import type { Metrics } from './metrics.js';
 import type { Reader } from './reader.js';
@@ -31,6 +31,22 @@ export interface PluginServiceDeps {
   /** Drops a shard's outbox entries below `through` (through its worker, the environment's writer). */
   pruneOutbox?(shard: number, through: number): Promise<void>;
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
+}
+
+/**
+ * A malformed http endpoint is a bad configuration (400 naming the field), not an unreachable one
+ * (503): refused here, a disabled plugin cannot be stored with an endpoint no delivery could use.
+ * Checked at configure time only, not in the stored definition's schema, so a definition stored
+ * before this check still loads.
+ */
+function refuseMalformedEndpoint(definition: PluginDefinition): void {
+  if (definition.options.kind !== 'http') return;
+  try {
+    endpointUrl(definition.options.endpoint, definition.options.https);
+  } catch (err) {
+    const message = err instanceof Error && err.message.startsWith('http plugin') ? err.message : 'http plugin endpoint is not a valid URL';
+    throw new DbxError('validation_failed', 'the plugin configuration is invalid', [{ path: 'options.endpoint', message }]);
+  }
 }
 
 export class PluginService {
@@ -155,6 +171,7 @@ export class PluginService {
       );
     }
     const definition = parsed.data;
+    refuseMalformedEndpoint(definition);
     if (STATE_KINDS.has(definition.options.kind) && !STATE_MODES.has(definition.payload_mode)) {
       throw new DbxError('validation_failed', `a ${definition.options.kind} read model upserts the state: use payload mode all or state-only`, [{ path: 'payload_mode', message: 'needs the state' }]);
     }

@@ -19,6 +19,14 @@ const headerMap = z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'no
 const port = z.number().int().min(1).max(65_535);
 const timeoutMs = z.number().int().min(100).max(600_000);
 
+/** The original's rule: an endpoint without a scheme gets `https://` when `https`, else `http://`. */
+export function endpointUrl(endpoint: string, https: boolean): URL {
+  const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(endpoint) ? endpoint : `${https ? 'https' : 'http'}://${endpoint}`;
+  const url = new URL(withScheme);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('http plugin endpoint must be http:// or https://');
+  return url;
+}
+
 export const httpOptions = z.strictObject({
   kind: z.literal('http'),
   /** URL; without a scheme `https://` when `https`, else `http://` (like the original). */

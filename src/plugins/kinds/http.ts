@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import type { z } from 'zod';
-import type { Deliverer, Delivery, httpOptions } from '../types.js';
+import { endpointUrl, type Deliverer, type Delivery, type httpOptions } from '../types.js';
 import type { DelivererContext } from './context.js';
 import { checkFailed, excerpt, shortReason } from './wire.js';
 
@@ -21,13 +21,8 @@ const CLOSE_GRACE_MS = 2000;
 /** Headers the deliverer owns: receivers rely on them, configured headers cannot replace them. */
 const OWN_HEADERS = ['idempotency-key', 'x-eventdbx-event-id', 'x-eventdbx-job-id', 'x-eventdbx-attempt'];
 
-/** The original's rule: an endpoint without a scheme gets `https://` when `https`, else `http://`. */
-export function endpointUrl(endpoint: string, https: boolean): URL {
-  const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(endpoint) ? endpoint : `${https ? 'https' : 'http'}://${endpoint}`;
-  const url = new URL(withScheme);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('http plugin endpoint must be http:// or https://');
-  return url;
-}
+// The endpoint rule lives with the options' schema (config validation uses it too).
+export { endpointUrl };
 
 interface Setup {
   url: URL;
