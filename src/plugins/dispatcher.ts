@@ -374,6 +374,10 @@ export class Dispatcher {
   private finish(state: PluginState, lane: Lane, job: Job, error: string | undefined): void {
     lane.inFlight = false;
     state.inFlight--;
+    // A replay of the same event while this attempt was in flight replaced the job in its lane
+    // (adopt) and in the queue: the replacement owns the job's key now, so this outcome must not be
+    // written over it (a "done" here would mark the replayed job done on disk before it is sent).
+    const superseded = !lane.jobs.includes(job);
     const now = Date.now();
     job.updated_at = now;
     if (error === undefined) {
@@ -393,7 +397,7 @@ export class Dispatcher {
       if (dead) this.deps.log('warn', 'plugin job is dead after its last attempt', { plugin: job.plugin, event_id: job.event_id, error });
     }
     if (lane.jobs.length === 0) state.lanes.delete(lane.key);
-    this.markDirty(job);
+    if (!superseded) this.markDirty(job);
     // The next job of this lane (and others) may go at once.
     if (!this.stopped) setImmediate(() => this.schedule());
   }
