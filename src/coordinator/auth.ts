@@ -11,6 +11,7 @@ import {
   allowsTenant,
   checkClaims,
   decodePublicKey,
+  evictOldest,
   verifySignature,
   type Config,
   type IssuedBy,
@@ -47,11 +48,8 @@ export class Authenticator {
     if (!claims) {
       claims = verifySignature(token, this.publicKey);
       if (this.auth.verified_cache_max > 0) {
-        if (this.cache.size >= this.auth.verified_cache_max) {
-          const oldest = this.cache.keys().next();
-          if (!oldest.done) this.cache.delete(oldest.value);
-        }
         this.cache.set(token, claims);
+        evictOldest(this.cache, this.auth.verified_cache_max);
       }
     }
     checkClaims(claims, this.auth);

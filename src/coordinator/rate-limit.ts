@@ -5,7 +5,7 @@
  * errs towards letting a request through; a key idle long enough to be evicted would have refilled
  * anyway unless more than `keysMax` distinct tokens are active at once.
  */
-import { DbxError } from '../core/index.js';
+import { DbxError, evictOldest } from '../core/index.js';
 
 export type TakeResult = { ok: true } | { ok: false; retryAfterSecs: number };
 
@@ -42,13 +42,10 @@ export class RateLimiter {
       bucket.tokens = Math.min(this.burst, bucket.tokens + Math.max(0, now - bucket.at) * this.perMs);
       bucket.at = now;
     } else {
-      if (this.buckets.size >= this.options.keysMax) {
-        const oldest = this.buckets.keys().next();
-        if (!oldest.done) this.buckets.delete(oldest.value);
-      }
       bucket = { tokens: this.burst, at: now };
     }
     this.buckets.set(key, bucket);
+    evictOldest(this.buckets, this.options.keysMax);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return { ok: true };

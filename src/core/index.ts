@@ -16,3 +16,4 @@ export * from './placement.js';
 export * from './schema/index.js';
 export * from './token-input.js';
 export * from './json-text.js';
+export * from './bounded-map.js';

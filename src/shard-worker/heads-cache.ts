@@ -3,6 +3,7 @@
  * Map insertion order is the recency order: a hit re-inserts, the oldest entry is evicted first.
  * Only the owning worker writes the cache, and only after its transaction committed.
  */
+import { evictOldest } from '../core/index.js';
 import type { LoadedAggregate } from './prepare.js';
 
 export class HeadsCache {
@@ -36,10 +37,7 @@ export class HeadsCache {
     if (this.capacity === 0) return;
     this.entries.delete(key);
     this.entries.set(key, value);
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
-    }
+    evictOldest(this.entries, this.capacity);
   }
 
   get size(): number {

@@ -22,7 +22,7 @@
  * ≈ 105 µs (minimum of interleaved runs), a head read from ≈ 5 to ≈ 12 µs. A raw put of an event
  * text (tests, tools) re-parses it first.
  */
-import { DbxError, isSealedValue, type EventRecord, type ValueCipher } from '../core/index.js';
+import { DbxError, evictOldest, isSealedValue, type EventRecord, type ValueCipher } from '../core/index.js';
 import type { IdempotencyEntry, StoredHead, StoredSnapshot } from './records.js';
 
 /** Converts a database's values to and from their stored form; identity when encryption is off. */
@@ -61,11 +61,8 @@ class OpenedCache {
   }
 
   set(sealed: Uint8Array, plain: string): void {
-    if (this.map.size >= this.max) {
-      const oldest = this.map.keys().next();
-      if (!oldest.done) this.map.delete(oldest.value);
-    }
     this.map.set(Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength).toString('latin1'), plain);
+    evictOldest(this.map, this.max);
   }
 }
 
