@@ -229,3 +229,36 @@ test('input-limits - a patch may not nest the state deeper than json_depth_max',
   assertRefused(res, 400, 'validation_failed', /json_depth_max \(20\)/);
   assert.deepEqual(await aggregate('doc', 'nest-1'), before);
 });
+
+test('input-limits - an imported event is held to event_bytes_max to the byte (its stored size is measured before the worker places it)', { timeout: 20_000 }, async () => {
+  // The stored record is the line's fields plus hash and merkle_root, 64 hex digits each; 'é' is 2 UTF-8 bytes.
+  const record = (id: string, eventId: string, filler: string) => ({
+    aggregate_type: 'doc',
+    aggregate_id: id,
+    event_type: 'doc_imported',
+    version: 1,
+    payload: { s: filler },
+    extensions: {},
+    metadata: { event_id: eventId, created_at: '2025-01-02T03:04:05.678Z', issued_by: { group: 'import', user: 'limits' } },
+  });
+  const storedBytes = (r: object) => Buffer.byteLength(JSON.stringify({ ...r, hash: '0'.repeat(64), merkle_root: '0'.repeat(64) }), 'utf8');
+  const fit = (id: string, eventId: string, extra: number) => {
+    const base = storedBytes(record(id, eventId, 'é'));
+    const filler = 'é' + 'x'.repeat(EVENT_BYTES_MAX - base + extra);
+    const r = record(id, eventId, filler);
+    assert.equal(storedBytes(r), EVENT_BYTES_MAX + extra);
+    return JSON.stringify(r) + '\n';
+  };
+  const over = await server.request('POST', '/v1/import', fit('import-over', '910000000000000001', 1), { 'content-type': 'application/x-ndjson' });
+  assertRefused(over, 413, 'payload_too_large', /event_bytes_max \(32768\)/);
+  assert.equal((await server.request('GET', '/v1/aggregates/doc/import-over')).status, 404);
+  const exact = await server.request('POST', '/v1/import', fit('import-exact', '910000000000000002', 0), { 'content-type': 'application/x-ndjson' });
+  assert.equal(exact.status, 200, brief(exact.body));
+  const stored = await server.request('GET', '/v1/aggregates/doc/import-exact/events');
+  assert.equal(stored.status, 200, brief(stored.body));
+  // What the server returns is the stored record: exactly at the limit.
+  assert.equal(Buffer.byteLength(JSON.stringify(stored.body.items[0]), 'utf8'), EVENT_BYTES_MAX);
+  const verify = await server.request('GET', '/v1/aggregates/doc/import-exact/verify');
+  assert.equal(verify.status, 200, brief(verify.body));
+  assert.equal(verify.body.valid, true);
+});

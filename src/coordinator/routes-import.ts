@@ -25,9 +25,10 @@ import {
   writeSchemas,
   type Config,
   type PlacementSettings,
+  type ValueCipher,
   type WriteLimits,
 } from '../core/index.js';
-import type { ImportItem, ImportRecord, ShardResult } from '../shard-worker/index.js';
+import { precomputeImport, type ImportItem, type ImportRecord, type ShardResult } from '../shard-worker/index.js';
 import { authorize, type Principal } from './auth.js';
 import type { Metrics } from './metrics.js';
 import type { SchemaVisibility } from './schema-visibility.js';
@@ -179,6 +180,8 @@ export interface ImportDeps {
   tenantGate?: Pick<TenantGate, 'importSession'>;
   /** Hiding (schema-visibility.ts): an imported patch may not read a hidden field either. */
   visibility?: Pick<SchemaVisibility, 'assertPatchReadsVisible'>;
+  /** Encryption at rest: the workers' cipher; events are sealed here (import-record.ts). */
+  cipher?: ValueCipher | null;
 }
 
 export function importRoutes(deps: ImportDeps): RouteSpec[] {
@@ -216,7 +219,9 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
     }
     const shard = shardFor(deps.placement, tenant, record.aggregate_type, record.aggregate_id);
     const worker = deps.pool.workerOf(shard);
-    return feed.add(worker, { shard, tenant, line, record }) ? worker : -1;
+    // The state-free part of the stored event, made here beside the worker's stateful work.
+    const pre = precomputeImport(record, deps.cipher ?? null);
+    return feed.add(worker, { shard, tenant, line, record, pre }) ? worker : -1;
   }
 
   return [

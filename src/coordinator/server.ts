@@ -299,7 +299,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...readRoutes(reader, config, visibility),
       ...streamRoutes({ hub: stream, limits: config, visibility, authenticate: (header) => auth.authenticate(header) }),
       ...exportRoutes({ stores, placement, visibility, schemaOf: (tenant, type) => registry.get(tenant, type) }),
-      ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics, tenantGate: tenants.gate, visibility }),
+      ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics, tenantGate: tenants.gate, visibility, cipher }),
       ...schemaRoutes(registry, config),
       ...tokenRoutes({ dataDir: options.dataDir, config, ledger, auth, allowance }),
       ...pluginRoutes(plugins),

@@ -22,7 +22,7 @@ export function prepareImport(main: BatchBuilder, items: ImportItem[], verify: b
   for (const item of items) {
     let outcome: ReturnType<BatchBuilder['addImported']>;
     try {
-      outcome = child.addImported(item.shard, item.tenant, item.record, verify);
+      outcome = child.addImported(item.shard, item.tenant, item.record, verify, item.pre);
     } catch (err) {
       throw atLine(err, item.line);
     }

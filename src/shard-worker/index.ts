@@ -1,5 +1,6 @@
 /** Public face of src/shard-worker. */
 export { ShardStore, ShardDb, WorkerEnv, KEY_MAX, DURABLE_TXN_FLAGS } from './store.js';
+export { precomputeImport, type ImportPrecomputed } from './import-record.js';
 export { compareIdParts, eventIdOfParts, eventIdParts, idTimeMs } from './event-index.js';
 export type { EventIndexKey, EventIndexValue } from './event-index.js';
 export type { StoreOptions } from './store.js';

@@ -26,7 +26,9 @@ import {
   type WriteLimits,
 } from '../core/index.js';
 import type { ImportRecord, WriteCommand, WriteResult } from './protocol.js';
+import { importedBody, type ImportPrecomputed } from './import-record.js';
 import { emptyWriteSet, headKeyString, type EventKey, type Head, type WriteSet } from './records.js';
+import { storedEventText } from './sealing.js';
 import { checkPatchedState, checkSchema, type SchemaSource } from './schema-check.js';
 
 export interface LoadedAggregate {
@@ -96,7 +98,11 @@ export class BatchBuilder {
   }
 
   private current(shard: number, tenant: string, type: string, id: string): LoadedAggregate | undefined {
-    const overlayKey = `${shard}\u0000${headKeyString(tenant, type, id)}`;
+    return this.currentAt(`${shard}\u0000${headKeyString(tenant, type, id)}`, shard, tenant, type, id);
+  }
+
+  /** `current` for a caller that has built the overlay key already. */
+  private currentAt(overlayKey: string, shard: number, tenant: string, type: string, id: string): LoadedAggregate | undefined {
     for (let b: BatchBuilder | undefined = this; b; b = b.parent) {
       const hit = b.overlay.get(overlayKey);
       if (hit) return hit;
@@ -235,29 +241,16 @@ export class BatchBuilder {
    * the recomputed one is refused. Like `add`, it records its whole effect or throws and records
    * nothing. Costs one canonical JSON + SHA-256 and O(log n) frontier hashes, as an append.
    */
-  addImported(shard: number, tenant: string, record: ImportRecord, verify: boolean): 'created' | 'appended' | 'skipped' {
+  addImported(shard: number, tenant: string, record: ImportRecord, verify: boolean, pre?: ImportPrecomputed): 'created' | 'appended' | 'skipped' {
     const { aggregate_type: type, aggregate_id: id, version } = record;
     const what = `aggregate ${type}/${id}`;
     const overlayKey = `${shard}\u0000${headKeyString(tenant, type, id)}`;
-    const current = this.current(shard, tenant, type, id);
+    const current = this.currentAt(overlayKey, shard, tenant, type, id);
     const head = current?.head;
     const { event_id: eventId, created_at: createdAt } = record.metadata;
-    const body = {
-      aggregate_type: type,
-      aggregate_id: id,
-      event_type: record.event_type,
-      version,
-      payload: record.payload,
-      extensions: record.extensions,
-      metadata: {
-        event_id: eventId,
-        created_at: createdAt,
-        issued_by: record.metadata.issued_by,
-        ...(record.metadata.note !== undefined ? { note: record.metadata.note } : {}),
-        ...(record.metadata.schema_version !== undefined ? { schema_version: record.metadata.schema_version } : {}),
-      },
-    };
-    const hash = leafHash(canonicalize(body));
+    const body = importedBody(record);
+    // Computed at the edge when given (import-record.ts): the same function of the same body.
+    const hash = pre?.hash ?? leafHash(canonicalize(body));
     if (verify && record.hash !== undefined && record.hash !== hash) {
       throw new DbxError('invalid_input', `the hash of ${what} version ${version} does not match its content`, { given: record.hash, computed: hash });
     }
@@ -302,8 +295,9 @@ export class BatchBuilder {
     }
     // The body becomes the stored record in place: no copy per event (this path is allocation-bound).
     const stored = Object.assign(body, { hash, merkle_root: merkleRoot }) as EventRecord;
-    const json = JSON.stringify(stored);
-    checkEventBytes(json, limits);
+    // The plaintext text is needed only to store it unsealed, or to measure it when the edge did not.
+    const json = pre && this.ctx.sealEvent ? undefined : JSON.stringify(stored);
+    checkEventSize(json === undefined ? (pre as ImportPrecomputed).bytes : Buffer.byteLength(json, 'utf8'), limits);
     const archived = record.event_type === ARCHIVE_EVENT ? true : record.event_type === RESTORE_EVENT ? false : (head?.archived ?? false);
     const takesSnapshot = this.ctx.snapshotThreshold > 0 && version % this.ctx.snapshotThreshold === 0;
     const newHead = nextHead(head, { version, frontier, merkleRoot, archived, at: createdAt, takesSnapshot });
@@ -312,7 +306,7 @@ export class BatchBuilder {
     const ws = this.writeSetFor(shard);
     const headKey: [string, string, string] = [tenant, type, id];
     const eventKey: [string, string, string, number] = [...headKey, version];
-    ws.events.push(this.storedEvent(eventKey, stored, json, eventId));
+    ws.events.push(this.storedEvent(eventKey, stored, json ?? '', eventId, pre?.sealed));
     ws.heads.push({ key: headKey, head: newHead, state });
     if (!head) ws.index.push(['put', [tenant, 'a', type, id]]);
     if (record.event_type === ARCHIVE_EVENT) ws.index.push(['del', [tenant, 'a', type, id]], ['put', [tenant, 'r', type, id]]);
@@ -343,10 +337,14 @@ export class BatchBuilder {
   }
 
   /** A write-set entry in stored form: sealed when the context seals (see PrepareContext.sealEvent). */
-  private storedEvent(key: EventKey, record: EventRecord, json: string, eventId: string): WriteSet['events'][number] {
+  /** `sealed`: the record's sealed part made at the edge (import-record.ts), used when this context seals. */
+  private storedEvent(key: EventKey, record: EventRecord, json: string, eventId: string, sealed?: string): WriteSet['events'][number] {
     // The event_index entry's key fields, from the record in hand (the stored text may be sealed).
-    const index = { event_type: record.event_type, created_ms: Date.parse(record.metadata.created_at) };
-    return this.ctx.sealEvent ? { key, json: this.ctx.sealEvent(record), event_id: eventId, sealed: true, ...index } : { key, json, event_id: eventId, ...index };
+    const eventType = record.event_type;
+    const createdMs = Date.parse(record.metadata.created_at);
+    if (!this.ctx.sealEvent) return { key, json, event_id: eventId, event_type: eventType, created_ms: createdMs };
+    const text = sealed !== undefined ? storedEventText(record, sealed) : this.ctx.sealEvent(record);
+    return { key, json: text, event_id: eventId, sealed: true, event_type: eventType, created_ms: createdMs };
   }
 
   private writeSetFor(shard: number): WriteSet {
@@ -401,7 +399,10 @@ function checkPreconditions(cmd: WriteCommand, head: Head | undefined): void {
 }
 
 function checkEventBytes(json: string, limits: WriteLimits): void {
-  const bytes = Buffer.byteLength(json, 'utf8');
+  checkEventSize(Buffer.byteLength(json, 'utf8'), limits);
+}
+
+function checkEventSize(bytes: number, limits: WriteLimits): void {
   if (bytes > limits.eventBytesMax) {
     throw new DbxError('payload_too_large', `the event would be ${bytes} bytes, over event_bytes_max (${limits.eventBytesMax})`, {
       event_bytes: bytes,

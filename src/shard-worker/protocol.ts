@@ -3,6 +3,7 @@
  * several requests per message, errors as plain data. The coordinator rejects every pending request
  * when a worker exits, so nothing waits forever.
  */
+import type { ImportPrecomputed } from './import-record.js';
 import type { EventRecord, IssuedBy, JsonObject, PatchOperation, WireError, WriteLimits } from '../core/index.js';
 import type { RestrictMode, SchemaRecord } from '../core/schema/api.js';
 import type { WriteSet } from './records.js';
@@ -47,6 +48,8 @@ export interface ImportItem {
   tenant: string;
   line: number;
   record: ImportRecord;
+  /** Its state-free part, computed at the edge (import-record.ts); absent: the worker computes it. */
+  pre?: ImportPrecomputed;
 }
 
 export interface BatchIntent {

@@ -162,12 +162,26 @@ export function sealEventFor(cipher: ValueCipher): (record: EventRecord) => stri
 
 /** An event record's stored text: the readable fields, and the rest sealed. */
 export function sealEventRecord(cipher: ValueCipher, record: EventRecord): string {
+  return storedEventText(record, sealEventSecret(cipher, record));
+}
+
+/**
+ * The sealed part of an event's stored text, base64: what the caller wrote, and who. Depends on
+ * none of hash, merkle_root or version, so an import seals it before the worker places the event.
+ */
+export function sealEventSecret(cipher: ValueCipher, record: Pick<EventRecord, 'payload' | 'extensions' | 'metadata'>): string {
   const m = record.metadata;
   // Explicit fields, not rest/spread (≈1 µs each on this path). Every metadata field but the three
   // readable ones is sealed, so a field added later is never stored in the clear by omission.
   const secretMeta: Record<string, unknown> = {};
   for (const key in m) if (key !== 'event_id' && key !== 'created_at' && key !== 'schema_version') secretMeta[key] = (m as unknown as Record<string, unknown>)[key];
   const secret: EventSecret = { payload: record.payload, extensions: record.extensions, metadata: secretMeta };
+  return cipher.seal(JSON.stringify(secret)).toString('base64');
+}
+
+/** The stored text around a sealed part: the readable fields of `record`, and `sealed`. */
+export function storedEventText(record: EventRecord, sealed: string): string {
+  const m = record.metadata;
   const metadata: StoredEvent['metadata'] = { event_id: m.event_id, created_at: m.created_at };
   if (m.schema_version !== undefined) metadata.schema_version = m.schema_version;
   const stored: StoredEvent = {
@@ -178,7 +192,7 @@ export function sealEventRecord(cipher: ValueCipher, record: EventRecord): strin
     metadata,
     hash: record.hash,
     merkle_root: record.merkle_root,
-    sealed: cipher.seal(JSON.stringify(secret)).toString('base64'),
+    sealed,
   };
   return JSON.stringify(stored);
 }
