@@ -12,7 +12,6 @@
  * Malformed JSON is not its concern: it answers undefined and leaves the error to JSON.parse.
  */
 const QUOTE = 0x22;
-const NUMBER_CHAR = /[0-9eE+\-.]/;
 const BACKSLASH = 0x5c;
 
 export interface JsonTextProblem {
@@ -23,9 +22,12 @@ export interface JsonTextProblem {
   message: string;
 }
 
+/** Up to this many names an object's names are searched in a list (cheaper than a Set for small objects). */
+const NAMES_LISTED_MAX = 16;
+
 interface Container {
-  /** Member names so far (an object), or null (an array). */
-  names: Set<string> | null;
+  /** Member names so far (an object), or null (an array); a Set once the object has many. */
+  names: string[] | Set<string> | null;
   /** An array's current item index. */
   index: number;
   /** This container's place in its parent ('' for the top level). */
@@ -53,18 +55,28 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
         }
         const top = stack[stack.length - 1] as Container;
         if (name === '__proto__') return { code: 'invalid_input', path: pathOf(stack, name), message: 'a member named __proto__ is not accepted (it would not be stored as sent)' };
-        if (top.names?.has(name)) return { code: 'validation_failed', path: pathOf(stack, name), message: `duplicate member name "${name}" (I-JSON, RFC 7493 §2.3: names must be unique)` };
-        top.names?.add(name);
+        if (hasName(top, name)) return { code: 'validation_failed', path: pathOf(stack, name), message: `duplicate member name "${name}" (I-JSON, RFC 7493 §2.3: names must be unique)` };
+        addName(top, name);
         lastName = name;
         expectName = false;
       }
       i = end;
     } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      // Char codes, not a regex per character: this runs on every number of every write.
       let end = i + 1;
-      while (end < text.length && NUMBER_CHAR.test(text[end] as string)) end++;
+      let fractionOrExponent = false;
+      for (; end < text.length; end++) {
+        const n = text.charCodeAt(end);
+        if (n === 0x2e /* . */ || n === 0x65 /* e */ || n === 0x45 /* E */) fractionOrExponent = true;
+        else if (!((n >= 0x30 && n <= 0x39) || n === 0x2b /* + */ || n === 0x2d /* - */)) break;
+      }
+      if (!fractionOrExponent) {
+        i = end - 1;
+        continue;
+      }
       const token = text.slice(i, end);
       // 1e-400 parses to 0: the number sent would be stored as another (§2.2: within a double).
-      if (/[.eE]/.test(token) && Number(token) === 0 && /[1-9]/.test(token.split(/[eE]/)[0] as string)) {
+      if (Number(token) === 0 && /[1-9]/.test(token.split(/[eE]/)[0] as string)) {
         const top = stack[stack.length - 1];
         const at = top === undefined ? '' : pathOf(stack, top.names === null ? String(top.index) : lastName);
         return { code: 'validation_failed', path: at, message: `number ${token} is too small for a double: it would be stored as 0 (I-JSON, RFC 7493 §2.2)` };
@@ -73,7 +85,7 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       const parent = stack[stack.length - 1];
       const segment = parent === undefined ? '' : parent.names === null ? String(parent.index) : lastName;
-      stack.push({ names: c === 0x7b ? new Set() : null, index: 0, segment });
+      stack.push({ names: c === 0x7b ? [] : null, index: 0, segment });
       expectName = c === 0x7b;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       stack.pop();
@@ -85,6 +97,23 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
     }
   }
   return undefined;
+}
+
+function hasName(container: Container, name: string): boolean {
+  const names = container.names;
+  return names === null ? false : Array.isArray(names) ? names.includes(name) : names.has(name);
+}
+
+function addName(container: Container, name: string): void {
+  const names = container.names;
+  if (names === null) return;
+  if (!Array.isArray(names)) {
+    names.add(name);
+  } else if (names.length < NAMES_LISTED_MAX) {
+    names.push(name);
+  } else {
+    container.names = new Set(names).add(name);
+  }
 }
 
 function pathOf(stack: Container[], name: string): string {
