@@ -29,6 +29,10 @@ export interface ImportPrecomputed {
 /** The stored record's fields in the write path's order (hashes are canonical, so order only shapes the text). */
 export function importedBody(record: ImportRecord): ImportedBody {
   const m = record.metadata;
+  // Built field by field, not with conditional spreads (≈1 µs each on this path).
+  const metadata: Record<string, unknown> = { event_id: m.event_id, created_at: m.created_at, issued_by: m.issued_by };
+  if (m.note !== undefined) metadata.note = m.note;
+  if (m.schema_version !== undefined) metadata.schema_version = m.schema_version;
   return {
     aggregate_type: record.aggregate_type,
     aggregate_id: record.aggregate_id,
@@ -36,22 +40,19 @@ export function importedBody(record: ImportRecord): ImportedBody {
     version: record.version,
     payload: record.payload,
     extensions: record.extensions,
-    metadata: {
-      event_id: m.event_id,
-      created_at: m.created_at,
-      issued_by: m.issued_by,
-      ...(m.note !== undefined ? { note: m.note } : {}),
-      ...(m.schema_version !== undefined ? { schema_version: m.schema_version } : {}),
-    },
-  } as ImportedBody;
+    metadata,
+  } as unknown as ImportedBody;
 }
 
-/** A merkle_root is 64 hex digits whatever its value: the stored size is known before it is. */
-const ROOT_PLACEHOLDER = '0'.repeat(64);
+/**
+ * The stored record's JSON is the body's with `,"hash":"…","merkle_root":"…"` before its closing
+ * brace, both 64 hex digits: its size is known before the merkle_root is.
+ */
+const HASH_AND_ROOT_BYTES = ',"hash":""'.length + 64 + ',"merkle_root":""'.length + 64;
 
 export function precomputeImport(record: ImportRecord, cipher: ValueCipher | null): ImportPrecomputed {
   const body = importedBody(record);
   const hash = leafHash(canonicalize(body));
-  const bytes = Buffer.byteLength(JSON.stringify({ ...body, hash, merkle_root: ROOT_PLACEHOLDER }), 'utf8');
+  const bytes = Buffer.byteLength(JSON.stringify(body), 'utf8') + HASH_AND_ROOT_BYTES;
   return cipher ? { hash, bytes, sealed: sealEventSecret(cipher, body) } : { hash, bytes };
 }
