@@ -30,13 +30,13 @@ export function toDbxError(err: unknown): DbxError {
 }
 
 /**
- * A JSON body must be UTF-8 (I-JSON, RFC 7493 §2.1): a Content-Type naming another charset is
+ * A JSON or NDJSON body must be UTF-8 (I-JSON, RFC 7493 §2.1): a Content-Type naming another charset is
  * refused rather than decoded as UTF-8 anyway (which would store other characters than were sent).
  */
 export function jsonBodyRefusal(contentType: string | undefined): DbxError | undefined {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? '')?.[1]?.toLowerCase();
   if (charset === undefined || charset === 'utf-8' || charset === 'utf8') return undefined;
-  return new DbxError('invalid_input', `unsupported charset '${charset}': JSON bodies are UTF-8 (send charset=utf-8 or none)`);
+  return new DbxError('invalid_input', `unsupported charset '${charset}': request bodies are UTF-8 (send charset=utf-8 or none)`);
 }
 
 /** Longest path parameter the router passes on to validation (ids are ≤ 128, names ≤ 64). */

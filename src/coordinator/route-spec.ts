@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { DbxError, allowsAction, parseInput, tenantSchema, type TokenClaims } from '../core/index.js';
 import { authorize, type Authenticator, type Principal } from './auth.js';
+import { jsonBodyRefusal } from './http-errors.js';
 
 export interface HandlerContext<B, Q, P> {
   body: B;
@@ -86,7 +87,12 @@ export function registerRoutes(
   for (const spec of routes) {
     // The raw stream is handed on unread: no buffering, so body_limit_bytes does not apply to it.
     if (spec.stream && !app.hasContentTypeParser(spec.stream.contentType)) {
-      app.addContentTypeParser(spec.stream.contentType, (_request, payload, done) => done(null, payload));
+      // Its lines are decoded as UTF-8 (ndjson-lines.ts): a body declared in another charset is refused, as for JSON.
+      app.addContentTypeParser(spec.stream.contentType, (request, payload, done) => {
+        const refused = jsonBodyRefusal(request.headers['content-type']);
+        if (refused) return done(refused);
+        done(null, payload);
+      });
     }
     const open = spec.action === null || isOpen(spec);
     app.route({

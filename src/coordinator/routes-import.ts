@@ -40,6 +40,8 @@ import type { ImportSession, TenantGate } from './tenant-gate.js';
 
 /** The largest 63-bit Snowflake id. */
 const SNOWFLAKE_MAX = (1n << 63n) - 1n;
+/** ASCII digits only (\d in a JS regex without the u flag is [0-9]), no leading zero, ≤ 19 of them. */
+const DECIMAL_ID = /^[1-9][0-9]{0,18}$/;
 
 export const IMPORT_CONTENT_TYPE = 'application/x-ndjson';
 
@@ -66,8 +68,9 @@ export function importLineSchema(limits: Pick<WriteLimits, 'jsonDepthMax' | 'jso
       // A Snowflake is 63 bits (DESIGN §3): beyond 2^63 − 1 an id is no id this store can make.
       event_id: z
         .string()
-        .regex(/^[1-9]\d{0,18}$/, 'event_id must be a Snowflake id (a decimal string)')
-        .refine((id) => BigInt(id) <= SNOWFLAKE_MAX, 'event_id must be a Snowflake id (at most 2^63 - 1)'),
+        .regex(DECIMAL_ID, 'event_id must be a Snowflake id (a decimal string)')
+        // zod runs a refinement even after the regex failed: BigInt('1.5') would throw out of it.
+        .refine((id) => !DECIMAL_ID.test(id) || BigInt(id) <= SNOWFLAKE_MAX, 'event_id must be a Snowflake id (at most 2^63 - 1)'),
       created_at: z.iso.datetime(),
       issued_by: z.strictObject({ group: z.string().min(1).max(256), user: z.string().min(1).max(256) }).nullable(),
       note: noteSchema.optional(),

@@ -184,8 +184,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // An empty body with Content-Type: application/json means "no body" (archive, restore and
     // snapshots take an optional one; a 404 must stay a 404); anything else must be I-JSON
     // (json-text.ts: UTF-8, unique member names, no __proto__) and is parsed with fastify's own
-    // prototype-poisoning-safe parser.
-    const parseJson = app.getDefaultJsonParser('error', 'error');
+    // prototype-poisoning-safe parser. `__proto__` is refused by the scan above (JSON.parse would
+    // drop or re-link it); `"constructor": {"prototype": …}` is plain data to JSON.parse (an own
+    // property, polluting nothing), so it is accepted here as import and the stored state carry it.
+    const parseJson = app.getDefaultJsonParser('error', 'ignore');
     app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
       const refused = jsonBodyRefusal(request.headers['content-type']);
