@@ -28,7 +28,7 @@ async function withStreams<T>(flags: ConnectionFlags, fn: (opener: StreamOpener,
     if (ctx.mode === 'direct' && !existsSync(ctx.dataDir)) throw missingDataDirError(ctx.dataDir);
     const trust = ctx.mode === 'server' ? clientTrust(flags, ctx.dataDir, ctx.config, flags.server === undefined) : {};
     const ca = trust.ca ?? (trust.caFile !== undefined ? readFileSync(trust.caFile) : undefined);
-    const token = resolveToken(flags, ctx.dataDir);
+    const token = resolveToken(flags, ctx.dataDir, flags.server);
     const opener = new StreamOpener({ url: new URL(client.url), token, tenant: client.tenant, timeoutMs: STREAM_IDLE_MS, ...(ca !== undefined ? { ca } : {}) });
     try {
       return await fn(opener, ctx);

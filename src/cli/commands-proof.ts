@@ -148,7 +148,7 @@ async function fetchRoots(proof: ParsedProof, opts: CheckFlags, url: string): Pr
   if (type === undefined || id === undefined) {
     throw new CliError('--server needs a proof that names its aggregate (aggregate_type, aggregate_id), as GET …/proof returns it');
   }
-  const token = resolveToken({ ...(opts.token !== undefined ? { token: opts.token } : {}) }, resolveDataDir(opts.dataDir));
+  const token = resolveToken({ ...(opts.token !== undefined ? { token: opts.token } : {}) }, resolveDataDir(opts.dataDir), url);
   const tenant = opts.tenant || process.env.EVENTDBX_TENANT || process.env.EVENTDBX_TENANT_ID || 'default';
   const client = createClient({ url, token, tenant, retry: { attempts: 2 } });
   try {

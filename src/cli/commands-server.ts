@@ -174,10 +174,17 @@ async function fetchStatus(url: string, token: string, trust: ReturnType<typeof 
 
 function printStatus(status: Wire<ServerStatus>, json: boolean, domain: string): void {
   if (json) return printJson({ running: true, responding: true, ...status });
+  // A tenant-scoped token's answer holds no host facts (pid, shards, data dir): say whose view it is.
+  const view = status as Partial<Wire<ServerStatus>> & { scope?: string; tenant?: string };
+  const host = view.pid !== undefined ? ` (pid ${view.pid})` : '';
+  const scope = view.scope === 'tenant' ? ` — tenant=${view.tenant} (a tenant token's view)` : ` — domain=${domain}`;
   printLine(
-    `EventDBX server is running on port ${status.port} (pid ${status.pid}) — restrict=${status.restrict} — domain=${domain} — up for ${formatUptime(status.uptime_secs)} (since ${status.started_at})`,
+    `EventDBX server is running on port ${status.port}${host} — restrict=${status.restrict}${scope} — up for ${formatUptime(status.uptime_secs)} (since ${status.started_at})`,
   );
-  printLine(keyValues({ shards: status.shards, workers: status.workers, durability: status.durability, aggregates: status.aggregates, data_dir: status.data_dir }));
+  const facts = Object.fromEntries(
+    Object.entries({ shards: view.shards, workers: view.workers, durability: view.durability, aggregates: view.aggregates, data_dir: view.data_dir }).filter(([, v]) => v !== undefined),
+  );
+  printLine(keyValues(facts));
   for (const p of status.plugins ?? []) printLine(`plugins: ${keyValues({ name: p.name, enabled: p.enabled, pending: p.pending, dead: p.dead, lag_secs: p.lag_secs })}`);
 }
 
@@ -191,7 +198,7 @@ async function remoteStatus(opts: ConnectionFlags & { json?: boolean }, dataDir:
   }
   let token: string | undefined;
   try {
-    token = resolveToken(opts, dataDir);
+    token = resolveToken(opts, dataDir, url);
   } catch {
     token = undefined;
   }

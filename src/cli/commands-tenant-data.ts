@@ -58,7 +58,7 @@ function exportCommand(): Command {
       const summary = await withClient(opts, async (client, ctx) => {
         const trust = ctx.mode === 'server' ? clientTrust(opts, ctx.dataDir, ctx.config, opts.server === undefined) : {};
         const ca = trust.ca ?? (trust.caFile !== undefined ? readFileSync(trust.caFile) : undefined);
-        const opener = new StreamOpener({ url: new URL(client.url), token: resolveToken(opts, ctx.dataDir), tenant, timeoutMs: STREAM_IDLE_MS, ...(ca !== undefined ? { ca } : {}) });
+        const opener = new StreamOpener({ url: new URL(client.url), token: resolveToken(opts, ctx.dataDir, opts.server), tenant, timeoutMs: STREAM_IDLE_MS, ...(ca !== undefined ? { ca } : {}) });
         const file = await DurableFile.create(path);
         const checker = new ExportChecker();
         let bar: ReturnType<typeof progress> | undefined;

@@ -46,9 +46,18 @@ const TOKEN_LISTING: ListingSpec<TokenView> = {
     { name: 'expires', value: (r) => when(r.expires_at) },
     { name: 'writes left', value: (r) => (r.writes_remaining === null ? 'unlimited' : `${r.writes_remaining}/${r.limits.write_events}`) },
     { name: 'actions', value: (r) => r.actions.join(',') },
-    { name: 'tenants', value: (r) => r.tenants.join(',') || 'default' },
+    { name: 'tenants', value: (r) => tenantsText(r) },
   ],
 };
+
+/**
+ * The tenants a token opens, as core/tokens.ts allowsTenant decides: no list means the default
+ * tenant only, except for a `*` action, which makes it server-wide.
+ */
+function tenantsText(record: Pick<TokenView, 'tenants' | 'actions'>): string {
+  if (record.tenants.length > 0) return record.tenants.join(',');
+  return record.actions.some((a) => a === '*' || a === '*.*') ? '*' : 'default';
+}
 
 function printRecord(token: string | undefined, record: TokenView): void {
   const lines = [
@@ -60,10 +69,10 @@ function printRecord(token: string | undefined, record: TokenView): void {
     `  status=${statusText(record)}`,
     `  issued_by=${record.issued_by}`,
     `  issued_at=${record.issued_at}`,
-    `  expires_at=${when(record.expires_at)}${record.limits.keep_alive ? ' (keep-alive: not enforced)' : ''}`,
+    `  expires_at=${when(record.expires_at)}${record.limits.keep_alive ? ' (keep-alive: this expiry is not enforced)' : ''}`,
     `  actions=[${record.actions.join(',')}]`,
     `  resources=[${record.resources.join(',')}]`,
-    `  tenants=[${record.tenants.join(',') || 'default'}]`,
+    `  tenants=[${tenantsText(record)}]`,
     `  writes=${record.limits.write_events === null ? 'unlimited' : `${record.writes_remaining} of ${record.limits.write_events} left`}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -201,7 +210,7 @@ export function tokenCommand(): Command {
     .option('--token <value>', 'the token, or its jti')
     .option('--expiration <secs>', 'new lifetime (default: the old one)', parsePositiveInt)
     .option('--ttl <secs>', 'alias of --expiration', parsePositiveInt)
-    .option('--limit <writes>', 'new write allowance (default: what the old token had left)', parsePositiveInt)
+    .option('--limit <writes>', 'lower write allowance (default and most: what the old token had left)', parsePositiveInt)
     .option('--data-dir <dir>', 'data directory')
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  dbx token refresh --token <jti> --expiration 86400\n')

@@ -1,7 +1,7 @@
 /** Options and parsers shared by several commands. Parser failures are usage errors (exit 2). */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { defaultDataDir } from '../core/index.js';
+import { defaultDataDir, jsonTextProblem } from '../core/index.js';
 import { UsageError } from './output.js';
 
 export function resolveDataDir(flag: string | undefined): string {
@@ -94,12 +94,34 @@ export function parseFields(fields: string[]): Record<string, string> {
   return out;
 }
 
+/**
+ * A JSON flag is held to the API's I-JSON rules before it is parsed (json-text.ts): JSON.parse
+ * would keep the last of two equal member names and turn 1e400 into Infinity (sent as null), so
+ * the server would receive, and store, something other than what was typed.
+ */
 export function parseJsonFlag(flag: string, text: string): unknown {
+  const problem = jsonTextProblem(text);
+  if (problem) throw new UsageError(`${flag}${problem.path ? ` at ${problem.path}` : ''}: ${problem.message}`);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     throw new UsageError(`${flag} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const overflow = nonFiniteAt(value, '');
+  if (overflow !== undefined) throw new UsageError(`${flag}${overflow ? ` at ${overflow}` : ''}: a number is too large for a double (it would be sent as null)`);
+  return value;
+}
+
+/** The path of the first number JSON.parse made infinite, or undefined. */
+function nonFiniteAt(value: unknown, path: string): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const found = nonFiniteAt(item, path ? `${path}.${key}` : key);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 export function parseJsonObjectFlag(flag: string, text: string): Record<string, unknown> {

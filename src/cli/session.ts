@@ -114,12 +114,30 @@ export function resolveTenant(flags: ConnectionFlags, config: Config): string {
   return flags.tenant || process.env.EVENTDBX_TENANT || process.env.EVENTDBX_TENANT_ID || config.domain;
 }
 
-export function resolveToken(flags: ConnectionFlags, dataDir: string): string {
+/**
+ * --token, else $EVENTDBX_TOKEN, else the data dir's cli.token. cli.token is a never-expiring
+ * root token: it is sent only to a server on this machine (a loopback address), never to a
+ * `--url` elsewhere, where a plain-http hop or a wrong host would hand it out.
+ */
+export function resolveToken(flags: ConnectionFlags, dataDir: string, url?: string): string {
   if (flags.token) return flags.token;
   if (process.env.EVENTDBX_TOKEN) return process.env.EVENTDBX_TOKEN;
+  if (url !== undefined && !isLoopbackUrl(url)) {
+    throw new CliError(`no token for ${url}: pass --token or set EVENTDBX_TOKEN (the local cli.token is sent only to a server on this machine)`, 1, 'unauthorized');
+  }
   const path = join(dataDir, CLI_TOKEN_FILE);
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
   throw new CliError(`no token: pass --token, set EVENTDBX_TOKEN, or start the server once to create ${path}`, 1, 'unauthorized');
+}
+
+function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /**
@@ -164,7 +182,7 @@ export async function withClient<T>(flags: ConnectionFlags, fn: (client: EventDb
   const url = flags.server ?? (probe?.state === 'running' ? probe.url : undefined);
   if (url !== undefined) {
     const trust = clientTrust(flags, dataDir, config, flags.server === undefined);
-    const client = createClient({ url, token: resolveToken(flags, dataDir), tenant, retry: { attempts: 2 }, ...trust });
+    const client = createClient({ url, token: resolveToken(flags, dataDir, flags.server), tenant, retry: { attempts: 2 }, ...trust });
     try {
       return await fn(client, { dataDir, mode: 'server', config });
     } finally {

@@ -218,12 +218,10 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
         // The replacement is a new grant of the old token's tenants, actions and resources, with
         // its new lifetime: only an administrator who could issue that may refresh it.
         refuseGrant(principal.claims, recordedGrant(current, expiryOf(config.auth, lifetime, current.limits.keep_alive)));
-        // A refresh never adds writes: what the old token had left, counted live; write_limit may
-        // only lower it (or put a limit on an unlimited token).
-        const left = current.writes_remaining === null ? (body.write_limit ?? null) : Math.min(body.write_limit ?? current.writes_remaining, current.writes_remaining);
+        // refreshToken never adds writes (write_limit may only lower what the old token had left).
         return refreshToken(config.auth, ledger, params.jti, {
           expiration_secs: lifetime,
-          ...(left !== null ? { write_limit: left } : {}),
+          ...(body.write_limit !== undefined ? { write_limit: body.write_limit } : {}),
         });
       },
     }),

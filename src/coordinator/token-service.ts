@@ -75,7 +75,9 @@ export async function refreshToken(auth: Config['auth'], ledger: TokenLedger, to
     tenants: old.tenants,
     issued_by: old.issued_by || old.subject,
     ttl_secs: options.expiration_secs ?? refreshLifetime(auth, old),
-    write_events: options.write_limit ?? old.writes_remaining,
+    // A refresh never adds writes: what the old token had left, counted live; write_limit may only
+    // lower it (or put a limit on an unlimited token). Here, so the HTTP route and the CLI agree.
+    write_events: old.writes_remaining === null ? (options.write_limit ?? null) : Math.min(options.write_limit ?? old.writes_remaining, old.writes_remaining),
     keep_alive: old.limits.keep_alive,
   };
   const { token, claims } = issueToken(auth, input);

@@ -4,12 +4,19 @@
  * expects; the file is never rewritten when it fails to parse.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
 import { WORKER_ID_MAX } from './snowflake.js';
 import { EVENT_BYTES_MAX_DEFAULT, JSON_DEPTH_MAX_CEILING, JSON_DEPTH_MAX_DEFAULT, JSON_NODES_MAX_DEFAULT, STATE_BYTES_MAX_DEFAULT } from './limits.js';
+
+/** A listen address as `dbx config --host` and config.toml may give it: an IP literal or a DNS name (RFC 1123 labels). */
+function isHostSyntax(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  return host.length <= 253 && /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host);
+}
 import { writeFileDurably, mkdirDurably } from './durable-file.js';
 import { tenantSchema } from './validation.js';
 
@@ -101,7 +108,7 @@ const rateLimitSchema = z.strictObject({
 const httpSchema = z
   .strictObject({
     /** Loopback by default (like PostgreSQL and Redis); "0.0.0.0" or "::" listens on every interface. */
-    host: z.string().min(1).default('127.0.0.1'),
+    host: z.string().min(1).refine(isHostSyntax, 'must be a host name or an IP address (e.g. 127.0.0.1, 0.0.0.0, ::, localhost)').default('127.0.0.1'),
     /** PEM certificate chain and private key: both set = HTTPS only on `port`. */
     tls_cert_file: z.string().min(1).optional(),
     tls_key_file: z.string().min(1).optional(),
