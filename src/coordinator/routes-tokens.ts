@@ -218,10 +218,12 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
         // The replacement is a new grant of the old token's tenants, actions and resources, with
         // its new lifetime: only an administrator who could issue that may refresh it.
         refuseGrant(principal.claims, recordedGrant(current, expiryOf(config.auth, lifetime, current.limits.keep_alive)));
-        // refreshToken never adds writes (write_limit may only lower what the old token had left).
+        // A refresh never adds writes: what the old token had left, counted live here (the ledger's
+        // record may lag the allowance); write_limit may only lower it. refreshToken clamps again.
+        const left = current.writes_remaining === null ? (body.write_limit ?? null) : Math.min(body.write_limit ?? current.writes_remaining, current.writes_remaining);
         return refreshToken(config.auth, ledger, params.jti, {
           expiration_secs: lifetime,
-          ...(body.write_limit !== undefined ? { write_limit: body.write_limit } : {}),
+          ...(left !== null ? { write_limit: left } : {}),
         });
       },
     }),

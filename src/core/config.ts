@@ -14,7 +14,7 @@ import { EVENT_BYTES_MAX_DEFAULT, JSON_DEPTH_MAX_CEILING, JSON_DEPTH_MAX_DEFAULT
 
 /** A listen address as `dbx config --host` and config.toml may give it: an IP literal or a DNS name (RFC 1123 labels). */
 function isHostSyntax(host: string): boolean {
-  if (isIP(host) !== 0) return true;
+  if (isIP(host) !== 0 || (host.startsWith('[') && host.endsWith(']') && isIP(host.slice(1, -1)) === 6)) return true;
   return host.length <= 253 && /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host);
 }
 import { writeFileDurably, mkdirDurably } from './durable-file.js';
