@@ -70,7 +70,7 @@ interface Listed {
 }
 
 export function listAggregatePage(tenant: string, stores: ShardStore[], query: AggregateListQuery, view: View): ExplainedPage<AggregateView> {
-  const filter = query.filter ? compileFilter(query.filter, 'aggregate', query.bounds.filter) : undefined;
+  const filter = query.filter !== undefined ? compileFilter(query.filter, 'aggregate', query.bounds.filter) : undefined;
   let scope = query.scope;
   if (filter && scope === 'active' && mentionsField(filter, 'archived')) scope = 'all';
   const cons = constraintsOf(filter, 'aggregate');

@@ -70,7 +70,7 @@ interface Ctx {
 }
 
 export function listEventPage(tenant: string, stores: ShardStore[], query: EventListQuery): ExplainedPage<EventRecord> {
-  const filter = query.filter ? compileFilter(query.filter, 'event', query.bounds.filter) : undefined;
+  const filter = query.filter !== undefined ? compileFilter(query.filter, 'event', query.bounds.filter) : undefined;
   const cons = constraintsOf(filter, 'event');
   const keys = query.sort !== undefined ? parseSort(query.sort, 'event') : undefined;
   const trace = new QueryTrace(query.explain === true, filter, 'event');

@@ -160,7 +160,7 @@ export class Reader {
       if (cursor.type !== type || cursor.id !== id) throw new DbxError('invalid_input', 'invalid cursor: cursor does not match the requested event scope');
       after = cursor.version;
     }
-    const filter = query.filter ? compileFilter(query.filter, 'event', query.bounds.filter) : undefined;
+    const filter = query.filter !== undefined ? compileFilter(query.filter, 'event', query.bounds.filter) : undefined;
     const trace = new QueryTrace(query.explain === true, filter, 'event');
     const items: EventRecord[] = [];
     // A filter may skip most of a long history: past the scan budget the page ends early, with a

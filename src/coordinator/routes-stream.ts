@@ -54,7 +54,7 @@ export function streamRoutes(deps: StreamRouteDeps): RouteSpec[] {
       ],
       handler: async ({ query, tenant, principal, request, reply }) => {
         visibility.assertFilterVisible(tenant, undefined, 'event', query.filter, filterLimits);
-        const filter = query.filter ? parseFilter(query.filter, filterLimits) : undefined;
+        const filter = query.filter !== undefined ? parseFilter(query.filter, filterLimits) : undefined;
         const matches = (event: EventRecordType): boolean => !filter || matchesEvent(filter, event);
         const allow = allowOf(principal, visibility, tenant);
         const live = (request.headers.accept ?? '').includes('text/event-stream');

@@ -94,7 +94,7 @@ export class SchemaVisibility {
    * which the caller already knows, and nothing else.
    */
   assertFilterVisible(tenant: string, type: string | undefined, kind: 'aggregate' | 'event', filter: string | undefined, limits: FilterLimits): void {
-    if (!filter || this.rules.size === 0) return; // '' is no filter, as in the reader
+    if (filter === undefined || this.rules.size === 0) return;
     const hidden = type === undefined ? (this.tenantFields.get(tenant) ?? []) : (this.rule(tenant, type)?.fields ?? []);
     if (hidden.length === 0) return;
     for (const field of fieldsOf(parseFilter(filter, limits))) {
