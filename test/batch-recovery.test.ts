@@ -24,7 +24,7 @@ function contextFor(stores: ShardStore[]): PrepareContext {
       const head = store.getHead(tenant, type, id);
       return head ? { head, state: store.getState(tenant, type, id) ?? {} } : undefined;
     },
-    idempotencyEntry: (shard, tenant, type, id, key) => (stores[shard] as ShardStore).idempotency.get([tenant, type, id, key]),
+    idempotencyEntry: (shard, tenant, type, id, key) => (stores[shard] as ShardStore).idempotencyEntry(tenant, type, id, key),
     readEvent(shard, tenant, type, id, version) {
       const json = (stores[shard] as ShardStore).getEventJson([tenant, type, id, version]);
       return json === undefined ? undefined : (JSON.parse(json) as EventRecord);

@@ -13,7 +13,7 @@ import { DbxError, configSchema, createSnowflakeState, readConfig, shardFor, toW
 import { startServer } from '../src/coordinator/index.js';
 import { LAYOUT_FORMAT, readLayout, workerOfShard, type StorageLayout } from '../src/coordinator/layout.js';
 import { ShardPool } from '../src/coordinator/shard-pool.js';
-import type { BatchIntent, ShardResult, ShardStore, WriteCommand } from '../src/shard-worker/index.js';
+import type { BatchIntent, IdempotencyDbKey, ShardResult, ShardStore, WriteCommand } from '../src/shard-worker/index.js';
 import { removeDir, runDbx, spawnServer, startServerInProcess, stopSpawned, tempDataDir, useServer, type TestServer } from './helpers/server.js';
 import { assertError, openShards, range, shardHolding } from './helpers/assertions.js';
 
@@ -487,9 +487,9 @@ test('hardening - an internal error in a shard worker answers 500 without its ca
   }
   // Corrupt the idempotency entry (server stopped): it now points at a version that does not exist.
   const store = shardHolding(openShards(dataDir), 'default', 'doc', 'broken-1');
-  const entry = store.idempotency.get(['default', 'doc', 'broken-1', 'k-1']);
+  const entry = store.idempotencyEntry('default', 'doc', 'broken-1', 'k-1');
   assert.ok(entry);
-  await store.idempotency.put(['default', 'doc', 'broken-1', 'k-1'], { ...entry, version: 99 });
+  await store.idempotency.put(store.idempotencyKeyForms(['default', 'doc', 'broken-1', 'k-1'])[0] as IdempotencyDbKey, { ...entry, version: 99 });
 
   const second = await spawnServer({ dataDir });
   try {

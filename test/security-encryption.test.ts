@@ -219,8 +219,13 @@ test('encryption - without the key, the stored hashes still fold to the stored r
   assert.ok(verifyConsistency(2, leaves.length, rootOf(leaves.slice(0, 2)), head.merkle_root, consistencyProof(leaves, 2)));
   assert.throws(() => store.getHead('default', TYPE, 's-1'), /encrypted but no data encryption key/);
   assert.throws(() => [...store.eventRange('default', TYPE, 's-1', 0)], /encrypted but no data encryption key/);
-  // The idempotency entry's fingerprint (a hash of the content) is sealed too.
-  assert.throws(() => store.idempotency.get(['default', TYPE, 's-1', 'idem-1']), /encrypted but no data encryption key/);
+  // The idempotency entry's key is stored as a keyed tag (not as given), its fingerprint (a hash
+  // of the content) sealed.
+  assert.equal(store.idempotency.get(['default', TYPE, 's-1', 'idem-1']), undefined, 'no entry under the key as given');
+  const tagged = [...store.idempotency.db.getRange({ start: [store.shard, 'default', TYPE, 's-1'], end: [store.shard, 'default', TYPE, 's-1\u0000'] })];
+  assert.equal(tagged.length, 1, 'one entry for the aggregate');
+  assert.match(String((tagged[0]?.key as unknown[])[4]), /^\u0000t1[0-9a-f]{16}[A-Za-z0-9_-]{32}$/);
+  assert.throws(() => [...store.idempotency.getRange()], /encrypted but no data encryption key/);
 });
 
 test('encryption - a wrong DEK refuses to start with one clear line; so does a key whose check value fails', { timeout: 60_000 }, async () => {

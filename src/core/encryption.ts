@@ -24,7 +24,7 @@
  * Random 96-bit nonces: NIST SP 800-38D bounds one key to 2^32 values; `dbx config --rotate-dek`
  * starts a new key for new writes long before that matters.
  */
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, type Config } from './config.js';
@@ -41,6 +41,12 @@ const TAG_BYTES = 16;
 const HEADER_BYTES = 3 + KEY_ID_BYTES;
 export const SEALED_OVERHEAD_BYTES = HEADER_BYTES + NONCE_BYTES + TAG_BYTES;
 const KEY_ID_LABEL = Buffer.from('eventdbx-dek-id-v1\0', 'utf8');
+/** HKDF info of the key that tags lookup keys (lookupTags): never the DEK itself. */
+const TAG_KEY_INFO = 'eventdbx-lookup-tag-v1';
+/** 32 base64url characters = 192 bits of HMAC-SHA256. */
+const TAG_CHARS = 32;
+/** Starts every tag: U+0000 then a format marker (a key as given that starts so is vanishingly unlikely to equal a tag). */
+const TAG_PREFIX = '\u0000t1';
 /** Nonces are taken from a pool: one CSPRNG call per 340 values instead of one per value. */
 const NONCE_POOL_BYTES = NONCE_BYTES * 340;
 
@@ -55,6 +61,13 @@ export interface ValueCipher {
   readonly activeKeyId: string;
   /** Hex ids of every configured key (active first). */
   readonly keyIds: readonly string[];
+  /**
+   * Stored forms of a lookup key that must not reach the disk as given (an idempotency key): a
+   * keyed tag (HMAC-SHA256 under a key derived from each DEK with HKDF), one per configured key,
+   * the active key's first. Deterministic, so an entry is found again; per key, so an entry
+   * written before a rotation is still found after it.
+   */
+  lookupTags(text: string): string[];
 }
 
 /** Hex id of a key: names it in sealed values and in the data dir's key list, never reveals it. */
@@ -93,6 +106,8 @@ class AesGcmCipher implements ValueCipher {
   private readonly activeKey: KeyObject;
   private readonly header: Buffer;
   private readonly keys = new Map<string, KeyObject>();
+  /** Per key id (active first): the HMAC key of lookupTags. */
+  private readonly tagKeys: { id: string; key: KeyObject }[] = [];
   private noncePool = Buffer.alloc(0);
   private nonceAt = 0;
 
@@ -102,7 +117,9 @@ class AesGcmCipher implements ValueCipher {
     if (!first) throw new Error('a cipher needs at least one key');
     for (const key of keys) {
       const id = dataKeyId(key);
-      if (!this.keys.has(id)) this.keys.set(id, createSecretKey(key));
+      if (this.keys.has(id)) continue;
+      this.keys.set(id, createSecretKey(key));
+      this.tagKeys.push({ id, key: createSecretKey(Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), TAG_KEY_INFO, 32))) });
     }
     this.activeKeyId = dataKeyId(first);
     this.activeKey = this.keys.get(this.activeKeyId)!;
@@ -143,6 +160,10 @@ class AesGcmCipher implements ValueCipher {
 
   isSealed(bytes: Uint8Array): boolean {
     return isSealedValue(bytes);
+  }
+
+  lookupTags(text: string): string[] {
+    return this.tagKeys.map(({ id, key }) => `${TAG_PREFIX}${id}${createHmac('sha256', key).update(text, 'utf8').digest('base64url').slice(0, TAG_CHARS)}`);
   }
 
   private takeNonce(out: Buffer, at: number): void {

@@ -3,7 +3,7 @@ export { ShardStore, ShardDb, WorkerEnv, KEY_MAX, DURABLE_TXN_FLAGS } from './st
 export { precomputeImport, type ImportPrecomputed } from './import-record.js';
 export { compareIdParts, eventIdOfParts, eventIdParts, idTimeMs } from './event-index.js';
 export type { EventIndexKey, EventIndexValue } from './event-index.js';
-export type { StoreOptions } from './store.js';
+export type { IdempotencyDbKey, StoreOptions } from './store.js';
 export type { Head, StoredHead, WriteSet, EventKey, HeadKey, IndexKey, StoredSnapshot } from './records.js';
 export type {
   AbortOutcome,

@@ -4,8 +4,9 @@
  * version, event id, created_at, schema version, hash, merkle_root, the head's frontier, flags and
  * timestamps. Sealed: payload, extensions (the `@` metadata), issued_by and note of an event; the
  * state of a head; the state and comment of a snapshot; an idempotency entry's fingerprint; a
- * cross-worker batch intent whole (its write sets carry states). Keys (ids, idempotency keys) stay
- * readable: lookups need them.
+ * cross-worker batch intent whole (its write sets carry states). Keys stay readable (lookups need
+ * them), but an idempotency key, which a caller may build from data, is stored as a keyed tag
+ * (ValueCipher.lookupTags, ShardStore.idempotencyEntry).
  *
  * Stored forms, told apart from plaintext legacy values by their shape, so a data dir written
  * before a DEK existed stays readable:

@@ -46,6 +46,8 @@ export const DURABLE_TXN_FLAGS = 0x1 | 0x2 | 0x10000;
 export { ShardDb, TENANT_KEYED_DBS, keyHasPrefix, type IndexedEvent, type KeyPrefixRange, type TenantKeyedDb };
 
 type Key = LmdbKey[];
+/** An idempotency entry's key: the aggregate and the key as stored (see ShardStore.idempotencyEntry). */
+export type IdempotencyDbKey = [tenant: string, type: string, id: string, key: string];
 
 /** A worker's environment and its named databases (keys shard-prefixed). */
 export class WorkerEnv {
@@ -207,7 +209,8 @@ export class ShardStore {
   readonly index: ShardDb<null, IndexKey>;
   readonly snapshots: ShardDb<StoredSnapshot, EventKey>;
   readonly eventIds: ShardDb<EventKey, string>;
-  readonly idempotency: ShardDb<IdempotencyEntry, [string, string, string, string]>;
+  /** Keyed by IdempotencyDbKey; read through idempotencyEntry (the key is stored tagged). */
+  readonly idempotency: ShardDb<IdempotencyEntry, IdempotencyDbKey>;
   readonly outbox: ShardDb<EventKey, number>;
   /**
    * The global ordered stream: per tenant, seq 1, 2, 3… in commit order (assigned inside the write
@@ -246,6 +249,26 @@ export class ShardStore {
     this.eventIndex = new ShardDb(worker.eventIndex, shard);
     this.queryMeta = new ShardDb(worker.queryMeta, shard);
     this.indexWriter = new EventIndexWriter(this.eventIndex, this.queryMeta, () => this.storedEvents.getRange());
+  }
+
+  /**
+   * The entry of an idempotency key of an aggregate. With a DEK the key is stored as a keyed tag,
+   * not as given (a key may carry data): the active key's tag, then the retired keys' (written
+   * before a rotation), then the key as given (written before a DEK existed).
+   */
+  idempotencyEntry(tenant: string, type: string, id: string, key: string): IdempotencyEntry | undefined {
+    for (const stored of this.idempotencyKeyForms([tenant, type, id, key])) {
+      const entry = this.idempotency.get(stored);
+      if (entry !== undefined) return entry;
+    }
+    return undefined;
+  }
+
+  /** The stored forms of an idempotency entry's key, the one new entries are written under first. */
+  idempotencyKeyForms(key: IdempotencyDbKey): IdempotencyDbKey[] {
+    if (!this.cipher) return [key];
+    const [tenant, type, id, given] = key;
+    return [...this.cipher.lookupTags(given).map((tag): IdempotencyDbKey => [tenant, type, id, tag]), key];
   }
 
   getHead(tenant: string, type: string, id: string): StoredHead | undefined {
@@ -429,7 +452,7 @@ export class ShardStore {
       if (op === 'del') this.index.remove(key);
       else this.index.put(key, null);
     }
-    for (const i of ws.idempotency) this.idempotency.put(i.key, i.entry);
+    for (const i of ws.idempotency) this.idempotency.put(this.idempotencyKeyForms(i.key)[0] as IdempotencyDbKey, i.entry);
     for (const s of ws.snapshots) this.snapshots.put(s.key, s.snapshot);
   }
 

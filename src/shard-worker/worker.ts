@@ -67,7 +67,7 @@ const ctx: PrepareContext = {
     cache.set(key, loaded);
     return loaded;
   },
-  idempotencyEntry: (shard, tenant, type, id, key) => storeOf(shard).idempotency.get([tenant, type, id, key]),
+  idempotencyEntry: (shard, tenant, type, id, key) => storeOf(shard).idempotencyEntry(tenant, type, id, key),
   // Every shard of this environment: an event id must be unique where GET /v1/events/{id} looks.
   eventIdExists: (eventId) => {
     for (const store of stores.values()) if (store.eventIds.get(eventId) !== undefined) return true;
