@@ -5,11 +5,12 @@
  *
  *   node dist/bench/import-speed.js [--events 200000] [--per-aggregate 1] [--rounds 3]
  *     [--hashes] [--request-events 100000] [--chunk-events 1000] [--chunks-in-flight 3] [--workers 1]
+ *     [--keep-data-dir <dir>]
  *
  * `--hashes` sends each record with its hash and merkle_root (computed here), so the server
  * compares them too (the verify path); without it the server only computes them.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +30,8 @@ const { values: args } = parseArgs({
     'chunk-events': { type: 'string', default: '1000' },
     'chunks-in-flight': { type: 'string', default: '3' },
     workers: { type: 'string', default: '1' },
+    /** Imports into this (new) data dir and leaves it there, for a look at what was stored. */
+    'keep-data-dir': { type: 'string' },
   },
 });
 const events = Number(args.events);
@@ -94,7 +97,9 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'edbx-import-speed-'));
+  const kept = args['keep-data-dir'];
+  if (kept !== undefined) mkdirSync(kept, { recursive: true });
+  const dataDir = kept ?? mkdtempSync(join(tmpdir(), 'edbx-import-speed-'));
   writeFileSync(
     join(dataDir, 'config.toml'),
     `[storage]\nworkers = ${Number(args.workers)}\n\n[import]\nchunk_events = ${Number(args['chunk-events'])}\nchunks_in_flight = ${Number(args['chunks-in-flight'])}\n\n[http]\nrequest_timeout_ms = 600000\n`,
@@ -124,7 +129,7 @@ async function main(): Promise<void> {
   } finally {
     await api.close();
     await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (kept === undefined) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

@@ -19,6 +19,10 @@ import type { SchemaRegistry } from './schema-registry.js';
 /** Modes without the state cannot feed a read model that upserts state. */
 const STATE_KINDS = new Set(['postgres']);
 const STATE_MODES = new Set(['all', 'state-only']);
+/** Done jobs removed per prune transaction (pruneDone). */
+const PRUNE_BATCH = 10_000;
+/** Delay of the first prune after a start (then every `[plugin_queue.prune] interval_secs`). */
+const FIRST_PRUNE_MS = 2_000;
 
 export interface PluginServiceDeps {
   dataDir: string;
@@ -88,19 +92,34 @@ export class PluginService {
   }
 
   private pruneTimer: NodeJS.Timeout | undefined;
+  private firstPrune: NodeJS.Timeout | undefined;
+  /** A prune in progress (stop waits for its current batch); `stopping` ends it early. */
+  private pruning: Promise<unknown> | undefined;
+  private stopping = false;
 
   async start(): Promise<void> {
     await this.dispatcher.start();
     // [plugin_queue.prune]: done jobs are kept for done_ttl_secs, at most max_done_jobs of them.
+    // The first prune soon after the start: a server restarted more often than interval_secs
+    // would otherwise never prune.
     const { interval_secs } = this.deps.config.plugin_queue.prune;
-    this.pruneTimer = setInterval(() => {
-      this.pruneDone().catch((err: unknown) => this.deps.log('warn', 'pruning done plugin jobs failed', { err }));
-    }, interval_secs * 1000);
+    const prune = (): void => {
+      if (this.pruning) return;
+      this.pruning = this.pruneDone()
+        .catch((err: unknown) => this.deps.log('warn', 'pruning done plugin jobs failed', { err }))
+        .then(() => (this.pruning = undefined));
+    };
+    this.firstPrune = setTimeout(prune, FIRST_PRUNE_MS);
+    this.firstPrune.unref();
+    this.pruneTimer = setInterval(prune, interval_secs * 1000);
     this.pruneTimer.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.pruneTimer);
+    clearTimeout(this.firstPrune);
+    this.stopping = true;
+    await this.pruning;
     await this.dispatcher.stop();
     await this.pool.close();
     await this.queue.close();
@@ -283,18 +302,45 @@ export class PluginService {
     return { cleared: keys.length };
   }
 
-  /** Removes done jobs older than the TTL, then beyond `max_done_jobs` (oldest first). */
+  /**
+   * Removes done jobs completed before the TTL, then the oldest beyond `max_done_jobs`. Walks the
+   * queue's status index in batches of PRUNE_BATCH, one transaction each, yielding the event loop
+   * between them: no done job is read whole, and a prune of millions never holds the coordinator.
+   */
   async pruneDone(now = Date.now()): Promise<number> {
     const { done_ttl_secs, max_done_jobs } = this.deps.config.plugin_queue.prune;
-    const done: Job[] = [];
-    for (const job of this.queue.allJobs()) if (job.status === 'done') done.push(job);
-    done.sort((a, b) => a.updated_at - b.updated_at);
-    const cutoff = now - done_ttl_secs * 1000;
-    let remove = done.filter((j) => done_ttl_secs > 0 && j.updated_at < cutoff);
-    const left = done.length - remove.length;
-    if (max_done_jobs !== undefined && left > max_done_jobs) remove = done.slice(0, done.length - max_done_jobs);
-    await this.queue.removeJobs(remove.map((j) => [j.plugin, j.event_id]));
-    return remove.length;
+    const names = this.queue.definitions().map((d) => d.name);
+    let removed = 0;
+    const remove = async (batch: { key: JobKey }[]): Promise<void> => {
+      await this.queue.removeJobs(batch.map((b) => b.key));
+      const perPlugin = new Map<string, number>();
+      for (const { key } of batch) perPlugin.set(key[0], (perPlugin.get(key[0]) ?? 0) + 1);
+      for (const [plugin, n] of perPlugin) this.dispatcher.forgetDone(plugin, n);
+      removed += batch.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    if (done_ttl_secs > 0) {
+      const cutoff = now - done_ttl_secs * 1000;
+      for (const name of names) {
+        while (!this.stopping) {
+          const batch = this.queue.oldestDone(name, PRUNE_BATCH, cutoff);
+          if (batch.length > 0) await remove(batch);
+          if (batch.length < PRUNE_BATCH) break;
+        }
+      }
+    }
+    if (max_done_jobs !== undefined) {
+      let excess = names.reduce((n, name) => n + this.queue.countWithStatus('done', name), 0) - max_done_jobs;
+      while (excess > 0 && !this.stopping) {
+        // The oldest across plugins: each plugin's oldest few, merged by completion time.
+        const take = Math.min(excess, PRUNE_BATCH);
+        const oldest = names.flatMap((name) => this.queue.oldestDone(name, take)).sort((a, b) => a.updated_at - b.updated_at).slice(0, take);
+        if (oldest.length === 0) break;
+        await remove(oldest);
+        excess -= oldest.length;
+      }
+    }
+    return removed;
   }
 
   private async mustConnect(definition: PluginDefinition): Promise<void> {

@@ -64,6 +64,8 @@ interface PluginState {
   done: number;
 }
 
+const OPEN_STATUSES: readonly JobStatus[] = ['pending', 'processing', 'dead'];
+
 /** How long a stop waits for deliveries in flight. */
 const STOP_GRACE_MS = 2000;
 
@@ -94,18 +96,18 @@ export class Dispatcher {
   async start(): Promise<void> {
     this.reloadDefinitions();
     const recovered: Job[] = [];
-    for (const job of this.deps.queue.allJobs()) {
-      const state = this.plugins.get(job.plugin);
-      if (!state) continue;
-      if (job.status === 'done') {
-        state.done++;
-        continue;
+    // Open jobs only, through the queue's status index: done ones are counted, never read.
+    for (const [name, state] of this.plugins) {
+      state.done = this.deps.queue.countWithStatus('done', name);
+      for (const status of OPEN_STATUSES) {
+        for (const job of this.deps.queue.jobsWithStatus(status, name)) {
+          if (job.status === 'processing') {
+            job.status = 'pending';
+            recovered.push(job);
+          }
+          this.addToLane(state, job);
+        }
       }
-      if (job.status === 'processing') {
-        job.status = 'pending';
-        recovered.push(job);
-      }
-      this.addToLane(state, job);
     }
     for (const state of this.plugins.values()) for (const lane of state.lanes.values()) lane.jobs.sort((a, b) => a.version - b.version);
     await this.deps.queue.update(recovered);
@@ -147,6 +149,12 @@ export class Dispatcher {
       lane.jobs.sort((a, b) => a.version - b.version);
     }
     this.schedule();
+  }
+
+  /** Done jobs of `plugin` removed from the queue (pruning): `done` counts what the queue holds. */
+  forgetDone(plugin: string, removed: number): void {
+    const state = this.plugins.get(plugin);
+    if (state) state.done = Math.max(0, state.done - removed);
   }
 
   /** Forgets jobs removed from the queue (clear). */

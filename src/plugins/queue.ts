@@ -7,6 +7,11 @@
  *   twice (a crash between the queue commit and the outbox prune) cannot make a second job.
  * - `positions` shard → the last outbox sequence whose jobs are in `jobs`, written in the same
  *   transaction as those jobs: the dispatcher resumes exactly there after any crash.
+ * - `by_status` [status, plugin, updated_at, event_id] → null, written with every job change: a
+ *   start loads only the open jobs, and pruning walks the oldest done jobs, without reading the
+ *   done ones whole (a day of done jobs at the default TTL is millions; scanning them all every
+ *   prune interval blocked the coordinator's event loop). Built once for a queue written before it
+ *   (`meta.status_index`).
  *
  * A job holds ids only; the delivery body (event, state, schema, proof) is built from the store
  * when it is delivered, so the queue never holds a second copy of a payload.
@@ -44,12 +49,23 @@ export interface Job {
 }
 
 export type JobKey = [plugin: string, eventId: string];
+type StatusKey = [status: JobStatus, plugin: string, updatedAt: number, eventId: string];
+
+const statusKey = (job: Job): StatusKey => [job.status, job.plugin, job.updated_at, job.event_id];
+/** A plugin's entries of one status, oldest change first (Infinity sorts after every time). */
+const statusRange = (status: JobStatus, plugin: string, before = Infinity) => ({
+  start: [status, plugin] as unknown as StatusKey,
+  end: [status, plugin, before] as unknown as StatusKey,
+});
+const STATUS_INDEX_BUILT = 'status_index';
 
 export class PluginQueue {
   private readonly env: RootDatabase;
   private readonly plugins: Database<Buffer, string>;
   readonly jobs: Database<Job, JobKey>;
   private readonly positions: Database<number, number>;
+  private readonly byStatus: Database<null, StatusKey>;
+  private readonly meta: Database<number, string>;
   private closed = false;
 
   constructor(
@@ -63,6 +79,23 @@ export class PluginQueue {
     this.plugins = this.env.openDB<Buffer, string>({ name: 'plugins', encoding: 'binary' });
     this.jobs = this.env.openDB<Job, JobKey>({ name: 'jobs' });
     this.positions = this.env.openDB<number, number>({ name: 'positions' });
+    this.byStatus = this.env.openDB<null, StatusKey>({ name: 'by_status' });
+    this.meta = this.env.openDB<number, string>({ name: 'meta' });
+    if (this.meta.get(STATUS_INDEX_BUILT) === undefined) this.buildStatusIndex();
+  }
+
+  /** A queue from before `by_status`: index every job once, in one transaction. */
+  private buildStatusIndex(): void {
+    this.env.transactionSync(() => {
+      for (const { value } of this.jobs.getRange()) this.byStatus.put(statusKey(value), null);
+      this.meta.put(STATUS_INDEX_BUILT, 1);
+    });
+  }
+
+  /** Inside a write transaction: `job` replaces `old` (absent = new job; `job` absent = removed). */
+  private reindex(old: Job | undefined, job: Job | undefined): void {
+    if (old) this.byStatus.remove(statusKey(old));
+    if (job) this.byStatus.put(statusKey(job), null);
   }
 
   // ---- plugin definitions ----
@@ -87,7 +120,10 @@ export class PluginQueue {
   async removeDefinition(name: string): Promise<void> {
     await this.env.transaction(() => {
       this.plugins.remove(name);
-      for (const { key } of this.jobs.getRange({ start: [name, ''], end: [name, '\uffff'] })) this.jobs.remove(key);
+      for (const { key, value } of this.jobs.getRange({ start: [name, ''], end: [name, '\uffff'] })) {
+        this.reindex(value, undefined);
+        this.jobs.remove(key);
+      }
     });
   }
 
@@ -102,7 +138,9 @@ export class PluginQueue {
     await this.env.transaction(() => {
       for (const job of jobs) {
         const key: JobKey = [job.plugin, job.event_id];
-        if (this.jobs.get(key) === undefined) this.jobs.put(key, job);
+        if (this.jobs.get(key) !== undefined) continue;
+        this.jobs.put(key, job);
+        this.reindex(undefined, job);
       }
       this.positions.put(shard, position);
     });
@@ -111,7 +149,11 @@ export class PluginQueue {
   /** Adds jobs outside the outbox flow (replay, test): an existing job of the same key is replaced. */
   async putJobs(jobs: Job[]): Promise<void> {
     await this.env.transaction(() => {
-      for (const job of jobs) this.jobs.put([job.plugin, job.event_id], job);
+      for (const job of jobs) {
+        const key: JobKey = [job.plugin, job.event_id];
+        this.reindex(this.jobs.get(key), job);
+        this.jobs.put(key, job);
+      }
     });
   }
 
@@ -122,7 +164,10 @@ export class PluginQueue {
       for (const job of jobs) {
         const key: JobKey = [job.plugin, job.event_id];
         // A job removed meanwhile (plugin removed, queue cleared) stays removed.
-        if (this.jobs.get(key) !== undefined) this.jobs.put(key, job);
+        const old = this.jobs.get(key);
+        if (old === undefined) continue;
+        this.reindex(old, job);
+        this.jobs.put(key, job);
       }
     });
   }
@@ -130,8 +175,40 @@ export class PluginQueue {
   async removeJobs(keys: JobKey[]): Promise<void> {
     if (keys.length === 0) return;
     await this.env.transaction(() => {
-      for (const key of keys) this.jobs.remove(key);
+      for (const key of keys) {
+        const old = this.jobs.get(key);
+        if (old === undefined) continue;
+        this.reindex(old, undefined);
+        this.jobs.remove(key);
+      }
     });
+  }
+
+  /** A plugin's jobs of one status, oldest change first (from the status index; no other job is read). */
+  *jobsWithStatus(status: JobStatus, plugin: string): Generator<Job> {
+    for (const key of this.byStatus.getKeys(statusRange(status, plugin))) {
+      const [, name, , eventId] = key as StatusKey;
+      const job = this.jobs.get([name, eventId]);
+      if (job !== undefined) yield job;
+    }
+  }
+
+  /** How many of a plugin's jobs have this status (counted in the index, nothing decoded). */
+  countWithStatus(status: JobStatus, plugin: string): number {
+    return this.byStatus.getKeysCount(statusRange(status, plugin));
+  }
+
+  /**
+   * Keys of a plugin's done jobs, oldest completion first: those completed before `before`, at most
+   * `limit` of them.
+   */
+  oldestDone(plugin: string, limit: number, before = Infinity): { key: JobKey; updated_at: number }[] {
+    const out: { key: JobKey; updated_at: number }[] = [];
+    for (const key of this.byStatus.getKeys({ ...statusRange('done', plugin, before), limit })) {
+      const [, name, updatedAt, eventId] = key as StatusKey;
+      out.push({ key: [name, eventId], updated_at: updatedAt });
+    }
+    return out;
   }
 
   job(plugin: string, eventId: string): Job | undefined {
