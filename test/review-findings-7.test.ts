@@ -5,7 +5,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readConfig } from '../src/core/index.js';
+import { SNOWFLAKE_EPOCH_MS, SnowflakeGenerator, createSnowflakeState, readConfig, shardFor } from '../src/core/index.js';
+import { readLayout, workerOfShard } from '../src/coordinator/layout.js';
 import { removeDir, runDbx, startServerInProcess, tempDataDir, useServer, writeConfigToml, type TestServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
 
@@ -115,4 +116,86 @@ test('idempotency keys never reach the disk as given when a DEK is set; retries 
   } finally {
     await server.stop();
   }
+});
+
+const NDJSON = { 'content-type': 'application/x-ndjson' };
+const importLine = (type: string, id: string, eventId: string, version = 1): string =>
+  JSON.stringify({
+    aggregate_type: type,
+    aggregate_id: id,
+    event_type: 'item_added',
+    version,
+    payload: { n: version },
+    metadata: { event_id: eventId, created_at: new Date(Date.UTC(2025, 0, 1)).toISOString(), issued_by: null },
+  });
+
+// Event ids are unique on a node (GET /v1/events/{id}, the plugin queue's job keys): a worker
+// checked only its own environment, so with workers = 2 an imported id already stored (or being
+// imported) in the other worker's environment was accepted a second time.
+test('with two workers an imported event_id already stored or in flight in the other worker is refused, and nothing of its chunk is written', { timeout: 60_000 }, async () => {
+  const dataDir = dir();
+  const two = await startServerInProcess({ dataDir, configToml: '[storage]\nworkers = 2\n' });
+  try {
+    const layout = readLayout(dataDir);
+    assert.ok(layout && layout.workers === 2);
+    const workerOf = (id: string): number => workerOfShard(shardFor({ shardCount: layout.shard_count, multiTenant: false }, 'default', 'item', id), layout);
+    const ids = Array.from({ length: 64 }, (_, i) => `i-${i}`);
+    const onZero = ids.filter((id) => workerOf(id) === 0);
+    const onOne = ids.filter((id) => workerOf(id) === 1);
+    assert.ok(onZero.length >= 2 && onOne.length >= 2);
+    const X = '100000000000000001';
+    const first = await two.request('POST', '/v1/import', importLine('item', onZero[0] as string, X) + '\n', NDJSON);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    // A later request, the same id, an aggregate of the other worker.
+    const again = await two.request('POST', '/v1/import', importLine('item', onOne[0] as string, X) + '\n', NDJSON);
+    assertError(again, 409, 'already_exists');
+    assert.match(again.body.error.message, /line 1: event_id 100000000000000001 is already stored/);
+    assert.equal((await two.request('GET', `/v1/aggregates/item/${onOne[0]}`)).status, 404, 'nothing of the refused chunk is written');
+    // One body: two lines with one id for aggregates of both workers; only one of them is stored.
+    const Y = '100000000000000002';
+    const both = await two.request('POST', '/v1/import', [importLine('item', onZero[1] as string, Y), importLine('item', onOne[1] as string, Y)].join('\n') + '\n', NDJSON);
+    assertError(both, 409, 'already_exists');
+    const present = await Promise.all([onZero[1], onOne[1]].map(async (id) => (await two.request('GET', `/v1/aggregates/item/${id}`)).status));
+    assert.equal(present.filter((status) => status === 200).length, 1, `exactly one of the two is stored: ${present}`);
+    // The tenant import route is guarded too.
+    const tenantImport = await two.request('POST', '/v1/tenants/default/import?resume=true', importLine('item', onOne[2] as string, X) + '\n', NDJSON);
+    assert.equal(tenantImport.status >= 400, true, JSON.stringify(tenantImport.body));
+    assert.equal((await two.request('GET', `/v1/aggregates/item/${onOne[2]}`)).status, 404);
+    // The id still names the first event.
+    const event = await two.request('GET', `/v1/events/${X}`);
+    assert.equal(event.status, 200);
+    assert.equal(event.body.aggregate_id, onZero[0]);
+  } finally {
+    await two.stop();
+  }
+});
+
+// Generated ids come from one generator per node; an imported id carrying this node's worker id
+// could be generated again later: the generator moves past one from the clock's past, and one from
+// its future is refused (the generator's position is not kept across a restart).
+test('an imported event_id with this node\'s worker id moves the generator past it, and one from the clock\'s future is refused', { timeout: 30_000 }, async () => {
+  const state = createSnowflakeState();
+  const generator = new SnowflakeGenerator(0, state);
+  const nowId = (offsetMs: number, seq: bigint, worker = 0n): bigint => (BigInt(Date.now() + offsetMs - SNOWFLAKE_EPOCH_MS) << 22n) | (worker << 12n) | seq;
+  const past = nowId(-5, 4095n);
+  assert.equal(generator.observe(past), true);
+  assert.equal(new BigInt64Array(state)[0], past, 'the generator moved to the imported id');
+  assert.ok(generator.next() > past);
+  const before = new BigInt64Array(state)[0];
+  assert.equal(generator.observe(nowId(60_000, 0n)), false, 'an id a minute ahead is refused');
+  assert.equal(generator.observe(nowId(86_400_000, 0n, 5n)), true, 'another worker id never collides here');
+  assert.equal(new BigInt64Array(state)[0], before, 'neither moved the generator');
+
+  const future = nowId(86_400_000, 0n).toString();
+  const res = await server.request('POST', '/v1/import', importLine('item', 'future-1', future) + '\n', NDJSON);
+  assertError(res, 400, 'invalid_input');
+  assert.match(res.body.error.message, /carries this node's snowflake worker id and a time ahead of its clock/);
+  assert.equal((await server.request('GET', '/v1/aggregates/item/future-1')).status, 404);
+  // One from a moment ago is taken, and the next write is given a later id.
+  const recent = nowId(-1, 4095n).toString();
+  const ok = await server.request('POST', '/v1/import', importLine('item', 'recent-1', recent) + '\n', NDJSON);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  const written = await server.request('POST', '/v1/aggregates/item/recent-1/events', { event_type: 'item_added', payload: { n: 2 } });
+  assert.equal(written.status, 201, JSON.stringify(written.body));
+  assert.ok(BigInt(written.body.metadata.event_id) > BigInt(recent));
 });

@@ -35,6 +35,7 @@ import type { SchemaVisibility } from './schema-visibility.js';
 import { ndjsonLines } from './ndjson-lines.js';
 import * as responses from './response-schemas.js';
 import { defineRoute, queryBool, type RouteSpec } from './route-spec.js';
+import type { ImportIdGuard } from './import-ids.js';
 import type { ShardPool } from './shard-pool.js';
 import type { ImportSession, TenantGate } from './tenant-gate.js';
 
@@ -116,6 +117,7 @@ class ImportFeed {
     private readonly pool: ShardPool,
     private readonly settings: Settings,
     private readonly verify: boolean,
+    private readonly importIds: ImportIdGuard | undefined,
   ) {
     this.pending = Array.from({ length: pool.workerCount }, () => []);
     this.inFlight = Array.from({ length: pool.workerCount }, () => new Set());
@@ -139,7 +141,7 @@ class ImportFeed {
     const items = this.pending[worker] as ImportItem[];
     this.pending[worker] = [];
     if (this.failure || items.length === 0) return;
-    const sent = this.pool.requestWorker(worker, { kind: 'import', commands: items, verify: this.verify }).then(
+    const sent = this.send(worker, items).then(
       (result) => this.count(result),
       (err: unknown) => this.fail(lineOf(err, items), err instanceof DbxError ? err : new DbxError('internal', 'import chunk failed', undefined, { cause: err })),
     );
@@ -151,6 +153,11 @@ class ImportFeed {
   async finish(): Promise<void> {
     for (let w = 0; w < this.pending.length; w++) await this.flush(w);
     await Promise.all(this.inFlight.flatMap((set) => [...set]));
+  }
+
+  private send(worker: number, items: ImportItem[]): Promise<ShardResult> {
+    if (this.importIds) return this.importIds.send(this.pool, worker, items, this.verify);
+    return this.pool.requestWorker(worker, { kind: 'import', commands: items, verify: this.verify });
   }
 
   private count(result: ShardResult): void {
@@ -185,6 +192,8 @@ export interface ImportDeps {
   visibility?: Pick<SchemaVisibility, 'assertPatchReadsVisible'>;
   /** Encryption at rest: the workers' cipher; events are sealed here (import-record.ts). */
   cipher?: ValueCipher | null;
+  /** Event ids unique across workers (import-ids.ts); absent in tests that build routes alone. */
+  importIds?: ImportIdGuard;
 }
 
 export function importRoutes(deps: ImportDeps): RouteSpec[] {
@@ -249,7 +258,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
         if (!body || typeof (body as Partial<Readable>).setEncoding !== 'function') {
           throw new DbxError('invalid_input', `send the events one per line with Content-Type: ${IMPORT_CONTENT_TYPE}`);
         }
-        const feed = new ImportFeed(deps.pool, settings, query?.verify ?? true);
+        const feed = new ImportFeed(deps.pool, settings, query?.verify ?? true, deps.importIds);
         const session = await deps.tenantGate?.importSession(tenant);
         try {
           await readLines(body, settings.lineBytesMax, feed, (text, line) => accept(feed, text, line, principal, tenant, session));

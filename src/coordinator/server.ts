@@ -45,6 +45,7 @@ import { finishInterruptedRemovals } from './tenant-remove.js';
 import { TenantMoveService } from './tenant-move.js';
 import { TenantBusy } from './tenant-export.js';
 import { tenantDataRoutes } from './routes-tenant-data.js';
+import { ImportIdGuard } from './import-ids.js';
 import { tenantRoutes } from './routes-tenants.js';
 import type { TenantService } from './tenant-service.js';
 
@@ -148,6 +149,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     for (let s = 0; s < layout.shard_count; s++) stores.push((envs[workerOfShard(s, layout)] as WorkerEnv).shard(s));
     metrics.storageSource = () => envs.map((e) => (e.env.getStats() as { lastTxnId: number }).lastTxnId);
     const reader = new Reader(stores, placement);
+    const importIds = ImportIdGuard.of(pool, stores);
     const writer = new Writer(pool, placement, metrics);
     const recovered = await writer.recoverIntents();
 
@@ -301,7 +303,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...readRoutes(reader, config, visibility),
       ...streamRoutes({ hub: stream, limits: config, visibility, authenticate: (header) => auth.authenticate(header) }),
       ...exportRoutes({ stores, placement, visibility, schemaOf: (tenant, type) => registry.get(tenant, type) }),
-      ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics, tenantGate: tenants.gate, visibility, cipher }),
+      ...importRoutes({ pool, placement, config, limits: writeLimitsFrom(config.limits), metrics, tenantGate: tenants.gate, visibility, cipher, importIds }),
       ...schemaRoutes(registry, config),
       ...tokenRoutes({ dataDir: options.dataDir, config, ledger, auth, allowance }),
       ...pluginRoutes(plugins),
@@ -312,6 +314,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         ...removeDeps,
         moving: (tenant) => (tenantMeta.get(tenant)?.move ?? null) !== null,
         importSession: (tenant) => tenants.gate.importSession(tenant),
+        importIds,
       }),
     ];
     const listenHost = options.host ?? config.http.host;

@@ -18,6 +18,7 @@ import { DbxError, jsonTextProblem, parseInput, shardFor, shardName, shardsForTe
 import { countTenantRangeYielding, scanPrefix, type ImportItem, type ImportRecord, type ShardResult, type ShardStore } from '../shard-worker/index.js';
 import { importLineSchema, type ImportSummary } from './routes-import.js';
 import { ndjsonLines } from './ndjson-lines.js';
+import type { ImportIdGuard } from './import-ids.js';
 import type { ShardPool } from './shard-pool.js';
 import type { ImportSession } from './tenant-gate.js';
 
@@ -75,6 +76,8 @@ export interface TenantDataDeps {
   moving: (tenant: string) => boolean;
   /** Quota reservations and admission for an import (tenant-gate.ts). */
   importSession: (tenant: string) => Promise<ImportSession>;
+  /** Event ids unique across workers (import-ids.ts). */
+  importIds?: ImportIdGuard;
 }
 
 /** Aggregates and events of `tenant` on its shards (exact key counts). */
@@ -193,7 +196,7 @@ async function feed(deps: TenantDataDeps, tenant: string, body: Readable): Promi
     pending.delete(worker);
     let result: ShardResult;
     try {
-      result = await deps.pool.requestWorker(worker, { kind: 'import', commands: items, verify: true });
+      result = deps.importIds ? await deps.importIds.send(deps.pool, worker, items, true) : await deps.pool.requestWorker(worker, { kind: 'import', commands: items, verify: true });
     } catch (err) {
       if (!(err instanceof DbxError) || err.status >= 500) lost = true;
       throw committedSoFar(err, summary);

@@ -9,6 +9,7 @@ const SEQUENCE_BITS = 12n;
 const WORKER_BITS = 10n;
 const SEQUENCE_MAX = (1n << SEQUENCE_BITS) - 1n;
 export const WORKER_ID_MAX = Number((1n << WORKER_BITS) - 1n);
+const WORKER_MASK = BigInt(WORKER_ID_MAX) << SEQUENCE_BITS;
 
 export function createSnowflakeState(): SharedArrayBuffer {
   return new SharedArrayBuffer(8);
@@ -45,6 +46,23 @@ export class SnowflakeGenerator {
     }
   }
 
+  /**
+   * An imported id that this generator could hand out later (it carries this node's worker id and
+   * is past the generator) would be given to a later write too. One from the clock's past or
+   * present: the generator moves past it. One from the clock's future: false, nothing moved — it
+   * must be refused, since the generator's position is not kept across a restart, so no jump
+   * ahead of the clock would protect it.
+   */
+  observe(id: bigint): boolean {
+    if ((id & WORKER_MASK) !== this.workerBits) return true;
+    for (;;) {
+      const previous = Atomics.load(this.last, 0);
+      if (id <= previous) return true;
+      if (snowflakeMs(id) > Date.now()) return false;
+      if (Atomics.compareExchange(this.last, 0, previous, id) === previous) return true;
+    }
+  }
+
   nextId(): string {
     return this.next().toString();
   }
@@ -52,5 +70,9 @@ export class SnowflakeGenerator {
 
 /** Milliseconds since the Unix epoch encoded in an event id. */
 export function snowflakeTime(id: string): number {
-  return Number(BigInt(id) >> (SEQUENCE_BITS + WORKER_BITS)) + SNOWFLAKE_EPOCH_MS;
+  return snowflakeMs(BigInt(id));
+}
+
+function snowflakeMs(id: bigint): number {
+  return Number(id >> (SEQUENCE_BITS + WORKER_BITS)) + SNOWFLAKE_EPOCH_MS;
 }

@@ -278,6 +278,14 @@ export class BatchBuilder {
     if (this.pendingEventId(eventId) || this.ctx.eventIdExists?.(eventId)) {
       throw new DbxError('already_exists', `event_id ${eventId} is already stored (${what} version ${version})`, { event_id: eventId });
     }
+    // Ids are unique on the node: a later write must not be given this one (snowflake.ts).
+    if (!this.ctx.snowflake.observe(BigInt(eventId))) {
+      throw new DbxError(
+        'invalid_input',
+        `event_id ${eventId} carries this node's snowflake worker id and a time ahead of its clock, so a later write here could be given the same id (${what} version ${version}): import it once the clock has passed ${new Date(snowflakeTime(eventId)).toISOString()}, or give the nodes distinct snowflake_worker_id`,
+        { event_id: eventId, id_time: new Date(snowflakeTime(eventId)).toISOString() },
+      );
+    }
     const limits = this.ctx.writeLimits ?? DEFAULT_WRITE_LIMITS;
     const before = current?.state ?? {};
     const state = lifecycle
