@@ -148,6 +148,7 @@ function renderFloors(f: Floors, clientCounts: number[]): string {
   table.push(['fastify echo (POST body)', ...statCells(f.fastify_echo.c1), ...statCells(f.fastify_echo.many)]);
   table.push(['fastify + worker_thread round trip', ...statCells(f.fastify_worker_echo.c1), ...statCells(f.fastify_worker_echo.many)]);
   table.push(['LMDB txn awaited until flushed', ...statCells(f.lmdb_txn_flushed), '', '', '']);
+  if (f.lmdb_append_shape) table.push(['LMDB txn of an append\'s shape, flushed', ...statCells(f.lmdb_append_shape), '', '', '']);
   table.push(['raw write + fdatasync', ...statCells(f.fdatasync), '', '', '']);
   return table.toString();
 }
@@ -191,6 +192,10 @@ function renderDistance(result: BenchResult, clientCounts: number[]): string | u
   const writeFloor = f.fastify_worker_echo.c1.p50_us + (durability === 'sync' ? f.lmdb_txn_flushed.p50_us : 0);
   if (get1) table.push(['get 1 client p50 µs', fmtInt(get1.p50_us), `${fmtInt(f.fastify_echo.c1.p50_us)} (echo)`, pct(f.fastify_echo.c1.p50_us / get1.p50_us)]);
   if (apply1) table.push([`apply 1 client p50 µs (${durability})`, fmtInt(apply1.p50_us), `${fmtInt(writeFloor)} (worker echo${durability === 'sync' ? ' + LMDB flush' : ''})`, pct(writeFloor / apply1.p50_us)]);
+  if (apply1 && f.lmdb_append_shape && durability === 'sync') {
+    const shaped = f.fastify_worker_echo.c1.p50_us + f.lmdb_append_shape.p50_us;
+    table.push([`apply 1 client p50 µs (${durability})`, fmtInt(apply1.p50_us), `${fmtInt(shaped)} (worker echo + append-shaped LMDB flush)`, pct(shaped / apply1.p50_us)]);
+  }
   if (getM) table.push([`get ${many} clients ops/s`, fmtInt(getM.ops_s), `${fmtInt(f.fastify_echo.many.ops_s)} (echo)`, pct(getM.ops_s / f.fastify_echo.many.ops_s, true)]);
   if (applyM) table.push([`apply ${many} clients ops/s`, fmtInt(applyM.ops_s), `${fmtInt(f.fastify_worker_echo.many.ops_s)} (worker echo)`, pct(applyM.ops_s / f.fastify_worker_echo.many.ops_s, true)]);
   return table.toString();
