@@ -53,6 +53,17 @@ test('an empty ?filter= is refused like a blank one, on every route that takes a
   }
 });
 
+// `dbx events --filter ''` wrapped the filter as `()` and answered "expected field name in
+// comparison"; it is refused as empty, with or without an aggregate scope, like the listing routes.
+test('dbx events refuses an empty or blank --filter as empty, scoped or not', { timeout: 60_000 }, async () => {
+  for (const args of [['events', '--filter', ''], ['events', '--filter', '  '], ['events', 'order', '--filter', ''], ['events', '--follow', '--filter', ' ']]) {
+    const res = await runDbx([...args, '--url', server.url, '--token', server.token]);
+    assert.equal(res.code, 1, `${args.join(' ')}: ${res.stderr}`);
+    assert.match(res.stderr, /filter cannot be empty/, args.join(' '));
+    assert.doesNotMatch(res.stderr, /expected field name/, args.join(' '));
+  }
+});
+
 // README "Not finished" listed idempotency keys as stored in plaintext (in the LMDB key). With a
 // DEK they are now stored as a keyed tag (HMAC under an HKDF-derived key): found again, through
 // rotations, and a key written before encryption was on is still honoured.

@@ -5,7 +5,7 @@ import { aggregateIdSchema, aggregateTypeSchema, parseInput } from '../core/inde
 import { printListing } from './format.js';
 import { listOptions, pages, withPageOptions, type ListFlags } from './listing.js';
 import { withConnectionOptions, type ConnectionFlags } from './options.js';
-import { UsageError, printJson } from './output.js';
+import { CliError, UsageError, printJson } from './output.js';
 import { EVENT_LISTING, printEventDetail } from './render.js';
 import { withClient } from './session.js';
 import { follow } from './follow.js';
@@ -29,7 +29,12 @@ function scopedFilter(type: string | undefined, id: string | undefined, filter: 
   const parts: string[] = [];
   if (type !== undefined) parts.push(`aggregate_type = "${parseInput(aggregateTypeSchema, type, 'aggregate_type')}"`);
   if (id !== undefined) parts.push(`aggregate_id = "${parseInput(aggregateIdSchema, id, 'aggregate_id')}"`);
-  if (filter !== undefined) parts.push(`(${filter})`);
+  if (filter !== undefined) {
+    // Wrapped in parentheses a blank filter would read as `()` and fail as a missing field name;
+    // refuse it as the parser and the server do.
+    if (filter.trim() === '') throw new CliError('filter cannot be empty');
+    parts.push(`(${filter})`);
+  }
   return parts.length ? parts.join(' AND ') : undefined;
 }
 
