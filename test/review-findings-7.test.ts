@@ -5,9 +5,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { SNOWFLAKE_EPOCH_MS, SnowflakeGenerator, createSnowflakeState, readConfig, shardFor } from '../src/core/index.js';
+import { SNOWFLAKE_EPOCH_MS, SnowflakeGenerator, createSnowflakeState, issueToken, readConfig, shardFor } from '../src/core/index.js';
 import { readLayout, workerOfShard } from '../src/coordinator/layout.js';
-import { removeDir, runDbx, startServerInProcess, tempDataDir, useServer, writeConfigToml, type TestServer } from './helpers/server.js';
+import { httpRequest, removeDir, runDbx, startServerInProcess, tempDataDir, useServer, writeConfigToml, type TestServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
 
 const dirs: string[] = [];
@@ -62,6 +62,28 @@ test('dbx events refuses an empty or blank --filter as empty, scoped or not', { 
     assert.match(res.stderr, /filter cannot be empty/, args.join(' '));
     assert.doesNotMatch(res.stderr, /expected field name/, args.join(' '));
   }
+});
+
+// The tenant rate limit's early refusal (preParsing) ran before tenant authorisation: a token of
+// another tenant learned that tenant B was rate limited (429, with its limit in the body) instead
+// of 403, and parked in B's hold slots. It is answered 403, and B's bucket is untouched.
+test("a token of another tenant writing to a rate-limited tenant gets 403, never the tenant's 429", { timeout: 60_000 }, async () => {
+  const auth = readConfig(server.dataDir).config.auth;
+  const own = issueToken(auth, { group: 'g', user: 'b-writer', actions: ['*'], tenants: ['rl-b'] }).token;
+  const foreign = issueToken(auth, { group: 'g', user: 'a-writer', actions: ['*'], tenants: ['rl-a'] }).token;
+  assert.equal((await server.request('PUT', '/v1/tenants/rl-b/limit', { writes_per_sec: 1, burst: 1 })).status, 200);
+  const write = (token: string) =>
+    httpRequest(server.url, token, 'POST', '/v1/aggregates/order/o-1/events', { event_type: 'touched', payload: {} }, { 'x-tenant-id': 'rl-b' });
+  assert.equal((await write(own)).status, 201, 'the burst of one passes');
+  const limited = await write(own);
+  assertError(limited, 429, 'rate_limited');
+  for (let i = 0; i < 3; i++) {
+    const res = await write(foreign);
+    assertError(res, 403, 'forbidden');
+    assert.doesNotMatch(JSON.stringify(res.body), /limited|writes_per_sec/);
+  }
+  // The tenant's own clients still see their limit, not a hold a stranger filled.
+  assertError(await write(own), 429, 'rate_limited');
 });
 
 // README "Not finished" listed idempotency keys as stored in plaintext (in the LMDB key). With a

@@ -163,6 +163,11 @@ export function isTenantScoped(spec: Pick<RouteSpec, 'url' | 'tenantScope'>): bo
 /** Verified claims per request, set in onRequest (a WeakMap keeps fastify's request shape intact). */
 const claimsOf = new WeakMap<FastifyRequest, TokenClaims>();
 
+/** The claims onRequest verified for `request` (undefined before it ran, or on an unmatched route). */
+export function verifiedClaims(request: FastifyRequest): TokenClaims | undefined {
+  return claimsOf.get(request);
+}
+
 const openClaims: TokenClaims = {
   iss: '',
   aud: '',

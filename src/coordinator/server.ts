@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { DbxError, createSnowflakeState, decodeUtf8Strict, jsonTextProblem, loadDataCipher, writeLimitsFrom, type Config, type PlacementSettings } from '../core/index.js';
+import { DbxError, allowsTenant, createSnowflakeState, decodeUtf8Strict, jsonTextProblem, loadDataCipher, writeLimitsFrom, type Config, type PlacementSettings } from '../core/index.js';
 import { WorkerEnv, type ShardStore } from '../shard-worker/index.js';
 import { Authenticator } from './auth.js';
 import { TokenLedger } from './token-ledger.js';
@@ -26,7 +26,7 @@ import { installRequestLog, requestId } from './request-log.js';
 import { markRunning, markStopped, previousRun, uncleanExitMessage } from './run-marker.js';
 import { openApiRoute } from './openapi.js';
 import { Reader } from './reader.js';
-import { registerRoutes, type RouteSpec } from './route-spec.js';
+import { registerRoutes, verifiedClaims, type RouteSpec } from './route-spec.js';
 import { schemaRoutes } from './routes-schemas.js';
 import { importRoutes } from './routes-import.js';
 import { exportRoutes } from './routes-export.js';
@@ -267,7 +267,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     await plugins.start();
     const tenants = createTenantHosting({ meta: tenantMeta, config, placement, stores, writer, metrics, plugins });
     app.addHook('preParsing', async (request, reply, payload) => {
-      const held = tenants.refuseEarly(request.method, request.routeOptions.url, request.headers['x-tenant-id'], reply);
+      const raw = request.headers['x-tenant-id'];
+      const tenant = typeof raw === 'string' && raw.length > 0 ? raw.toLowerCase() : 'default';
+      // Only a caller whose token covers the tenant learns that it is rate limited, or parks in one
+      // of its hold slots (a foreign token filling them got the tenant's own clients' connections
+      // closed); any other is answered 403 by the handler, as without a limit.
+      const claims = verifiedClaims(request);
+      if (claims === undefined || !allowsTenant(claims, tenant)) return payload;
+      const held = tenants.refuseEarly(request.method, request.routeOptions.url, tenant, reply);
       if (held) await held;
       return payload;
     });

@@ -36,7 +36,7 @@ export interface TenantHosting {
    * rate bucket is empty is refused 429 here, at once or, when the tenant ignores Retry-After, after
    * a hold (the promise; see TenantRateLimits). The exact charge (events per request) is the gate's.
    */
-  refuseEarly(method: string, route: string | undefined, tenantHeader: unknown, reply: { header(name: string, value: string): unknown }): Promise<never> | undefined;
+  refuseEarly(method: string, route: string | undefined, tenant: string, reply: { header(name: string, value: string): unknown }): Promise<never> | undefined;
   quota: TenantQuota;
   admission: TenantAdmission;
   gate: TenantGate;
@@ -87,9 +87,9 @@ export function createTenantHosting(deps: {
   meta.watch();
   return {
     service,
-    refuseEarly: (method, route, header, reply) => {
+    refuseEarly: (method, route, tenant, reply) => {
       if (route === undefined || !WRITE_ROUTES.has(`${method} ${route}`)) return undefined;
-      const refusal = rates.refuseIfEmpty(typeof header === 'string' && header.length > 0 ? header.toLowerCase() : 'default');
+      const refusal = rates.refuseIfEmpty(tenant);
       if (!refusal) return undefined;
       // The hold is full: a client with more connections than it may park pays a reconnect per 429.
       if (refusal.close) reply.header('connection', 'close');
