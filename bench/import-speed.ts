@@ -5,7 +5,7 @@
  *
  *   node dist/bench/import-speed.js [--events 200000] [--per-aggregate 1] [--rounds 3]
  *     [--hashes] [--request-events 100000] [--chunk-events 1000] [--chunks-in-flight 3] [--workers 1]
- *     [--keep-data-dir <dir>]
+ *     [--encryption false] [--keep-data-dir <dir>]
  *
  * `--hashes` sends each record with its hash and merkle_root (computed here), so the server
  * compares them too (the verify path); without it the server only computes them.
@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     'chunk-events': { type: 'string', default: '1000' },
     'chunks-in-flight': { type: 'string', default: '3' },
     workers: { type: 'string', default: '1' },
+    /** `false`: the server runs with encryption_at_rest = false (nothing sealed). */
+    encryption: { type: 'string', default: 'true' },
     /** Imports into this (new) data dir and leaves it there, for a look at what was stored. */
     'keep-data-dir': { type: 'string' },
   },
@@ -102,7 +104,7 @@ async function main(): Promise<void> {
   const dataDir = kept ?? mkdtempSync(join(tmpdir(), 'edbx-import-speed-'));
   writeFileSync(
     join(dataDir, 'config.toml'),
-    `[storage]\nworkers = ${Number(args.workers)}\n\n[import]\nchunk_events = ${Number(args['chunk-events'])}\nchunks_in_flight = ${Number(args['chunks-in-flight'])}\n\n[http]\nrequest_timeout_ms = 600000\n`,
+    `encryption_at_rest = ${args.encryption !== 'false'}\n\n[storage]\nworkers = ${Number(args.workers)}\n\n[import]\nchunk_events = ${Number(args['chunk-events'])}\nchunks_in_flight = ${Number(args['chunks-in-flight'])}\n\n[http]\nrequest_timeout_ms = 600000\n`,
   );
   const server = await startEventDbx(dataDir);
   const api = new HttpApi(server.url, server.token, 2);

@@ -70,6 +70,12 @@ export class Metrics {
     labelNames: ['plugin', 'state'],
     registers: [this.registry],
   });
+  readonly pluginJobsInMemory = new Gauge({
+    name: 'eventdbx_plugin_jobs_in_memory',
+    help: 'Open plugin jobs the dispatcher holds in memory, per plugin (at most [plugins] jobs_in_memory_max, plus loaded lanes)',
+    labelNames: ['plugin'],
+    registers: [this.registry],
+  });
   readonly pluginLag = new Gauge({
     name: 'eventdbx_plugin_lag_seconds',
     help: 'Age of the oldest job not yet delivered, per plugin (0 = caught up)',

@@ -153,6 +153,8 @@ export class PluginService {
     const { metrics } = this.deps;
     metrics.pluginQueueJobs.reset();
     metrics.pluginLag.reset();
+    metrics.pluginJobsInMemory.reset();
+    for (const [plugin, held] of this.dispatcher.heldCounts()) metrics.pluginJobsInMemory.set({ plugin }, held);
     for (const c of this.counts()) {
       for (const state of ['pending', 'processing', 'done', 'dead'] as const) metrics.pluginQueueJobs.set({ plugin: c.plugin, state }, c[state]);
       metrics.pluginLag.set({ plugin: c.plugin }, c.lag_ms / 1000);
@@ -281,23 +283,23 @@ export class PluginService {
 
   /** Dead jobs (or the one with this event id) back to pending now. */
   async retry(eventId?: string): Promise<{ retried: number; still_dead: number }> {
+    await this.dispatcher.settle();
     const dead = this.dispatcher.openJobs().filter((j) => j.status === 'dead');
     const chosen = eventId === undefined ? dead : dead.filter((j) => j.event_id === eventId);
     const now = Date.now();
     const retried = chosen.map((j) => Object.assign(j, { status: 'pending' as const, attempts: 0, next_attempt_at: 0, updated_at: now }));
     await this.queue.update(retried);
-    this.dispatcher.schedule();
+    this.dispatcher.revived(retried);
     return { retried: retried.length, still_dead: dead.length - retried.length };
   }
 
   /** Removes dead jobs (all, or one plugin's). */
   async clearDead(plugin?: string): Promise<{ cleared: number }> {
-    const keys: JobKey[] = this.dispatcher
-      .openJobs(plugin)
-      .filter((j) => j.status === 'dead')
-      .map((j) => [j.plugin, j.event_id]);
+    await this.dispatcher.settle();
+    const dead = this.dispatcher.openJobs(plugin).filter((j) => j.status === 'dead');
+    const keys: JobKey[] = dead.map((j) => [j.plugin, j.event_id]);
     await this.queue.removeJobs(keys);
-    this.dispatcher.forget(keys);
+    this.dispatcher.forget(dead);
     this.dispatcher.schedule();
     return { cleared: keys.length };
   }

@@ -207,13 +207,11 @@ async function settleOutbox(deps: TenantRemoveDeps, tenant: string): Promise<voi
 
 /** Drops the tenant's queued jobs (their events are gone); one being delivered right now finishes on its own. */
 async function dropJobs(deps: TenantRemoveDeps, tenant: string): Promise<number> {
-  const keys = deps.plugins.dispatcher
-    .openJobs()
-    .filter((j) => j.tenant === tenant && j.status !== 'processing')
-    .map((j) => [j.plugin, j.event_id] as [string, string]);
-  if (keys.length === 0) return 0;
-  await deps.plugins.queue.removeJobs(keys);
-  deps.plugins.dispatcher.forget(keys);
+  await deps.plugins.dispatcher.settle();
+  const jobs = deps.plugins.dispatcher.openJobs().filter((j) => j.tenant === tenant && j.status !== 'processing');
+  if (jobs.length === 0) return 0;
+  await deps.plugins.queue.removeJobs(jobs.map((j) => [j.plugin, j.event_id] as [string, string]));
+  deps.plugins.dispatcher.forget(jobs);
   deps.plugins.dispatcher.schedule();
-  return keys.length;
+  return jobs.length;
 }

@@ -193,6 +193,8 @@ const pluginsSchema = z.strictObject({
   state_flush_ms: z.number().int().min(1).max(10_000).default(100),
   /** Outbox entries moved into the queue per shard per pass. */
   batch_max: z.number().int().min(1).max(100_000).default(1000),
+  /** Open jobs one plugin holds in memory (~300 B each); beyond it they wait in the queue on disk and are loaded back as deliveries free room. */
+  jobs_in_memory_max: z.number().int().min(1).max(10_000_000).default(100_000),
 });
 
 /** The global ordered stream (GET /v1/stream) and its live (SSE) subscribers. */

@@ -14,10 +14,18 @@
  *   done only after its delivery answered, so a crash at any moment redelivers (at least once,
  *   `event_id` in every delivery) and never loses a job. `processing` jobs found at start were
  *   interrupted: they are pending again.
+ * - **Bounded memory.** The queue on disk holds every open job; memory holds at most
+ *   `[plugins] jobs_in_memory_max` of them per plugin (plus one dead job per blocked aggregate and
+ *   the lanes loaded whole). Beyond that the plugin is *spilled*: new jobs stay on disk only, and
+ *   once memory has room they are loaded back oldest first, a whole lane at a time, from the
+ *   queue's lane index. The rule that keeps order: a lane in memory always holds the lowest
+ *   versions of its aggregate's open jobs (a prefix); jobs on disk only are later ones. A lane
+ *   blocked by a dead head keeps only that head in memory, its later jobs wait on disk, so blocked
+ *   aggregates do not fill the window and starve the others.
  */
 import type { Config, EventRecord } from '../core/index.js';
 import type { ShardStore } from '../shard-worker/index.js';
-import type { Job, JobKey, JobStatus, PluginQueue } from './queue.js';
+import type { Job, JobStatus, PluginQueue } from './queue.js';
 import type { Delivery, DeliveryBody, PluginDefinition } from './types.js';
 
 export interface DispatcherDeps {
@@ -55,13 +63,24 @@ interface Lane {
   key: string;
   jobs: Job[];
   inFlight: boolean;
+  /** `on_dead = "block"` and the head is dead: only the head is held, later jobs wait on disk. */
+  blocked: boolean;
 }
 
 interface PluginState {
   definition: PluginDefinition;
   lanes: Map<string, Lane>;
+  /** Every job held in `lanes`, by event id. */
+  held: Map<string, Job>;
   inFlight: number;
   done: number;
+  /** New jobs go to disk only until a scan of the queue has loaded every job left there (see the header). */
+  spilled: boolean;
+  /** Where the next scan of the pending jobs on disk resumes (a status-index key); undefined = from the start. */
+  cursor: unknown[] | undefined;
+  /** Open jobs on disk and not held (best effort, for counts: exact again once a scan finds nothing left). */
+  pendingOnDisk: number;
+  deadOnDisk: number;
 }
 
 const OPEN_STATUSES: readonly JobStatus[] = ['pending', 'processing', 'dead'];
@@ -70,6 +89,12 @@ const OPEN_STATUSES: readonly JobStatus[] = ['pending', 'processing', 'dead'];
 const STOP_GRACE_MS = 2000;
 
 const laneKey = (job: Pick<Job, 'tenant' | 'aggregate_type' | 'aggregate_id'>): string => `${job.tenant}\u0000${job.aggregate_type}\u0000${job.aggregate_id}`;
+
+const jobKey = (job: Pick<Job, 'plugin' | 'event_id'>): string => `${job.plugin}\u0000${job.event_id}`;
+
+function newPluginState(definition: PluginDefinition): PluginState {
+  return { definition, lanes: new Map(), held: new Map(), inFlight: 0, done: 0, spilled: false, cursor: undefined, pendingOnDisk: 0, deadOnDisk: 0 };
+}
 
 /** How often a position that moved past entries without jobs is committed to the queue. */
 const POSITION_SAVE_MS = 1000;
@@ -84,6 +109,8 @@ export class Dispatcher {
   /** Per shard, the last outbox sequence known durable: nothing beyond it is moved (see durableAt). */
   private readonly durable = new Map<number, number>();
   private readonly dirty = new Map<string, Job>();
+  /** The batch of `dirty` being committed by flush. */
+  private flushingJobs: Map<string, Job> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private pumping = false;
   private flushing: Promise<void> | undefined;
@@ -92,26 +119,28 @@ export class Dispatcher {
 
   constructor(private readonly deps: DispatcherDeps) {}
 
-  /** Loads every job not yet done, then starts moving and delivering. */
+  /** Loads the jobs not yet done (up to the window), then starts moving and delivering. */
   async start(): Promise<void> {
     this.reloadDefinitions();
+    // Interrupted deliveries (at most in_flight_max per plugin) are pending again, on disk first,
+    // so every later read of the queue sees them as such.
     const recovered: Job[] = [];
-    // Open jobs only, through the queue's status index: done ones are counted, never read.
-    for (const [name, state] of this.plugins) {
-      state.done = this.deps.queue.countWithStatus('done', name);
-      for (const status of OPEN_STATUSES) {
-        for (const job of this.deps.queue.jobsWithStatus(status, name)) {
-          if (job.status === 'processing') {
-            job.status = 'pending';
-            recovered.push(job);
-          }
-          this.addToLane(state, job);
-        }
-      }
+    for (const name of this.plugins.keys()) {
+      for (const job of this.deps.queue.jobsWithStatus('processing', name)) recovered.push({ ...job, status: 'pending' });
     }
-    for (const state of this.plugins.values()) for (const lane of state.lanes.values()) lane.jobs.sort((a, b) => a.version - b.version);
     await this.deps.queue.update(recovered);
     if (recovered.length > 0) this.deps.log('warn', 'plugin jobs interrupted by a stop were made pending again', { jobs: recovered.length });
+    // Open jobs only, through the queue's status and lane indexes: done ones are counted, never read.
+    for (const [name, state] of this.plugins) {
+      state.done = this.deps.queue.countWithStatus('done', name);
+      state.pendingOnDisk = this.deps.queue.countWithStatus('pending', name);
+      state.deadOnDisk = this.deps.queue.countWithStatus('dead', name);
+      // Blocked lanes first (their dead heads, one job each), so a pending job behind one is never
+      // taken for the head of its lane.
+      if (this.deps.config.plugins.on_dead === 'block') for (const job of this.deps.queue.jobsWithStatus('dead', name)) this.loadLane(state, job);
+      state.spilled = true;
+      this.refill(state);
+    }
     for (let s = 0; s < this.deps.stores.length; s++) {
       this.positions.set(s, this.deps.queue.position(s));
       this.savedPositions.set(s, this.deps.queue.position(s));
@@ -132,21 +161,52 @@ export class Dispatcher {
       seen.add(definition.name);
       const state = this.plugins.get(definition.name);
       if (state) state.definition = definition;
-      else this.plugins.set(definition.name, { definition, lanes: new Map(), inFlight: 0, done: 0 });
+      else this.plugins.set(definition.name, newPluginState(definition));
     }
     for (const name of [...this.plugins.keys()]) if (!seen.has(name)) this.plugins.delete(name);
   }
 
-  /** Jobs added outside the outbox flow (replay, retry of dead jobs): they join their lanes in order. */
+  /**
+   * Jobs written to the queue outside the outbox flow (a replay: every event of an aggregate,
+   * replacing jobs of the same keys): they join their lanes in order, with the rest of each lane
+   * from disk.
+   */
   adopt(jobs: Job[]): void {
+    const touched = new Map<PluginState, Map<string, Job>>();
     for (const job of jobs) {
       const state = this.plugins.get(job.plugin);
       if (!state) continue;
       const lane = this.laneOf(state, job);
-      const at = lane.jobs.findIndex((j) => j.event_id === job.event_id);
+      const old = state.held.get(job.event_id);
+      const at = old ? lane.jobs.indexOf(old) : -1;
       if (at >= 0) lane.jobs[at] = job;
       else lane.jobs.push(job);
+      state.held.set(job.event_id, job);
       lane.jobs.sort((a, b) => a.version - b.version);
+      lane.blocked = false;
+      let lanes = touched.get(state);
+      if (!lanes) touched.set(state, (lanes = new Map()));
+      lanes.set(lane.key, job);
+    }
+    for (const [state, lanes] of touched) for (const job of lanes.values()) this.loadLane(state, job);
+    this.schedule();
+  }
+
+  /**
+   * Dead jobs made pending again on disk (a retry): a held one is the same object, already changed;
+   * one on disk only is loaded with its lane. Either way its lane is no longer blocked.
+   */
+  revived(jobs: Job[]): void {
+    for (const job of jobs) {
+      const state = this.plugins.get(job.plugin);
+      if (!state) continue;
+      if (!state.held.has(job.event_id)) {
+        state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
+        state.pendingOnDisk++;
+      }
+      const lane = state.lanes.get(laneKey(job));
+      if (lane) lane.blocked = false;
+      this.loadLane(state, job);
     }
     this.schedule();
   }
@@ -157,26 +217,40 @@ export class Dispatcher {
     if (state) state.done = Math.max(0, state.done - removed);
   }
 
-  /** Forgets jobs removed from the queue (clear). */
-  forget(keys: JobKey[]): void {
-    for (const [plugin, eventId] of keys) {
-      const state = this.plugins.get(plugin);
+  /**
+   * Forgets jobs removed from the queue (clear, a tenant's removal; `jobs` as openJobs answered
+   * them). A lane whose dead head went is loaded on from disk.
+   */
+  forget(jobs: Job[]): void {
+    const reload: [PluginState, Job][] = [];
+    for (const job of jobs) {
+      const state = this.plugins.get(job.plugin);
       if (!state) continue;
-      for (const lane of state.lanes.values()) {
-        const at = lane.jobs.findIndex((j) => j.event_id === eventId);
-        if (at >= 0 && !(at === 0 && lane.inFlight)) {
-          lane.jobs.splice(at, 1);
-          if (lane.jobs.length === 0) state.lanes.delete(lane.key);
-          break;
-        }
+      const held = state.held.get(job.event_id);
+      const lane = state.lanes.get(laneKey(job));
+      if (!held || !lane) {
+        if (job.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
+        else state.pendingOnDisk = Math.max(0, state.pendingOnDisk - 1);
+        if (job.status === 'dead') reload.push([state, job]);
+        continue;
       }
+      const at = lane.jobs.indexOf(held);
+      if (at < 0 || (at === 0 && lane.inFlight)) continue;
+      lane.jobs.splice(at, 1);
+      state.held.delete(job.event_id);
+      if (at === 0 && lane.blocked) {
+        lane.blocked = false;
+        reload.push([state, job]);
+      }
+      if (lane.jobs.length === 0) state.lanes.delete(lane.key);
     }
+    for (const [state, job] of reload) this.loadLane(state, job);
   }
 
   counts(now = Date.now()): PluginCounts[] {
     const out: PluginCounts[] = [];
     for (const [plugin, state] of this.plugins) {
-      const c: PluginCounts = { plugin, enabled: state.definition.enabled, pending: 0, processing: 0, done: state.done, dead: 0, lag_ms: 0 };
+      const c: PluginCounts = { plugin, enabled: state.definition.enabled, pending: state.pendingOnDisk, processing: 0, done: state.done, dead: state.deadOnDisk, lag_ms: 0 };
       let oldest = Infinity;
       for (const lane of state.lanes.values()) {
         for (const job of lane.jobs) {
@@ -190,14 +264,98 @@ export class Dispatcher {
     return out;
   }
 
-  /** Jobs not yet done (the CLI's `dbx queue` lists them). */
+  /** Open jobs held in memory per plugin (the window; see the header). */
+  heldCounts(): Map<string, number> {
+    return new Map([...this.plugins].map(([name, state]) => [name, state.held.size]));
+  }
+
+  /** Jobs not yet done (the CLI's `dbx queue` lists them): those held, then those on disk only. */
   openJobs(plugin?: string): Job[] {
     const out: Job[] = [];
     for (const [name, state] of this.plugins) {
       if (plugin !== undefined && name !== plugin) continue;
       for (const lane of state.lanes.values()) out.push(...lane.jobs);
+      if (state.pendingOnDisk === 0 && state.deadOnDisk === 0 && !state.spilled) continue;
+      // Not held: a change not yet committed is the truth (a job that just died), else the queue's.
+      const local = new Map(this.flushingJobs ?? []);
+      for (const [key, job] of this.dirty) local.set(key, job);
+      for (const job of local.values()) if (job.plugin === name && job.status !== 'done' && !state.held.has(job.event_id)) out.push(job);
+      for (const status of OPEN_STATUSES) {
+        for (const job of this.deps.queue.jobsWithStatus(status, name)) {
+          if (!state.held.has(job.event_id) && !this.settledHere(job)) out.push(job);
+        }
+      }
     }
     return out;
+  }
+
+  /** Commits every job state change made so far (before an admin change reads the queue: retry, clear). */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 4 && (this.flushing || this.dirty.size > 0); i++) {
+      await this.flushing;
+      await this.flush();
+    }
+  }
+
+  /** The job's state here is newer than the queue's (a change not yet committed: see flush). */
+  private settledHere(job: Pick<Job, 'plugin' | 'event_id'>): boolean {
+    const key = jobKey(job);
+    return this.dirty.has(key) || (this.flushingJobs?.has(key) ?? false);
+  }
+
+  /**
+   * Loads the lane of `job` from the queue's lane index: every open job of its aggregate not held
+   * yet, in version order (a lane is held as a prefix; see the header). In `block` mode a lane
+   * whose lowest open job is dead holds only that job.
+   */
+  private loadLane(state: PluginState, job: Job): void {
+    const lane = this.laneOf(state, job);
+    const block = this.deps.config.plugins.on_dead === 'block';
+    let added = 0;
+    if (!(block && lane.blocked)) {
+      for (const stored of this.deps.queue.laneJobs(job.plugin, job.tenant, job.aggregate_type, job.aggregate_id)) {
+        if (state.held.has(stored.event_id) || this.settledHere(stored)) continue;
+        if (stored.status === 'dead' && !block) continue;
+        lane.jobs.push(stored);
+        state.held.set(stored.event_id, stored);
+        if (stored.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
+        else state.pendingOnDisk = Math.max(0, state.pendingOnDisk - 1);
+        added++;
+        // A dead lowest job blocks its lane: the jobs behind it stay on disk.
+        if (stored.status === 'dead' && lane.jobs.length === 1) {
+          lane.blocked = true;
+          break;
+        }
+      }
+    }
+    if (added > 0) lane.jobs.sort((a, b) => a.version - b.version);
+    if (lane.jobs.length === 0) state.lanes.delete(lane.key);
+  }
+
+  /**
+   * A spilled plugin with room: loads pending jobs from disk, oldest first (the status index from
+   * `cursor` on), a whole lane each, until the window is full; a scan that reaches the end leaves
+   * the plugin unspilled.
+   */
+  private refill(state: PluginState): void {
+    const window = this.deps.config.plugins.jobs_in_memory_max;
+    if (!state.spilled || state.held.size >= window) return;
+    const name = state.definition.name;
+    for (const key of this.deps.queue.pendingKeys(name, state.cursor)) {
+      state.cursor = key.indexKey;
+      if (state.held.has(key.eventId) || this.settledHere({ plugin: name, event_id: key.eventId })) continue;
+      const job = this.deps.queue.job(name, key.eventId);
+      if (!job || job.status !== 'pending') continue;
+      if (state.lanes.get(laneKey(job))?.blocked) continue;
+      this.loadLane(state, job);
+      if (state.held.size >= window) return;
+    }
+    state.spilled = false;
+    state.cursor = undefined;
+    // Every pending job on disk is held now, or waits behind a blocked head.
+    let blocked = 0;
+    for (const lane of state.lanes.values()) if (lane.blocked) blocked++;
+    if (blocked === 0) state.pendingOnDisk = 0;
   }
 
   async stop(): Promise<void> {
@@ -247,6 +405,7 @@ export class Dispatcher {
         await this.pumpShard(shard);
         this.maybePrune(shard);
       }
+      for (const state of this.plugins.values()) this.refill(state);
     } catch (err) {
       this.deps.log('error', 'plugin dispatcher could not move events into the queue', { err });
     } finally {
@@ -300,20 +459,30 @@ export class Dispatcher {
     // their own: the position is saved at most once a second then (one flush of the queue
     // environment per poll competed with the write path for the disk). A crash in between only
     // re-reads entries that make no job; the outbox is pruned only through a saved position.
-    if (jobs.length > 0 || now - (this.positionSavedAt.get(shard) ?? 0) >= POSITION_SAVE_MS) await this.savePosition(shard, last, now, jobs);
+    const added = jobs.length > 0 || now - (this.positionSavedAt.get(shard) ?? 0) >= POSITION_SAVE_MS ? await this.savePosition(shard, last, now, jobs) : [];
     this.positions.set(shard, last);
-    for (const job of jobs) {
+    const window = this.deps.config.plugins.jobs_in_memory_max;
+    for (const job of added) {
       const state = this.plugins.get(job.plugin);
-      if (state) this.addToLane(state, job);
+      if (!state) continue;
+      // Held only while nothing of the plugin waits on disk before it (see the header).
+      const lane = state.lanes.get(laneKey(job));
+      if (state.spilled || lane?.blocked || state.held.size >= window) {
+        state.pendingOnDisk++;
+        if (!lane?.blocked) state.spilled = true;
+        continue;
+      }
+      this.hold(state, job);
     }
     this.schedule();
   }
 
-  /** Commits the jobs and the shard's position to the queue in one transaction. */
-  private async savePosition(shard: number, position: number, now: number, jobs: Job[] = []): Promise<void> {
-    await this.deps.queue.enqueue(jobs, shard, position);
+  /** Commits the jobs and the shard's position to the queue in one transaction; answers the jobs added. */
+  private async savePosition(shard: number, position: number, now: number, jobs: Job[] = []): Promise<Job[]> {
+    const added = await this.deps.queue.enqueue(jobs, shard, position);
     this.positionSavedAt.set(shard, now);
     this.savedPositions.set(shard, position);
+    return added;
   }
 
   /** At most once a second per shard: the queue commit is durable once enqueue resolved. */
@@ -393,7 +562,10 @@ export class Dispatcher {
       job.last_error = null;
       job.next_attempt_at = 0;
       const at = lane.jobs.indexOf(job);
-      if (at >= 0) lane.jobs.splice(at, 1);
+      if (at >= 0) {
+        lane.jobs.splice(at, 1);
+        state.held.delete(job.event_id);
+      }
       state.done++;
       this.deps.observe?.delivered(job.plugin, job.attempts, now - job.committed_at);
     } else {
@@ -404,10 +576,32 @@ export class Dispatcher {
       this.deps.observe?.failed(job.plugin, dead);
       if (dead) this.deps.log('warn', 'plugin job is dead after its last attempt', { plugin: job.plugin, event_id: job.event_id, error });
     }
-    if (lane.jobs.length === 0) state.lanes.delete(lane.key);
     if (!superseded) this.markDirty(job);
+    if (job.status === 'dead' && !superseded) this.settleDead(state, lane, job);
+    if (lane.jobs.length === 0) state.lanes.delete(lane.key);
     // The next job of this lane (and others) may go at once.
     if (!this.stopped) setImmediate(() => this.schedule());
+  }
+
+  /**
+   * Memory stays bounded however many jobs die: `skip` lets the dead job go from memory (it is on
+   * disk, found by openJobs, retried from there); `block` keeps it as its lane's head and sends the
+   * jobs behind it to disk, where they wait until it is retried or cleared.
+   */
+  private settleDead(state: PluginState, lane: Lane, job: Job): void {
+    if (this.deps.config.plugins.on_dead === 'skip') {
+      const at = lane.jobs.indexOf(job);
+      if (at >= 0) lane.jobs.splice(at, 1);
+      state.held.delete(job.event_id);
+      state.deadOnDisk++;
+      return;
+    }
+    if (lane.jobs[0] !== job) return;
+    lane.blocked = true;
+    for (const behind of lane.jobs.splice(1)) {
+      state.held.delete(behind.event_id);
+      state.pendingOnDisk++;
+    }
   }
 
   private backoff(attempts: number): number {
@@ -418,7 +612,7 @@ export class Dispatcher {
   }
 
   private markDirty(job: Job): void {
-    this.dirty.set(`${job.plugin}\u0000${job.event_id}`, { ...job });
+    this.dirty.set(jobKey(job), { ...job });
   }
 
   /** Writes the batched job state changes in one transaction. */
@@ -426,11 +620,16 @@ export class Dispatcher {
     if (this.flushing) return this.flushing;
     if (this.dirty.size === 0) return Promise.resolve();
     const batch = [...this.dirty.values()];
+    // Until committed, these changes are newer than what the queue answers (settledHere).
+    this.flushingJobs = new Map(this.dirty);
     this.dirty.clear();
     this.flushing = this.deps.queue
       .update(batch)
       .catch((err: unknown) => this.deps.log('error', 'plugin queue update failed', { err }))
-      .finally(() => (this.flushing = undefined));
+      .finally(() => {
+        this.flushing = undefined;
+        this.flushingJobs = undefined;
+      });
     return this.flushing;
   }
 
@@ -438,14 +637,16 @@ export class Dispatcher {
     const key = laneKey(job);
     let lane = state.lanes.get(key);
     if (!lane) {
-      lane = { key, jobs: [], inFlight: false };
+      lane = { key, jobs: [], inFlight: false, blocked: false };
       state.lanes.set(key, lane);
     }
     return lane;
   }
 
-  private addToLane(state: PluginState, job: Job): void {
+  /** A new job at the end of its lane (the outbox gives an aggregate's events in version order). */
+  private hold(state: PluginState, job: Job): void {
     this.laneOf(state, job).jobs.push(job);
+    state.held.set(job.event_id, job);
   }
 }
 

@@ -59,12 +59,21 @@ const statusRange = (status: JobStatus, plugin: string, before = Infinity) => ({
 });
 const STATUS_INDEX_BUILT = 'status_index';
 
+/** A job not yet done: what the dispatcher still has to deliver (or holds dead). */
+const isOpen = (status: JobStatus): boolean => status !== 'done';
+/** The open jobs of one aggregate for one plugin, in version order (the dispatcher's lane). */
+type LaneKey = [plugin: string, tenant: string, aggregateType: string, aggregateId: string, version: number, eventId: string];
+const laneIndexKey = (job: Job): LaneKey => [job.plugin, job.tenant, job.aggregate_type, job.aggregate_id, job.version, job.event_id];
+const LANE_INDEX_BUILT = 'lane_index';
+
 export class PluginQueue {
   private readonly env: RootDatabase;
   private readonly plugins: Database<Buffer, string>;
   readonly jobs: Database<Job, JobKey>;
   private readonly positions: Database<number, number>;
   private readonly byStatus: Database<null, StatusKey>;
+  /** Open jobs by plugin and aggregate, in version order: the dispatcher loads whole lanes from it (dispatcher.ts). */
+  private readonly byLane: Database<null, LaneKey>;
   private readonly meta: Database<number, string>;
   private closed = false;
 
@@ -80,8 +89,18 @@ export class PluginQueue {
     this.jobs = this.env.openDB<Job, JobKey>({ name: 'jobs' });
     this.positions = this.env.openDB<number, number>({ name: 'positions' });
     this.byStatus = this.env.openDB<null, StatusKey>({ name: 'by_status' });
+    this.byLane = this.env.openDB<null, LaneKey>({ name: 'by_lane' });
     this.meta = this.env.openDB<number, string>({ name: 'meta' });
     if (this.meta.get(STATUS_INDEX_BUILT) === undefined) this.buildStatusIndex();
+    if (this.meta.get(LANE_INDEX_BUILT) === undefined) this.buildLaneIndex();
+  }
+
+  /** A queue from before `by_lane`: index every open job once, in one transaction. */
+  private buildLaneIndex(): void {
+    this.env.transactionSync(() => {
+      for (const { value } of this.jobs.getRange()) if (isOpen(value.status)) this.byLane.put(laneIndexKey(value), null);
+      this.meta.put(LANE_INDEX_BUILT, 1);
+    });
   }
 
   /** A queue from before `by_status`: index every job once, in one transaction. */
@@ -96,6 +115,8 @@ export class PluginQueue {
   private reindex(old: Job | undefined, job: Job | undefined): void {
     if (old) this.byStatus.remove(statusKey(old));
     if (job) this.byStatus.put(statusKey(job), null);
+    if (old && isOpen(old.status)) this.byLane.remove(laneIndexKey(old));
+    if (job && isOpen(job.status)) this.byLane.put(laneIndexKey(job), null);
   }
 
   // ---- plugin definitions ----
@@ -133,17 +154,24 @@ export class PluginQueue {
     return this.positions.get(shard) ?? 0;
   }
 
-  /** Adds the jobs and moves the shard's position in one durable transaction. */
-  async enqueue(jobs: Job[], shard: number, position: number): Promise<void> {
+  /**
+   * Adds the jobs and moves the shard's position in one durable transaction. Answers the jobs it
+   * added (a job whose key is already queued, say by a replay, is left as it is).
+   */
+  async enqueue(jobs: Job[], shard: number, position: number): Promise<Job[]> {
+    const added: Job[] = [];
     await this.env.transaction(() => {
+      added.length = 0;
       for (const job of jobs) {
         const key: JobKey = [job.plugin, job.event_id];
         if (this.jobs.get(key) !== undefined) continue;
         this.jobs.put(key, job);
         this.reindex(undefined, job);
+        added.push(job);
       }
       this.positions.put(shard, position);
     });
+    return added;
   }
 
   /** Adds jobs outside the outbox flow (replay, test): an existing job of the same key is replaced. */
@@ -190,6 +218,29 @@ export class PluginQueue {
       const [, name, , eventId] = key as StatusKey;
       const job = this.jobs.get([name, eventId]);
       if (job !== undefined) yield job;
+    }
+  }
+
+  /**
+   * The event ids of a plugin's pending jobs, oldest change first, after `after` (an `indexKey`
+   * this answered before; absent = from the first): keys only, nothing decoded.
+   */
+  *pendingKeys(plugin: string, after?: unknown[]): Generator<{ indexKey: unknown[]; eventId: string }> {
+    const range = statusRange('pending', plugin);
+    const start = after ?? range.start;
+    for (const key of this.byStatus.getKeys({ start: start as StatusKey, end: range.end })) {
+      const k = key as StatusKey;
+      if (after && k[2] === after[2] && k[3] === after[3]) continue;
+      yield { indexKey: k, eventId: k[3] };
+    }
+  }
+
+  /** The plugin's open jobs of one aggregate, in version order (the lane index; see dispatcher.ts). */
+  *laneJobs(plugin: string, tenant: string, aggregateType: string, aggregateId: string): Generator<Job> {
+    const range = { start: [plugin, tenant, aggregateType, aggregateId] as unknown as LaneKey, end: [plugin, tenant, aggregateType, aggregateId, Infinity] as unknown as LaneKey };
+    for (const key of this.byLane.getKeys(range)) {
+      const job = this.jobs.get([plugin, (key as LaneKey)[5]]);
+      if (job !== undefined && isOpen(job.status)) yield job;
     }
   }
 
