@@ -194,7 +194,8 @@ export class Dispatcher {
 
   /**
    * Dead jobs made pending again on disk (a retry): a held one is the same object, already changed;
-   * one on disk only is loaded with its lane. Either way its lane is no longer blocked.
+   * one on disk only waits there. Either way its lane is no longer blocked, and the jobs behind it
+   * come back from disk with the next refill, within the window (see rescan).
    */
   revived(jobs: Job[]): void {
     for (const job of jobs) {
@@ -206,9 +207,15 @@ export class Dispatcher {
       }
       const lane = state.lanes.get(laneKey(job));
       if (lane) lane.blocked = false;
-      this.loadLane(state, job);
+      this.rescan(state);
     }
     this.schedule();
+  }
+
+  /** Jobs on disk that an earlier scan passed (behind a dead head) may go now: the next refill starts from the first. */
+  private rescan(state: PluginState): void {
+    state.spilled = true;
+    state.cursor = undefined;
   }
 
   /** Done jobs of `plugin` removed from the queue (pruning): `done` counts what the queue holds. */
@@ -219,10 +226,9 @@ export class Dispatcher {
 
   /**
    * Forgets jobs removed from the queue (clear, a tenant's removal; `jobs` as openJobs answered
-   * them). A lane whose dead head went is loaded on from disk.
+   * them). A lane whose dead head went takes its later jobs from disk at the next refill.
    */
   forget(jobs: Job[]): void {
-    const reload: [PluginState, Job][] = [];
     for (const job of jobs) {
       const state = this.plugins.get(job.plugin);
       if (!state) continue;
@@ -231,7 +237,6 @@ export class Dispatcher {
       if (!held || !lane) {
         if (job.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
         else state.pendingOnDisk = Math.max(0, state.pendingOnDisk - 1);
-        if (job.status === 'dead') reload.push([state, job]);
         continue;
       }
       const at = lane.jobs.indexOf(held);
@@ -240,11 +245,10 @@ export class Dispatcher {
       state.held.delete(job.event_id);
       if (at === 0 && lane.blocked) {
         lane.blocked = false;
-        reload.push([state, job]);
+        this.rescan(state);
       }
       if (lane.jobs.length === 0) state.lanes.delete(lane.key);
     }
-    for (const [state, job] of reload) this.loadLane(state, job);
   }
 
   counts(now = Date.now()): PluginCounts[] {
