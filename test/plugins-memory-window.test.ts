@@ -7,54 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { removeDir, spawnServer, startServerInProcess, stopSpawned, tempDataDir, type SpawnedServer, type TestServer } from './helpers/server.js';
-
-interface Received {
-  event_id: string;
-  aggregate_id: string;
-  version: number;
-}
-
-/** An HTTP receiver: `status(body)` answers each delivery; successes are recorded in order. */
-async function receiver(status: (body: any) => number): Promise<{ url: string; got: Received[]; calls: () => number; close(): Promise<void> }> {
-  const got: Received[] = [];
-  let calls = 0;
-  const server = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (d: Buffer) => (text += d.toString()));
-    req.on('end', () => {
-      if (req.method !== 'POST' || text.length === 0) return void res.end();
-      calls++;
-      const body = JSON.parse(text);
-      const code = status(body);
-      if (code < 300) got.push({ event_id: body.event_id, aggregate_id: body.aggregate_id, version: body.version });
-      res.statusCode = code;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    got,
-    calls: () => calls,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  };
-}
+import { until } from './helpers/deadline.js';
+import { receiver, type Received } from './helpers/receiver.js';
 
 const WINDOW = 20;
 const config = (onDead: 'block' | 'skip', attempts = 255) =>
   `plugin_max_attempts = ${attempts}\n[plugins]\non_dead = "${onDead}"\njobs_in_memory_max = ${WINDOW}\nretry_base_ms = 5\nretry_max_ms = 20\npoll_ms = 5\nin_flight_max = 4\n`;
-
-async function until(ms: number, check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function held(server: TestServer): Promise<number> {
   const text = (await server.request('GET', '/metrics')).body as string;

@@ -10,48 +10,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { removeDir, spawnServer, startServerInProcess, stopSpawned, tempDataDir, type SpawnedServer, type TestServer } from './helpers/server.js';
 import { heavy } from './helpers/heavy.js';
-
-interface Received {
-  event_id: string;
-  aggregate_id: string;
-  version: number;
-  attempt: number;
-}
-
-/** An HTTP receiver; `answer` decides each delivery's status. */
-async function receiver(answer: (body: any, attempt: number) => number = () => 200): Promise<{ url: string; got: Received[]; close(): Promise<void> }> {
-  const got: Received[] = [];
-  const server = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (d: Buffer) => (text += d.toString()));
-    req.on('end', () => {
-      if (req.method !== 'POST') return void res.end();
-      const body = JSON.parse(text);
-      const attempt = Number(req.headers['x-eventdbx-attempt'] ?? 0);
-      const status = answer(body, attempt);
-      if (status < 300) got.push({ event_id: body.event_id, aggregate_id: body.aggregate_id, version: body.version, attempt });
-      res.statusCode = status;
-      res.end(status < 300 ? 'ok' : 'nope');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    got,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  };
-}
+import { until } from './helpers/deadline.js';
+import { receiver, type Received } from './helpers/receiver.js';
 
 const FAST_RETRIES = 'plugin_max_attempts = 3\n[plugins]\nretry_base_ms = 10\nretry_max_ms = 40\npoll_ms = 5\n';
-
-async function until(ms: number, check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const append = (server: { request: TestServer['request'] }, id: string, n: number) => server.request('POST', `/v1/aggregates/order/${id}/events`, { event_type: 'touched', payload: { n } });
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { removeDir, startServerInProcess, tempDataDir } from './helpers/server.js';
+import { until } from './helpers/deadline.js';
 
 test('review-findings-5 - an http plugin endpoint that is not an http(s) URL is refused 400 validation_failed naming options.endpoint, enabled or not, and nothing is stored', { timeout: 20_000 }, async () => {
   const server = await startServerInProcess();
@@ -75,11 +76,3 @@ test('review-findings-5 - a replay queued while the same event is in flight is n
   }
 });
 
-async function until(ms: number, check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

@@ -15,3 +15,13 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
     clearTimeout(timer);
   }
 }
+
+/** Polls `check` every 20 ms until it holds; throws naming `what` once `ms` have passed. */
+export async function until(ms: number, check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
