@@ -166,8 +166,8 @@ test('schema model - non-objects and wrong shapes are refused, not thrown raw', 
 });
 
 test('schema model - Rust regex spellings are translated or refused at save time', () => {
-  parseAggregateSchema({ aggregate: 'a', column_types: { t: { type: 'text', regex: ['(?i)^abc', '\\Aabc\\z', '\\pL+', '(?P<x>a)'] } } }, NOW);
-  const problems = problemsOf({ aggregate: 'a', column_types: { t: { type: 'text', regex: ['a(?i)b', '(?x)a', '(?<=a)b'] } } });
+  parseAggregateSchema({ aggregate: 'a', column_types: { t: { type: 'text', regex: ['(?i)^abc', '\\Aabc\\z', '\\pL+', '(?P<x>a)', '(?x) a # verbose'] } } }, NOW);
+  const problems = problemsOf({ aggregate: 'a', column_types: { t: { type: 'text', regex: ['a(?i)b', '(?-u)a', '(?<=a)b'] } } });
   assert.deepEqual(problems.map((p) => p.field), ['column_types.t.regex.0', 'column_types.t.regex.1', 'column_types.t.regex.2']);
 });
 

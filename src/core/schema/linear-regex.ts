@@ -7,15 +7,57 @@
  * recursion over the input. V8's own linear engine (`--enable-experimental-regexp-engine`) takes
  * neither the `u` nor the `i` flag on Node 20, so it cannot stand in.
  *
- * Input is the V8 source `regex.ts` translated a pattern into (backreferences and lookaround
- * already refused there, except the two assertions it emits for `\A` and `\z`). Structure —
- * alternation, groups, quantifiers, anchors, word boundaries — is ours; each single-character
- * atom (a literal, an escape, `.`, a class, `\p{…}`) is decided by V8 itself, compiled alone as
- * `^(?:atom)$` with the pattern's flags, so character semantics (case folding, Unicode
- * properties, `s`) are exactly V8's. Searched unanchored, like Rust's `is_match`.
+ * Input is the V8 source `regex.ts` translated a Rust pattern into (flags `u` or `iu`; Rust has no
+ * lookaround or backreferences). The only lookarounds in it are the ones regex.ts writes for Rust's
+ * assertions — ASSERTION_SOURCE, matched here as text — and its one-character class atoms
+ * `(?=X)[\s\S]` (set operations written as lookaheads). Structure — alternation, groups,
+ * quantifiers, anchors, word boundaries — is ours; each single-character atom (a literal, an
+ * escape, a class, a class atom, `\p{…}`) is decided by V8 itself, compiled alone as `^(?:atom)$`
+ * with the pattern's flags, so character semantics (case folding, Unicode properties) are exactly
+ * V8's. Word boundaries use Rust's Unicode `\w` (WORD_CLASS); line boundaries are Rust's (`\n`,
+ * or `\r`/`\n` in CRLF mode). Searched unanchored, like Rust's `is_match`.
  */
 
-type Assertion = 'start' | 'end' | 'line_start' | 'line_end' | 'word' | 'not_word';
+type Assertion =
+  | 'start'
+  | 'end'
+  | 'line_start'
+  | 'line_end'
+  | 'crlf_start'
+  | 'crlf_end'
+  | 'word'
+  | 'not_word'
+  | 'word_start'
+  | 'word_end'
+  | 'word_start_half'
+  | 'word_end_half';
+
+/** Rust's `\w` in Unicode mode. */
+export const WORD_CLASS = '[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]';
+const W = WORD_CLASS;
+
+/**
+ * The V8 source regex.ts writes for each of Rust's assertions (V8's own `\b`, `^`/`$` under `m`
+ * are ASCII or take `\r`, U+2028, U+2029): the matcher recognises exactly these texts.
+ */
+export const ASSERTION_SOURCE: Record<Assertion, string> = {
+  start: '(?<![\\s\\S])',
+  end: '(?![\\s\\S])',
+  line_start: '(?<![^\\n])',
+  line_end: '(?![^\\n])',
+  // CRLF mode: `\r` and `\n` both end a line, but never between the two of a `\r\n`.
+  crlf_start: '(?<![^\\n\\r])(?!(?<=\\r)\\n)',
+  crlf_end: '(?![^\\n\\r])(?!(?<=\\r)\\n)',
+  word: `(?:(?<=${W})(?!${W})|(?<!${W})(?=${W}))`,
+  not_word: `(?:(?<=${W})(?=${W})|(?<!${W})(?!${W}))`,
+  word_start: `(?<!${W})(?=${W})`,
+  word_end: `(?<=${W})(?!${W})`,
+  word_start_half: `(?<!${W})`,
+  word_end_half: `(?!${W})`,
+};
+/** Longest first: `word_start` begins with `word_start_half`'s text. */
+const ASSERTION_TEXTS = (Object.entries(ASSERTION_SOURCE) as Array<[Assertion, string]>).sort((a, b) => b[1].length - a[1].length);
+
 type Node =
   | { kind: 'atom'; source: string }
   | { kind: 'assert'; what: Assertion }
@@ -48,6 +90,8 @@ export interface LinearRegex {
  * `[a-z]{1,6000}x`): then backtracking cannot blow up, and `fallback` (V8's RegExp) is used.
  */
 export function compileLinear(source: string, flags: string, fallback: RegExp): LinearRegex {
+  // regex.ts writes line assertions itself; V8's `m` (and its line terminators) is not modelled.
+  if (flags.includes('m')) throw new SyntaxError('the m flag is not supported (line assertions are written out)');
   const tree = new Parser(source).parse();
   const emitter = new Emitter(flags);
   let program: Inst[];
@@ -57,8 +101,8 @@ export function compileLinear(source: string, flags: string, fallback: RegExp): 
     if (err instanceof RegexTooLarge && !nestsRepeats(tree, false)) return { test: (input) => fallback.test(input) };
     throw err;
   }
-  const isWord = emitter.atomTest('\\w');
-  return { test: (input) => run(program, input, flags.includes('m'), isWord) };
+  const isWord = emitter.atomTest(WORD_CLASS);
+  return { test: (input) => run(program, input, isWord) };
 }
 
 /** Whether a repeated node holds another repetition (what makes a backtracking engine exponential). */
@@ -128,13 +172,14 @@ class Parser {
     const src = this.src;
     const c = src[this.i] as string;
     if (c === '(') {
-      // The two assertions regex.ts emits for \A and \z; any other lookaround was refused there.
-      for (const [text, what] of [['(?<![\\s\\S])', 'start'], ['(?![\\s\\S])', 'end']] as const) {
+      // The assertions regex.ts writes; then its class atoms `(?=X)[\s\S]` (Rust has no lookaround).
+      for (const [what, text] of ASSERTION_TEXTS) {
         if (src.startsWith(text, this.i)) {
           this.i += text.length;
           return { kind: 'assert', what };
         }
       }
+      if (src.startsWith('(?=', this.i)) return { kind: 'atom', source: this.classAtomText() };
       this.i++;
       if (src[this.i] === '?') {
         if (src[this.i + 1] === ':') this.i += 2;
@@ -151,7 +196,7 @@ class Parser {
     }
     if (c === '^' || c === '$') {
       this.i++;
-      return { kind: 'assert', what: c === '^' ? 'line_start' : 'line_end' };
+      return { kind: 'assert', what: c === '^' ? 'start' : 'end' };
     }
     if (c === '[') return { kind: 'atom', source: this.classText() };
     if (c === '\\') {
@@ -179,6 +224,26 @@ class Parser {
     if (!m) throw new SyntaxError('dangling \\');
     this.i += m[0].length;
     return m[0];
+  }
+
+  /** A class atom `(?=X)[\s\S]` (X: classes, escapes and nested lookarounds of one character) as source text. */
+  private classAtomText(): string {
+    const start = this.i;
+    let depth = 0;
+    do {
+      const c = this.src[this.i];
+      if (c === undefined) throw new SyntaxError('unterminated lookahead');
+      if (c === '\\') this.escapeText();
+      else if (c === '[') this.classText();
+      else {
+        if (c === '(') depth++;
+        else if (c === ')') depth--;
+        this.i++;
+      }
+    } while (depth > 0);
+    if (!this.src.startsWith('[\\s\\S]', this.i)) throw new SyntaxError(`unsupported lookahead at ${start}`);
+    this.i += '[\\s\\S]'.length;
+    return this.src.slice(start, this.i);
   }
 
   /** A whole class `[…]` as source text (escapes and a leading `]` handled as regex.ts left them). */
@@ -296,12 +361,9 @@ class Emitter {
   }
 }
 
-/** V8's line terminators: what `^` and `$` see under `m` (and what `.` leaves out without `s`). */
-const isLineTerminator = (cp: number | undefined): boolean => cp === 0x0a || cp === 0x0d || cp === 0x2028 || cp === 0x2029;
-
 /** The Pike VM: every thread advances one code point at a time; a state is held once per step. */
-function run(program: Inst[], input: string, multiline: boolean, wordAtom: (cp: number) => boolean): boolean {
-  // `\b` as V8 decides `\w` under the pattern's flags (with `iu`, ſ and K are word characters).
+function run(program: Inst[], input: string, wordAtom: (cp: number) => boolean): boolean {
+  // Rust's Unicode `\w`, decided by V8 (WORD_CLASS under the pattern's flags).
   const isWord = (cp: number | undefined): boolean => cp !== undefined && wordAtom(cp);
   const seen = new Int32Array(program.length).fill(-1);
   let current: number[] = [];
@@ -315,13 +377,25 @@ function run(program: Inst[], input: string, multiline: boolean, wordAtom: (cp: 
       case 'end':
         return at === input.length;
       case 'line_start':
-        return at === 0 || (multiline && isLineTerminator(prev));
+        return at === 0 || prev === 0x0a;
       case 'line_end':
-        return at === input.length || (multiline && isLineTerminator(here));
+        return here === undefined || here === 0x0a;
+      case 'crlf_start':
+        return at === 0 || prev === 0x0a || (prev === 0x0d && here !== 0x0a);
+      case 'crlf_end':
+        return here === undefined || here === 0x0d || (here === 0x0a && prev !== 0x0d);
       case 'word':
         return isWord(prev) !== isWord(here);
       case 'not_word':
         return isWord(prev) === isWord(here);
+      case 'word_start':
+        return !isWord(prev) && isWord(here);
+      case 'word_end':
+        return isWord(prev) && !isWord(here);
+      case 'word_start_half':
+        return !isWord(prev);
+      case 'word_end_half':
+        return !isWord(here);
     }
   };
   // Adds `pc` and everything reachable from it without reading (an explicit stack: no recursion).
