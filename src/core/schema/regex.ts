@@ -77,8 +77,10 @@ function compileLegacy(pattern: string, refusal: string): RegexResult {
   }
   try {
     return { ok: true, regex, matcher: compileLinear(pattern, 'u', regex) };
-  } catch {
-    return { ok: true, regex, matcher: regex };
+  } catch (err) {
+    // As for a translated pattern: only size sends a stored pattern to V8; anything else the
+    // linear matcher cannot take (lookaround) was never accepted, and must not backtrack now.
+    return err instanceof RegexTooLarge ? { ok: true, regex, matcher: regex } : { ok: false, message: refusal };
   }
 }
 
