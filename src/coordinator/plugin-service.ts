@@ -5,7 +5,7 @@
  */
 import { DbxError, type Config, type ValueCipher } from '../core/index.js';
 import type { ShardStore } from '../shard-worker/index.js';
-import { Dispatcher, type PluginCounts } from '../plugins/dispatcher.js';
+import { Dispatcher, type OutboxBarrier, type PluginCounts } from '../plugins/dispatcher.js';
 import { buildDeliveryBody } from '../plugins/payload.js';
 import { DeliveryPool } from '../plugins/pool.js';
 import { deliveryProof } from '../plugins/proof.js';
@@ -34,6 +34,8 @@ export interface PluginServiceDeps {
   metrics: Metrics;
   /** Drops a shard's outbox entries below `through` (through its worker, the environment's writer). */
   pruneOutbox?(shard: number, through: number): Promise<void>;
+  /** Flipped tenant moves whose source outbox must be taken before the target's (Dispatcher.outboxBarriers). */
+  outboxBarriers?(): Iterable<OutboxBarrier>;
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
 }
 
@@ -76,6 +78,7 @@ export class PluginService {
       bodyFor: (job, definition) => this.bodyFor(job, definition),
       deliver: (definition, delivery) => this.pool.deliver(definition, delivery),
       ...(deps.pruneOutbox ? { pruneOutbox: deps.pruneOutbox } : {}),
+      ...(deps.outboxBarriers ? { outboxBarriers: deps.outboxBarriers } : {}),
       observe: {
         delivered: (plugin, attempts, lagMs) => {
           metrics.pluginDelivered.inc({ plugin });
@@ -276,18 +279,19 @@ export class PluginService {
         ...override,
       });
     }
-    await this.queue.putJobs(jobs);
-    this.dispatcher.adopt(jobs);
+    const replaced = await this.queue.putJobs(jobs);
+    this.dispatcher.adopt(jobs, replaced);
     return { queued: jobs.length };
   }
 
   /** Dead jobs (or the one with this event id) back to pending now. */
   async retry(eventId?: string): Promise<{ retried: number; still_dead: number }> {
     await this.dispatcher.settle();
-    const dead = this.dispatcher.openJobs().filter((j) => j.status === 'dead');
+    const dead = this.dispatcher.openJobs({ status: 'dead' });
     const chosen = eventId === undefined ? dead : dead.filter((j) => j.event_id === eventId);
     const now = Date.now();
-    const retried = chosen.map((j) => Object.assign(j, { status: 'pending' as const, attempts: 0, next_attempt_at: 0, updated_at: now }));
+    // Copies: a held job changes only once the queue has the change (Dispatcher.revived says why).
+    const retried = chosen.map((j): Job => ({ ...j, status: 'pending', attempts: 0, next_attempt_at: 0, updated_at: now }));
     await this.queue.update(retried);
     this.dispatcher.revived(retried);
     return { retried: retried.length, still_dead: dead.length - retried.length };
@@ -296,7 +300,7 @@ export class PluginService {
   /** Removes dead jobs (all, or one plugin's). */
   async clearDead(plugin?: string): Promise<{ cleared: number }> {
     await this.dispatcher.settle();
-    const dead = this.dispatcher.openJobs(plugin).filter((j) => j.status === 'dead');
+    const dead = this.dispatcher.openJobs({ status: 'dead', ...(plugin !== undefined ? { plugin } : {}) });
     const keys: JobKey[] = dead.map((j) => [j.plugin, j.event_id]);
     await this.queue.removeJobs(keys);
     this.dispatcher.forget(dead);

@@ -11,6 +11,8 @@ import * as responses from './response-schemas.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 import { isServerAdmin } from './routes-system.js';
 
+/** Open jobs GET /v1/queue lists (the response schema says so). */
+const QUEUE_LIST_MAX = 1000;
 const nameParams = z.strictObject({ name: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/) });
 const replayBody = z.strictObject({
   aggregate_type: aggregateTypeSchema,
@@ -188,8 +190,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       action: 'plugin.admin',
       handler: ({ principal }) => {
         serverAdminOnly(principal.claims);
-        const jobs = service.dispatcher.openJobs();
-        return { plugins: service.counts(), jobs: jobs.slice(0, 1000), jobs_total: jobs.length };
+        // The first QUEUE_LIST_MAX open jobs are listed (none further is read); the total is counted in the queue's index.
+        const jobs = service.dispatcher.openJobs({ limit: QUEUE_LIST_MAX });
+        return { plugins: service.counts(), jobs, jobs_total: Math.max(service.dispatcher.openTotal(), jobs.length) };
       },
     }),
     defineRoute({

@@ -42,7 +42,7 @@ import { Writer } from './writes.js';
 import { TenantMeta } from './tenant-meta.js';
 import { createTenantHosting } from './tenant-hosting.js';
 import { finishInterruptedRemovals } from './tenant-remove.js';
-import { TenantMoveService } from './tenant-move.js';
+import { TenantMoveService, flippedMoveBarriers } from './tenant-move.js';
 import { TenantBusy } from './tenant-export.js';
 import { tenantDataRoutes } from './routes-tenant-data.js';
 import { ImportIdGuard } from './import-ids.js';
@@ -245,6 +245,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       registry,
       metrics,
       log: (level, message, extra) => app.log[level](extra ?? {}, message),
+      outboxBarriers: flippedMoveBarriers(tenantMeta),
       pruneOutbox: async (shard, through) => {
         // Shutting down: the workers take no more requests; the next start prunes what is left.
         if (pool.state !== 'running') return;

@@ -37,6 +37,7 @@ import type { RequestBody, ShardPool } from './shard-pool.js';
 import { ChunkWriter, catchUp, copyMismatch, copyRange, countsCovered, type CopySide } from './tenant-copy.js';
 import type { TenantBusy } from './tenant-export.js';
 import type { TenantAdmission } from './tenant-gate.js';
+import type { OutboxBarrier } from '../plugins/dispatcher.js';
 import type { TenantMeta, TenantMove, TenantMovePhase } from './tenant-meta.js';
 import { DEFAULT_MOVE_SETTINGS, MoveStopped, faultAt, freshProgress, moveReport, progressOf, testCatchUpHook, type MoveReport, type MoveRun, type MoveSettings, type Progress } from './tenant-move-state.js';
 import { verifyCopied, verifyTail, type VerifiedCopies } from './tenant-move-verify.js';
@@ -366,4 +367,23 @@ export class TenantMoveService implements TenantMover {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * The plugin dispatcher's barriers (Dispatcher.outboxBarriers) for flipped moves: from the flip
+ * until the move record goes, the target shard's outbox is read only once the queue has taken the
+ * source's outbox up to the flip, so no plugin gets an aggregate's newer events (written on the
+ * target) before its older ones (left in the source's outbox). Kept from the records at start and
+ * from every change after: the flip's own commit installs the barrier before writes resume.
+ */
+export function flippedMoveBarriers(meta: TenantMeta): () => Iterable<OutboxBarrier> {
+  const barriers = new Map<string, OutboxBarrier>();
+  const note = (tenant: string, move: TenantMove | null | undefined): void => {
+    const through = move?.phase === 'deleting' ? move.progress?.outbox_at_flip : undefined;
+    if (move && typeof through === 'number') barriers.set(tenant, { source: move.from, target: move.to, through });
+    else barriers.delete(tenant);
+  };
+  for (const r of meta.list()) note(r.tenant, r.move);
+  meta.onChange((tenant, record) => note(tenant, record?.move));
+  return () => barriers.values();
 }

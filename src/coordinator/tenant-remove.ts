@@ -175,7 +175,7 @@ function wantsTenant(deps: TenantRemoveDeps, tenant: string): boolean {
 }
 
 function undelivered(deps: TenantRemoveDeps, tenant: string): Undelivered {
-  const jobs = deps.plugins.dispatcher.openJobs().filter((j) => j.tenant === tenant && j.status !== 'done').length;
+  const jobs = deps.plugins.dispatcher.openJobs({ tenant }).length;
   if (!wantsTenant(deps, tenant)) return { jobs, outbox: 0 };
   let outbox = 0;
   for (const s of shardsForTenant(deps.placement, tenant)) {
@@ -205,10 +205,13 @@ async function settleOutbox(deps: TenantRemoveDeps, tenant: string): Promise<voi
   }
 }
 
-/** Drops the tenant's queued jobs (their events are gone); one being delivered right now finishes on its own. */
+/**
+ * Drops the tenant's queued jobs (their events are gone), those being delivered right now too: their
+ * outcome finds them gone and they are neither retried nor written back (Dispatcher.forget).
+ */
 async function dropJobs(deps: TenantRemoveDeps, tenant: string): Promise<number> {
   await deps.plugins.dispatcher.settle();
-  const jobs = deps.plugins.dispatcher.openJobs().filter((j) => j.tenant === tenant && j.status !== 'processing');
+  const jobs = deps.plugins.dispatcher.openJobs({ tenant });
   if (jobs.length === 0) return 0;
   await deps.plugins.queue.removeJobs(jobs.map((j) => [j.plugin, j.event_id] as [string, string]));
   deps.plugins.dispatcher.forget(jobs);

@@ -205,7 +205,7 @@ export class TenantService {
 
   async view(tenant: string): Promise<TenantView> {
     const shards = shardsForTenant(this.deps.placement, tenant);
-    return this.viewOf(tenant, await this.deps.stats.usage(tenant, shards), this.pluginLag());
+    return this.viewOf(tenant, await this.deps.stats.usage(tenant, shards), this.pluginLag(tenant));
   }
 
   /** Every tenant with data or metadata that `claims` may see, by tenant. */
@@ -240,10 +240,10 @@ export class TenantService {
     };
   }
 
-  /** Jobs not yet delivered per tenant, and the age of its oldest undelivered event. */
-  private pluginLag(now = Date.now()): Map<string, TenantView['plugins']> {
+  /** Jobs not yet delivered per tenant (or of one tenant: only its jobs are read), and the age of its oldest undelivered event. */
+  private pluginLag(tenant?: string, now = Date.now()): Map<string, TenantView['plugins']> {
     const out = new Map<string, TenantView['plugins']>();
-    for (const job of this.deps.plugins?.dispatcher.openJobs() ?? []) {
+    for (const job of this.deps.plugins?.dispatcher.openJobs(tenant === undefined ? {} : { tenant }) ?? []) {
       const entry = out.get(job.tenant) ?? { pending: 0, dead: 0, lag_ms: 0 };
       if (job.status === 'dead') entry.dead++;
       else if (job.status !== 'done') {

@@ -40,7 +40,26 @@ export interface DispatcherDeps {
   observe?: DispatcherObserver;
   /** Asks the shard's worker to drop outbox entries below `through` (their jobs are durable here). */
   pruneOutbox?(shard: number, through: number): Promise<void>;
+  /**
+   * Tenants moved live whose source outbox may still hold entries up to `through` (tenant-move.ts):
+   * the target shard's outbox is not read until the source's position reached it (see pump).
+   */
+  outboxBarriers?(): Iterable<OutboxBarrier>;
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface OutboxBarrier {
+  source: number;
+  target: number;
+  through: number;
+}
+
+/** What openJobs reads: a plugin's, a tenant's, one status, at most `limit` (absent = no bound). */
+export interface OpenJobsFilter {
+  plugin?: string;
+  tenant?: string;
+  status?: JobStatus;
+  limit?: number;
 }
 
 export interface DispatcherObserver {
@@ -171,16 +190,27 @@ export class Dispatcher {
    * replacing jobs of the same keys): they join their lanes in order, with the rest of each lane
    * from disk.
    */
-  adopt(jobs: Job[]): void {
+  adopt(jobs: Job[], replaced: readonly (Job | undefined)[] = []): void {
     const touched = new Map<PluginState, Map<string, Job>>();
-    for (const job of jobs) {
+    for (const [i, job] of jobs.entries()) {
       const state = this.plugins.get(job.plugin);
       if (!state) continue;
       const lane = this.laneOf(state, job);
       const old = state.held.get(job.event_id);
       const at = old ? lane.jobs.indexOf(old) : -1;
       if (at >= 0) lane.jobs[at] = job;
-      else lane.jobs.push(job);
+      else {
+        lane.jobs.push(job);
+        // The job it replaced was counted as not held (in the status it has here: a change not yet
+        // committed is newer than the disk's); it is held, and counted as held, now.
+        const key = jobKey(job);
+        const before = this.dirty.get(key) ?? this.flushingJobs?.get(key) ?? replaced[i];
+        if (before?.status === 'done') state.done = Math.max(0, state.done - 1);
+        else if (before?.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
+        else if (before) state.pendingOnDisk = Math.max(0, state.pendingOnDisk - 1);
+      }
+      // A change of the replaced job not yet committed is void (the queue would skip it: see update).
+      this.dirty.delete(jobKey(job));
       state.held.set(job.event_id, job);
       lane.jobs.sort((a, b) => a.version - b.version);
       lane.blocked = false;
@@ -193,21 +223,25 @@ export class Dispatcher {
   }
 
   /**
-   * Dead jobs made pending again on disk (a retry): a held one is the same object, already changed;
-   * one on disk only waits there. Either way its lane is no longer blocked, and the jobs behind it
-   * come back from disk with the next refill, within the window (see rescan).
+   * Dead jobs made pending again, once that change is committed to the queue (a retry). A held one
+   * takes the change only now: changed before the commit, a blocked head could be delivered and its
+   * lane dropped while the jobs behind it still wait on disk, and a new write would overtake them.
+   * The plugin is spilled first, so the jobs behind come back from disk (whole lanes, in order) with
+   * the next refill before any new job of theirs is held (see rescan).
    */
   revived(jobs: Job[]): void {
     for (const job of jobs) {
       const state = this.plugins.get(job.plugin);
       if (!state) continue;
-      if (!state.held.has(job.event_id)) {
+      this.rescan(state);
+      const held = state.held.get(job.event_id);
+      if (held) Object.assign(held, { status: job.status, attempts: job.attempts, next_attempt_at: job.next_attempt_at, updated_at: job.updated_at });
+      else {
         state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
         state.pendingOnDisk++;
       }
       const lane = state.lanes.get(laneKey(job));
       if (lane) lane.blocked = false;
-      this.rescan(state);
     }
     this.schedule();
   }
@@ -240,14 +274,16 @@ export class Dispatcher {
         continue;
       }
       const at = lane.jobs.indexOf(held);
-      if (at < 0 || (at === 0 && lane.inFlight)) continue;
+      if (at < 0) continue;
+      // A head in flight goes too: its outcome finds it gone (finish) and neither retries it nor
+      // writes it back. The lane stays while it is in flight, so nothing of its aggregate starts beside it.
       lane.jobs.splice(at, 1);
       state.held.delete(job.event_id);
       if (at === 0 && lane.blocked) {
         lane.blocked = false;
         this.rescan(state);
       }
-      if (lane.jobs.length === 0) state.lanes.delete(lane.key);
+      if (lane.jobs.length === 0 && !lane.inFlight) state.lanes.delete(lane.key);
     }
   }
 
@@ -262,6 +298,8 @@ export class Dispatcher {
           if (job.status !== 'dead' && job.committed_at < oldest) oldest = job.committed_at;
         }
       }
+      // Jobs waiting on disk (spilled, or behind a dead head) are behind too: the oldest queued of them.
+      if (state.pendingOnDisk > 0) oldest = Math.min(oldest, this.deps.queue.oldestPendingCommit(plugin) ?? Infinity);
       c.lag_ms = oldest === Infinity ? 0 : Math.max(0, now - oldest);
       out.push(c);
     }
@@ -273,24 +311,56 @@ export class Dispatcher {
     return new Map([...this.plugins].map(([name, state]) => [name, state.held.size]));
   }
 
-  /** Jobs not yet done (the CLI's `dbx queue` lists them): those held, then those on disk only. */
-  openJobs(plugin?: string): Job[] {
+  /**
+   * Jobs not yet done (the CLI's `dbx queue` lists them): those held, then those on disk only. The
+   * disk is read through an index that fits the filter (a tenant's lanes, one status), never more
+   * than `limit` jobs decoded: a backlog of millions is not read whole for a listing.
+   */
+  openJobs(filter: OpenJobsFilter = {}): Job[] {
     const out: Job[] = [];
+    const limit = filter.limit ?? Infinity;
+    const wanted = (job: Job): boolean => job.status !== 'done' && (filter.tenant === undefined || job.tenant === filter.tenant) && (filter.status === undefined || job.status === filter.status);
+    const take = (job: Job): boolean => {
+      if (wanted(job)) out.push(job);
+      return out.length < limit;
+    };
     for (const [name, state] of this.plugins) {
-      if (plugin !== undefined && name !== plugin) continue;
-      for (const lane of state.lanes.values()) out.push(...lane.jobs);
+      if (filter.plugin !== undefined && name !== filter.plugin) continue;
+      for (const lane of state.lanes.values()) for (const job of lane.jobs) if (!take(job)) return out;
       if (state.pendingOnDisk === 0 && state.deadOnDisk === 0 && !state.spilled) continue;
       // Not held: a change not yet committed is the truth (a job that just died), else the queue's.
       const local = new Map(this.flushingJobs ?? []);
       for (const [key, job] of this.dirty) local.set(key, job);
-      for (const job of local.values()) if (job.plugin === name && job.status !== 'done' && !state.held.has(job.event_id)) out.push(job);
-      for (const status of OPEN_STATUSES) {
-        for (const job of this.deps.queue.jobsWithStatus(status, name)) {
-          if (!state.held.has(job.event_id) && !this.settledHere(job)) out.push(job);
-        }
+      for (const job of local.values()) if (job.plugin === name && !state.held.has(job.event_id) && !take(job)) return out;
+      for (const job of this.onDisk(name, filter)) {
+        if (!state.held.has(job.event_id) && !this.settledHere(job) && !take(job)) return out;
       }
     }
     return out;
+  }
+
+  /**
+   * How many jobs are not done: counted in the queue's status index (nothing decoded), corrected by
+   * the changes not yet committed (a job delivered a moment ago is still open on disk).
+   */
+  openTotal(): number {
+    let total = 0;
+    for (const name of this.plugins.keys()) for (const status of OPEN_STATUSES) total += this.deps.queue.countWithStatus(status, name);
+    const local = new Map(this.flushingJobs ?? []);
+    for (const [key, job] of this.dirty) local.set(key, job);
+    for (const job of local.values()) {
+      const stored = this.deps.queue.job(job.plugin, job.event_id);
+      if (!stored || !this.plugins.has(job.plugin)) continue;
+      const openHere = job.status !== 'done';
+      if (openHere !== (stored.status !== 'done')) total += openHere ? 1 : -1;
+    }
+    return total;
+  }
+
+  /** A plugin's open jobs on disk through the narrowest index for the filter. */
+  private *onDisk(plugin: string, filter: OpenJobsFilter): Generator<Job> {
+    if (filter.tenant !== undefined) yield* this.deps.queue.tenantJobs(plugin, filter.tenant);
+    else for (const status of filter.status ? [filter.status] : OPEN_STATUSES) yield* this.deps.queue.jobsWithStatus(status, plugin);
   }
 
   /** Commits every job state change made so far (before an admin change reads the queue: retry, clear). */
@@ -405,16 +475,33 @@ export class Dispatcher {
     if (this.pumping || this.stopped) return;
     this.pumping = true;
     try {
+      const waiting: number[] = [];
       for (let shard = 0; shard < this.deps.stores.length; shard++) {
-        await this.pumpShard(shard);
+        if (this.waitsForSource(shard)) waiting.push(shard);
+        else await this.pumpShard(shard);
         this.maybePrune(shard);
       }
+      // A target whose source was taken in this pass need not wait for the next one.
+      for (const shard of waiting) if (!this.waitsForSource(shard)) await this.pumpShard(shard);
       for (const state of this.plugins.values()) this.refill(state);
     } catch (err) {
       this.deps.log('error', 'plugin dispatcher could not move events into the queue', { err });
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * A tenant just moved to `shard` may have events in its source shard's outbox not yet taken: the
+   * lower versions of aggregates that go on at the target. The target is read only after them, so
+   * each plugin lane gets an aggregate's events in version order across the move (the target waits
+   * a poll at most, and only while a flipped move's source is behind).
+   */
+  private waitsForSource(shard: number): boolean {
+    for (const b of this.deps.outboxBarriers?.() ?? []) {
+      if (b.target === shard && b.source !== shard && (this.positions.get(b.source) ?? 0) < b.through) return true;
+    }
+    return false;
   }
 
   private async pumpShard(shard: number): Promise<void> {
@@ -570,7 +657,8 @@ export class Dispatcher {
         lane.jobs.splice(at, 1);
         state.held.delete(job.event_id);
       }
-      state.done++;
+      // Superseded (replayed, or removed from the queue): not done on disk, so not counted done.
+      if (!superseded) state.done++;
       this.deps.observe?.delivered(job.plugin, job.attempts, now - job.committed_at);
     } else {
       job.last_error = error;
@@ -582,7 +670,7 @@ export class Dispatcher {
     }
     if (!superseded) this.markDirty(job);
     if (job.status === 'dead' && !superseded) this.settleDead(state, lane, job);
-    if (lane.jobs.length === 0) state.lanes.delete(lane.key);
+    if (lane.jobs.length === 0 && state.lanes.get(lane.key) === lane) state.lanes.delete(lane.key);
     // The next job of this lane (and others) may go at once.
     if (!this.stopped) setImmediate(() => this.schedule());
   }

@@ -174,15 +174,26 @@ export class PluginQueue {
     return added;
   }
 
-  /** Adds jobs outside the outbox flow (replay, test): an existing job of the same key is replaced. */
-  async putJobs(jobs: Job[]): Promise<void> {
+  /**
+   * Adds jobs outside the outbox flow (replay, test): an existing job of the same key is replaced.
+   * A replacement is a new job: its `created_at` is later than the one it replaces, so a state
+   * change of the old one still on its way (update) cannot be written over it. Answers, per job,
+   * the one it replaced (the dispatcher's counts move it out of its old status).
+   */
+  async putJobs(jobs: Job[]): Promise<(Job | undefined)[]> {
+    let replaced: (Job | undefined)[] = [];
     await this.env.transaction(() => {
+      replaced = [];
       for (const job of jobs) {
         const key: JobKey = [job.plugin, job.event_id];
-        this.reindex(this.jobs.get(key), job);
+        const old = this.jobs.get(key);
+        replaced.push(old);
+        if (old && job.created_at <= old.created_at) job.created_at = old.created_at + 1;
+        this.reindex(old, job);
         this.jobs.put(key, job);
       }
     });
+    return replaced;
   }
 
   /** Writes the jobs' new states together (delivery outcomes are batched). */
@@ -191,9 +202,10 @@ export class PluginQueue {
     await this.env.transaction(() => {
       for (const job of jobs) {
         const key: JobKey = [job.plugin, job.event_id];
-        // A job removed meanwhile (plugin removed, queue cleared) stays removed.
+        // A job removed meanwhile (plugin removed, queue cleared) stays removed; one replaced
+        // meanwhile (a replay: another created_at) stays replaced.
         const old = this.jobs.get(key);
-        if (old === undefined) continue;
+        if (old === undefined || old.created_at > job.created_at) continue;
         this.reindex(old, job);
         this.jobs.put(key, job);
       }
@@ -242,6 +254,33 @@ export class PluginQueue {
       const job = this.jobs.get([plugin, (key as LaneKey)[5]]);
       if (job !== undefined && isOpen(job.status)) yield job;
     }
+  }
+
+  /**
+   * The open jobs of one tenant for one plugin, aggregate by aggregate in version order (the lane
+   * index's tenant range: nothing of another tenant is read).
+   */
+  *tenantJobs(plugin: string, tenant: string): Generator<Job> {
+    // No end key: any string can follow the tenant; the scan stops at the first key past it.
+    for (const key of this.byLane.getKeys({ start: [plugin, tenant] as unknown as LaneKey })) {
+      const k = key as LaneKey;
+      if (k[0] !== plugin || k[1] !== tenant) break;
+      const job = this.jobs.get([plugin, k[5]]);
+      if (job !== undefined && isOpen(job.status)) yield job;
+    }
+  }
+
+  /**
+   * The earliest event time among the first `scan` pending jobs of a plugin in queue order (the
+   * status index is ordered by last change, near enough to commit order for a lag gauge).
+   */
+  oldestPendingCommit(plugin: string, scan = 64): number | undefined {
+    let oldest: number | undefined;
+    for (const key of this.byStatus.getKeys({ ...statusRange('pending', plugin), limit: scan })) {
+      const job = this.jobs.get([plugin, (key as StatusKey)[3]]);
+      if (job !== undefined && (oldest === undefined || job.committed_at < oldest)) oldest = job.committed_at;
+    }
+    return oldest;
   }
 
   /** How many of a plugin's jobs have this status (counted in the index, nothing decoded). */
