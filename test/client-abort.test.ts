@@ -66,10 +66,11 @@ async function flakyProxy(target: number, resets: number): Promise<{ url: string
   };
 }
 
-async function timed(promise: Promise<unknown>): Promise<{ err: unknown; ms: number }> {
+/** Times a call from before it starts (the call's own deadline starts inside it). */
+async function timed(call: () => Promise<unknown>): Promise<{ err: unknown; ms: number }> {
   const started = performance.now();
   try {
-    await promise;
+    await call();
   } catch (err) {
     return { err, ms: performance.now() - started };
   }
@@ -91,7 +92,7 @@ after(async () => {
 test('client abort - a per-call timeoutMs ends a call to a server that never answers', { timeout: 10_000 }, async () => {
   const client = createClient({ url: silent.url, token: 't', retry: { attempts: 3 } });
   try {
-    const { err, ms } = await timed(client.get('person', 'p-1', { timeoutMs: 200 }));
+    const { err, ms } = await timed(() => client.get('person', 'p-1', { timeoutMs: 200 }));
     assert.ok(err instanceof TimeoutError, String(err));
     assert.ok(err instanceof EventDbxError);
     assert.equal(err.code, 'timeout');
@@ -99,7 +100,7 @@ test('client abort - a per-call timeoutMs ends a call to a server that never ans
     assert.match(err.message, /GET \/v1\/aggregates\/person\/p-1 got no answer within 200 ms/);
     assert.ok(ms >= 180 && ms < 1500, `rejected after ${ms} ms`);
     // Methods without an options object take the call options last.
-    const verify = await timed(client.verify('person', 'p-1', { timeoutMs: 150 }));
+    const verify = await timed(() => client.verify('person', 'p-1', { timeoutMs: 150 }));
     assert.ok(verify.err instanceof TimeoutError);
     assert.ok(verify.ms < 1500, `${verify.ms} ms`);
   } finally {
@@ -110,13 +111,13 @@ test('client abort - a per-call timeoutMs ends a call to a server that never ans
 test('client abort - the client-wide timeoutMs is the default deadline of every call', { timeout: 10_000 }, async () => {
   const client = createClient({ url: silent.url, token: 't', timeoutMs: 150 });
   try {
-    const writes = await timed(client.apply('person', 'p-1', 'person_seen', { payload: { a: 1 } }));
+    const writes = await timed(() => client.apply('person', 'p-1', 'person_seen', { payload: { a: 1 } }));
     assert.ok(writes.err instanceof TimeoutError);
     assert.ok(writes.ms < 1500, `${writes.ms} ms`);
-    const status = await timed(client.status());
+    const status = await timed(() => client.status());
     assert.ok(status.err instanceof TimeoutError);
     // A call's own deadline wins over the default.
-    const longer = await timed(client.health({ timeoutMs: 400 }));
+    const longer = await timed(() => client.health({ timeoutMs: 400 }));
     assert.ok(longer.err instanceof TimeoutError);
     assert.ok(longer.ms >= 380, `${longer.ms} ms`);
   } finally {
@@ -131,7 +132,7 @@ test('client abort - an AbortSignal ends a pending call with AbortError (its rea
     const controller = new AbortController();
     const reason = new Error('user went away');
     setTimeout(() => controller.abort(reason), 100);
-    const { err, ms } = await timed(client.list('person', { signal: controller.signal }));
+    const { err, ms } = await timed(() => client.list('person', { signal: controller.signal }));
     assert.ok(err instanceof AbortError, String(err));
     assert.equal(err.name, 'AbortError');
     assert.equal(err.code, 'aborted');
@@ -140,13 +141,13 @@ test('client abort - an AbortSignal ends a pending call with AbortError (its rea
 
     // Already aborted: rejects at once, without opening a connection.
     const before = silent.connections();
-    const early = await timed(client.batch([{ aggregateType: 'person', aggregateId: 'p', eventType: 'e' }], { signal: AbortSignal.abort() }));
+    const early = await timed(() => client.batch([{ aggregateType: 'person', aggregateId: 'p', eventType: 'e' }], { signal: AbortSignal.abort() }));
     assert.ok(early.err instanceof AbortError);
     assert.ok(early.ms < 50, `${early.ms} ms`);
     assert.equal(silent.connections(), before);
 
     // AbortSignal.timeout works like any signal.
-    const viaTimeout = await timed(client.event('123', { signal: AbortSignal.timeout(120) }));
+    const viaTimeout = await timed(() => client.event('123', { signal: AbortSignal.timeout(120) }));
     assert.ok(viaTimeout.err instanceof AbortError);
     assert.ok(viaTimeout.ms < 1000);
   } finally {
@@ -170,7 +171,7 @@ test('client abort - reads retry a reset connection with back-off; writes only w
   proxy = await flakyProxy(server.port, 1);
   client = createClient({ url: proxy.url, token: server.token, retry: { attempts: 3, initialDelayMs: 20, maxDelayMs: 50 } });
   try {
-    const err = await timed(client.create('person', 'r-1', 'person_created'));
+    const err = await timed(() => client.create('person', 'r-1', 'person_created'));
     assert.ok(err.err instanceof ConnectionError, String(err.err));
     assert.equal(proxy.accepted(), 1);
     // With a key it is retried, and applied once.
@@ -195,7 +196,7 @@ test('client abort - reads retry a reset connection with back-off; writes only w
   proxy = await flakyProxy(server.port, 1);
   client = createClient({ url: proxy.url, token: server.token, retry: { attempts: 1 } });
   try {
-    assert.ok((await timed(client.get('person', 'r-1'))).err instanceof ConnectionError);
+    assert.ok((await timed(() => client.get('person', 'r-1'))).err instanceof ConnectionError);
     assert.equal(proxy.accepted(), 1);
   } finally {
     await client.close();
@@ -210,10 +211,10 @@ test('client abort - the deadline covers retries and back-off: an abort during b
   try {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
-    const aborted = await timed(client.get('person', 'r-1', { signal: controller.signal }));
+    const aborted = await timed(() => client.get('person', 'r-1', { signal: controller.signal }));
     assert.ok(aborted.err instanceof AbortError, String(aborted.err));
     assert.ok(aborted.ms < 1500, `${aborted.ms} ms`);
-    const timedOut = await timed(client.get('person', 'r-1', { timeoutMs: 300 }));
+    const timedOut = await timed(() => client.get('person', 'r-1', { timeoutMs: 300 }));
     assert.ok(timedOut.err instanceof TimeoutError, String(timedOut.err));
     assert.ok(timedOut.ms < 1500, `${timedOut.ms} ms`);
   } finally {

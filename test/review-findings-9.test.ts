@@ -77,6 +77,52 @@ test('finding 1 - a live tenant move keeps one aggregate delivered in version or
   }
 });
 
+test('finding 1 (review 9) - two tenants swapped between two shards at once: both moves finish, and each aggregate keeps version order', { timeout: 120_000 }, async () => {
+  const recv = await receiver();
+  // A slow poll leaves entries untaken in both source outboxes when the two flips come.
+  const server = await startServerInProcess({ configToml: `${MULTI_TENANT_TOML(4, 2)}\n[plugins]\npoll_ms = 250\n` });
+  const sides = [
+    { tenant: 'left', id: 'l-1', from: 'shard-0003', to: 'shard-0000', version: 0 },
+    { tenant: 'right', id: 'r-1', from: 'shard-0000', to: 'shard-0003', version: 0 },
+  ];
+  try {
+    for (const side of sides) {
+      const h = tenantHeaders(side.tenant);
+      assert.equal((await server.request('PUT', `/v1/tenants/${side.tenant}/shard`, { shard: side.from }, h)).status, 200);
+      assert.equal((await server.request('PUT', `/v1/plugins/web-${side.tenant}`, { options: { kind: 'http', endpoint: recv.url } }, h)).status, 200);
+      for (let n = 1; n <= 10; n++) await append(server, side.id, n, h);
+      side.version = 10;
+    }
+    const stop = { now: false };
+    const writing = sides.map(async (side) => {
+      while (!stop.now) {
+        const res = await server.request('POST', `/v1/aggregates/order/${side.id}/events`, { event_type: 'touched', payload: { n: side.version + 1 } }, tenantHeaders(side.tenant));
+        if (res.status === 201) side.version++;
+        else assert.equal(res.status, 503, JSON.stringify(res.body));
+      }
+    });
+    await sleep(100);
+    // A move answers once its source range is deleted, which waits for the plugin queue to take the
+    // source outbox: two barriers waiting on each other would leave both answers pending for good.
+    const moves = Promise.all(sides.map((side) => server.request('PUT', `/v1/tenants/${side.tenant}/shard`, { shard: side.to }, tenantHeaders(side.tenant))));
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([moves, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 25_000)))]);
+    clearTimeout(timer);
+    stop.now = true;
+    await Promise.all(writing);
+    assert.ok(answered, 'both moves finished within 25 s (a request gives up at 30 s)');
+    for (const a of answered) assert.equal(a.status, 200, JSON.stringify(a.body));
+    for (const side of sides) {
+      await until(30_000, () => new Set(recv.got.filter((r) => r.aggregate_id === side.id).map((r) => r.version)).size === side.version, `all ${side.version} events of ${side.id} delivered`);
+      assertInOrder(recv.got, side.id, side.version);
+    }
+  } finally {
+    await server.stop();
+    await recv.close();
+    removeDir(server.dataDir);
+  }
+});
+
 test('finding 2 - retrying a blocked dead head while its commit is slow: a new write does not overtake the jobs behind it', { timeout: 60_000 }, async () => {
   let failV1 = true;
   const recv = await receiver((body) => (failV1 && body.version === 1 ? 500 : 200));
@@ -245,6 +291,107 @@ test('finding 6 - a forced tenant removal drops the job being delivered: it is n
     const state = await queueState(server, tenantHeaders(tenant));
     assert.deepEqual([state.pending, state.processing, state.dead, state.total], [0, 0, 0, 0], JSON.stringify(state));
   } finally {
+    await server.stop();
+    await new Promise((r) => { hook.closeAllConnections(); hook.close(r); });
+    removeDir(server.dataDir);
+  }
+});
+
+test('finding 3 (review 9) - a forced removal whose in-flight delivery succeeds while the jobs are removed leaves no done or pending count behind', { timeout: 60_000 }, async () => {
+  let release: (() => void) | undefined;
+  const hook = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      if (text.length === 0) return void res.end();
+      release = () => res.end('ok'); // answered 200 once the removal is committing
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  const tenant = 'gone';
+  const removeJobs = PluginQueue.prototype.removeJobs;
+  const server = await startServerInProcess({ configToml: `${MULTI_TENANT_TOML(4, 2)}\n[plugins]\npoll_ms = 5\n` }).catch(async (err: unknown) => {
+    hook.close();
+    throw err;
+  });
+  try {
+    assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: url } }, tenantHeaders(tenant))).status, 200);
+    await append(server, 'r-1', 1, tenantHeaders(tenant));
+    await until(10_000, () => release !== undefined, 'the delivery is in flight');
+    // The delivery's success arrives while the removal's queue commit is on its way (a slow disk).
+    PluginQueue.prototype.removeJobs = async function (this: PluginQueue, keys) {
+      release?.();
+      await sleep(300);
+      return removeJobs.call(this, keys);
+    };
+    const removed = await server.request('DELETE', `/v1/tenants/${tenant}?force=true`, undefined, tenantHeaders(tenant));
+    PluginQueue.prototype.removeJobs = removeJobs;
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    assert.equal(removed.body.jobs_dropped, 1);
+    await sleep(200);
+    const state = await queueState(server);
+    assert.deepEqual([state.pending, state.processing, state.done, state.dead, state.total], [0, 0, 0, 0, 0], JSON.stringify(state));
+  } finally {
+    PluginQueue.prototype.removeJobs = removeJobs;
+    await server.stop();
+    await new Promise((r) => { hook.closeAllConnections(); hook.close(r); });
+    removeDir(server.dataDir);
+  }
+});
+
+test('finding 4 (review 9) - a retry whose commit lands after a replay of the same job leaves the replayed delivery as it is (processing, not made pending)', { timeout: 60_000 }, async () => {
+  let failing = true;
+  let release: (() => void) | undefined;
+  let calls = 0;
+  const hook = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      if (text.length === 0) return void res.end();
+      calls++;
+      if (failing) return void ((res.statusCode = 500), res.end());
+      release = () => res.end('ok'); // the replayed delivery hangs until the test lets it go
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  const update = PluginQueue.prototype.update;
+  let slowRetry = false;
+  let retryCommitting = false;
+  const server = await startServerInProcess({ configToml: `plugin_max_attempts = 1\n[plugins]\non_dead = "block"\npoll_ms = 5\n` }).catch(async (err: unknown) => {
+    hook.close();
+    throw err;
+  });
+  try {
+    assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: url } })).status, 200);
+    await append(server, 'x-1', 1);
+    await until(10_000, async () => (await queueState(server)).dead === 1, 'v1 dead');
+    failing = false;
+    PluginQueue.prototype.update = async function (this: PluginQueue, jobs) {
+      if (slowRetry && jobs.some((j) => j.status === 'pending' && j.attempts === 0)) {
+        retryCommitting = true;
+        await sleep(500);
+      }
+      return update.call(this, jobs);
+    };
+    slowRetry = true;
+    const retrying = server.request('POST', '/v1/queue/retry', {});
+    await until(5000, () => retryCommitting, "the retry's commit is on its way");
+    slowRetry = false;
+    const replayed = await server.request('POST', '/v1/plugins/web/replay', { aggregate_type: 'order', aggregate_id: 'x-1' });
+    assert.equal(replayed.status, 200, JSON.stringify(replayed.body));
+    await until(5000, () => release !== undefined, 'the replayed job is being delivered');
+    assert.equal((await retrying).status, 200);
+    const during = await queueState(server);
+    assert.deepEqual([during.processing, during.pending], [1, 0], `the job in flight is processing: ${JSON.stringify(during)}`);
+    release?.();
+    await until(10_000, async () => (await queueState(server)).done === 1, 'the replayed job done');
+    const after = await queueState(server);
+    assert.deepEqual([after.pending, after.processing, after.dead, after.total], [0, 0, 0, 0], JSON.stringify(after));
+  } finally {
+    PluginQueue.prototype.update = update;
+    release?.();
     await server.stop();
     await new Promise((r) => { hook.closeAllConnections(); hook.close(r); });
     removeDir(server.dataDir);

@@ -371,8 +371,8 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * The plugin dispatcher's barriers (Dispatcher.outboxBarriers) for flipped moves: from the flip
- * until the move record goes, the target shard's outbox is read only once the queue has taken the
- * source's outbox up to the flip, so no plugin gets an aggregate's newer events (written on the
+ * until the move record goes, the moved tenant's entries in the target shard's outbox are read only
+ * once the queue has taken the source's outbox up to the flip, so no plugin gets an aggregate's newer events (written on the
  * target) before its older ones (left in the source's outbox). Kept from the records at start and
  * from every change after: the flip's own commit installs the barrier before writes resume.
  */
@@ -380,7 +380,7 @@ export function flippedMoveBarriers(meta: TenantMeta): () => Iterable<OutboxBarr
   const barriers = new Map<string, OutboxBarrier>();
   const note = (tenant: string, move: TenantMove | null | undefined): void => {
     const through = move?.phase === 'deleting' ? move.progress?.outbox_at_flip : undefined;
-    if (move && typeof through === 'number') barriers.set(tenant, { source: move.from, target: move.to, through });
+    if (move && typeof through === 'number') barriers.set(tenant, { tenant, source: move.from, target: move.to, through });
     else barriers.delete(tenant);
   };
   for (const r of meta.list()) note(r.tenant, r.move);

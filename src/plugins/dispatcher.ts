@@ -42,13 +42,15 @@ export interface DispatcherDeps {
   pruneOutbox?(shard: number, through: number): Promise<void>;
   /**
    * Tenants moved live whose source outbox may still hold entries up to `through` (tenant-move.ts):
-   * the target shard's outbox is not read until the source's position reached it (see pump).
+   * the target shard's outbox is read past the tenant's first entry there only once the source's
+   * position reached it (see pump).
    */
   outboxBarriers?(): Iterable<OutboxBarrier>;
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
 }
 
 export interface OutboxBarrier {
+  tenant: string;
   source: number;
   target: number;
   through: number;
@@ -235,8 +237,11 @@ export class Dispatcher {
       if (!state) continue;
       this.rescan(state);
       const held = state.held.get(job.event_id);
-      if (held) Object.assign(held, { status: job.status, attempts: job.attempts, next_attempt_at: job.next_attempt_at, updated_at: job.updated_at });
-      else {
+      // A replay that replaced the job meanwhile (a later created_at) wins: the queue kept its
+      // version too (see PluginQueue.update).
+      if (held) {
+        if (held.created_at === job.created_at) Object.assign(held, { status: job.status, attempts: job.attempts, next_attempt_at: job.next_attempt_at, updated_at: job.updated_at });
+      } else {
         state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
         state.pendingOnDisk++;
       }
@@ -269,7 +274,10 @@ export class Dispatcher {
       const held = state.held.get(job.event_id);
       const lane = state.lanes.get(laneKey(job));
       if (!held || !lane) {
-        if (job.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
+        // Not held (any more): counted in the status it has now. One that was in flight when it was
+        // listed and answered while it was being removed was counted done (or dead) by finish.
+        if (job.status === 'done') state.done = Math.max(0, state.done - 1);
+        else if (job.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
         else state.pendingOnDisk = Math.max(0, state.pendingOnDisk - 1);
         continue;
       }
@@ -477,12 +485,11 @@ export class Dispatcher {
     try {
       const waiting: number[] = [];
       for (let shard = 0; shard < this.deps.stores.length; shard++) {
-        if (this.waitsForSource(shard)) waiting.push(shard);
-        else await this.pumpShard(shard);
+        if ((await this.pumpShard(shard)) === 'gated') waiting.push(shard);
         this.maybePrune(shard);
       }
       // A target whose source was taken in this pass need not wait for the next one.
-      for (const shard of waiting) if (!this.waitsForSource(shard)) await this.pumpShard(shard);
+      for (const shard of waiting) if (this.gatedTenants(shard).size === 0) await this.pumpShard(shard);
       for (const state of this.plugins.values()) this.refill(state);
     } catch (err) {
       this.deps.log('error', 'plugin dispatcher could not move events into the queue', { err });
@@ -493,18 +500,23 @@ export class Dispatcher {
 
   /**
    * A tenant just moved to `shard` may have events in its source shard's outbox not yet taken: the
-   * lower versions of aggregates that go on at the target. The target is read only after them, so
-   * each plugin lane gets an aggregate's events in version order across the move (the target waits
-   * a poll at most, and only while a flipped move's source is behind).
+   * lower versions of aggregates that go on at the target. The target's outbox is read up to that
+   * tenant's first entry there and stops until the source's position reached the flip, so each
+   * plugin lane gets an aggregate's events in version order across the move. Only entries written
+   * after a flip are held back, and a source always reaches a flip's position (every barrier on the
+   * source itself is from a later flip, so it holds back only entries past it): no cycle of moves
+   * can hold two shards for good.
    */
-  private waitsForSource(shard: number): boolean {
+  private gatedTenants(shard: number): Set<string> {
+    const gated = new Set<string>();
     for (const b of this.deps.outboxBarriers?.() ?? []) {
-      if (b.target === shard && b.source !== shard && (this.positions.get(b.source) ?? 0) < b.through) return true;
+      if (b.target === shard && b.source !== shard && (this.positions.get(b.source) ?? 0) < b.through) gated.add(b.tenant);
     }
-    return false;
+    return gated;
   }
 
-  private async pumpShard(shard: number): Promise<void> {
+  /** Answers 'gated' when it stopped before an entry of a tenant whose source is not yet taken. */
+  private async pumpShard(shard: number): Promise<'gated' | undefined> {
     const store = this.deps.stores[shard] as ShardStore;
     const after = this.positions.get(shard) ?? 0;
     const { batch_max } = this.deps.config.plugins;
@@ -516,7 +528,10 @@ export class Dispatcher {
       return;
     }
     const entries = [...store.outbox.getRange({ start: after + 1, end: durable + 1, limit: batch_max })];
-    if (entries.length === 0) return;
+    const gated = this.gatedTenants(shard);
+    const stop = gated.size === 0 ? -1 : entries.findIndex(({ value }) => gated.has(value[0]));
+    if (stop >= 0) entries.length = stop;
+    if (entries.length === 0) return stop >= 0 ? 'gated' : undefined;
     const enabled = [...this.plugins.values()].filter((p) => p.definition.enabled);
     const now = Date.now();
     const jobs: Job[] = [];
@@ -566,6 +581,7 @@ export class Dispatcher {
       this.hold(state, job);
     }
     this.schedule();
+    return stop >= 0 ? 'gated' : undefined;
   }
 
   /** Commits the jobs and the shard's position to the queue in one transaction; answers the jobs added. */
