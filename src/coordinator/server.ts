@@ -19,7 +19,7 @@ import { PATH_PARAM_CHARS_MAX, clientErrorHandler, frameworkErrors, installError
 import { installCors } from './cors.js';
 import { tokenRateLimit } from './rate-limit.js';
 import { readTlsFiles } from './tls.js';
-import { LayoutError, resolveLayout, workerEnvPath, workerOfShard, type StorageLayout } from './layout.js';
+import { LayoutError, refuseFirstLayout, resolveLayout, workerEnvPath, workerOfShard, type StorageLayout } from './layout.js';
 import { Metrics } from './metrics.js';
 import { LogSettingsError, loggerOptions, resolveLogSettings } from './log-format.js';
 import { installRequestLog, requestId } from './request-log.js';
@@ -111,6 +111,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(options.restrict !== undefined ? { restrict: options.restrict } : {}),
     };
+    // Before anything is written: a refused dir of the first layout stays as 0.1 left it.
+    refuseOrThrow(() => refuseFirstLayout(options.dataDir));
     const config = prepareDataDir(options.dataDir, overrides);
     // Before any worker starts: a bad EVENTDBX_LOG_LEVEL is refused at once, with one line.
     const log = resolveLogSettingsOrRefuse(config, options.logLevel);
@@ -400,8 +402,12 @@ function resolveLogSettingsOrRefuse(config: Config, explicit: string | undefined
 
 /** The layout check refuses with one line, like every other start-up refusal. */
 function resolveLayoutOrRefuse(dataDir: string, config: Config): StorageLayout {
+  return refuseOrThrow(() => resolveLayout(dataDir, config, availableParallelism(), config.storage.map_size_mib));
+}
+
+function refuseOrThrow<T>(check: () => T): T {
   try {
-    return resolveLayout(dataDir, config, availableParallelism(), config.storage.map_size_mib);
+    return check();
   } catch (err) {
     if (err instanceof LayoutError) throw new ServerStartError(err.message);
     throw err;
