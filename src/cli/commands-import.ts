@@ -113,7 +113,7 @@ function inFile(err: unknown, offset: number, total: ImportSummary): unknown {
   const committed = total.imported + (details.imported ?? 0);
   const where = typeof details.line === 'number' ? offset + details.line : undefined;
   const message = where !== undefined ? err.message.replace(/^line \d+: /, `line ${where}: `) : err.message;
-  return createError(err.code, `${message} (${committed} events committed before it; run the same command again to continue)`, {
+  return createError(err.code, `${message} (${committed} events committed by this run; run the same command again to continue)`, {
     status: err.status,
     details: { ...details, ...(where !== undefined ? { line: where } : {}), imported: committed },
   });

@@ -2,8 +2,8 @@
  * The data directory: first-start set-up (config with fresh Ed25519 keys, root CLI token) and the
  * ownership lock that refuses a second server on the same directory.
  */
-import { mkdirDurably } from '../core/durable-file.js';
-import { existsSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdirDurably, removeFileDurably } from '../core/durable-file.js';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -190,7 +190,7 @@ export async function acquireDataDir(dataDir: string, info: Omit<PidInfo, 'pid'>
     if (released) return;
     released = true;
     const current = readPidFile(dataDir);
-    if (current?.pid === process.pid) rmSync(join(dataDir, PID_FILE), { force: true });
+    if (current?.pid === process.pid) removeFileDurably(join(dataDir, PID_FILE));
     lock.close();
   };
 }

@@ -13,7 +13,7 @@ const FRAMEWORK_MESSAGES: Record<string, [code: 'invalid_input' | 'payload_too_l
   FST_ERR_CTP_BODY_TOO_LARGE: ['payload_too_large', 'request body is larger than the configured limit'],
   FST_ERR_CTP_INVALID_JSON_BODY: ['invalid_input', 'malformed JSON body'],
   FST_ERR_CTP_EMPTY_JSON_BODY: ['invalid_input', 'malformed JSON body: it is empty'],
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: ['invalid_input', 'unsupported Content-Type; send application/json'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: ['invalid_input', 'unsupported Content-Type; send application/json (POST /v1/import takes application/x-ndjson)'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: ['invalid_input', 'the body does not match its Content-Length'],
   FST_ERR_BAD_URL: ['invalid_input', 'the URL is not valid percent-encoded UTF-8'],
   FST_ERR_MAX_PARAM_LENGTH: ['invalid_input', 'a path segment is too long'],

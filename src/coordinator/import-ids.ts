@@ -25,10 +25,10 @@ export class ImportIdGuard {
   }
 
   /** Sends one import chunk to `worker`, its ids reserved until it is answered; refused whole (nothing sent) when an id is taken elsewhere. */
-  async send(pool: Pick<ShardPool, 'requestWorker'>, worker: number, items: ImportItem[], verify: boolean): Promise<ShardResult> {
+  async send(pool: Pick<ShardPool, 'requestWorker'>, worker: number, items: ImportItem[], verify: boolean, importId?: string): Promise<ShardResult> {
     const reserved = this.reserve(worker, items);
     try {
-      return await pool.requestWorker(worker, { kind: 'import', commands: items, verify });
+      return await pool.requestWorker(worker, { kind: 'import', commands: items, verify, ...(importId !== undefined ? { import_id: importId } : {}) });
     } finally {
       for (const id of reserved) this.inFlight.delete(id);
     }

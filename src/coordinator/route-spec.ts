@@ -104,6 +104,12 @@ export function registerRoutes(
         claimsOf.set(request, claims);
       },
       handler: async (request, reply) => {
+        // The stream parser is the app's, so any route can be sent its content type: only a stream
+        // route takes the raw stream (else a schema would be checked against Node's request object).
+        if (!spec.stream && isStreamBody(request.body)) {
+          request.body.resume();
+          throw new DbxError('invalid_input', 'unsupported Content-Type for this route; send application/json');
+        }
         const claims = claimsOf.get(request) ?? openClaims;
         const rawTenant = request.headers['x-tenant-id'];
         const named = typeof rawTenant === 'string' && rawTenant.length > 0;
@@ -145,7 +151,12 @@ const NO_FIELDS = z.strictObject({});
 /** A parsed JSON body (not absent, not a stream handed to the route). */
 function isJsonValue(body: unknown): boolean {
   if (body === undefined || body === null) return false;
-  return !(typeof body === 'object' && typeof (body as { pipe?: unknown }).pipe === 'function');
+  return !isStreamBody(body);
+}
+
+/** A body handed on unread by a stream route's content-type parser. */
+function isStreamBody(body: unknown): body is { resume(): void } {
+  return typeof body === 'object' && body !== null && typeof (body as { pipe?: unknown }).pipe === 'function';
 }
 
 /**

@@ -11,6 +11,7 @@
  * events were committed. Re-running the same file skips every version already stored with the same
  * hash, so it continues where the failed run stopped.
  */
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
@@ -112,6 +113,8 @@ class ImportFeed {
   private readonly inFlight: Set<Promise<void>>[];
   /** The failure with the lowest line number; once set, nothing more is sent. */
   failure: { line: number; error: DbxError } | undefined;
+  /** Names this import to the workers: a worker refuses its chunks after one of them failed there. */
+  private readonly importId = randomUUID();
 
   constructor(
     private readonly pool: ShardPool,
@@ -155,9 +158,14 @@ class ImportFeed {
     await Promise.all(this.inFlight.flatMap((set) => [...set]));
   }
 
+  /** Waits for every chunk in flight (after a failed read too: their commits count). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight.flatMap((set) => [...set]));
+  }
+
   private send(worker: number, items: ImportItem[]): Promise<ShardResult> {
-    if (this.importIds) return this.importIds.send(this.pool, worker, items, this.verify);
-    return this.pool.requestWorker(worker, { kind: 'import', commands: items, verify: this.verify });
+    if (this.importIds) return this.importIds.send(this.pool, worker, items, this.verify, this.importId);
+    return this.pool.requestWorker(worker, { kind: 'import', commands: items, verify: this.verify, import_id: this.importId });
   }
 
   private count(result: ShardResult): void {
@@ -201,8 +209,10 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
   const settings: Settings = {
     chunkEvents: deps.config.import.chunk_events,
     chunksInFlight: deps.config.import.chunks_in_flight,
-    // A stored record is at most event_bytes_max; the line adds hash and root (and may be escaped).
-    lineBytesMax: deps.limits.eventBytesMax + 4096,
+    // A stored record is at most event_bytes_max (checked once parsed); the line adds hash and root,
+    // and JSON may escape every character (`\u0001` is 6 bytes for 1; an emoji 12 for 4), as
+    // Python's json.dumps does by default: the line bound only stops a line with no end in sight.
+    lineBytesMax: deps.limits.eventBytesMax * 6 + 4096,
   };
 
   /** Validates, authorises and places one line; answers the worker whose chunk is now full, else -1 (a failure is recorded in the feed). */
@@ -264,6 +274,9 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
           await readLines(body, settings.lineBytesMax, feed, (text, line) => accept(feed, text, line, principal, tenant, session));
           await feed.finish();
         } finally {
+          // A body cut off mid-way (the client went) leaves chunks in flight: the quota count and
+          // the tenant's admission end only once they are answered, so none commits after.
+          await feed.settle();
           const lost = feed.failure !== undefined && feed.failure.error.status >= 500;
           session?.end(lost ? undefined : feed.summary.aggregates_created);
         }

@@ -6,9 +6,9 @@
  * where to look). Its own file rather than server.pid: `dbx start` and `dbx stop` remove a stale
  * pid file before the new server could see it.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileDurably } from '../core/index.js';
+import { removeFileDurably, writeFileDurably } from '../core/index.js';
 
 export const RUN_MARKER_FILE = 'server.running';
 
@@ -37,7 +37,7 @@ export function markRunning(dataDir: string, marker: RunMarker): void {
 
 /** A clean stop: everything was drained and flushed. */
 export function markStopped(dataDir: string): void {
-  rmSync(join(dataDir, RUN_MARKER_FILE), { force: true });
+  removeFileDurably(join(dataDir, RUN_MARKER_FILE));
 }
 
 export function uncleanExitMessage(previous: RunMarker): string {

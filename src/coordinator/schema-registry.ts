@@ -18,7 +18,7 @@
  * `onChange`), so each change is its own durable transaction (~300 µs) and reads are plain LMDB
  * reads without a round trip.
  */
-import { mkdirDurably } from '../core/durable-file.js';
+import { fsyncDirectory, mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DbxError, type ValueCipher } from '../core/index.js';
@@ -81,6 +81,7 @@ export class SchemaRegistry {
     if (!options.readOnly) mkdirDurably(path);
     // The same option style as WorkerEnv (lmdb needs one set of options per path in a process).
     this.env = open({ path, maxDbs: 4, mapSize: options.mapSizeMib * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: true, noMemInit: false });
+    if (!options.readOnly) fsyncDirectory(path); // data.mdb's entry, made by open, is durable before any commit counts
     this.current = this.env.openDB<SchemaRecord | SealedValue, CurrentKey>({ name: 'schemas' });
     this.history = this.env.openDB<SchemaVersionRecord | SealedValue, VersionKey>({ name: 'schema_versions' });
     this.cipher = options.cipher ?? null;

@@ -41,7 +41,7 @@
  * ledger: a change is on disk when its promise resolves, so an assignment acknowledged to an
  * operator survives a crash, and a move's phase marker is durable before the step it announces.
  */
-import { mkdirDurably } from '../core/durable-file.js';
+import { fsyncDirectory, mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 
@@ -119,6 +119,7 @@ export class TenantMeta {
     if (!options.readOnly) mkdirDurably(path);
     // noMemInit off: a freed page must not keep an old record's bytes. readOnly: direct reads (see TokenLedger).
     this.env = open({ path, maxDbs: 4, mapSize: (options.mapSizeMib ?? 256) * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: false, noMemInit: false });
+    if (!options.readOnly) fsyncDirectory(path); // data.mdb's entry, made by open, is durable before any commit counts
     this.records = this.env.openDB<Stored, string>({ name: 'tenants' });
     this.version = this.env.openDB<number, number>({ name: 'version' });
     this.reload();

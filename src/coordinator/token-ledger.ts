@@ -16,7 +16,7 @@
  * Commits are plain synchronous LMDB commits (no overlapping sync): the commit promise resolves
  * only once the change is on disk, and concurrent reservations share one commit.
  */
-import { mkdirDurably } from '../core/durable-file.js';
+import { fsyncDirectory, mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DbxError, type TokenClaims, type ValueCipher } from '../core/index.js';
@@ -109,6 +109,7 @@ export class TokenLedger {
     // a writable open runs a write txn per named db, and processes opening and closing the same
     // env that way at once broke lmdb's shared lock region ("No transaction to renew").
     this.env = open({ path, maxDbs: 4, mapSize: (options.mapSizeMib ?? 1024) * 1024 * 1024, readOnly: options.readOnly ?? false, overlappingSync: false, noMemInit: false });
+    if (!options.readOnly) fsyncDirectory(path); // data.mdb's entry, made by open, is durable before any commit counts
     this.records = this.env.openDB<Buffer, string>({ name: 'records', encoding: 'binary' });
     this.revoked = this.env.openDB<RevocationEntry, string>({ name: 'revoked' });
     this.writes = this.env.openDB<WriteCount, string>({ name: 'writes' });

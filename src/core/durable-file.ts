@@ -63,6 +63,13 @@ export function mkdirDurably(path: string, mode = 0o700): void {
   }
 }
 
+/** Removes a file (if there) and makes the removal durable: a power cut cannot bring it back. */
+export function removeFileDurably(path: string): void {
+  if (!existsSync(path)) return;
+  rmSync(path, { force: true });
+  fsyncDirectory(dirname(path));
+}
+
 /** fsync of a directory makes its entries (creates, renames, unlinks) durable. */
 export function fsyncDirectory(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);

@@ -17,7 +17,7 @@
  * when it is delivered, so the queue never holds a second copy of a payload.
  * Commits are synchronous (no overlapping sync): a state change is on disk when its promise resolves.
  */
-import { mkdirDurably } from '../core/durable-file.js';
+import { fsyncDirectory, mkdirDurably } from '../core/durable-file.js';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ValueCipher } from '../core/index.js';
@@ -85,6 +85,7 @@ export class PluginQueue {
     const path = join(dataDir, QUEUE_DIR);
     mkdirDurably(path);
     this.env = open({ path, maxDbs: 8, mapSize: (options.mapSizeMib ?? 16 * 1024) * 1024 * 1024, overlappingSync: false, noMemInit: false });
+    fsyncDirectory(path); // data.mdb's entry, made by open, is durable before any commit counts
     this.plugins = this.env.openDB<Buffer, string>({ name: 'plugins', encoding: 'binary' });
     this.jobs = this.env.openDB<Job, JobKey>({ name: 'jobs' });
     this.positions = this.env.openDB<number, number>({ name: 'positions' });

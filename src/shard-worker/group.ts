@@ -20,11 +20,14 @@ export interface PreparedTransaction {
 
 /** How many committed txids are remembered so a late abort can say "that one committed". */
 const COMMITTED_TXIDS_MAX = 4096;
+/** How many failed imports are remembered (their later chunks are refused). */
+const FAILED_IMPORTS_MAX = 1024;
 
 export class GroupState {
   readonly prepared = new Map<string, PreparedTransaction>();
   readonly locks = new Map<string, string>();
   readonly committed = new Set<string>();
+  readonly failedImports = new Set<string>();
 
   constructor(readonly prepareLeaseMs: number) {}
 
@@ -33,6 +36,14 @@ export class GroupState {
     if (this.committed.size > COMMITTED_TXIDS_MAX) {
       const oldest = this.committed.values().next();
       if (!oldest.done) this.committed.delete(oldest.value);
+    }
+  }
+
+  rememberFailedImport(importId: string): void {
+    this.failedImports.add(importId);
+    if (this.failedImports.size > FAILED_IMPORTS_MAX) {
+      const oldest = this.failedImports.values().next();
+      if (!oldest.done) this.failedImports.delete(oldest.value);
     }
   }
 
@@ -161,6 +172,9 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
           break;
         }
         case 'import': {
+          if (req.import_id !== undefined && state.failedImports.has(req.import_id)) {
+            throw new DbxError('invalid_input', 'an earlier chunk of this import failed: this chunk was not written', { superseded: true });
+          }
           if (importTouchesLocked(req.commands, lockedKey, state.locks.size > 0)) {
             deferred.push(req);
             break;
@@ -184,6 +198,7 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
         }
       }
     } catch (err) {
+      if (req.kind === 'import' && req.import_id !== undefined) state.rememberFailedImport(req.import_id);
       replies.push({ id: req.id, ok: false, error: toWireError(err) });
     }
   }

@@ -257,7 +257,16 @@ export class BatchBuilder {
     const at = head?.version ?? 0;
     if (version <= at) {
       const stored = this.pendingEvent(`${overlayKey}\u0000${version}`) ?? this.ctx.readEvent(shard, tenant, type, id, version);
-      if (stored?.hash === hash) return 'skipped';
+      if (stored?.hash === hash) {
+        // Stored already: a given root must still be the stored one (a line is never accepted unchecked).
+        if (verify && record.merkle_root !== undefined && record.merkle_root !== stored.merkle_root) {
+          throw new DbxError('invalid_input', `the merkle_root of ${what} version ${version} does not match the history before it`, {
+            given: record.merkle_root,
+            computed: stored.merkle_root,
+          });
+        }
+        return 'skipped';
+      }
       throw new DbxError('already_exists', `${what} version ${version} is already stored with a different hash`, { version, current_version: at });
     }
     if (version !== at + 1) {

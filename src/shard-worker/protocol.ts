@@ -71,7 +71,11 @@ export type ShardRequest = { deadline?: number } & (
   | { kind: 'abort'; id: number; txid: string }
   | { kind: 'snapshot'; id: number; shard: number; tenant: string; aggregate_type: string; aggregate_id: string; comment?: string }
   /** Bulk import: the chunk is one atomic sub-batch; `verify` compares given hashes and roots. */
-  | { kind: 'import'; id: number; commands: ImportItem[]; verify: boolean }
+  /**
+   * `import_id` names one POST /v1/import: once a chunk of it failed on this worker, its later
+   * chunks are refused unwritten (they were sent before the failure was known).
+   */
+  | { kind: 'import'; id: number; commands: ImportItem[]; verify: boolean; import_id?: string }
   /** The plugin queue durably holds the jobs of every outbox entry up to `through`: drop those before it. */
   | { kind: 'prune_outbox'; id: number; shard: number; through: number }
 );
