@@ -60,6 +60,11 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
    * nor checked against the token here; the handler checks the tenants it names (issue 12).
    */
   tenantScope?: 'none';
+  /**
+   * A further check of the token alone (operator-only routes), made with the action check, before
+   * the query and body are read: a token that may not call the route is 403 whatever it sent.
+   */
+  authorize?: (claims: TokenClaims) => void;
   handler: (ctx: HandlerContext<B, Q, P>) => unknown;
 }
 
@@ -126,6 +131,7 @@ export function registerRoutes(
           } else {
             authorize(principal, spec.action, spec.resource && params !== undefined ? spec.resource(params) : undefined);
           }
+          spec.authorize?.(claims);
         }
         // A route without a query schema takes no query: an unknown parameter is refused (DESIGN §6),
         // never ignored (`?take=abc` on a list without paging must not look accepted).

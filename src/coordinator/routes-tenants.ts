@@ -112,8 +112,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       operationId: 'getTenantShardStats',
       response: z.object({ shards: z.record(z.string(), count), shard_count: count }),
       summary: 'Explicit tenant assignments per shard (`dbx tenant stats`)',
-      handler: ({ principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: () => {
         return { shards: service.stats(), shard_count: service.shardCount };
       },
     }),
@@ -127,8 +127,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       summary: 'Assign the tenant to a shard (`shard-0003` or 3); a tenant with data is moved live, or refused 409 tenant_not_empty',
       params: tenantParams,
       body: assignBody,
-      handler: ({ params, body, principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: ({ params, body }) => {
         return service.assign(params.tenant, body.shard);
       },
     }),
@@ -141,8 +141,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       errors: [409],
       summary: 'Remove the explicit assignment (hashing applies again; a tenant with data is moved, or refused 409)',
       params: tenantParams,
-      handler: ({ params, principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: ({ params }) => {
         return service.unassign(params.tenant);
       },
     }),
@@ -155,8 +155,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       summary: 'Set the most aggregates the tenant may hold (creating one more is 403 quota_exceeded)',
       params: tenantParams,
       body: quotaBody,
-      handler: ({ params, body, principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: ({ params, body }) => {
         return service.setQuota(params.tenant, body.max_aggregates);
       },
     }),
@@ -168,8 +168,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       response: ClearedAnswer,
       summary: "Clear the tenant's aggregate quota",
       params: tenantParams,
-      handler: async ({ params, principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: async ({ params }) => {
         return { tenant: params.tenant, cleared: await service.clearQuota(params.tenant) };
       },
     }),
@@ -181,8 +181,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       response: z.object({ tenant: z.string(), count }),
       summary: "Recount the tenant's aggregates from the stored heads",
       params: tenantParams,
-      handler: async ({ params, principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: async ({ params }) => {
         return { tenant: params.tenant, count: await service.recalc(params.tenant) };
       },
     }),
@@ -195,8 +195,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       summary: "Limit the tenant's writes (events per second, burst); beyond is 429 rate_limited with Retry-After",
       params: tenantParams,
       body: limitBody,
-      handler: ({ params, body, principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: ({ params, body }) => {
         return service.setLimit(params.tenant, { writes_per_sec: body.writes_per_sec, burst: body.burst ?? null });
       },
     }),
@@ -208,8 +208,8 @@ export function tenantRoutes(service: TenantService): RouteSpec[] {
       response: ClearedAnswer,
       summary: "Clear the tenant's write rate limit",
       params: tenantParams,
-      handler: async ({ params, principal }) => {
-        operatorOnly(principal.claims);
+      authorize: operatorOnly,
+      handler: async ({ params }) => {
         return { tenant: params.tenant, cleared: await service.clearLimit(params.tenant) };
       },
     }),

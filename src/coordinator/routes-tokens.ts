@@ -117,6 +117,11 @@ function recordedGrant(record: TokenRecord, expiresAt: number | null): Grant {
   };
 }
 
+/** An answer carrying a token value is never cached (RFC 6749 §5.1). */
+function noStore(reply: { header(name: string, value: string): unknown }): void {
+  reply.header('cache-control', 'no-store');
+}
+
 export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: TokenLedger; auth: Authenticator; allowance?: WriteAllowance }): RouteSpec[] {
   const { ledger, config } = deps;
   /** The ledger's view with this process's live write count (the ledger's is written just after). */
@@ -149,7 +154,8 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
       action: 'token.admin',
       status: 201,
       body: issueBody,
-      handler: async ({ body, principal }) => {
+      handler: async ({ body, principal, reply }) => {
+        noStore(reply);
         const lifetime = body.expiration_secs ?? defaultLifetime(principal.claims, config.auth.default_ttl_secs);
         refuseGrant(principal.claims, {
           tenants: body.tenants ?? [],
@@ -212,7 +218,8 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
       status: 201,
       params: jtiParams,
       body: refreshBody.optional().transform((b) => b ?? {}),
-      handler: async ({ params, body, principal }) => {
+      handler: async ({ params, body, principal, reply }) => {
+        noStore(reply);
         const current = visible(principal.claims, params.jti);
         const lifetime = body.expiration_secs ?? defaultLifetime(principal.claims, refreshLifetime(config.auth, current));
         // The replacement is a new grant of the old token's tenants, actions and resources, with
@@ -221,6 +228,7 @@ export function tokenRoutes(deps: { dataDir: string; config: Config; ledger: Tok
         // A refresh never adds writes: what the old token had left, counted live here (the ledger's
         // record may lag the allowance); write_limit may only lower it. refreshToken clamps again.
         const left = current.writes_remaining === null ? (body.write_limit ?? null) : Math.min(body.write_limit ?? current.writes_remaining, current.writes_remaining);
+        await deps.allowance?.settle(current.jti);
         return refreshToken(config.auth, ledger, params.jti, {
           expiration_secs: lifetime,
           ...(left !== null ? { write_limit: left } : {}),

@@ -131,13 +131,15 @@ export class TokenLedger {
   }
 
   view(record: TokenRecord, now = Date.now()): TokenView {
-    const used = this.writeCount(record.jti).used;
+    // What is left is what is enforced: a reservation beyond `used` (a crash with writes in
+    // flight, or writes under way in a running server) is spent too.
+    const { used, reserved } = this.writeCount(record.jti);
     const limit = record.limits.write_events;
     return {
       ...record,
       expired: !record.limits.keep_alive && record.expires_at !== null && Date.parse(record.expires_at) <= now,
       writes_used: used,
-      writes_remaining: limit === null ? null : Math.max(0, limit - used),
+      writes_remaining: limit === null ? null : Math.max(0, limit - Math.max(used, reserved)),
     };
   }
 
@@ -177,20 +179,33 @@ export class TokenLedger {
 
   /**
    * A refresh in one transaction: the new token is recorded and the old one revoked together, so
-   * a crash leaves either the old token working or the new one, never both or neither.
+   * a crash leaves either the old token working or the new one, never both or neither. `build`
+   * makes the new record from the old one and the writes it has left, counted here, in the same
+   * write transaction as every reservation: `limit − max(reserved, used)`. The old token's writes in
+   * flight (and any headroom reserved for them) are inside `reserved`, and it can reserve no more
+   * once revoked (reserveThrough), so the two tokens together never get more than the limit.
    */
-  async replace(oldJti: string, next: TokenRecord, now = new Date()): Promise<void> {
+  async replace(oldJti: string, build: (old: TokenRecord, writesLeft: number | null) => TokenRecord, now = new Date()): Promise<TokenRecord> {
     let problem: DbxError | undefined;
+    let next: TokenRecord | undefined;
     await this.env.transaction(() => {
       const raw = this.records.get(oldJti);
       if (raw === undefined) return void (problem = new DbxError('not_found', `token ${oldJti} not found`));
       const old = this.unseal(raw);
-      if (old.status === 'revoked') return void (problem = new DbxError('unauthorized', `token ${oldJti} is revoked`));
+      if (old.status === 'revoked') return void (problem = new DbxError('not_found', `token ${oldJti} is revoked (inactive) and cannot be refreshed`));
+      const limit = old.limits.write_events;
+      const count = this.writeCount(oldJti);
+      try {
+        next = build(old, limit === null ? null : Math.max(0, limit - Math.max(count.reserved, count.used)));
+      } catch (err) {
+        return void (problem = err instanceof DbxError ? err : new DbxError('internal', 'could not issue the replacement token', undefined, { cause: err }));
+      }
       this.records.put(next.jti, this.seal(next));
       this.records.put(oldJti, this.seal({ ...old, status: 'revoked', revoked_at: now.toISOString(), revoke_reason: 'refreshed', replaced_by: next.jti }));
       this.revoked.put(oldJti, { revoked_at: now.getTime(), expires_at: old.expires_at === null ? null : Date.parse(old.expires_at) });
     });
     if (problem) throw problem;
+    return next as TokenRecord;
   }
 
   /** Revokes every active token (after the signing keys were replaced). */
@@ -216,11 +231,29 @@ export class TokenLedger {
     return stored ?? { reserved: 0, used: 0 };
   }
 
-  /** Raises the durable reservation to `reserved` (never lowers it); resolves once it is on disk. */
+  /**
+   * Raises the durable reservation to `reserved` (never lowers it); resolves once it is on disk.
+   * A revoked token reserves nothing more (a refresh has handed what it had left to its successor).
+   */
   async reserveThrough(jti: string, reserved: number): Promise<void> {
+    let revoked = false;
     await this.env.transaction(() => {
       const current = this.writeCount(jti);
-      if (reserved > current.reserved) this.writes.put(jti, { reserved, used: current.used });
+      if (reserved <= current.reserved) return;
+      if (this.revoked.get(jti) !== undefined) return void (revoked = true);
+      this.writes.put(jti, { reserved, used: current.used });
+    });
+    if (revoked) throw new DbxError('unauthorized', 'the token was revoked (or refreshed) while this write waited for its allowance');
+  }
+
+  /**
+   * Nothing of the token is in flight: its reservation comes down to what it used, so a crash
+   * now costs it no write (the headroom of finished writes is given back durably).
+   */
+  async settleReservation(jti: string, used: number): Promise<void> {
+    await this.env.transaction(() => {
+      const current = this.writeCount(jti);
+      if (current.used !== used || current.reserved !== used) this.writes.put(jti, { reserved: used, used });
     });
   }
 

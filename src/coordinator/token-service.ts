@@ -61,28 +61,33 @@ export function refreshLifetime(auth: Config['auth'], old: Pick<TokenView, 'expi
   return Math.max(1, Math.round((Date.parse(old.expires_at) - Date.parse(old.issued_at)) / 1000));
 }
 
-/** Issues a replacement with the same grants and revokes the old token, in one transaction. */
+/**
+ * Issues a replacement with the same grants and revokes the old token, in one transaction. The
+ * writes it carries over are counted inside that transaction (TokenLedger.replace): the old
+ * token's writes in flight cannot be granted again to the new one.
+ */
 export async function refreshToken(auth: Config['auth'], ledger: TokenLedger, tokenOrJti: string, options: RefreshOptions = {}): Promise<IssuedToken> {
   const jti = resolveJti(auth, ledger, tokenOrJti);
-  const old = ledger.view(ledger.get(jti) as NonNullable<ReturnType<TokenLedger['get']>>);
-  if (old.status === 'revoked') throw new DbxError('unauthorized', `token ${jti} is revoked and cannot be refreshed`);
-  const input: IssueInput = {
-    group: old.group,
-    user: old.user,
-    subject: old.subject,
-    actions: old.actions.length ? old.actions : ['*'],
-    resources: old.resources.length ? old.resources : ['*'],
-    tenants: old.tenants,
-    issued_by: old.issued_by || old.subject,
-    ttl_secs: options.expiration_secs ?? refreshLifetime(auth, old),
-    // A refresh never adds writes: what the old token had left, counted live; write_limit may only
-    // lower it (or put a limit on an unlimited token). Here, so the HTTP route and the CLI agree.
-    write_events: old.writes_remaining === null ? (options.write_limit ?? null) : Math.min(options.write_limit ?? old.writes_remaining, old.writes_remaining),
-    keep_alive: old.limits.keep_alive,
-  };
-  const { token, claims } = issueToken(auth, input);
-  const record = recordFromClaims(claims);
-  await ledger.replace(jti, record);
+  let token = '';
+  const record = await ledger.replace(jti, (old, writesLeft) => {
+    const input: IssueInput = {
+      group: old.group,
+      user: old.user,
+      subject: old.subject,
+      actions: old.actions.length ? old.actions : ['*'],
+      resources: old.resources.length ? old.resources : ['*'],
+      tenants: old.tenants,
+      issued_by: old.issued_by || old.subject,
+      ttl_secs: options.expiration_secs ?? refreshLifetime(auth, old),
+      // A refresh never adds writes: what the old token had left; write_limit may only lower it
+      // (or put a limit on an unlimited token). Here, so the HTTP route and the CLI agree.
+      write_events: writesLeft === null ? (options.write_limit ?? null) : Math.min(options.write_limit ?? writesLeft, writesLeft),
+      keep_alive: old.limits.keep_alive,
+    };
+    const issued = issueToken(auth, input);
+    token = issued.token;
+    return recordFromClaims(issued.claims);
+  });
   return { token, record: ledger.view(record) };
 }
 

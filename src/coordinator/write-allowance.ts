@@ -7,9 +7,10 @@
  * that commit before every write would add a flush to each write's latency, so a reservation takes
  * headroom for as many more writes as the token has in flight (at most RESERVE_AHEAD_MAX): the next
  * wave of writes finds its reservation already durable. A refused write (any 4xx) or an idempotent
- * replay gives its count back in memory; a write whose outcome is unknown (503, 500) keeps it. After
- * a crash a token restarts from `reserved`, so the most it can lose is the refunds and headroom of
- * the writes that were in flight — it can never be granted more than N.
+ * replay gives its count back in memory; a write whose outcome is unknown (503, 500) keeps it. Once
+ * a token has nothing in flight its reservation comes back down to what it used. After a crash a
+ * token restarts from `reserved`, so the most it can lose is the refunds and headroom of the writes
+ * that were in flight — it can never be granted more than N.
  */
 import { DbxError } from '../core/index.js';
 import type { Principal } from './auth.js';
@@ -93,6 +94,17 @@ export class WriteAllowance {
     }
   }
 
+  /**
+   * Before a refresh: a token with nothing in flight gives back its headroom first, so what the
+   * refresh carries over (limit − reserved) is exactly what it had left.
+   */
+  async settle(jti: string): Promise<void> {
+    const a = this.tokens.get(jti);
+    if (!a || a.inFlight > 0 || a.pending) return;
+    a.reserved = a.used;
+    await this.ledger.settleReservation(jti, a.used);
+  }
+
   /** Writes accepted so far, as this process counts them (listings prefer it to the ledger's). */
   acceptedOf(jti: string): number | undefined {
     const a = this.tokens.get(jti);
@@ -119,7 +131,13 @@ export class WriteAllowance {
     a.noting = true;
     const timer = setTimeout(() => {
       a.noting = false;
-      this.ledger.noteUsed(jti, a.used - a.inFlight).catch(() => undefined);
+      if (a.inFlight === 0 && !a.pending && a.reserved > a.used) {
+        // Idle: the headroom reserved for writes that have finished is given back, durably, so a
+        // crash now costs the token nothing. Lowered here first: a write starting meanwhile
+        // reserves again, in a transaction ordered after this one.
+        a.reserved = a.used;
+        this.ledger.settleReservation(jti, a.used).catch(() => undefined);
+      } else this.ledger.noteUsed(jti, a.used - a.inFlight).catch(() => undefined);
     }, NOTE_USED_MS);
     timer.unref();
   }

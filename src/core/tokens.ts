@@ -140,11 +140,18 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   return key;
 }
 
+function isCanonicalBase64url(part: string): boolean {
+  return part.length > 0 && /^[A-Za-z0-9_-]+$/.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part;
+}
+
 /** Checks the signature and the structure; time and issuer checks are in `checkClaims`. */
 export function verifySignature(token: string, publicKey: Uint8Array): TokenClaims {
   const parts = token.split('.');
   if (parts.length !== 3) throw unauthorized('token is malformed');
   const [headerPart, claimsPart, signaturePart] = parts as [string, string, string];
+  // Node's base64url decoder skips characters it does not know and ignores padding bits: only the
+  // one canonical spelling of each part is a token (a changed character is never accepted).
+  if (!parts.every(isCanonicalBase64url)) throw unauthorized('token is malformed');
   let header: unknown;
   let rawClaims: unknown;
   try {
