@@ -298,6 +298,12 @@ test('openapi complete - real answers match the schemas the document declares', 
   check('testPlugin', await request('POST', '/v1/plugins/audit/test'));
   check('replayPlugin', await request('POST', '/v1/plugins/audit/replay', { aggregate_type: 'person' }));
   check('getQueue', await request('GET', '/v1/queue'));
+  check('listTenants', await request('GET', '/v1/tenants'));
+  check('getTenant', await request('GET', '/v1/tenants/default'));
+  check('setTenantQuota', await request('PUT', '/v1/tenants/default/quota', { max_aggregates: 1000 }));
+  check('getTenant', await request('GET', '/v1/tenants/default'));
+  check('clearTenantQuota', await request('DELETE', '/v1/tenants/default/quota'));
+  check('listTenantMeta', await request('GET', '/v1/tenant-meta'));
   check('retryDeadJobs', await request('POST', '/v1/queue/retry', {}));
   check('clearDeadJobs', await request('POST', '/v1/queue/clear', {}));
   check('disablePlugin', await request('POST', '/v1/plugins/audit/disable'));

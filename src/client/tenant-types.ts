@@ -42,6 +42,8 @@ export interface TenantView {
   rateLimit: { writesPerSec: number; burst: number } | null;
   plugins: { pending: number; dead: number; lagMs: number };
   move: { phase: string; from: string; to: string; startedAt: string } | null;
+  /** Set while a removal of the tenant is under way. */
+  removing: { startedAt: string } | null;
 }
 
 export interface TenantRateInput {

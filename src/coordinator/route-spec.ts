@@ -65,6 +65,11 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
    * the query and body are read: a token that may not call the route is 403 whatever it sent.
    */
   authorize?: (claims: TokenClaims) => void;
+  /**
+   * The body's list of items (a batch's `events`): an item refused by request validation is named
+   * as the workers name theirs, `details: { index, violations }`.
+   */
+  bodyItems?: string;
   handler: (ctx: HandlerContext<B, Q, P>) => unknown;
 }
 
@@ -142,12 +147,24 @@ export function registerRoutes(
         }
         // Likewise a route without a body schema takes none (or `{}`); a streamed body (imports) is the route's to check.
         if (!spec.body && !spec.stream && isJsonValue(request.body)) parseInput(NO_FIELDS, request.body, 'body');
-        const body = spec.body ? parseInput(spec.body, request.body, 'body') : undefined;
+        const body = spec.body ? parseBody(spec, request.body) : undefined;
         const result = await spec.handler({ body, query, params, principal, tenant, request, reply });
         if (spec.status) reply.code(spec.status);
         return result;
       },
     });
+  }
+}
+
+function parseBody(spec: RouteSpec, value: unknown): unknown {
+  try {
+    return parseInput(spec.body as z.ZodType, value, 'body');
+  } catch (err) {
+    if (!spec.bodyItems || !(err instanceof DbxError) || !Array.isArray(err.details)) throw err;
+    const first = (err.details[0] as { path?: unknown } | undefined)?.path;
+    const at = typeof first === 'string' ? new RegExp(`^body\\.${spec.bodyItems}\\.(\\d+)(?:\\.|$)`).exec(first) : null;
+    if (!at) throw err;
+    throw new DbxError(err.code, err.message, { index: Number(at[1]), violations: err.details });
   }
 }
 

@@ -40,6 +40,7 @@ const TenantViewAnswer = z.object({
   rate_limit: z.object({ writes_per_sec: z.number(), burst: count }).nullable(),
   plugins: z.object({ pending: count, dead: count, lag_ms: count }),
   move: z.object({ phase: z.string(), from: shardId, to: shardId, started_at: z.string() }).nullable(),
+  removing: z.object({ started_at: z.string() }).nullable().describe('set while a removal of the tenant is under way (it resumes at the next start)'),
 });
 const MetaEntryAnswer = z.object({
   tenant: z.string(),

@@ -232,6 +232,7 @@ export function writeRoutes(
       action: 'aggregate.append',
       status: 201,
       body: schemas.batchBody,
+      bodyItems: 'events',
       handler: async ({ body, principal, tenant }) => {
         for (const e of body.events) {
           authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);

@@ -19,6 +19,7 @@ function isHostSyntax(host: string): boolean {
 }
 import { writeFileDurably, mkdirDurably } from './durable-file.js';
 import { tenantSchema } from './validation.js';
+import { parseRestrictMode } from './schema/restrict.js';
 
 export const CONFIG_FILE = 'config.toml';
 export const DEFAULT_PORT = 7070;
@@ -223,12 +224,24 @@ const pluginQueueSchema = z.strictObject({
     .prefault({}),
 });
 
+function restrictOnRead(value: unknown): unknown {
+  if (typeof value === 'boolean') return value ? 'default' : 'off';
+  if (typeof value !== 'string') return value;
+  try {
+    return parseRestrictMode(value);
+  } catch {
+    return 'default';
+  }
+}
+
 export const configSchema = z.strictObject({
   port: z.number().int().min(0).max(65_535).default(DEFAULT_PORT),
   data_dir: z.string().min(1).optional(),
   // The tenant the CLI and unscoped requests use: it must be a valid tenant id (DESIGN §3).
   domain: tenantSchema.default('default'),
-  restrict: z.enum(['off', 'default', 'strict']).default('default'),
+  // Read as the original reads it (reference §2.1): booleans and its aliases (`true`, `prod`, `dev`…)
+  // map to a mode, an unknown spelling to `default`; what is written back is the canonical name.
+  restrict: z.preprocess(restrictOnRead, z.enum(['off', 'default', 'strict'])).default('default'),
   cache_threshold: z.number().int().min(0).max(10_000_000).default(10_000),
   snapshot_threshold: z.number().int().min(0).max(1_000_000_000).default(100),
   list_page_size: z.number().int().min(1).max(100_000).default(10),

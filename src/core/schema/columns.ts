@@ -131,11 +131,14 @@ function compileCoercion(settings: ColumnSettings, path: string): Coerce {
     }
     case 'float': {
       const msg = bad('must be a float');
+      // What is stored must be a number the API takes back (I-JSON): text beyond ±(2^53−1) is not
+      // turned into a number no import, patch `test` or client could send again.
+      const tooBig = bad('must be a float within ±(2^53−1) (9007199254740991)');
       return (value, out) => {
         if (typeof value === 'number') return value;
         const parsed = typeof value === 'string' ? parseFloatText(value) : undefined;
-        if (parsed !== undefined) return parsed;
-        out.push(msg);
+        if (parsed !== undefined && Math.abs(parsed) <= Number.MAX_SAFE_INTEGER) return parsed;
+        out.push(parsed !== undefined ? tooBig : msg);
         return FAIL;
       };
     }
