@@ -112,8 +112,10 @@ test('openapi complete - integers, statuses per route, the replay header, securi
   }
 
   const statuses = (operationId: string) => Object.keys(operation(operationId).responses);
-  assert.deepEqual(statuses('createAggregate'), ['201', '400', '401', '403', '409', '413', '429', '503', 'default']);
-  assert.deepEqual(statuses('getAggregate'), ['200', '400', '401', '403', '404', '429', '500', '503', 'default']);
+  assert.deepEqual(statuses('createAggregate'), ['201', '400', '401', '403', '408', '409', '413', '414', '429', '431', '503', 'default']);
+  assert.deepEqual(statuses('getAggregate'), ['200', '400', '401', '403', '404', '414', '429', '431', '500', '503', 'default']);
+  // Any route refuses a query it does not take, and a URL or headers too long, at the edge.
+  for (const id of ['getHealth', 'getMetrics', 'getOpenApi']) for (const s of ['400', '414', '431']) assert.ok(statuses(id).includes(s), `${id} lists ${s}`);
   assert.ok(statuses('archiveAggregate').includes('404') && statuses('archiveAggregate').includes('409'));
   assert.ok(statuses('getEvent').includes('404'));
   assert.ok(!statuses('getHealth').includes('401'), 'health needs no token');

@@ -107,8 +107,12 @@ function requiresToken(spec: RouteSpec): boolean {
 /** Statuses a route answers besides success: its own (`errors`) plus those of every route of its kind. */
 export function errorStatuses(spec: RouteSpec): number[] {
   const statuses = new Set<number>(spec.errors ?? []);
-  // Every /v1 route validates X-Tenant-Id; params, query and body are validated too.
-  if (spec.url.startsWith('/v1/') || spec.params || spec.query || spec.body || spec.stream) statuses.add(400);
+  // Every route refuses a query it does not take (and /v1 routes validate X-Tenant-Id, params and
+  // body too); at the edge any request may be too long in its URL or headers, and a body too slow.
+  statuses.add(400);
+  statuses.add(414);
+  statuses.add(431);
+  if (spec.body || spec.stream) statuses.add(408);
   if (requiresToken(spec)) {
     statuses.add(401);
     statuses.add(403);
