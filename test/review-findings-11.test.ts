@@ -138,3 +138,27 @@ test('finding 5 (review 11) - refreshing a revoked token is 404 inactive; a toke
     removeDir(server.dataDir);
   }
 });
+
+test('finding 7 (review 11) - refusals are in our words: no validation library message reaches an answer', { timeout: 30_000 }, async () => {
+  const server = await startServerInProcess();
+  try {
+    assert.equal(await create(server, server.token, 'w-1'), 201);
+    const zodWords = /Too big|Too small|Invalid input|Invalid option|Invalid string|Unrecognized key|expected \S+, received/;
+    for (const [method, path, body] of [
+      ['GET', '/v1/aggregates?take=1&take=2', undefined],
+      ['GET', '/v1/aggregates/person/w-1?version=99999999999999999999', undefined],
+      ['POST', '/v1/batch', []],
+      ['PUT', '/v1/plugins/p1', { kind: 'log' }],
+      ['POST', '/v1/aggregates/person/w-1/events', { event_type: 7, payload: 'x' }],
+      ['POST', '/v1/tokens', { group: 'g', user: 'u', actions: ['*'], write_limit: -1 }],
+    ] as const) {
+      const res = await server.request(method, path, body);
+      assert.ok(res.status >= 400 && res.status < 500, `${method} ${path}: ${res.status}`);
+      assert.doesNotMatch(JSON.stringify(res.body), zodWords, `${method} ${path}: ${JSON.stringify(res.body)}`);
+      assert.ok(res.body.error.message.length > 0);
+    }
+  } finally {
+    await server.stop();
+    removeDir(server.dataDir);
+  }
+});

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { DbxError } from './errors.js';
+import { installZodMessages } from './zod-messages.js';
 import {
   AGGREGATE_ID_CHARS_MAX,
   BATCH_EVENTS_MAX,
@@ -20,6 +21,9 @@ import {
   type WriteLimits,
 } from './limits.js';
 import { RESERVED_EVENT_TYPES } from './state.js';
+
+// Every answer says what failed in our words (issue 10: no library message in any answer).
+installZodMessages();
 
 const SNAKE_CASE = /^[a-z][a-z0-9_]*$/;
 
