@@ -76,3 +76,23 @@ test('finding 3 (review 12) - a batch item refused by request validation names i
     removeDir(server.dataDir);
   }
 });
+
+test('finding 4 (review 12) - a batch refused by schemas lists every violation of every item, each with its index', { timeout: 30_000 }, async () => {
+  const server = await startServerInProcess();
+  try {
+    const schema = await server.request('POST', '/v1/schemas', { aggregate: 'member', column_types: { age: 'integer', ok: 'boolean' }, events: { joined: { fields: [] } } });
+    assert.ok(schema.status < 300, JSON.stringify(schema.body));
+    const item = (id: string, payload: Record<string, unknown>) => ({ aggregate_type: 'member', aggregate_id: id, event_type: 'joined', payload });
+    const res = await server.request('POST', '/v1/batch', { events: [item('m-0', { age: 3 }), item('m-1', { age: 'x' }), item('m-2', { ok: 'y', age: 'z' })] });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'validation_failed');
+    const { details } = res.body.error;
+    assert.equal(details.index, 1);
+    assert.deepEqual(details.violations.map((v: any) => [v.index, v.field]).sort(), [[1, 'age'], [2, 'age'], [2, 'ok']]);
+    for (const v of details.violations) assert.ok(v.rule && v.message, JSON.stringify(v));
+    for (const id of ['m-0', 'm-1', 'm-2']) assert.equal((await server.request('GET', `/v1/aggregates/member/${id}`)).status, 404, 'nothing was written');
+  } finally {
+    await server.stop();
+    removeDir(server.dataDir);
+  }
+});

@@ -182,10 +182,18 @@ export class Writer {
 
 /** A worker names a refused item by its index among the commands it was sent: make it the batch's. */
 function inBatch(err: DbxError, entries: { index: number }[]): DbxError {
-  const details = err.details as { index?: unknown } | undefined;
+  const details = err.details as { index?: unknown; violations?: unknown } | undefined;
   const local = typeof details?.index === 'number' ? entries[details.index] : undefined;
   if (local === undefined) return err;
-  return new DbxError(err.code, err.message, { ...details, index: local.index }, err.cause !== undefined ? { cause: err.cause } : undefined);
+  // Gathered schema violations name their own items too.
+  const violations = Array.isArray(details?.violations)
+    ? details.violations.map((v: unknown) => {
+        const at = (v as { index?: unknown } | null)?.index;
+        const entry = typeof at === 'number' ? entries[at] : undefined;
+        return entry === undefined ? v : { ...(v as object), index: entry.index };
+      })
+    : undefined;
+  return new DbxError(err.code, err.message, { ...details, index: local.index, ...(violations ? { violations } : {}) }, err.cause !== undefined ? { cause: err.cause } : undefined);
 }
 
 function expect<K extends ShardResult['kind']>(result: ShardResult, kind: K): Extract<ShardResult, { kind: K }> {

@@ -208,19 +208,37 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
 /** Writes a prepared group; call inside the worker environment's write transaction. */
 /**
  * The items of an atomic batch, in order; a refused item names its position so the client can
- * point at it: `details: { index, ...details }`, a list of violations as `{ index, violations }`.
- * (Within a cross-worker prepare the index is local; the coordinator maps it back.)
+ * point at it: `details: { index, ...details }`. Schema violations are gathered from every item
+ * (a person fixes them all at once): `{ index, violations }`, `index` the first refused item's and
+ * each violation naming its own item's `index`. Another refusal ends the checks (one found after a
+ * violation is not reported: it may only follow from the refused item). (Within a cross-worker
+ * prepare the indexes are local; the coordinator maps them back.)
  */
 function addItems(builder: BatchBuilder, commands: WriteCommand[]): ReturnType<BatchBuilder['add']>[] {
-  return commands.map((command, index) => {
+  const results: ReturnType<BatchBuilder['add']>[] = [];
+  const violations: object[] = [];
+  let first: { err: DbxError; index: number } | undefined;
+  for (const [index, command] of commands.entries()) {
     try {
-      return builder.add(command);
+      results.push(builder.add(command));
     } catch (err) {
       if (!(err instanceof DbxError) || err.code === 'internal') throw err;
+      if (err.code === 'validation_failed' && Array.isArray(err.details)) {
+        for (const v of err.details) violations.push({ ...(v as object), index });
+        first ??= { err, index };
+        continue;
+      }
+      if (first) break;
       const details = Array.isArray(err.details) ? { violations: err.details } : typeof err.details === 'object' && err.details !== null ? err.details : {};
       throw new DbxError(err.code, err.message, { ...details, index }, err.cause !== undefined ? { cause: err.cause } : undefined);
     }
-  });
+  }
+  if (first) {
+    const items = new Set(violations.map((v) => (v as { index: number }).index)).size;
+    const more = items > 1 ? ` (and violations in ${items - 1} more item${items > 2 ? 's' : ''})` : '';
+    throw new DbxError('validation_failed', `${first.err.message}${more}`, { index: first.index, violations });
+  }
+  return results;
 }
 
 export function applyGroup(storage: GroupStorage, group: PreparedGroup): void {
