@@ -136,6 +136,9 @@ test('client errors - unauthorized, forbidden and write limit', { timeout: 10_00
     await writer.create('person', 'w-1', 'person_created');
     const spent = await rejection(writer.create('person', 'w-2', 'person_created'), WriteLimitError);
     assert.equal(spent.status, 429);
+    const recorded = await client.token(limited.record.jti);
+    assert.equal(recorded.group, 'writers');
+    assert.equal(recorded.writesRemaining, 0, 'the one write is spent');
     assert.equal(spent.retryAfterSecs, undefined, 'an allowance does not refill: no Retry-After');
   } finally {
     await Promise.all([anonymous.close(), reader.close(), writer.close()]);

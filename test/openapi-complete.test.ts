@@ -125,8 +125,8 @@ test('openapi complete - integers, statuses per route, the replay header, securi
   assert.ok(doc.components.responses.Error429.headers['Retry-After']);
 
   const replayed = (operationId: string) => Object.values(operation(operationId).responses).some((r: any) => r.headers?.['idempotent-replayed']);
-  for (const id of ['createAggregate', 'appendEvent', 'appendEventByBody', 'patchAggregate', 'archiveAggregate', 'restoreAggregate']) assert.ok(replayed(id), `${id} documents idempotent-replayed`);
-  assert.ok(!replayed('getAggregate') && !replayed('appendBatch'));
+  for (const id of ['createAggregate', 'appendEvent', 'appendEventByBody', 'patchAggregate', 'archiveAggregate', 'restoreAggregate', 'appendBatch']) assert.ok(replayed(id), `${id} documents idempotent-replayed`);
+  assert.ok(!replayed('getAggregate'));
   assert.deepEqual(doc.components.headers.IdempotentReplayed.schema, { type: 'string', enum: ['true'] });
 
   assert.deepEqual(doc.components.securitySchemes.bearerAuth, { ...doc.components.securitySchemes.bearerAuth, type: 'http', scheme: 'bearer' });

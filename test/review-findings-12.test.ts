@@ -96,3 +96,28 @@ test('finding 4 (review 12) - a batch refused by schemas lists every violation o
     removeDir(server.dataDir);
   }
 });
+
+test('finding 5 (review 12) - a batch replayed whole by its idempotency keys says so (idempotent-replayed) and costs a limited token nothing', { timeout: 30_000 }, async () => {
+  const server = await startServerInProcess();
+  try {
+    const issued = await server.request('POST', '/v1/tokens', { group: 'g', user: 'u', actions: ['*'], write_limit: 4 });
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    const as = { authorization: `Bearer ${issued.body.token}` };
+    const events = [0, 1].map((n) => ({ aggregate_type: 'order', aggregate_id: `o-${n}`, event_type: 'placed', payload: { n }, idempotency_key: `k-${n}` }));
+    const first = await server.request('POST', '/v1/batch', { events }, as);
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.equal(first.headers.get('idempotent-replayed'), null);
+    for (let again = 0; again < 3; again++) {
+      const replay = await server.request('POST', '/v1/batch', { events }, as);
+      assert.equal(replay.status, 201, JSON.stringify(replay.body));
+      assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+      assert.deepEqual(replay.body.events.map((e: any) => e.metadata.event_id), first.body.events.map((e: any) => e.metadata.event_id));
+    }
+    const view = (await server.request('GET', `/v1/tokens/${issued.body.record.jti}`)).body;
+    assert.equal(view.writes_used, 2, 'the replays cost nothing');
+    assert.equal(view.writes_remaining, 2);
+  } finally {
+    await server.stop();
+    removeDir(server.dataDir);
+  }
+});

@@ -32,6 +32,11 @@ export abstract class ClientAdmin extends ClientBase {
     return (await this.read<{ items: TokenInfo[] }>('/v1/tokens', undefined, call)).items;
   }
 
+  /** One recorded token (its value is never in the ledger). */
+  token(jti: string, call?: CallOptions): Promise<TokenInfo> {
+    return this.read<TokenInfo>(`/v1/tokens/${seg(jti)}`, undefined, call);
+  }
+
   issueToken(input: TokenIssueInput): Promise<IssuedToken> {
     const { signal: _s, timeoutMs: _t, ...fields } = input;
     return this.send('/v1/tokens', fields, input);

@@ -167,6 +167,8 @@ function responseComponents(routes: RouteSpec[]): { schemas: Record<string, Json
 
 function hasIdempotencyKey(spec: RouteSpec): boolean {
   if (!spec.body) return false;
+  // A batch whose every item was replayed by its key answers the header too.
+  if (spec.bodyItems) return true;
   const properties = (toSchema(spec.body, false, { schemas: {}, prefix: 'Probe' }).properties ?? {}) as Record<string, unknown>;
   return 'idempotency_key' in properties;
 }

@@ -233,7 +233,7 @@ export function writeRoutes(
       status: 201,
       body: schemas.batchBody,
       bodyItems: 'events',
-      handler: async ({ body, principal, tenant }) => {
+      handler: async ({ body, principal, tenant, reply }) => {
         for (const e of body.events) {
           authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
           if ('patch' in e) visibility.assertPatchReadsVisible(tenant, e.aggregate_type, e.patch);
@@ -243,8 +243,12 @@ export function writeRoutes(
         const batch = () => writer.batch(commands).catch((err: unknown) => {
           throw visibility.maskPatchFailure(err, hidden);
         });
-        const events = allowance ? await allowance.spend(principal, commands.length, batch) : await batch();
-        return { events: events.map((e) => visibility.event(tenant, e)) };
+        // A batch replayed whole (every item by its idempotency key) appends nothing: it costs no
+        // write and says so, as a single write does.
+        const wholeReplay = (results: WriteResult[]) => results.length > 0 && results.every((r) => r.replayed);
+        const results = allowance ? await allowance.spend(principal, commands.length, batch, wholeReplay) : await batch();
+        if (wholeReplay(results)) reply.header('idempotent-replayed', 'true');
+        return { events: results.map((r) => visibility.event(tenant, r.event)) };
       },
     }),
     defineRoute({

@@ -6,7 +6,7 @@
  * the others; recovery at start-up finishes any intent a crash interrupted.
  */
 import { randomUUID } from 'node:crypto';
-import { DbxError, shardFor, type EventRecord, type PlacementSettings } from '../core/index.js';
+import { DbxError, shardFor, type PlacementSettings } from '../core/index.js';
 import type { BatchIntent, ShardResult, WriteCommand, WriteResult } from '../shard-worker/index.js';
 import { BatchVisibility } from './batch-visibility.js';
 import type { Metrics } from './metrics.js';
@@ -65,9 +65,9 @@ export class Writer {
   }
 
   /** All-or-nothing across aggregates and shards; answers in the order of the input. */
-  async batch(commands: UnplacedCommand[]): Promise<EventRecord[]> {
-    const results = this.gate ? await this.gate.run(commands, () => this.batchNow(commands)) : await this.batchNow(commands);
-    return results.map((r) => r.event);
+  /** Each item's event, and whether it was an idempotent replay (nothing appended). */
+  async batch(commands: UnplacedCommand[]): Promise<WriteResult[]> {
+    return this.gate ? await this.gate.run(commands, () => this.batchNow(commands)) : await this.batchNow(commands);
   }
 
   private async batchNow(commands: UnplacedCommand[]): Promise<WriteResult[]> {
