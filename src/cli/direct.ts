@@ -79,8 +79,15 @@ export async function openDirectGateway(dataDir: string, options: GatewayOptions
   let failure: Error | undefined;
 
   const openReadOnly = (): Promise<ReadOnlyEngine | undefined> =>
-    (readOnly ??= import('../coordinator/read-only.js').then(({ ReadOnlyEngine }) => {
-      const opened = ReadOnlyEngine.open(dataDir);
+    (readOnly ??= import('../coordinator/read-only.js').then(async ({ ReadOnlyEngine }) => {
+      let opened = ReadOnlyEngine.open(dataDir);
+      // An open that failed (not one declined for what the dir holds) is tried once more: direct
+      // reads started side by side right after a stop can race on LMDB's lock file, and falling
+      // back to a start would make this read hold the data dir against the others.
+      if ('declined' in opened && /needs a start to open/.test(opened.declined)) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        opened = ReadOnlyEngine.open(dataDir);
+      }
       return 'declined' in opened ? undefined : opened;
     }));
   const startEngine = (): Promise<RunningServer> =>
