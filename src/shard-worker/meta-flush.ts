@@ -49,6 +49,22 @@ export class MetaFlusher {
     return ++this.committed;
   }
 
+  /** The number of the last commit made so far (see durableThrough). */
+  get lastCommitted(): number {
+    return this.committed;
+  }
+
+  /**
+   * A fully durable commit made after commit `upTo` returned (one on lmdb-js's write thread, or a
+   * DURABLE_TXN_FLAGS commit on this thread): its fdatasync carried every earlier meta page to the
+   * disk (strace, lmdb 3.5.6: pages, fdatasync, then its own meta page through O_DSYNC). Uncounted,
+   * a group waiting on an earlier meta page held the commit window until the flush timer, and once
+   * the window was full no group was taken up at all (CI stop 35, async-window test).
+   */
+  durableThrough(upTo: number): void {
+    this.markDurable(upTo);
+  }
+
   /**
    * Resolves once commit `upTo`'s meta page is on disk, without starting a flush: the next commit
    * or flushAll (the timer) carries it there. Rejects if a flush failed.

@@ -269,7 +269,16 @@ function commitGroup(write: () => void, groupSize: number, mustBeDurable: boolea
     const committed = metaFlush.committedOne();
     return { durable: metaFlush.whenDurable(committed), visible: !mustBeDurable };
   }
-  return { durable: trackAsync(env.env.childTransaction(write)), visible: false };
+  return { durable: durableOnWriteThread(write), visible: false };
+}
+
+/**
+ * A commit on lmdb-js's write thread: durable when it resolves, and so is every commit this thread
+ * made before it (meta-flush.ts durableThrough). None is made on this thread while it is pending.
+ */
+function durableOnWriteThread(write: () => void): Promise<void> {
+  const covers = metaFlush.lastCommitted;
+  return trackAsync(env.env.childTransaction(write)).then(() => metaFlush.durableThrough(covers));
 }
 
 function trackAsync<T>(commit: Promise<T>): Promise<T> {
@@ -332,7 +341,14 @@ setInterval(() => {
  */
 function commitBeside(write: () => void): Promise<void> {
   if (failed) return Promise.reject(failed);
-  return trackAsync(env.env.childTransaction(write)).then(() => env.env.resetReadTxn());
+  return durableOnWriteThread(write).then(() => env.env.resetReadTxn());
+}
+
+/** A DURABLE_TXN_FLAGS commit on this thread: it too carries every earlier meta page to the disk. */
+async function durableHere(commit: () => Promise<void>): Promise<void> {
+  const covers = metaFlush.lastCommitted;
+  await commit();
+  metaFlush.durableThrough(covers);
 }
 
 /** Rare control calls, served over comlink on the parent port. */
@@ -369,12 +385,12 @@ const control = {
     const store = storeOf(shard);
     const first = ws.events[0];
     if (!first || store.storedEvents.get(first.key) !== undefined) return 'present';
-    await store.commitDurably(() => store.applyWriteSet(ws));
+    await durableHere(() => store.commitDurably(() => store.applyWriteSet(ws)));
     return 'applied';
   },
   async forgetIntent(txid: string): Promise<void> {
     if (failed) throw failed;
-    if (env.intents.get(txid) !== undefined) await env.commitDurably(() => void env.intents.remove(txid));
+    if (env.intents.get(txid) !== undefined) await durableHere(() => env.commitDurably(() => void env.intents.remove(txid)));
   },
   /**
    * Tenant moves and removals (tenant-range.ts): one bounded durable transaction per call. The
