@@ -177,3 +177,36 @@ test('client - retries only idempotent calls, over one keep-alive connection', {
     await new Promise((resolve) => peer.close(resolve));
   }
 });
+
+test('client - metrics, the OpenAPI document and a tenant export (round trip through importTenant)', { timeout: 20_000 }, async () => {
+  const tenantClient = createClient({ url: server.url, token: server.token, tenant: 'exported' });
+  try {
+    await tenantClient.create('order', 'o-1', 'order_placed', { payload: { total: 3 } });
+    await tenantClient.apply('order', 'o-1', 'order_paid', { payload: { paid: true } });
+    const metrics = await client.metrics();
+    assert.match(metrics, /^# HELP /m);
+    assert.match(metrics, /eventdbx_events_appended_total\b/);
+    const doc = await client.openapi();
+    assert.equal(doc.openapi, '3.1.0');
+    assert.ok((doc.paths as Record<string, unknown>)['/v1/tenants/{tenant}/export'], 'the document lists the tenant export');
+
+    const { contentType, body } = await client.exportTenant('exported');
+    assert.match(contentType, /application\/x-ndjson/);
+    const parts: Buffer[] = [];
+    for await (const chunk of body) parts.push(chunk as Buffer);
+    const lines = Buffer.concat(parts).toString('utf8').trim().split('\n');
+    const records = lines.map((l) => JSON.parse(l) as { aggregate_id: string; version: number; hash: string; merkle_root: string });
+    assert.deepEqual(records.map((r) => [r.aggregate_id, r.version]), [['o-1', 1], ['o-1', 2]]);
+    assert.ok(records.every((r) => /^[0-9a-f]{64}$/.test(r.hash) && /^[0-9a-f]{64}$/.test(r.merkle_root)));
+    // Event ids are unique across the server: the export goes back once the tenant is gone.
+    await client.removeTenant('exported');
+    await rejectsWith(tenantClient.get('order', 'o-1'), 'not_found', 404);
+    const summary = await client.importTenant('exported', lines.join('\n') + '\n');
+    assert.equal(summary.imported, 2);
+    assert.equal(summary.aggregates, 1);
+    assert.deepEqual((await tenantClient.get('order', 'o-1')).state, { total: 3, paid: true });
+    await rejectsWith(client.exportTenant('Not A Tenant!'), 'validation_failed', 400);
+  } finally {
+    await tenantClient.close();
+  }
+});

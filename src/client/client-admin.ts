@@ -5,6 +5,7 @@
  * top; kept apart so neither file holds the whole API. Not exported from index.ts.
  */
 import { ClientBase, seg } from './client-base.js';
+import type { OpenedStream } from './stream.js';
 import type { TenantImportSummary, TenantMetaEntry, TenantMetaList, TenantPlacementChange, TenantRateInput, TenantRemoval, TenantShardStats, TenantView } from './tenant-types.js';
 import type {
   CallOptions,
@@ -162,6 +163,15 @@ export abstract class ClientAdmin extends ClientBase {
 
   clearTenantLimit(tenant: string, call?: CallOptions): Promise<{ tenant: string; cleared: boolean }> {
     return this.call({ method: 'DELETE', path: `${tenantPath(tenant)}/limit`, idempotent: true }, call);
+  }
+
+  /**
+   * The tenant's every aggregate with its whole history (`GET /v1/tenants/{t}/export`), streamed as
+   * NDJSON, one event record per line with hash and merkle_root: pipe `body` to a file that
+   * `importTenant`, `POST /v1/import` or `dbx tenant check` reads. The bytes are the server's.
+   */
+  exportTenant(tenant: string): Promise<OpenedStream> {
+    return this.opener().open(`${tenantPath(tenant)}/export`, {}, 'application/x-ndjson');
   }
 
   /**

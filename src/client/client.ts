@@ -109,6 +109,16 @@ export class EventDbxClient extends ClientAdmin {
     return this.read('/v1/status', undefined, call);
   }
 
+  /** Prometheus metrics as text (`GET /metrics`: a token with `metrics.read`, or none when `[metrics] public = true`). */
+  metrics(): Promise<string> {
+    return this.opener().text('/metrics', {}, 'text/plain');
+  }
+
+  /** The server's OpenAPI 3.1 document (`GET /openapi.json`), as it sends it. */
+  async openapi(): Promise<Record<string, unknown>> {
+    return (await this.opener().json('/openapi.json')) as Record<string, unknown>;
+  }
+
   // ---- writes ----
 
   /** `S` types the state it answers (the first payload is any object). */

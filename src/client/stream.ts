@@ -76,10 +76,15 @@ export class StreamOpener {
 
   /** A JSON answer as the API sent it (snake_case, not mapped). */
   async json(path: string, query: Record<string, string | number | boolean | undefined> = {}): Promise<unknown> {
-    const { body } = await this.open(path, query, 'application/json');
+    return JSON.parse(await this.text(path, query, 'application/json'));
+  }
+
+  /** A whole answer as text (the Prometheus exposition, a JSON document before parsing). */
+  async text(path: string, query: Record<string, string | number | boolean | undefined>, accept: string): Promise<string> {
+    const { body } = await this.open(path, query, accept);
     const parts: Buffer[] = [];
     for await (const chunk of body) parts.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-    return JSON.parse(Buffer.concat(parts).toString('utf8'));
+    return Buffer.concat(parts).toString('utf8');
   }
 
   async close(): Promise<void> {
