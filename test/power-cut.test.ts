@@ -9,7 +9,8 @@
  * committing cross-worker batches: each batch must be all or nothing after every cut.
  *
  * In `npm test` a few cycles run in each durability; `npm run test:power-cut` runs POWER_CUT_CYCLES
- * (default 20) of each. POWER_CUT_DURABILITY=sync|async checks one contract only. Skipped where root, /dev/fuse or
+ * (default 20) of each. POWER_CUT_DURABILITY=sync|async checks one contract only;
+ * POWER_CUT_IN_FLIGHT=4 sets commits_in_flight_max (overlapping commits). Skipped where root, /dev/fuse or
  * python3-fusepy is missing.
  */
 import { after, test } from 'node:test';
@@ -28,6 +29,8 @@ const DURABILITIES: Durability[] = process.env.POWER_CUT_DURABILITY ? [process.e
 // 1 writer cuts the lone-writer path (the worker commits on its own thread, worker.ts commitGroup).
 const WRITERS = Number(process.env.POWER_CUT_WRITERS ?? 64);
 const RUN_MS = Number(process.env.POWER_CUT_RUN_MS ?? 400);
+// > 1 cuts overlapping commits too (groups on lmdb-js's write thread beside the worker's own).
+const IN_FLIGHT = Number(process.env.POWER_CUT_IN_FLIGHT ?? 1);
 const FLUSH_INTERVAL_MS = 100;
 /**
  * async: what a cut may take back is the commits whose meta page no completed flush carried to
@@ -130,7 +133,7 @@ for (const durability of DURABILITIES) {
   test(`power cut - ${CYCLES} cycles of ${WRITERS} writers, SIGKILL and a cut lose no acknowledged event (${durability}); keys, config and token survive`, { skip: unsupported, timeout: 60_000 + CYCLES * 30_000 }, async (t) => {
     const { backing, mnt } = layout();
     let fs = await mount(backing, mnt, 100);
-    writeFileSync(join(mnt, 'config.toml'), `[storage]\ndurability = "${durability}"\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\n`);
+    writeFileSync(join(mnt, 'config.toml'), `[storage]\ndurability = "${durability}"\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\ncommits_in_flight_max = ${IN_FLIGHT}\n`);
     let server = await spawnServerFreshBoot(mnt);
     const token = server.token;
     const config = parseToml(readFileSync(join(mnt, 'config.toml'), 'utf8')) as { auth: { public_key: string; private_key: string; key_id: string }; storage: { durability: string } };
@@ -193,7 +196,7 @@ for (const durability of DURABILITIES) {
   test(`power cut - cross-worker batches stay all-or-nothing across ${CYCLES} cuts (${durability})`, { skip: unsupported, timeout: 60_000 + CYCLES * 30_000 }, async (t) => {
     const { backing, mnt } = layout();
     let fs = await mount(backing, mnt, 200);
-    writeFileSync(join(mnt, 'config.toml'), `[storage]\ndurability = "${durability}"\nworkers = 2\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\n[tenants]\nshard_count = 4\n`);
+    writeFileSync(join(mnt, 'config.toml'), `[storage]\ndurability = "${durability}"\nworkers = 2\nflush_interval_ms = ${FLUSH_INTERVAL_MS}\ncommits_in_flight_max = ${IN_FLIGHT}\n[tenants]\nshard_count = 4\n`);
     let server = await spawnServerFreshBoot(mnt);
     const acked = new Set<string>();
     let sent = 0;
