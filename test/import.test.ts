@@ -175,6 +175,16 @@ test('import - a version that does not continue its aggregate is refused with 40
   assert.equal((await must(target, 'GET', '/v1/aggregates/gaps/g-3/verify')).valid, true);
 });
 
+test('import - a failed import counts every line of the body in `lines`, wherever the failure was found', { timeout: 30_000 }, async () => {
+  // Found at the edge (not JSON) and found by the worker (a version gap): the same meaning.
+  const atEdge = await postImport(target, ndjson([line('counted', 'k-1', 1, eventId())]) + '{not json\n' + ndjson([line('counted', 'k-2', 1, eventId()), line('counted', 'k-3', 1, eventId())]));
+  assert.equal(atEdge.status, 400, JSON.stringify(atEdge.body));
+  assert.deepEqual([atEdge.body.error.details.line, atEdge.body.error.details.lines], [2, 4]);
+  const inWorker = await postImport(target, ndjson([line('counted', 'k-4', 1, eventId()), line('counted', 'k-4', 3, eventId()), line('counted', 'k-5', 1, eventId()), line('counted', 'k-6', 1, eventId())]));
+  assert.equal(inWorker.status, 409, JSON.stringify(inWorker.body));
+  assert.deepEqual([inWorker.body.error.details.line, inWorker.body.error.details.lines], [2, 4]);
+});
+
 test('import - a duplicate event_id is refused with 409 already_exists, in the file or in the store', { timeout: 30_000 }, async () => {
   const id = eventId();
   const inFile = await postImport(target, ndjson([line('dups', 'd-1', 1, id), line('dups', 'd-2', 1, id)]));

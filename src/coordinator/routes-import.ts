@@ -90,7 +90,7 @@ const importQuery = z.strictObject({
 });
 
 export interface ImportSummary {
-  /** Lines read from the body (blank lines included). */
+  /** Lines in the body (blank lines included), whether or not one failed: the body is read to its end. */
   lines: number;
   /** Events written by committed chunks. */
   imported: number;
@@ -301,8 +301,9 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
  */
 async function readLines(body: Readable, lineBytesMax: number, feed: ImportFeed, onLine: (text: string, line: number) => number): Promise<void> {
   for await (const item of ndjsonLines(body, lineBytesMax)) {
-    if (feed.failure) continue;
+    // Every line of the body counts, after a failure too (the failing one is `details.line`).
     feed.summary.lines = item.line;
+    if (feed.failure) continue;
     if (item.error) {
       feed.fail(item.line, item.error);
       continue;
