@@ -45,14 +45,44 @@ export interface PluginServiceDeps {
  * Checked at configure time only, not in the stored definition's schema, so a definition stored
  * before this check still loads.
  */
+/** A refused configuration: the message names each key and reason too (the CLI prints it as is). */
+function invalidConfiguration(problems: { path: string; message: string }[]): DbxError {
+  const named = problems.slice(0, 3).map((p) => `${p.path || '(body)'}: ${p.message}`).join('; ');
+  const more = problems.length > 3 ? ` (and ${problems.length - 3} more)` : '';
+  return new DbxError('validation_failed', `the plugin configuration is invalid: ${named}${more}`, problems);
+}
+
 function refuseMalformedEndpoint(definition: PluginDefinition): void {
   if (definition.options.kind !== 'http') return;
   try {
     endpointUrl(definition.options.endpoint, definition.options.https);
   } catch (err) {
     const message = err instanceof Error && err.message.startsWith('http plugin') ? err.message : 'http plugin endpoint is not a valid URL';
-    throw new DbxError('validation_failed', 'the plugin configuration is invalid', [{ path: 'options.endpoint', message }]);
+    throw invalidConfiguration([{ path: 'options.endpoint', message }]);
   }
+}
+
+/**
+ * Headers the HTTP layer frames the request with: a configured one would break every delivery
+ * (a wrong length, a second encoding) while the enable check, a HEAD without them, passed.
+ */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'host', 'expect', 'proxy-connection']);
+/** Those the deliverer sets on every delivery (http.ts): receivers rely on them. */
+const DELIVERY_HEADERS: ReadonlySet<string> = new Set(['idempotency-key', 'x-eventdbx-event-id', 'x-eventdbx-job-id', 'x-eventdbx-attempt']);
+/** RFC 9110 field-value: visible ASCII, obs-text, spaces and tabs; never CR, LF or NUL. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Checked when a configuration comes in (stored definitions load with the schema alone). */
+function refuseBadHeaders(definition: PluginDefinition): void {
+  if (definition.options.kind !== 'http') return;
+  const problems: { path: string; message: string }[] = [];
+  for (const [name, value] of Object.entries(definition.options.headers)) {
+    const lower = name.toLowerCase();
+    if (FRAMING_HEADERS.has(lower)) problems.push({ path: `options.headers.${name}`, message: 'is set by the HTTP connection itself and cannot be configured' });
+    else if (DELIVERY_HEADERS.has(lower)) problems.push({ path: `options.headers.${name}`, message: 'is set by the deliverer on every delivery and cannot be configured' });
+    if (!FIELD_VALUE.test(value)) problems.push({ path: `options.headers.${name}`, message: 'a header value cannot hold CR, LF, NUL or other control characters' });
+  }
+  if (problems.length > 0) throw invalidConfiguration(problems);
 }
 
 export class PluginService {
@@ -187,15 +217,10 @@ export class PluginService {
    */
   async configure(input: unknown): Promise<PluginDefinition> {
     const parsed = pluginDefinition.safeParse(input);
-    if (!parsed.success) {
-      throw new DbxError(
-        'validation_failed',
-        'the plugin configuration is invalid',
-        parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-      );
-    }
+    if (!parsed.success) throw invalidConfiguration(parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
     const definition = parsed.data;
     refuseMalformedEndpoint(definition);
+    refuseBadHeaders(definition);
     if (STATE_KINDS.has(definition.options.kind) && !STATE_MODES.has(definition.payload_mode)) {
       throw new DbxError('validation_failed', `a ${definition.options.kind} read model upserts the state: use payload mode all or state-only`, [{ path: 'payload_mode', message: 'needs the state' }]);
     }

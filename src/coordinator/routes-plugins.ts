@@ -1,7 +1,9 @@
 /**
  * `/v1/plugins…` and `/v1/queue…` (issue 11) for a token holding `plugin.admin`. Plugins are
- * server-wide; an administrator who is not a server administrator manages only plugins bound to
- * tenants it holds (a plugin with no tenant filter sees every tenant's events).
+ * server-wide: a `plugin.admin` token valid for every tenant (`*`) manages every plugin and the
+ * queue; one of some tenants manages only plugins bound to tenants it holds (a plugin with no
+ * tenant filter sees every tenant's events). Kinds that reach the server host need a server
+ * administrator (`*` actions) whatever the tenants.
  */
 import { z } from 'zod';
 import { DbxError, aggregateIdSchema, aggregateTypeSchema, allowsTenant, type TokenClaims } from '../core/index.js';
@@ -22,8 +24,13 @@ const replayBody = z.strictObject({
 const retryBody = z.strictObject({ event_id: z.string().regex(/^\d{1,20}$/).optional() });
 const clearBody = z.strictObject({ plugin: z.string().min(1).max(64).optional() });
 
+/** The route's `plugin.admin` holds for every tenant: every plugin and the queue are its to manage. */
+function everyTenant(claims: TokenClaims): boolean {
+  return isServerAdmin(claims) || claims.tenants.includes('*');
+}
+
 function manages(claims: TokenClaims, definition: Pick<PluginDefinition, 'tenants'>): boolean {
-  if (isServerAdmin(claims)) return true;
+  if (everyTenant(claims)) return true;
   return definition.tenants.length > 0 && definition.tenants.every((t) => allowsTenant(claims, t));
 }
 
@@ -68,8 +75,8 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
     if (!manages(claims, definition)) throw new DbxError('not_found', `no plugin named '${name}' is configured`);
     return definition;
   };
-  const serverAdminOnly = (claims: TokenClaims): void => {
-    if (!isServerAdmin(claims)) throw new DbxError('forbidden', 'the queue is server-wide: this needs a server administrator token');
+  const everyTenantOnly = (claims: TokenClaims): void => {
+    if (!everyTenant(claims)) throw new DbxError('forbidden', 'the queue is server-wide: this needs a plugin.admin token valid for every tenant (--tenant "*")');
   };
   return [
     defineRoute({
@@ -105,9 +112,9 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       handler: async ({ params, body, principal }) => {
         const input: Record<string, unknown> = { ...body, name: params.name };
         const tenants = Array.isArray(input.tenants) ? (input.tenants as unknown[]) : [];
-        if (!isServerAdmin(principal.claims)) {
+        if (!everyTenant(principal.claims)) {
           if (tenants.length === 0 || !tenants.every((t) => typeof t === 'string' && allowsTenant(principal.claims, t))) {
-            throw new DbxError('forbidden', 'a plugin for every tenant needs a server administrator token; name your tenants in `tenants`');
+            throw new DbxError('forbidden', 'a plugin for every tenant needs a plugin.admin token valid for every tenant (--tenant "*"); name your tenants in `tenants`');
           }
           // A name held by a plugin this token does not manage stays that plugin's: replacing it
           // would hand its events (other tenants') to this token's endpoint, or let it delete them.
@@ -115,9 +122,10 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
           if (existing && !manages(principal.claims, existing)) {
             throw new DbxError('already_exists', `the plugin name '${params.name}' is taken by a plugin this token does not manage; choose another name`);
           }
-          const host = hostAccess(input.options);
-          if (host) throw new DbxError('forbidden', `${host}: this needs a server administrator token`);
         }
+        // Running a command or touching the host's files as the server's user could read its keys.
+        const host = isServerAdmin(principal.claims) ? undefined : hostAccess(input.options);
+        if (host) throw new DbxError('forbidden', `${host}: this needs a server administrator token (* actions for every tenant)`);
         return service.configure(input);
       },
     }),
@@ -189,7 +197,7 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       summary: 'Queue counts per plugin and state, lag, and the jobs not yet done with their last errors',
       action: 'plugin.admin',
       handler: ({ principal }) => {
-        serverAdminOnly(principal.claims);
+        everyTenantOnly(principal.claims);
         // The first QUEUE_LIST_MAX open jobs are listed (none further is read); the total is counted in the queue's index.
         const jobs = service.dispatcher.openJobs({ limit: QUEUE_LIST_MAX });
         return { plugins: service.counts(), jobs, jobs_total: Math.max(service.dispatcher.openTotal(), jobs.length) };
@@ -204,7 +212,7 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       action: 'plugin.admin',
       body: retryBody.optional().transform((b) => b ?? {}),
       handler: async ({ body, principal }) => {
-        serverAdminOnly(principal.claims);
+        everyTenantOnly(principal.claims);
         return service.retry(body.event_id);
       },
     }),
@@ -217,7 +225,7 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       action: 'plugin.admin',
       body: clearBody.optional().transform((b) => b ?? {}),
       handler: async ({ body, principal }) => {
-        serverAdminOnly(principal.claims);
+        everyTenantOnly(principal.claims);
         return service.clearDead(body.plugin);
       },
     }),
