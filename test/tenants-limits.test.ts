@@ -94,3 +94,46 @@ test('limits - a batch costs its events; a change and a clear apply at once', as
   assertError(await server.request('PUT', '/v1/tenants/noisy/limit', { writes_per_sec: 0 }), 400, 'validation_failed');
   assertError(await server.request('PUT', '/v1/tenants/noisy/limit', { writes_per_sec: 5, extra: 1 }), 400, 'validation_failed');
 });
+
+test('limits - a bulk import is paced to its tenant\'s write rate (not refused mid-body); an empty bucket refuses it before the body; other tenants import unpaced', { timeout: 60_000 }, async () => {
+  const paced = await startServerInProcess({ configToml: '[tenants]\nmulti_tenant = true\n[import]\nchunk_events = 50\nchunks_in_flight = 1\n' });
+  try {
+    // A burst below the chunk: each chunk of 50 passes on a bucket of 10 and leaves a debt of 40.
+    assert.equal((await paced.request('PUT', '/v1/tenants/noisy/limit', { writes_per_sec: 100, burst: 10 })).status, 200);
+    let eventId = 910_000_000_000_000_000n;
+    const lines = (prefix: string, n: number) =>
+      Array.from({ length: n }, (_, k) =>
+        JSON.stringify({
+          aggregate_type: 'order',
+          aggregate_id: `${prefix}-${k}`,
+          event_type: 'imported',
+          version: 1,
+          payload: { k },
+          extensions: {},
+          metadata: { event_id: (eventId++).toString(), created_at: '2025-01-02T03:04:05.678Z', issued_by: null },
+        }),
+      ).join('\n') + '\n';
+    const ndjson = (tenant: string) => ({ 'content-type': 'application/x-ndjson', 'x-tenant-id': tenant });
+    // 400 events at 100/s: the first chunk passes at once, each of the 7 others waits ~0.5 s.
+    let started = Date.now();
+    const res = await paced.request('POST', '/v1/import', lines('n', 400), ndjson('noisy'));
+    const secs = (Date.now() - started) / 1000;
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.imported, 400);
+    assert.ok(secs >= 2.5, `400 events at 100/s (burst 10, chunks of 50) imported in ${secs} s`);
+    // The import drew on the bucket (its last chunk left a debt of 40 events, 0.4 s): a write right
+    // after is refused, and so is an import's start.
+    assertError(await paced.request('POST', '/v1/aggregates/order/after/events', { event_type: 'touched', payload: {} }, { 'x-tenant-id': 'noisy' }), 429, 'rate_limited');
+    const refused = await paced.request('POST', '/v1/import', lines('m', 10), ndjson('noisy'));
+    assertError(refused, 429, 'rate_limited');
+    assert.equal((await paced.request('GET', '/v1/aggregates/order/m-0', undefined, { 'x-tenant-id': 'noisy' })).status, 404, 'nothing of it written');
+    // A tenant without a limit imports at full speed.
+    started = Date.now();
+    const quiet = await paced.request('POST', '/v1/import', lines('q', 400), ndjson('quiet'));
+    assert.equal(quiet.status, 200, JSON.stringify(quiet.body));
+    assert.ok((Date.now() - started) / 1000 < secs, 'the unlimited tenant is not paced');
+  } finally {
+    await paced.stop();
+    removeDir(paced.dataDir);
+  }
+});

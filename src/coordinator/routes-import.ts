@@ -121,6 +121,8 @@ class ImportFeed {
     private readonly settings: Settings,
     private readonly verify: boolean,
     private readonly importIds: ImportIdGuard | undefined,
+    /** The tenant's write rate (tenant-gate.ts): waited on before each chunk is sent. */
+    private readonly pace: ((events: number) => Promise<void>) | undefined,
   ) {
     this.pending = Array.from({ length: pool.workerCount }, () => []);
     this.inFlight = Array.from({ length: pool.workerCount }, () => new Set());
@@ -144,6 +146,8 @@ class ImportFeed {
     const items = this.pending[worker] as ImportItem[];
     this.pending[worker] = [];
     if (this.failure || items.length === 0) return;
+    if (this.pace) await this.pace(items.length);
+    if (this.failure) return;
     const sent = this.send(worker, items).then(
       (result) => this.count(result),
       (err: unknown) => this.fail(lineOf(err, items), err instanceof DbxError ? err : new DbxError('internal', 'import chunk failed', undefined, { cause: err })),
@@ -268,8 +272,12 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
         if (!body || typeof (body as Partial<Readable>).setEncoding !== 'function') {
           throw new DbxError('invalid_input', `send the events one per line with Content-Type: ${IMPORT_CONTENT_TYPE}`);
         }
-        const feed = new ImportFeed(deps.pool, settings, query?.verify ?? true, deps.importIds);
         const session = await deps.tenantGate?.importSession(tenant);
+        // A client that went away stops the wait for the rate (its chunks are not sent).
+        const gone = new AbortController();
+        // (The response's close: before it is sent, only a connection that went.)
+        reply.raw.once('close', () => gone.abort());
+        const feed = new ImportFeed(deps.pool, settings, query?.verify ?? true, deps.importIds, session && ((events) => session.pace(events, gone.signal)));
         try {
           await readLines(body, settings.lineBytesMax, feed, (text, line) => accept(feed, text, line, principal, tenant, session));
           await feed.finish();
@@ -278,7 +286,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
           // the tenant's admission end only once they are answered, so none commits after.
           await feed.settle();
           const lost = feed.failure !== undefined && feed.failure.error.status >= 500;
-          session?.end(lost ? undefined : feed.summary.aggregates_created);
+          session?.end(lost ? undefined : feed.summary.aggregates_created, feed.summary.imported);
         }
         deps.metrics.eventsAppended.inc(feed.summary.imported);
         if (feed.failure) {

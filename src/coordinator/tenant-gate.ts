@@ -167,6 +167,30 @@ export class TenantRateLimits {
   }
 
   /**
+   * Takes `cost` events from the tenant's bucket, waiting (never refusing) until the bucket may
+   * give them: a bulk import is paced to the tenant's rate as it is read (back-pressure on its
+   * socket), since refusing it mid-body would leave a half-read file. Like take(), a chunk bigger
+   * than the burst passes on a full bucket and leaves a debt the next one waits for.
+   */
+  async pace(tenant: string, cost: number, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      if (signal?.aborted) throw new DbxError('unavailable', 'the client went away during the import: the rest was not written');
+      const b = this.buckets.get(tenant);
+      if (!b) return;
+      const now = Date.now();
+      this.refill(b, now);
+      const needed = Math.min(cost, burstOf(b.rate));
+      if (b.tokens >= needed) {
+        b.tokens -= cost;
+        return;
+      }
+      // A rate change or removal applies at the next look, at most a second away.
+      const waitMs = Math.min(1000, Math.ceil((needed - b.tokens) / (b.rate.writes_per_sec / 1000)));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, waitMs)));
+    }
+  }
+
+  /**
    * The check before the body is read: undefined when the tenant's bucket holds at least one event
    * (takes nothing; the exact charge is take()'s), else how to refuse — at once (cheap: no body,
    * no validation, no shard), or held when the tenant was already told to wait.
@@ -235,8 +259,10 @@ export class TenantTraffic {
 export interface ImportSession {
   /** Called per valid line before it is queued; throws `quota_exceeded` when it would create one too many. */
   line(type: string, id: string, version: number): void;
-  /** Aggregates the import created (undefined: unknown, a chunk's outcome was lost). */
-  end(created: number | undefined): void;
+  /** Before a chunk of `events` lines is sent: waits until the tenant's write rate allows them. */
+  pace(events: number, signal?: AbortSignal): Promise<void>;
+  /** Aggregates the import created (undefined: unknown, a chunk's outcome was lost) and events it wrote. */
+  end(created: number | undefined, imported: number): void;
 }
 
 /** Ops that can bring an aggregate into existence (patch, archive and restore need one). */
@@ -303,11 +329,13 @@ export class TenantGate implements WriteGate {
 
   /**
    * A bulk import of `tenant` (routes-import.ts): admitted like a write for its whole length (a
-   * placement change waits for it), no rate limit (an import's size is known only as it is read);
-   * each version-1 line of an aggregate without a head takes one from the quota, without waiting.
+   * placement change waits for it), paced to the tenant's write rate chunk by chunk (its size is
+   * known only as it is read, so it waits rather than being refused; an empty bucket is refused
+   * before the body is read, tenant-hosting.ts); each version-1 line of an aggregate without a
+   * head takes one from the quota, without waiting.
    */
   async importSession(tenant: string): Promise<ImportSession> {
-    const { admission, quota } = this.deps;
+    const { admission, quota, rates, traffic } = this.deps;
     const counting = quota.ready(tenant);
     if (counting) await counting;
     const entering = admission.enter(tenant);
@@ -325,11 +353,13 @@ export class TenantGate implements WriteGate {
         reservation = quota.reserveNow(tenant, 1, reservation);
         reserved.add(key);
       },
-      end: (created) => {
+      pace: (events, signal) => rates.pace(tenant, events, signal),
+      end: (created, imported) => {
         if (ended) return;
         ended = true;
         quota.settle(reservation, tenant, created);
         admission.leave(tenant);
+        if (imported > 0) traffic.add(tenant, imported);
       },
     };
   }

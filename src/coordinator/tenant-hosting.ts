@@ -27,6 +27,8 @@ const WRITE_ROUTES = new Set([
   'POST /v1/aggregates/:type/:id/archive',
   'POST /v1/aggregates/:type/:id/restore',
   'POST /v1/batch',
+  // Paced to the rate as it is read (tenant-gate.ts importSession); an empty bucket waits for no body.
+  'POST /v1/import',
 ]);
 
 export interface TenantHosting {
