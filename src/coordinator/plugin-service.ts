@@ -10,7 +10,7 @@ import { buildDeliveryBody } from '../plugins/payload.js';
 import { DeliveryPool } from '../plugins/pool.js';
 import { deliveryProof } from '../plugins/proof.js';
 import { PluginQueue, type Job, type JobKey } from '../plugins/queue.js';
-import { endpointUrl, pluginDefinition, type DeliveryBody, type PluginDefinition } from '../plugins/types.js';
+import { DELIVERY_HEADERS, endpointUrl, pluginDefinition, type DeliveryBody, type PluginDefinition } from '../plugins/types.js';
 import type { DeliveryOutcome } from '../plugins/delivery-worker.js';
 import type { Metrics } from './metrics.js';
 import type { Reader } from './reader.js';
@@ -39,12 +39,6 @@ export interface PluginServiceDeps {
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
 }
 
-/**
- * A malformed http endpoint is a bad configuration (400 naming the field), not an unreachable one
- * (503): refused here, a disabled plugin cannot be stored with an endpoint no delivery could use.
- * Checked at configure time only, not in the stored definition's schema, so a definition stored
- * before this check still loads.
- */
 /** A refused configuration: the message names each key and reason too (the CLI prints it as is). */
 function invalidConfiguration(problems: { path: string; message: string }[]): DbxError {
   const named = problems.slice(0, 3).map((p) => `${p.path || '(body)'}: ${p.message}`).join('; ');
@@ -52,6 +46,12 @@ function invalidConfiguration(problems: { path: string; message: string }[]): Db
   return new DbxError('validation_failed', `the plugin configuration is invalid: ${named}${more}`, problems);
 }
 
+/**
+ * A malformed http endpoint is a bad configuration (400 naming the field), not an unreachable one
+ * (503): refused here, a disabled plugin cannot be stored with an endpoint no delivery could use.
+ * Checked at configure time only, not in the stored definition's schema, so a definition stored
+ * before this check still loads.
+ */
 function refuseMalformedEndpoint(definition: PluginDefinition): void {
   if (definition.options.kind !== 'http') return;
   try {
@@ -67,8 +67,6 @@ function refuseMalformedEndpoint(definition: PluginDefinition): void {
  * (a wrong length, a second encoding) while the enable check, a HEAD without them, passed.
  */
 const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'host', 'expect', 'proxy-connection']);
-/** Those the deliverer sets on every delivery (http.ts): receivers rely on them. */
-const DELIVERY_HEADERS: ReadonlySet<string> = new Set(['idempotency-key', 'x-eventdbx-event-id', 'x-eventdbx-job-id', 'x-eventdbx-attempt']);
 /** RFC 9110 field-value: visible ASCII, obs-text, spaces and tabs; never CR, LF or NUL. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -79,7 +77,7 @@ function refuseBadHeaders(definition: PluginDefinition): void {
   for (const [name, value] of Object.entries(definition.options.headers)) {
     const lower = name.toLowerCase();
     if (FRAMING_HEADERS.has(lower)) problems.push({ path: `options.headers.${name}`, message: 'is set by the HTTP connection itself and cannot be configured' });
-    else if (DELIVERY_HEADERS.has(lower)) problems.push({ path: `options.headers.${name}`, message: 'is set by the deliverer on every delivery and cannot be configured' });
+    else if (DELIVERY_HEADERS.includes(lower)) problems.push({ path: `options.headers.${name}`, message: 'is set by the deliverer on every delivery and cannot be configured' });
     if (!FIELD_VALUE.test(value)) problems.push({ path: `options.headers.${name}`, message: 'a header value cannot hold CR, LF, NUL or other control characters' });
   }
   if (problems.length > 0) throw invalidConfiguration(problems);

@@ -15,6 +15,8 @@ const pluginName = z
   .min(1, 'plugin name cannot be empty')
   .max(64)
   .regex(/^[A-Za-z0-9_.-]+$/, 'plugin names use letters, digits, _ . -');
+/** Headers an http deliverer sets on every delivery (kinds/http.ts): receivers rely on them, configured ones cannot replace them. */
+export const DELIVERY_HEADERS: readonly string[] = ['idempotency-key', 'x-eventdbx-event-id', 'x-eventdbx-job-id', 'x-eventdbx-attempt'];
 const headerMap = z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'not an HTTP header name'), z.string().max(8192)).default({});
 const port = z.number().int().min(1).max(65_535);
 const timeoutMs = z.number().int().min(100).max(600_000);

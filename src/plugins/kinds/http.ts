@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import type { z } from 'zod';
-import { endpointUrl, type Deliverer, type Delivery, type httpOptions } from '../types.js';
+import { DELIVERY_HEADERS, endpointUrl, type Deliverer, type Delivery, type httpOptions } from '../types.js';
 import type { DelivererContext } from './context.js';
 import { checkFailed, excerpt, shortReason } from './wire.js';
 
@@ -18,8 +18,6 @@ const CONNECTIONS_MAX = 8;
 const ERROR_BODY_BYTES_MAX = 4096;
 const ERROR_BODY_QUOTE_CHARS = 256;
 const CLOSE_GRACE_MS = 2000;
-/** Headers the deliverer owns: receivers rely on them, configured headers cannot replace them. */
-const OWN_HEADERS = ['idempotency-key', 'x-eventdbx-event-id', 'x-eventdbx-job-id', 'x-eventdbx-attempt'];
 
 // The endpoint rule lives with the options' schema (config validation uses it too).
 export { endpointUrl };
@@ -50,7 +48,7 @@ function setUp(options: HttpOptions): Setup | Error {
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   for (const [name, value] of Object.entries(options.headers)) {
-    if (!OWN_HEADERS.includes(name.toLowerCase())) headers[name.toLowerCase()] = value;
+    if (!DELIVERY_HEADERS.includes(name.toLowerCase())) headers[name.toLowerCase()] = value;
   }
   // `ca` replaces Node's default trust store: a configured CA means "trust exactly this one".
   const connect = { timeout: options.timeout_ms, ...(ca ? { ca } : {}) };
