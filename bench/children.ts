@@ -12,6 +12,8 @@ export interface ChildServer {
   port: number;
   /** Set for the EventDBX server: the root token from cli.token. */
   token?: string;
+  /** Set for the EventDBX server: its process, whose threads the CPU table reads. */
+  pid?: number;
   stderr(): string;
   stop(): Promise<void>;
 }
@@ -38,6 +40,7 @@ export async function startEventDbx(dataDir: string): Promise<ChildServer> {
     url: server.url,
     port: server.port,
     token: server.token,
+    ...(server.child.pid !== undefined ? { pid: server.child.pid } : {}),
     stderr: server.stderr,
     // Not server.stop(): its 15 s guard timer is not unref'd and would hold the benchmark open.
     stop: async () => {

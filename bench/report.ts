@@ -3,11 +3,13 @@
  * to bench/results/ is exactly the BenchResult object, so runs can be compared later.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import type { Floors } from './floors.js';
 import type { SeedResult } from './seed.js';
 import type { CommitStats } from './commit-stats.js';
+import type { CpuPerOp } from './thread-cpu.js';
 import type { OpStats } from './stats.js';
 import type { OpName } from './workload.js';
 
@@ -21,6 +23,8 @@ export interface RunResult {
   ops: Partial<Record<OpName, OpStats>>;
   /** EventDBX write ops: group size and flushes, read from /metrics around the run. */
   commits?: Partial<Record<OpName, CommitStats>>;
+  /** EventDBX: CPU per operation by thread over the measured window (thread-cpu.ts). */
+  cpu?: Partial<Record<OpName, CpuPerOp>>;
 }
 
 export interface DatasetResult {
@@ -119,6 +123,8 @@ export function renderTables(result: BenchResult, clientCounts: number[]): strin
     out.push(`Dataset ${fmtSize(ds.size)} aggregates (${seed}${pgSeed})`, renderDataset(ds, clientCounts));
     const commits = renderCommits(ds);
     if (commits) out.push(`Group commits, ${fmtSize(ds.size)} (eventdbx_commit_batch_commands and eventdbx_storage_transactions around each run)`, commits);
+    const cpu = renderCpu(ds);
+    if (cpu) out.push(`CPU per operation, ${fmtSize(ds.size)}, µs (server threads from /proc/<pid>/task, client from process.cpuUsage; 2 cores give 2,000,000 µs/s)`, cpu);
   }
   if (result.long_aggregate) {
     const l = result.long_aggregate;
@@ -172,6 +178,19 @@ function renderCommits(ds: DatasetResult): string | undefined {
   for (const run of ds.runs) {
     for (const [op, c] of Object.entries(run.commits ?? {})) {
       if (c) table.push([run.durability, op, String(run.clients), c.group_size.toFixed(1), c.groups_per_flush.toFixed(2), c.flushes_per_request.toFixed(3)]);
+    }
+  }
+  return table.length > 0 ? table.toString() : undefined;
+}
+
+function renderCpu(ds: DatasetResult): string | undefined {
+  const table = new Table({ style: PLAIN, head: ['durability', 'op', 'clients', 'main user', 'main sys', 'worker user', 'worker sys', 'other threads', 'client', 'total', 'ops/s the total allows'] });
+  const cores = availableParallelism();
+  for (const run of ds.runs) {
+    for (const [op, c] of Object.entries(run.cpu ?? {})) {
+      if (!c) continue;
+      const cells = [c.main_user_us, c.main_sys_us, c.workers_user_us, c.workers_sys_us, c.other_us, c.client_us, c.total_us].map(fmtInt);
+      table.push([run.durability, op, String(run.clients), ...cells, fmtInt((cores * 1e6) / c.total_us)]);
     }
   }
   return table.length > 0 ? table.toString() : undefined;

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { readConfig, writeConfig } from '../src/core/config.js';
 import { shardFor } from '../src/core/placement.js';
-import { startBenchChild, startEventDbx } from './children.js';
+import { startBenchChild, startEventDbx, type ChildServer } from './children.js';
 import { HttpApi } from './client.js';
 import { measureFloors } from './floors.js';
 import { resetSchema } from './pg-store.js';
@@ -25,6 +25,7 @@ import { benchPlugins } from './plugins.js';
 import { benchStream } from './stream.js';
 import { Recorder, nowUs, runTimed, type OpStats } from './stats.js';
 import { commitStatsBetween, readCommitCounters } from './commit-stats.js';
+import { cpuPerOp, sampleThreads, type ThreadSample } from './thread-cpu.js';
 import { AGGREGATE_TYPE, ALL_OPS, WIDE_TYPE, WRITE_OPS, createMix, restoreLeftovers, runOp, wideApply, wideSchema, type OpName } from './workload.js';
 
 const HELP = `Usage: npm run bench -- [options]
@@ -205,7 +206,13 @@ function setDurability(dataDir: string, durability: Durability): void {
 }
 
 /** Results go into `runs` as they are measured, so an aborted run still reports what it got. */
-async function runMix(api: HttpApi, ds: DatasetResult, s: Settings, system: RunResult['system'], durability: Durability, ops: readonly OpName[]): Promise<void> {
+/** The EventDBX server's process and shard worker count, for the CPU-per-operation table. */
+interface CpuTarget {
+  pid: number;
+  workers: number;
+}
+
+async function runMix(api: HttpApi, ds: DatasetResult, s: Settings, system: RunResult['system'], durability: Durability, ops: readonly OpName[], cpu?: CpuTarget): Promise<void> {
   const size = ds.size;
   const mix = createMix(api, size);
   for (const clients of s.clients) {
@@ -214,14 +221,25 @@ async function runMix(api: HttpApi, ds: DatasetResult, s: Settings, system: RunR
     for (const op of ops) {
       const counted = system === 'eventdbx' && (WRITE_OPS as readonly OpName[]).includes(op);
       const before = counted ? await readCommitCounters(api) : undefined;
-      const stats = await runOp(mix, op, { concurrency: clients, ...s.durations });
+      let cpuBefore: ThreadSample | undefined;
+      const stats = await runOp(mix, op, { concurrency: clients, ...s.durations }, cpu ? () => (cpuBefore = sampleThreads(cpu.pid)) : undefined);
       run.ops[op] = stats;
+      const cpuAfter = cpu && cpuBefore ? sampleThreads(cpu.pid) : undefined;
+      const perOp = cpu && cpuBefore && cpuAfter ? cpuPerOp(cpu.pid, cpuBefore, cpuAfter, stats.n, cpu.workers) : undefined;
+      if (perOp) (run.cpu ??= {})[op] = perOp;
       const commits = before ? commitStatsBetween(before, await readCommitCounters(api)) : undefined;
       if (commits) (run.commits ??= {})[op] = commits;
       const commitNote = commits ? `; group ${commits.group_size.toFixed(1)} requests, ${commits.groups_per_flush.toFixed(2)} groups per flush, ${commits.flushes_per_request.toFixed(3)} flushes per request` : '';
-      log(`  ${system} ${durability} ${fmtSize(size)} ${clients}c ${op}: ${Math.round(stats.ops_s)} ops/s, p50 ${Math.round(stats.p50_us)} µs, p99 ${Math.round(stats.p99_us)} µs (n=${stats.n})${commitNote}`);
+      const cpuNote = perOp ? `; CPU per op ${Math.round(perOp.total_us)} µs (main ${Math.round(perOp.main_user_us + perOp.main_sys_us)}, worker ${Math.round(perOp.workers_user_us + perOp.workers_sys_us)}, client ${Math.round(perOp.client_us)})` : '';
+      log(`  ${system} ${durability} ${fmtSize(size)} ${clients}c ${op}: ${Math.round(stats.ops_s)} ops/s, p50 ${Math.round(stats.p50_us)} µs, p99 ${Math.round(stats.p99_us)} µs (n=${stats.n})${commitNote}${cpuNote}`);
     }
   }
+}
+
+async function cpuTarget(server: ChildServer, api: HttpApi): Promise<CpuTarget | undefined> {
+  if (server.pid === undefined) return undefined;
+  const status = (await api.get('/v1/status')) as { workers?: number };
+  return { pid: server.pid, workers: status.workers ?? 1 };
 }
 
 /** Sequential appends alternating between the long aggregate and a fresh one, so drift hits both. */
@@ -283,7 +301,7 @@ async function benchEventDbx(size: number, s: Settings, ds: DatasetResult, onLon
       }
       // With both durabilities, reads do not depend on it: the second pass runs the writes only.
       const ops = pass === 0 ? s.ops : s.ops.filter((o) => (WRITE_OPS as readonly string[]).includes(o));
-      if (ops.length > 0) await runMix(api, ds, s, 'eventdbx', durability, ops);
+      if (ops.length > 0) await runMix(api, ds, s, 'eventdbx', durability, ops, await cpuTarget(server, api));
     } finally {
       await api.close();
       await server.stop();

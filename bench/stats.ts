@@ -69,6 +69,8 @@ export interface TimedOptions {
   maxOps?: number;
   /** Ignore the time box and run until maxOps are done (restore must undo every archive). */
   untilExhausted?: boolean;
+  /** Called once when the measured window opens (the warm-up is over): CPU samples start here. */
+  onWindowOpen?: () => void;
 }
 
 /**
@@ -85,6 +87,7 @@ export async function runTimed(options: TimedOptions, op: (worker: number) => Pr
   const windowStart = start + options.warmupMs * 1000;
   const windowEnd = options.untilExhausted ? Number.POSITIVE_INFINITY : windowStart + options.durationMs * 1000;
   let lastDone = windowStart;
+  const opener = options.onWindowOpen ? setTimeout(options.onWindowOpen, options.warmupMs) : undefined;
   const loop = async (worker: number): Promise<void> => {
     while (failure === undefined && issued < supply) {
       const t0 = nowUs();
@@ -104,6 +107,7 @@ export async function runTimed(options: TimedOptions, op: (worker: number) => Pr
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, (_, i) => loop(i)));
+  clearTimeout(opener);
   if (failure !== undefined) throw failure;
   // Divide by the time actually used: a supply-limited run may end before the window closes, and
   // operations started inside the window are counted even when they finish just after it.

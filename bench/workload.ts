@@ -120,7 +120,7 @@ export function createMix(api: HttpApi, size: number): Record<OpName, Op> {
   };
 }
 
-export async function runOp(mix: Record<OpName, Op>, name: OpName, options: Omit<MixOptions, 'size'>): Promise<OpStats> {
+export async function runOp(mix: Record<OpName, Op>, name: OpName, options: Omit<MixOptions, 'size'>, onWindowOpen?: () => void): Promise<OpStats> {
   const op = mix[name];
   const maxOps = op.maxOps?.();
   return runTimed(
@@ -130,6 +130,7 @@ export async function runOp(mix: Record<OpName, Op>, name: OpName, options: Omit
       warmupMs: op.noWarmup ? 0 : options.warmupMs,
       ...(maxOps !== undefined ? { maxOps } : {}),
       ...(op.untilExhausted ? { untilExhausted: true } : {}),
+      ...(onWindowOpen ? { onWindowOpen } : {}),
     },
     (worker) => op.run(worker),
   );
