@@ -224,3 +224,38 @@ test('memory window - SIGKILL while the plugin is spilled (slow, failing half it
     removeDir(dataDir);
   }
 });
+
+test('memory window - a replay of a whole type keeps at most the window (plus the lanes loaded whole) in memory; every replayed job arrives, in order per aggregate', { timeout: 120_000 }, async () => {
+  let up = true;
+  const recv = await receiver(() => (up ? 200 : 503));
+  const server = await startServerInProcess({ configToml: config('block') });
+  try {
+    assert.equal((await server.request('PUT', '/v1/plugins/web', { options: { kind: 'http', endpoint: recv.url } })).status, 200);
+    const aggregates = Array.from({ length: 40 }, (_, i) => `p-${i}`);
+    const ids = await appendAll(server, aggregates, 3);
+    await until(30_000, async () => (await counts(server)).done === 120, 'the first 120 deliveries done');
+    up = false;
+    const before = recv.got.length;
+    const replay = await server.request('POST', '/v1/plugins/web/replay', { aggregate_type: 'order' });
+    assert.equal(replay.status, 200, JSON.stringify(replay.body));
+    assert.equal(replay.body.queued, 120);
+    const c = await counts(server);
+    assert.equal(c.pending + c.processing, 120, 'every replayed job is counted, held or not');
+    assert.equal(c.done, 0, 'the replayed jobs replaced the done ones');
+    const calls = recv.calls();
+    await until(5000, () => recv.calls() > calls + 5, 'replayed deliveries attempted while the plugin is down');
+    // A lane is loaded whole: at most the window plus one aggregate's jobs.
+    const inMemory = await held(server);
+    assert.ok(inMemory > 0 && inMemory <= WINDOW + 3, `held ${inMemory} jobs after a replay of 120, window ${WINDOW}`);
+    up = true;
+    await until(30_000, async () => (await counts(server)).done === 120, 'all 120 replayed jobs done');
+    const replayed = recv.got.slice(before);
+    assertVersionOrder(replayed, new Map(aggregates.map((a) => [a, 3])));
+    assert.deepEqual(new Set(replayed.map((r) => r.event_id)), new Set(ids));
+    assert.equal(await held(server), 0);
+  } finally {
+    await server.stop();
+    await recv.close();
+    removeDir(server.dataDir);
+  }
+});

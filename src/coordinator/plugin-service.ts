@@ -21,6 +21,8 @@ const STATE_KINDS = new Set(['postgres']);
 const STATE_MODES = new Set(['all', 'state-only']);
 /** Done jobs removed per prune transaction (pruneDone). */
 const PRUNE_BATCH = 10_000;
+/** Jobs per queue commit of a replay (PluginService.replay). */
+const REPLAY_CHUNK = 1000;
 /** Delay of the first prune after a start (then every `[plugin_queue.prune] interval_secs`). */
 const FIRST_PRUNE_MS = 2_000;
 
@@ -283,7 +285,18 @@ export class PluginService {
     // Another mode than the plugin's applies to these jobs only; the plugin keeps its own.
     const override = payloadMode && payloadMode !== definition.payload_mode ? { payload_mode: payloadMode } : {};
     const now = Date.now();
-    const jobs: Job[] = [];
+    // In chunks, each its own queue commit handed to the dispatcher before the next is read: a
+    // replay of a type with millions of events holds one chunk, not the type, in memory (and in
+    // one LMDB transaction). A crash midway leaves the chunks committed so far queued: delivery is
+    // at least once, and the replay, not yet answered, can be sent again.
+    let queued = 0;
+    let jobs: Job[] = [];
+    const enqueue = async (): Promise<void> => {
+      const replaced = await this.queue.putJobs(jobs);
+      this.dispatcher.adopt(jobs, replaced);
+      queued += jobs.length;
+      jobs = [];
+    };
     for (const event of this.deps.reader.eventsOf(tenant, type, id)) {
       jobs.push({
         plugin: name,
@@ -301,10 +314,10 @@ export class PluginService {
         updated_at: now,
         ...override,
       });
+      if (jobs.length >= REPLAY_CHUNK) await enqueue();
     }
-    const replaced = await this.queue.putJobs(jobs);
-    this.dispatcher.adopt(jobs, replaced);
-    return { queued: jobs.length };
+    if (jobs.length > 0) await enqueue();
+    return { queued };
   }
 
   /** Dead jobs (or the one with this event id) back to pending now. */

@@ -188,31 +188,44 @@ export class Dispatcher {
   }
 
   /**
-   * Jobs written to the queue outside the outbox flow (a replay: every event of an aggregate,
-   * replacing jobs of the same keys): they join their lanes in order, with the rest of each lane
-   * from disk.
+   * Jobs written to the queue outside the outbox flow (a replay: every event of an aggregate or a
+   * type, replacing jobs of the same keys). A job whose lane is in memory joins it, and the lane
+   * is completed from disk (it must stay a prefix); a job of a lane not in memory is held only
+   * while the window has room and nothing of the plugin waits on disk, as a new job is (pump):
+   * otherwise it stays on disk, counted there, and the plugin is spilled so refill loads it back
+   * in order. A replay of a whole type therefore holds the window, not the type.
    */
   adopt(jobs: Job[], replaced: readonly (Job | undefined)[] = []): void {
+    const window = this.deps.config.plugins.jobs_in_memory_max;
     const touched = new Map<PluginState, Map<string, Job>>();
     for (const [i, job] of jobs.entries()) {
       const state = this.plugins.get(job.plugin);
       if (!state) continue;
-      const lane = this.laneOf(state, job);
+      const key = jobKey(job);
+      // The replaced job's status as counted here: a change not yet committed is newer than the disk's.
+      const before = this.dirty.get(key) ?? this.flushingJobs?.get(key) ?? replaced[i];
+      // A change of the replaced job not yet committed is void (the queue would skip it: see update).
+      this.dirty.delete(key);
       const old = state.held.get(job.event_id);
+      const inMemory = old !== undefined || state.lanes.has(laneKey(job));
+      if (!inMemory && (state.spilled || state.held.size >= window)) {
+        // Left on disk: it is pending there now, whatever the job it replaced was.
+        if (before?.status === 'done') state.done = Math.max(0, state.done - 1);
+        else if (before?.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
+        if (before === undefined || before.status === 'done' || before.status === 'dead') state.pendingOnDisk++;
+        this.rescan(state);
+        continue;
+      }
+      const lane = this.laneOf(state, job);
       const at = old ? lane.jobs.indexOf(old) : -1;
       if (at >= 0) lane.jobs[at] = job;
       else {
         lane.jobs.push(job);
-        // The job it replaced was counted as not held (in the status it has here: a change not yet
-        // committed is newer than the disk's); it is held, and counted as held, now.
-        const key = jobKey(job);
-        const before = this.dirty.get(key) ?? this.flushingJobs?.get(key) ?? replaced[i];
+        // The job it replaced was counted as not held; it is held, and counted as held, now.
         if (before?.status === 'done') state.done = Math.max(0, state.done - 1);
         else if (before?.status === 'dead') state.deadOnDisk = Math.max(0, state.deadOnDisk - 1);
         else if (before) state.pendingOnDisk = Math.max(0, state.pendingOnDisk - 1);
       }
-      // A change of the replaced job not yet committed is void (the queue would skip it: see update).
-      this.dirty.delete(jobKey(job));
       state.held.set(job.event_id, job);
       lane.jobs.sort((a, b) => a.version - b.version);
       lane.blocked = false;
