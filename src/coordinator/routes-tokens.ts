@@ -8,8 +8,8 @@
 import { z } from 'zod';
 import {
   DbxError,
-  allowsAction,
-  allowsResource,
+  coversAction,
+  coversResource,
   allowsTenant,
   tokenIssueSchema,
   tokenRefreshSchema,
@@ -69,12 +69,13 @@ function grantProblem(admin: TokenClaims, grant: Grant): string | undefined {
   for (const tenant of grant.tenants) {
     if (tenant === '*' || !allowsTenant(admin, tenant)) return `this token cannot grant tenant '${tenant}'`;
   }
+  // Patterns are compared as patterns: a grant must name only what a held pattern covers (an
+  // admin of `order/o1` granting `order`, or of `order/o?` granting `order/o*`, is refused).
   for (const action of grant.actions) {
-    if (!allowsAction(admin, action)) return `this token cannot grant the '${action}' action it does not hold`;
+    if (!coversAction(admin, action)) return `this token cannot grant the '${action}' action it does not hold`;
   }
   for (const resource of grant.resources.length ? grant.resources : ['*']) {
-    const [type, id] = resource.split('/') as [string, string | undefined];
-    if (!allowsResource(admin, type, id)) return `this token cannot grant resource '${resource}'`;
+    if (!coversResource(admin, resource)) return `this token cannot grant resource '${resource}': it covers aggregates this token may not reach`;
   }
   const adminExpires = admin.exp !== undefined && !admin.limits.keep_alive ? admin.exp : null;
   if (adminExpires !== null && (grant.expiresAt === null || grant.expiresAt > adminExpires)) {

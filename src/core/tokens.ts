@@ -204,6 +204,53 @@ export function globMatch(pattern: string, value: string): boolean {
   return compileLike(pattern, GLOB_WILDCARDS).test(value);
 }
 
+/**
+ * Whether every value `inner` matches is matched by `outer` (both globs): what an administrator
+ * may grant. Answers false when unsure (an inner `*` is covered only by an outer `*`), never true
+ * wrongly: a grant it refuses can be written as patterns the administrator holds.
+ */
+export function globCovers(outer: string, inner: string): boolean {
+  if (outer === '*' || outer === '*.*') return true;
+  if (inner === '*.*') inner = '*';
+  const memo = new Map<number, boolean>();
+  const covers = (i: number, j: number): boolean => {
+    const key = i * (inner.length + 1) + j;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    let answer: boolean;
+    if (i === outer.length) answer = j === inner.length;
+    else if (outer[i] === '*') answer = covers(i + 1, j) || (j < inner.length && covers(i, j + 1));
+    else if (j === inner.length || inner[j] === '*') answer = false;
+    else if (outer[i] === '?') answer = covers(i + 1, j + 1);
+    else answer = outer[i] === inner[j] && covers(i + 1, j + 1);
+    memo.set(key, answer);
+    return answer;
+  };
+  return covers(0, 0);
+}
+
+/** A resource pattern as [type glob, id glob]: `<type>` covers every id of the type. */
+function resourceParts(pattern: string): [string, string] {
+  if (pattern === '*' || pattern === '*.*') return ['*', '*'];
+  const slash = pattern.indexOf('/');
+  return slash < 0 ? [pattern, '*'] : [pattern.slice(0, slash), pattern.slice(slash + 1)];
+}
+
+/** Whether a token holding `claims` covers every aggregate the resource pattern `granted` names (an empty list names all). */
+export function coversResource(claims: TokenClaims, granted: string): boolean {
+  if (claims.resources.length === 0) return true;
+  const [type, id] = resourceParts(granted);
+  return claims.resources.some((held) => {
+    const [heldType, heldId] = resourceParts(held);
+    return globCovers(heldType, type) && globCovers(heldId, id);
+  });
+}
+
+/** Whether a token holding `claims` holds every action the pattern `granted` names. */
+export function coversAction(claims: TokenClaims, granted: string): boolean {
+  return claims.actions.some((held) => globCovers(held, granted));
+}
+
 export function allowsAction(claims: TokenClaims, action: string): boolean {
   return claims.actions.some((pattern) => globMatch(pattern, action));
 }

@@ -1,0 +1,91 @@
+/**
+ * Findings of an audit of authorization and write accounting (2026-12-07), each pinned:
+ * a token administrator limited to some aggregates grants only patterns it covers; a patch cannot
+ * read state its token may not read; an idempotent retry is answered from its key even when the
+ * token's write limit is used up or the tenant is over its write rate; a clean stop gives a
+ * limited token's unused reservation back.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { httpRequest, removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { assertError } from './helpers/assertions.js';
+import { globCovers } from '../src/core/index.js';
+
+let server: TestServer;
+before(async () => {
+  server = await startServerInProcess();
+});
+after(async () => {
+  await server.stop();
+  removeDir(server.dataDir);
+});
+
+async function mint(spec: Record<string, unknown>, token?: string): Promise<{ status: number; body: any }> {
+  return httpRequest(server.url, token ?? server.token, 'POST', '/v1/tokens', { group: 'g', user: 'u', tenants: ['default'], expiration_secs: 3600, ...spec });
+}
+
+test('glob cover - a pattern covers another only when every value of the inner one matches the outer one', () => {
+  const yes: [string, string][] = [
+    ['*', 'order'],
+    ['order', 'order'],
+    ['o*', 'order*'],
+    ['o*', 'o?'],
+    ['o?', 'ox'],
+    ['*a', '*xa'],
+    ['a*b*c', 'a*bxb*c'],
+    ['aggregate.*', 'aggregate.read'],
+    ['*.*', 'aggregate.*'],
+  ];
+  const no: [string, string][] = [
+    ['o1', 'o*'],
+    ['o?', 'o*'],
+    ['o?', 'oxy'],
+    ['order', 'order*'],
+    ['*a', '*'],
+    ['aggregate.read', 'aggregate.*'],
+    ['aggregate.*', '*'],
+    ['a?c', 'a*c'],
+  ];
+  for (const [outer, inner] of yes) assert.equal(globCovers(outer, inner), true, `${outer} covers ${inner}`);
+  for (const [outer, inner] of no) assert.equal(globCovers(outer, inner), false, `${outer} does not cover ${inner}`);
+});
+
+test('finding 1 - a token administrator limited to some aggregates grants only resource and action patterns it covers', async () => {
+  for (const id of ['o1', 'o2', 'order-9999']) {
+    assert.equal((await server.request('POST', `/v1/aggregates/order/${id}`, { event_type: 'created', payload: { v: id } })).status, 201);
+  }
+  const cases: { admin: string[]; grant: string[]; ok: boolean }[] = [
+    { admin: ['order/o1'], grant: ['order'], ok: false },
+    { admin: ['order/o1'], grant: ['order/*'], ok: false },
+    { admin: ['order/o?'], grant: ['order/o*'], ok: false },
+    { admin: ['order/o1'], grant: [], ok: false },
+    { admin: ['order/o1'], grant: ['*'], ok: false },
+    { admin: ['order/o1'], grant: ['ord*/o1'], ok: false },
+    { admin: ['order/o1'], grant: ['order/o1'], ok: true },
+    { admin: ['order/o?'], grant: ['order/o2'], ok: true },
+    { admin: ['order'], grant: ['order/o*'], ok: true },
+    { admin: ['ord*'], grant: ['order', 'orders/x'], ok: true },
+  ];
+  for (const { admin, grant, ok } of cases) {
+    const issued = await mint({ actions: ['token.admin', 'aggregate.read'], resources: admin });
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    const granted = await mint({ actions: ['aggregate.read'], resources: grant }, issued.body.token);
+    if (ok) assert.equal(granted.status, 201, `${admin} grants ${JSON.stringify(grant)}: ${JSON.stringify(granted.body)}`);
+    else {
+      assertError(granted, 403, 'forbidden');
+      assert.match(granted.body.error.message, /cannot grant resource/);
+    }
+  }
+  // Actions are patterns too: `aggregate.*` names more than `aggregate.read`.
+  const reader = await mint({ actions: ['token.admin', 'aggregate.read'] });
+  assert.equal((await mint({ actions: ['aggregate.read'] }, reader.body.token)).status, 201);
+  const wide = await mint({ actions: ['token.admin', 'aggregate.*'] });
+  assert.equal((await mint({ actions: ['aggregate.read', 'aggregate.append'] }, wide.body.token)).status, 201);
+  assertError(await mint({ actions: ['aggregate.*'] }, reader.body.token), 403, 'forbidden');
+  assertError(await mint({ actions: ['*'] }, reader.body.token), 403, 'forbidden');
+  // What a refused grant would have reached stays out of reach of the administrator's own grants.
+  const narrow = await mint({ actions: ['token.admin', 'aggregate.read'], resources: ['order/o1'] });
+  const own = await mint({ actions: ['aggregate.read'], resources: ['order/o1'] }, narrow.body.token);
+  assert.equal((await httpRequest(server.url, own.body.token, 'GET', '/v1/aggregates/order/o1')).status, 200);
+  assertError(await httpRequest(server.url, own.body.token, 'GET', '/v1/aggregates/order/o2'), 403, 'forbidden');
+});
