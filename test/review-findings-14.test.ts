@@ -89,3 +89,49 @@ test('finding 1 - a token administrator limited to some aggregates grants only r
   assert.equal((await httpRequest(server.url, own.body.token, 'GET', '/v1/aggregates/order/o1')).status, 200);
   assertError(await httpRequest(server.url, own.body.token, 'GET', '/v1/aggregates/order/o2'), 403, 'forbidden');
 });
+
+test('finding 2 - a patch cannot read what its token may not read: test/copy/move refused (403), failures do not name the op or path; a hidden type likewise', async () => {
+  assert.equal((await server.request('POST', '/v1/aggregates/patient/p1', { event_type: 'created', payload: { pin: 4821, diagnosis: 'flu', age: 40 } })).status, 201);
+  const appender = await mint({ actions: ['aggregate.append'] });
+  const token = appender.body.token as string;
+  assertError(await httpRequest(server.url, token, 'GET', '/v1/aggregates/patient/p1'), 403, 'forbidden');
+  const patch = (ops: unknown[], who = token, path = '/v1/aggregates/patient/p1/patch') => httpRequest(server.url, who, 'POST', path, { event_type: 'updated', patch: ops });
+  const before = (await server.request('GET', '/v1/aggregates/patient/p1')).body.version;
+  for (const ops of [
+    [{ op: 'test', path: '/diagnosis', value: 'flu' }],
+    [{ op: 'copy', from: '/pin', path: '/age' }],
+    [{ op: 'move', from: '/pin', path: '/copied' }],
+    [{ op: 'replace', path: '/age', value: 1 }, { op: 'test', path: '/pin', value: 4821 }],
+  ]) {
+    const res = await patch(ops);
+    assertError(res, 403, 'forbidden');
+    assert.match(res.body.error.message, /reads the state/);
+    assert.doesNotMatch(JSON.stringify(res.body), /4821|flu/);
+  }
+  // A failed op is not named: which key is missing would tell what is stored.
+  const missing = await patch([{ op: 'replace', path: '/nokey', value: 1 }]);
+  assertError(missing, 400, 'validation_failed');
+  assert.doesNotMatch(JSON.stringify(missing.body), /nokey/);
+  const batch = await httpRequest(server.url, token, 'POST', '/v1/batch', { events: [{ aggregate_type: 'patient', aggregate_id: 'p1', event_type: 'updated', patch: [{ op: 'test', path: '/diagnosis', value: 'flu' }] }] });
+  assertError(batch, 403, 'forbidden');
+  assert.equal((await server.request('GET', '/v1/aggregates/patient/p1')).body.version, before, 'nothing was written');
+  // Writing blind stays allowed.
+  const blind = await patch([{ op: 'replace', path: '/age', value: 41 }]);
+  assert.equal(blind.status, 201, JSON.stringify(blind.body));
+  // A reader keeps the whole patch language and its precise messages.
+  const reader = await mint({ actions: ['aggregate.append', 'aggregate.read'] });
+  assert.equal((await patch([{ op: 'test', path: '/diagnosis', value: 'flu' }], reader.body.token)).status, 201);
+  const named = await patch([{ op: 'replace', path: '/nokey', value: 1 }], reader.body.token);
+  assertError(named, 400, 'validation_failed');
+  assert.match(JSON.stringify(named.body), /nokey/);
+
+  // A hidden type answers 404 on reads, to every token: its patches may not read either.
+  const schema = await server.request('POST', '/v1/schemas', { aggregate: 'vault', hidden: true, events: { created: { fields: [] }, updated: { fields: [] } } });
+  assert.equal(schema.status, 201, JSON.stringify(schema.body));
+  assert.equal((await server.request('POST', '/v1/aggregates/vault/v1', { event_type: 'created', payload: { code: 'C-1234' } })).status, 201);
+  assertError(await server.request('GET', '/v1/aggregates/vault/v1'), 404, 'not_found');
+  const probe = await patch([{ op: 'test', path: '/code', value: 'C-1234' }], server.token, '/v1/aggregates/vault/v1/patch');
+  assertError(probe, 403, 'forbidden');
+  assert.match(probe.body.error.message, /hidden/);
+  assert.equal((await patch([{ op: 'replace', path: '/code', value: 'C-9' }], server.token, '/v1/aggregates/vault/v1/patch')).status, 201);
+});

@@ -4,6 +4,7 @@ import {
   aggregateIdSchema,
   aggregateTypeSchema,
   DEFAULT_WRITE_LIMITS,
+  DbxError,
   eventBodySchema,
   lifecycleBodySchema,
   snapshotBodySchema,
@@ -44,6 +45,31 @@ function stateIfReadable<T extends { state: unknown }>(principal: Principal, hid
   if (!hiddenType && mayRead(principal, type, id)) return answer;
   const { state: _state, ...rest } = answer;
   return rest;
+}
+
+type PatchOps = readonly { op: string; path: string; from?: string }[];
+
+/**
+ * A patch is a write that reads: `test` answers 201 or 400 by the stored value, `copy`/`move` put
+ * a stored value where the answer shows it, and a failed op names the path that was not there. A
+ * caller that may not read the aggregate (no `aggregate.read` on it, or a hidden type) is refused
+ * ops that read (403, before anything is looked up) and is told only that a patch failed, not
+ * which op or path. What stays visible to it is that the patch applied or not.
+ */
+function patchReadGuard(principal: Principal, hiddenType: boolean, type: string, id: string, ops: PatchOps): { maskFailure: boolean } {
+  if (!hiddenType && mayRead(principal, type, id)) return { maskFailure: false };
+  ops.forEach((op, i) => {
+    if (op.op === 'test' || op.op === 'copy' || op.op === 'move') {
+      throw new DbxError('forbidden', `patch op ${i} (${op.op}) reads the state of ${type}/${id}, which this token may not read${hiddenType ? ' (the type is hidden by its schema)' : ' (it needs aggregate.read)'}`);
+    }
+  });
+  return { maskFailure: true };
+}
+
+function maskedPatchFailure(err: unknown): unknown {
+  if (!(err instanceof DbxError) || err.code !== 'validation_failed' || !err.message.includes('failed to apply patch')) return err;
+  const message = 'the patch could not be applied; this token may not read the aggregate, so which operation failed is not told';
+  return new DbxError('validation_failed', `failed to apply patch: ${message}`, [{ path: 'body.patch', message }]);
 }
 
 function base(principal: Principal, tenant: string, type: string, id: string) {
@@ -186,10 +212,11 @@ export function writeRoutes(
       params: aggregateParams,
       body: schemas.patchBody,
       handler: async ({ params, body, principal, tenant, reply }) => {
+        const { maskFailure } = patchReadGuard(principal, visibility.hiddenType(tenant, params.type), params.type, params.id, body.patch);
         visibility.assertPatchReadsVisible(tenant, params.type, body.patch);
         const hidden = visibility.patchTouchesHidden(tenant, params.type, body.patch);
         const result = await writeOne(principal, patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id })).catch((err: unknown) => {
-          throw visibility.maskPatchFailure(err, hidden);
+          throw maskFailure ? maskedPatchFailure(err) : visibility.maskPatchFailure(err, hidden);
         });
         markReplay(result, reply);
         return visibility.event(tenant, result.event);
@@ -234,14 +261,17 @@ export function writeRoutes(
       body: schemas.batchBody,
       bodyItems: 'events',
       handler: async ({ body, principal, tenant, reply }) => {
+        let maskFailure = false;
         for (const e of body.events) {
           authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
-          if ('patch' in e) visibility.assertPatchReadsVisible(tenant, e.aggregate_type, e.patch);
+          if (!('patch' in e)) continue;
+          if (patchReadGuard(principal, visibility.hiddenType(tenant, e.aggregate_type), e.aggregate_type, e.aggregate_id, e.patch).maskFailure) maskFailure = true;
+          visibility.assertPatchReadsVisible(tenant, e.aggregate_type, e.patch);
         }
         const commands = body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
         const hidden = body.events.some((e) => 'patch' in e && visibility.patchTouchesHidden(tenant, e.aggregate_type, e.patch));
         const batch = () => writer.batch(commands).catch((err: unknown) => {
-          throw visibility.maskPatchFailure(err, hidden);
+          throw maskFailure ? maskedPatchFailure(err) : visibility.maskPatchFailure(err, hidden);
         });
         // A batch replayed whole (every item by its idempotency key) appends nothing: it costs no
         // write and says so, as a single write does.
