@@ -135,3 +135,36 @@ test('finding 2 - a patch cannot read what its token may not read: test/copy/mov
   assert.match(probe.body.error.message, /hidden/);
   assert.equal((await patch([{ op: 'replace', path: '/code', value: 'C-9' }], server.token, '/v1/aggregates/vault/v1/patch')).status, 201);
 });
+
+test('finding 5 - with its write limit used up, a token\'s retry of a stored write is answered from its idempotency key (costs nothing); anything new is still 429', async () => {
+  const limited = (await mint({ actions: ['aggregate.*'], write_limit: 1 })).body.token as string;
+  const body = { event_type: 'paid', payload: { amount: 5 }, idempotency_key: 'pay-1' };
+  const first = await httpRequest(server.url, limited, 'POST', '/v1/aggregates/ledger/l1/events', body);
+  assert.equal(first.status, 201, JSON.stringify(first.body));
+  for (let i = 0; i < 2; i++) {
+    const retry = await httpRequest(server.url, limited, 'POST', '/v1/aggregates/ledger/l1/events', body);
+    assert.equal(retry.status, 201, JSON.stringify(retry.body));
+    assert.equal(retry.headers.get('idempotent-replayed'), 'true');
+    assert.equal(retry.body.metadata.event_id, first.body.metadata.event_id);
+  }
+  // Another write, or the same key with other content, is refused as before; nothing is written.
+  assertError(await httpRequest(server.url, limited, 'POST', '/v1/aggregates/ledger/l1/events', { ...body, idempotency_key: 'pay-2' }), 429, 'write_limit_exhausted');
+  assertError(await httpRequest(server.url, limited, 'POST', '/v1/aggregates/ledger/l1/events', { event_type: 'paid', payload: { amount: 6 } }), 429, 'write_limit_exhausted');
+  assertError(await httpRequest(server.url, limited, 'POST', '/v1/aggregates/ledger/l1/events', { ...body, payload: { amount: 6 } }), 409, 'already_exists');
+  assert.equal((await server.request('GET', '/v1/aggregates/ledger/l1')).body.version, 1);
+
+  // A batch: replayed whole it answers; one new item among replays refuses the whole batch.
+  const three = (await mint({ actions: ['aggregate.*'], write_limit: 3 })).body.token as string;
+  const items = [1, 2, 3].map((i) => ({ aggregate_type: 'ledger', aggregate_id: `b${i}`, event_type: 'x', payload: {}, idempotency_key: `k${i}` }));
+  assert.equal((await httpRequest(server.url, three, 'POST', '/v1/batch', { events: items })).status, 201);
+  const again = await httpRequest(server.url, three, 'POST', '/v1/batch', { events: items });
+  assert.equal(again.status, 201, JSON.stringify(again.body));
+  assert.equal(again.headers.get('idempotent-replayed'), 'true');
+  const mixed = [...items, { aggregate_type: 'ledger', aggregate_id: 'b4', event_type: 'x', payload: {}, idempotency_key: 'k4' }];
+  assertError(await httpRequest(server.url, three, 'POST', '/v1/batch', { events: mixed }), 429, 'write_limit_exhausted');
+  assertError(await server.request('GET', '/v1/aggregates/ledger/b4'), 404, 'not_found');
+  const jtiOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).jti as string;
+  const listed = (await server.request('GET', '/v1/tokens')).body.items as { jti: string; writes_used: number }[];
+  assert.equal(listed.find((t) => t.jti === jtiOf(three))?.writes_used, 3, 'replays cost nothing');
+  assert.equal(listed.find((t) => t.jti === jtiOf(limited))?.writes_used, 1, 'replays cost nothing');
+});

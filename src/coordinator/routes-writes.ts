@@ -138,7 +138,15 @@ export function writeRoutes(
     return { ...reader.getAggregate(tenant, type, id, { version, eventsMax: 0 }), archived };
   };
   const writeOne = (principal: Principal, command: UnplacedCommand): Promise<WriteResult> =>
-    allowance ? allowance.spend(principal, 1, () => writer.write(command), (r) => r.replayed === true) : writer.write(command);
+    allowance
+      ? allowance.spend(
+          principal,
+          1,
+          () => writer.write(command),
+          (r) => r.replayed === true,
+          command.idempotency_key !== undefined ? () => writer.write({ ...command, replay_only: true }) : undefined,
+        )
+      : writer.write(command);
   return [
     defineRoute({
       method: 'POST',
@@ -276,7 +284,12 @@ export function writeRoutes(
         // A batch replayed whole (every item by its idempotency key) appends nothing: it costs no
         // write and says so, as a single write does.
         const wholeReplay = (results: WriteResult[]) => results.length > 0 && results.every((r) => r.replayed);
-        const results = allowance ? await allowance.spend(principal, commands.length, batch, wholeReplay) : await batch();
+        const replayOnly = commands.every((c) => c.idempotency_key !== undefined)
+          ? () => writer.batch(commands.map((c) => ({ ...c, replay_only: true }))).catch((err: unknown) => {
+              throw visibility.maskPatchFailure(err, hidden);
+            })
+          : undefined;
+        const results = allowance ? await allowance.spend(principal, commands.length, batch, wholeReplay, replayOnly) : await batch();
         if (wholeReplay(results)) reply.header('idempotent-replayed', 'true');
         return { events: results.map((r) => visibility.event(tenant, r.event)) };
       },

@@ -42,18 +42,30 @@ export class WriteAllowance {
    * Runs `write` with `count` writes taken from the principal's allowance. `replayed` tells
    * whether the result appended nothing (an idempotent replay), which costs nothing either.
    */
-  async spend<T>(principal: Principal, count: number, write: () => Promise<T>, replayed: (result: T) => boolean = () => false): Promise<T> {
+  /**
+   * `replayOnly`, given when every item carries an idempotency key: the same write, answering only
+   * an idempotent replay (WriteCommand.replay_only). Past the limit it still runs, so a client that
+   * lost the answer to its last allowed write learns it was stored (DESIGN §3: a retry returns
+   * the original result); it costs nothing and writes nothing.
+   */
+  async spend<T>(principal: Principal, count: number, write: () => Promise<T>, replayed: (result: T) => boolean = () => false, replayOnly?: () => Promise<T>): Promise<T> {
     const limit = principal.claims.limits.write_events;
     if (limit === null || limit === undefined) return write();
     const { jti } = principal.claims;
     const a = this.allowanceOf(jti);
     if (a.used + count > limit) {
       const left = Math.max(0, limit - a.used);
-      throw new DbxError(
+      const exhausted = new DbxError(
         'write_limit_exhausted',
         count > 1 && left > 0 ? `the token has ${left} of its ${limit} writes left; this batch needs ${count}` : `the token has used all ${limit} of its writes`,
         { write_limit: limit, writes_remaining: left },
       );
+      if (!replayOnly) throw exhausted;
+      const result = await replayOnly().catch((err: unknown) => {
+        throw err instanceof DbxError && err.code === 'write_limit_exhausted' ? exhausted : err;
+      });
+      if (!replayed(result)) throw exhausted;
+      return result;
     }
     a.used += count;
     a.inFlight += count;

@@ -156,6 +156,7 @@ export class BatchBuilder {
       const replay = this.replayIdempotent(cmd, overlayKey, fingerprint);
       if (replay) return replay;
     }
+    if (cmd.replay_only) throw new DbxError('write_limit_exhausted', 'the token has no writes left and this is not a retry of a stored write');
 
     const head = current?.head;
     checkPreconditions(cmd, head);

@@ -30,6 +30,12 @@ export interface WriteCommand {
    * is gone by now, refuse with `quota_exceeded` rather than create an aggregate nobody reserved.
    */
   no_create?: boolean;
+  /**
+   * Answer only an idempotent replay: the token's write limit is used up (write-allowance.ts), so
+   * a retry of a stored write gets its original result and anything else is refused
+   * `write_limit_exhausted` with nothing written.
+   */
+  replay_only?: boolean;
 }
 
 /** What a write answers: the event it appended (or the original one, for an idempotent retry). */
