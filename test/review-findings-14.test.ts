@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { httpRequest, removeDir, startServerInProcess, type TestServer } from './helpers/server.js';
+import { httpRequest, removeDir, startServerInProcess, tempDataDir, type TestServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
 import { globCovers } from '../src/core/index.js';
 
@@ -167,4 +167,30 @@ test('finding 5 - with its write limit used up, a token\'s retry of a stored wri
   const listed = (await server.request('GET', '/v1/tokens')).body.items as { jti: string; writes_used: number }[];
   assert.equal(listed.find((t) => t.jti === jtiOf(three))?.writes_used, 3, 'replays cost nothing');
   assert.equal(listed.find((t) => t.jti === jtiOf(limited))?.writes_used, 1, 'replays cost nothing');
+});
+
+test('finding 3 - a clean stop right after a limited token\'s writes gives its unused reservation back: after the restart it has exactly limit − accepted writes', async () => {
+  const dataDir = tempDataDir();
+  let own = await startServerInProcess({ dataDir });
+  try {
+    const issued = await httpRequest(own.url, own.token, 'POST', '/v1/tokens', { group: 'g', user: 'u', tenants: ['default'], actions: ['aggregate.*'], write_limit: 10 });
+    const token = issued.body.token as string;
+    // Concurrent writes make the allowance reserve headroom ahead of them.
+    const first = await Promise.all(Array.from({ length: 4 }, (_, i) => httpRequest(own.url, token, 'POST', `/v1/aggregates/meter/m${i}`, { event_type: 'created', payload: { i } })));
+    assert.deepEqual(first.map((r) => r.status), [201, 201, 201, 201]);
+    await own.stop(); // at once: before the idle timer would settle the reservation
+    own = await startServerInProcess({ dataDir });
+    const listed = (await httpRequest(own.url, own.token, 'GET', '/v1/tokens')).body.items.find((t: any) => t.jti === issued.body.record.jti);
+    assert.deepEqual([listed.writes_used, listed.writes_remaining], [4, 6]);
+    let accepted = 0;
+    for (let i = 0; i < 8; i++) {
+      const r = await httpRequest(own.url, token, 'POST', `/v1/aggregates/meter/n${i}`, { event_type: 'created', payload: { i } });
+      if (r.status === 201) accepted++;
+      else assertError(r, 429, 'write_limit_exhausted');
+    }
+    assert.equal(accepted, 6, 'limit 10 − 4 accepted before the stop');
+  } finally {
+    await own.stop();
+    removeDir(dataDir);
+  }
 });

@@ -154,8 +154,20 @@ export class WriteAllowance {
     timer.unref();
   }
 
-  /** Writes every token's accepted count now (at stop). */
+  /**
+   * At stop: every token's accepted count is written, and a token with nothing in flight gives its
+   * unused headroom back (the idle timer would, but a prompt stop comes first), so a clean restart
+   * costs no token a write: the next start counts from `reserved`.
+   */
   async flush(): Promise<void> {
-    await Promise.all([...this.tokens].map(([jti, a]) => this.ledger.noteUsed(jti, a.used - a.inFlight).catch(() => undefined)));
+    await Promise.all(
+      [...this.tokens].map(([jti, a]) => {
+        if (a.inFlight === 0 && !a.pending && a.reserved > a.used) {
+          a.reserved = a.used;
+          return this.ledger.settleReservation(jti, a.used).catch(() => undefined);
+        }
+        return this.ledger.noteUsed(jti, a.used - a.inFlight).catch(() => undefined);
+      }),
+    );
   }
 }
