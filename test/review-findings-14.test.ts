@@ -194,3 +194,36 @@ test('finding 3 - a clean stop right after a limited token\'s writes gives its u
     removeDir(dataDir);
   }
 });
+
+test('audit A finding 1 - event_id compares numerically with negative and fractional numbers too (on every event list)', async () => {
+  const created = await server.request('POST', '/v1/aggregates/tick/t1', { event_type: 'created', payload: {} });
+  assert.equal(created.status, 201);
+  const id = created.body.events?.[0]?.metadata?.event_id ?? (await server.request('GET', '/v1/aggregates/tick/t1/events')).body.items[0].metadata.event_id;
+  const cases: [string, boolean][] = [
+    ['event_id > 0', true],
+    ['event_id > -1', true],
+    ['event_id >= -5', true],
+    ['event_id > -0.5', true],
+    ['event_id <= -1', false],
+    ['event_id < -1', false],
+    ['event_id = -1', false],
+    ['event_id != -1', true],
+    ['event_id > 1.5', true],
+    ['event_id < 1.5', false],
+    [`event_id = ${id}.0`, true],
+    [`event_id = ${id}.5`, false],
+    [`event_id > ${id}.5`, false],
+    [`event_id < ${id}.5`, true],
+    [`event_id >= ${id}.0`, true],
+    [`event_id IN [-1, ${id}.0]`, true],
+    ['event_id < 100000000000000000000000000000', true],
+    ['event_id = 100000000000000000000000000000.0', false],
+  ];
+  for (const [filter, matches] of cases) {
+    for (const path of ['/v1/events', '/v1/aggregates/tick/t1/events']) {
+      const res = await server.request('GET', `${path}?filter=${encodeURIComponent(`aggregate_type = "tick" AND ${filter}`)}`);
+      assert.equal(res.status, 200, `${filter}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.items.length, matches ? 1 : 0, `${path} ${filter}`);
+    }
+  }
+});

@@ -29,8 +29,9 @@ export type FilterExpr =
   | { kind: 'and'; items: FilterExpr[] }
   | { kind: 'or'; items: FilterExpr[] }
   | { kind: 'not'; expr: FilterExpr }
-  // `text`/`texts`: the source digits of an integer literal beyond 2^53, which a number cannot hold
-  // exactly (event ids); present only then, so ordinary ASTs stay as they were.
+  // `text`/`texts`: the source digits of a literal beyond 2^53 (an integer, or a decimal such as
+  // `…304.0`), which a number cannot hold exactly (event ids); present only then, so ordinary ASTs
+  // stay as they were.
   | { kind: 'compare'; field: string; op: CompareOp; value: FilterValue; text?: string }
   | { kind: 'in'; field: string; values: FilterValue[]; texts?: (string | null)[] }
   | { kind: 'like'; field: string; pattern: FilterValue };
@@ -260,7 +261,8 @@ class Parser {
   private literal(): [FilterValue, string | undefined] {
     const token = this.peek();
     const value = this.value();
-    const exact = token?.kind === 'number' && /^\d+$/.test(token.text) && !Number.isSafeInteger(value) ? token.text : undefined;
+    // Also a decimal beyond 2^53 (`3882…304.0`): an event id literal compares on its digits.
+    const exact = token?.kind === 'number' && /^\d+(?:\.\d*)?$/.test(token.text) && typeof value === 'number' && Math.abs(value) > Number.MAX_SAFE_INTEGER ? token.text : undefined;
     return [value, exact];
   }
 

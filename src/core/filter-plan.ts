@@ -8,7 +8,7 @@
  *
  * `QueryExplain` is what `explain=true` adds to a list answer (the client re-exports it).
  */
-import { eventIdLiteral, fieldRole, timeLiteral, type FieldRole, type FilterKind } from './filter-values.js';
+import { eventIdLiteral, eventIdOrderLiteral, fieldRole, timeLiteral, type FieldRole, type FilterKind } from './filter-values.js';
 import { fieldsOf } from './filter.js';
 import type { FilterExpr, FilterValue } from './filter-lexer.js';
 
@@ -119,7 +119,11 @@ function equalitySet(node: FilterExpr, kind: FilterKind): { role: FieldRole; fie
  * key (undefined).
  */
 function keyText(role: FieldRole, value: FilterValue, text: string | undefined): string | undefined {
-  if (role === 'event_id') return eventIdLiteral(value, text);
+  if (role === 'event_id') {
+    // `= 3882…304.0` is that id; a negative or fractional number equals none.
+    const lit = eventIdOrderLiteral(value, text);
+    return lit === undefined || lit === '-' || lit.endsWith('+') ? undefined : lit;
+  }
   if (typeof value === 'string') return value;
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
   if (typeof value === 'boolean') return String(value);

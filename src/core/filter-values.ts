@@ -120,6 +120,29 @@ export function eventIdLiteral(value: FilterValue, text?: string): string | unde
   return raw.replace(/^0+(?=\d)/, '');
 }
 
+/**
+ * An event id literal for comparison: a digit run as itself (exact beyond 2^53); a number literal
+ * that is not one (negative, fractional) placed against the ids — '-' below them all, 'N+' between
+ * N and N + 1 — so `event_id > -1` or `> 1.5` compares numerically like any number.
+ */
+export function eventIdOrderLiteral(value: FilterValue, text: string | undefined): string | undefined {
+  const exact = eventIdLiteral(value, text);
+  if (exact !== undefined || typeof value !== 'number' || !Number.isFinite(value)) return exact;
+  const decimal = /^(-?)(\d+)(?:\.(\d*))?$/.exec(text ?? (Number.isInteger(value) ? value.toFixed(0) : String(value)));
+  if (!decimal) {
+    // An exponent form: as exact as a double is.
+    if (value < 0) return '-';
+    const whole = BigInt(Math.floor(value)).toString();
+    return Number.isInteger(value) ? whole : `${whole}+`;
+  }
+  const [, minus, whole, fraction = ''] = decimal as unknown as [string, string, string, string?];
+  const nonZeroFraction = /[1-9]/.test(fraction);
+  const zero = !/[1-9]/.test(whole) && !nonZeroFraction;
+  if (minus && !zero) return '-';
+  const int = whole.replace(/^0+(?=\d)/, '');
+  return nonZeroFraction ? `${int}+` : int;
+}
+
 /** The 400 for a time field compared with something that is not a time, said at parse time. */
 export function notATime(field: string, value: FilterValue): DbxError {
   return new DbxError(

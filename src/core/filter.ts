@@ -8,7 +8,7 @@
  */
 import { DbxError } from './errors.js';
 import { FILTER_LIMITS, parseFilter, type FilterExpr, type FilterLimits, type FilterValue } from './filter-lexer.js';
-import { coercedEquals, eventIdLiteral, fieldRole, notATime, numberOf, timeLiteral, type FilterKind } from './filter-values.js';
+import { coercedEquals, eventIdOrderLiteral, fieldRole, notATime, numberOf, timeLiteral, type FilterKind } from './filter-values.js';
 import { compileLike, type LikePattern } from './like.js';
 import type { AggregateView, EventMetadata, EventRecord, JsonValue } from './types.js';
 
@@ -108,13 +108,22 @@ function compareTime(expr: Comparison, actual: JsonValue): boolean {
 /** Event ids compare in Snowflake (numeric) order; a literal that is not an id compares as text. */
 function compareEventId(expr: Comparison, actual: string): boolean {
   if (expr.kind === 'like') return typeof expr.pattern === 'string' && likePattern(expr).test(actual);
-  const literals = literalsOf(expr, (value, text) => eventIdLiteral(value, text));
-  const same = (id: number | string | null | undefined, raw: FilterValue): boolean => (typeof id === 'string' ? compareEventIds(actual, id) === 0 : actual === raw);
+  const literals = literalsOf(expr, eventIdOrderLiteral);
+  const digits = /^\d+$/.test(actual);
+  /** Sign of (actual − literal), or undefined when the literal is not comparable with an id. */
+  const order = (lit: number | string | null | undefined): number | undefined => {
+    if (typeof lit !== 'string' || !digits) return undefined;
+    if (lit === '-') return 1; // every id is ≥ 0
+    if (lit.endsWith('+')) return compareEventIds(actual, lit.slice(0, -1)) || -1; // between N and N + 1
+    return compareEventIds(actual, lit);
+  };
+  const same = (lit: number | string | null | undefined, raw: FilterValue): boolean => (typeof lit === 'string' ? order(lit) === 0 : actual === raw);
   if (expr.kind === 'in') return expr.values.some((raw, i) => same(literals[i], raw));
-  const id = literals[0];
-  if (expr.op === '=') return same(id, expr.value);
-  if (expr.op === '!=') return !same(id, expr.value);
-  return typeof id === 'string' && /^\d+$/.test(actual) && ordered(expr.op, compareEventIds(actual, id));
+  const lit = literals[0];
+  if (expr.op === '=') return same(lit, expr.value);
+  if (expr.op === '!=') return !same(lit, expr.value);
+  const sign = order(lit);
+  return sign !== undefined && ordered(expr.op, sign);
 }
 
 /**
