@@ -227,3 +227,34 @@ test('audit A finding 1 - event_id compares numerically with negative and fracti
     }
   }
 });
+
+test('audit A finding 2 - a key-order cursor continues only a listing of its own type; a cursor naming no aggregate a write could make is refused', async () => {
+  for (const [type, id] of [['person', 'p1'], ['person', 'p2'], ['orderx', 'o1'], ['zebra', 'z1']]) {
+    assert.equal((await server.request('POST', `/v1/aggregates/${type}/${id}`, { event_type: 'created', payload: {} })).status, 201);
+  }
+  const first = await server.request('GET', '/v1/aggregates/person?take=1');
+  assert.equal(first.status, 200);
+  const next = await server.request('GET', `/v1/aggregates/person?take=1&cursor=${encodeURIComponent(first.body.next_cursor)}`);
+  assert.deepEqual(next.body.items.map((a: any) => a.aggregate_id), ['p2'], 'its own cursor still pages');
+  for (const cursor of ['a:orderx:o1', 'a:zebra:z1', 'a:PERSON:p1']) {
+    const res = await server.request('GET', `/v1/aggregates/person?cursor=${encodeURIComponent(cursor)}`);
+    assertError(res, 400, 'invalid_input');
+    assert.match(res.body.error.message, /invalid cursor/);
+  }
+  const filtered = await server.request('GET', `/v1/aggregates?filter=${encodeURIComponent('aggregate_type = "orderx"')}&cursor=a:person:p1`);
+  assertError(filtered, 400, 'invalid_input');
+  const events = await server.request('GET', `/v1/events?filter=${encodeURIComponent('aggregate_type = "orderx"')}&cursor=a:person:p1:1`);
+  assertError(events, 400, 'invalid_input');
+  assertError(await server.request('GET', '/v1/events?cursor=a:per%20son:p1:1'), 400, 'invalid_input');
+  // Across types, any type's cursor continues the one listing of all of them.
+  assert.equal((await server.request('GET', '/v1/aggregates?cursor=a:person:p1')).status, 200);
+});
+
+test('audit A finding 3 - take=0 is an empty page on the schema lists too', async () => {
+  assert.equal((await server.request('POST', '/v1/schemas', { aggregate: 'gadget', events: { created: { fields: [] } } })).status, 201);
+  for (const path of ['/v1/schemas?take=0', '/v1/schemas/gadget/versions?take=0', '/v1/aggregates?take=0', '/v1/events?take=0']) {
+    const res = await server.request('GET', path);
+    assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
+    assert.deepEqual(res.body.items, [], path);
+  }
+});

@@ -31,6 +31,7 @@ import {
   splitCursor,
   wrongCursor,
   type AggregateCursor,
+  assertCursorInTypes,
 } from './cursor.js';
 import type { AllowAggregate, ExplainedPage } from './event-lists.js';
 import { QueryTrace, type PlanExplain } from './explain.js';
@@ -98,6 +99,7 @@ export function listAggregatePage(tenant: string, stores: ShardStore[], query: A
   if (served) {
     if (body !== undefined && isSortedCursor(body)) throw wrongCursor('a:/r: (key order)');
     const cursor = body !== undefined ? parseAggregateCursor(body) : undefined;
+    assertCursorInTypes(cursor, types);
     if (cursor && scope === 'archived' && !cursor.archived) throw new DbxError('invalid_input', 'invalid cursor: archived listings require archived cursor values');
     if (cursor && scope === 'active' && cursor.archived) throw new DbxError('invalid_input', 'invalid cursor: cursor points to archived aggregates but scope uses active records');
     const rows = mapRows(aggregateRows(ctx, scope, types, lookups ? cons.aggregateIds : undefined, cursor), (l) => l.view);

@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { invalidInput } from '../core/index.js';
+import { aggregateIdSchema, aggregateTypeSchema, invalidInput } from '../core/index.js';
 
 export interface AggregateCursor {
   archived: boolean;
@@ -60,7 +60,25 @@ export function parseAggregateCursor(raw: string): AggregateCursor {
   if (parts.length !== 3) throw invalidInput(`invalid cursor: expected <a|r>:<type>:<id>, got '${raw}'`);
   const [tag, type, id] = parts as [string, string, string];
   if (!type || !id) throw invalidInput('invalid cursor: missing aggregate type or id');
+  assertCursorNames(type, id);
   return { archived: tagOf(tag), type, id };
+}
+
+/** A cursor names an aggregate as a write would (no list returns another). */
+function assertCursorNames(type: string, id: string): void {
+  if (!aggregateTypeSchema.safeParse(type).success || !aggregateIdSchema.safeParse(id).success) {
+    throw invalidInput(`invalid cursor: '${type}/${id}' is not an aggregate type and id this server writes`);
+  }
+}
+
+/**
+ * A key-order cursor continues only a listing of its own type: one of another type (listed by
+ * another query) would restart the list or end it early, silently.
+ */
+export function assertCursorInTypes(cursor: { type: string } | undefined, types: readonly string[] | undefined): void {
+  if (cursor && types !== undefined && !types.includes(cursor.type)) {
+    throw invalidInput(`invalid cursor: it belongs to another query (aggregate type '${cursor.type}' is not listed here)`);
+  }
 }
 
 export function parseEventCursor(raw: string): EventCursor {
@@ -68,6 +86,7 @@ export function parseEventCursor(raw: string): EventCursor {
   if (parts.length !== 4) throw invalidInput(`invalid cursor: expected <a|r>:<type>:<id>:<version>, got '${raw}'`);
   const [tag, type, id, version] = parts as [string, string, string, string];
   if (!type || !id || !/^\d{1,15}$/.test(version)) throw invalidInput('invalid cursor: bad aggregate or version segment');
+  assertCursorNames(type, id);
   return { archived: tagOf(tag), type, id, version: Number(version) };
 }
 

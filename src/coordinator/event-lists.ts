@@ -32,6 +32,7 @@ import {
   wrongCursor,
   type EventCursor,
   type TimeCursor,
+  assertCursorInTypes,
 } from './cursor.js';
 import { QueryTrace, type PlanExplain } from './explain.js';
 import { compareStrings, mergeSorted, type ScanBounds } from './merge.js';
@@ -110,7 +111,9 @@ export function listEventPage(tenant: string, stores: ShardStore[], query: Event
     }
     if (served) {
       if (body !== undefined && (isTimeCursor(body) || isSortedCursor(body))) throw wrongCursor('a:/r: (key order)');
-      page = boundedPage(keyRows(ctx, body !== undefined ? parseEventCursor(body) : undefined), query.take, query.bounds, trace, listing);
+      const cursor = body !== undefined ? parseEventCursor(body) : undefined;
+      assertCursorInTypes(cursor, cons.aggregateTypes);
+      page = boundedPage(keyRows(ctx, cursor), query.take, query.bounds, trace, listing);
     } else {
       page = sorted(keyRows(ctx, undefined), keys);
     }

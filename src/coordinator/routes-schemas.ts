@@ -128,13 +128,13 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
       response: responses.SchemaPage,
       summary: "The tenant's schemas in force, by aggregate name → { items: [{ tenant, version, schema }], next_cursor }",
       action: 'schema.read',
-      query: z.strictObject({ take: queryInt(1).optional(), cursor: aggregateTypeSchema.optional().describe('the last aggregate name of the previous page') }),
+      query: z.strictObject({ take: queryInt(0).optional(), cursor: aggregateTypeSchema.optional().describe('the last aggregate name of the previous page') }),
       handler: ({ query, tenant, principal }) => {
         const limit = take(query.take);
         const visible = visibleTo(principal);
         const items = registry.list(tenant).filter((r) => visible(r) && (query.cursor === undefined || r.schema.aggregate > query.cursor));
         const page = items.slice(0, limit);
-        return { items: page, next_cursor: items.length > limit ? (page.at(-1)?.schema.aggregate ?? null) : null };
+        return { items: page, next_cursor: limit > 0 && items.length > limit ? (page.at(-1)?.schema.aggregate ?? null) : null };
       },
     }),
     defineRoute({
@@ -201,14 +201,15 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
       action: 'schema.read',
       resource,
       params: aggregateParams,
-      query: z.strictObject({ take: queryInt(1).optional(), cursor: z.string().regex(/^\d{1,16}$/, 'must be a version number').optional() }),
+      query: z.strictObject({ take: queryInt(0).optional(), cursor: z.string().regex(/^\d{1,16}$/, 'must be a version number').optional() }),
       handler: ({ params, query, tenant }) => {
         const limit = take(query.take);
         const after = query.cursor !== undefined ? Number(query.cursor) : 0;
         const items: SchemaVersionRecord[] = registry.versions(tenant, params.aggregate, { after, take: limit + 1 });
         if (items.length === 0 && after === 0) throw schemaNotFound(params.aggregate);
         const page = items.slice(0, limit);
-        return { items: page, next_cursor: items.length > limit ? String(page.at(-1)?.version) : null };
+        // take=0 is an empty page, as on every list (reference §3.7).
+        return { items: page, next_cursor: limit > 0 && items.length > limit ? String(page.at(-1)?.version) : null };
       },
     }),
     defineRoute({
