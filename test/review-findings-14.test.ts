@@ -258,3 +258,20 @@ test('audit A finding 3 - take=0 is an empty page on the schema lists too', asyn
     assert.deepEqual(res.body.items, [], path);
   }
 });
+
+test('finding 4 - a refresh racing a limited token\'s writes loses none: writes the reservation covered go through, the replacement carries the rest', async () => {
+  for (let round = 0; round < 4; round++) {
+    const issued = await mint({ actions: ['aggregate.*'], write_limit: 6 });
+    const token = issued.body.token as string;
+    const writes = Array.from({ length: 6 }, (_, i) => httpRequest(server.url, token, 'POST', `/v1/aggregates/race/r${round}x${i}`, { event_type: 'created', payload: {} }));
+    const refresh = server.request('POST', `/v1/tokens/${issued.body.record.jti}/refresh`, {});
+    const [renewed, ...answers] = await Promise.all([refresh, ...writes]);
+    assert.equal(renewed.status, 201, JSON.stringify(renewed.body));
+    const accepted = answers.filter((r) => r.status === 201).length;
+    for (const r of answers) if (r.status !== 201) assertError(r, 401, 'unauthorized');
+    assert.equal(renewed.body.record.writes_remaining, 6 - accepted, `round ${round}: ${accepted} accepted by the old token`);
+    let more = 0;
+    for (let i = 0; i < 8; i++) if ((await httpRequest(server.url, renewed.body.token, 'POST', `/v1/aggregates/race/n${round}x${i}`, { event_type: 'created', payload: {} })).status === 201) more++;
+    assert.equal(accepted + more, 6, `round ${round}: ${accepted} + ${more} writes of a limit of 6`);
+  }
+});

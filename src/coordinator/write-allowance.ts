@@ -69,9 +69,12 @@ export class WriteAllowance {
     }
     a.used += count;
     a.inFlight += count;
+    // This write's place in the count: it may go once the reservation reaches it, whatever the
+    // writes after it still wait for (a revoked token's next reservation fails only for them).
+    const through = a.used;
     let refund = false;
     try {
-      await this.covered(jti, a, limit);
+      await this.covered(jti, a, limit, through);
       const result = await write();
       refund = replayed(result);
       return result;
@@ -85,9 +88,9 @@ export class WriteAllowance {
     }
   }
 
-  /** Resolves once the durable reservation covers `a.used`. */
-  private async covered(jti: string, a: Allowance, limit: number): Promise<void> {
-    while (a.reserved < a.used) {
+  /** Resolves once the durable reservation covers the writes through `position`. */
+  private async covered(jti: string, a: Allowance, limit: number, position: number): Promise<void> {
+    while (a.reserved < position) {
       // One reservation commit at a time per token; whoever it does not cover starts the next.
       if (a.pending) {
         await a.pending.done;
