@@ -275,3 +275,25 @@ test('finding 4 - a refresh racing a limited token\'s writes loses none: writes 
     assert.equal(accepted + more, 6, `round ${round}: ${accepted} + ${more} writes of a limit of 6`);
   }
 });
+
+test('finding 6 - a token that only imports writes history in its own name: a line naming another author is refused and nothing is stored', async () => {
+  assert.equal((await server.request('POST', '/v1/aggregates/book/acc1', { event_type: 'opened', payload: { balance: 0 } })).status, 201);
+  const importer = await httpRequest(server.url, server.token, 'POST', '/v1/tokens', { group: 'ops', user: 'mallory', tenants: ['default'], actions: ['aggregate.import'] });
+  const token = importer.body.token as string;
+  const line = (issuedBy: unknown, id: string) =>
+    JSON.stringify({ aggregate_type: 'book', aggregate_id: 'acc1', event_type: 'withdrawn', version: 2, payload: { balance: -100 }, extensions: {}, metadata: { event_id: id, created_at: '2020-01-01T00:00:00.000Z', issued_by: issuedBy } });
+  const upload = (who: string, body: string) => httpRequest(server.url, who, 'POST', '/v1/import', body, { 'content-type': 'application/x-ndjson' });
+  for (const issuedBy of [{ group: 'cli', user: 'root' }, { group: 'ops', user: 'eve' }, null]) {
+    const res = await upload(token, `${line(issuedBy, '7000000000000001')}\n`);
+    assertError(res, 403, 'forbidden');
+    assert.match(res.body.error.message, /issued_by/);
+    assert.equal((await server.request('GET', '/v1/aggregates/book/acc1')).body.version, 1, 'nothing was imported');
+  }
+  const own = await upload(token, `${line({ group: 'ops', user: 'mallory' }, '7000000000000002')}\n`);
+  assert.equal(own.status, 200, JSON.stringify(own.body));
+  const events = (await server.request('GET', '/v1/aggregates/book/acc1/events')).body.items;
+  assert.deepEqual(events[1].metadata.issued_by, { group: 'ops', user: 'mallory' });
+  // The server administrator restores history with its authors, as exported.
+  const restored = await upload(server.token, `${JSON.stringify({ aggregate_type: 'book', aggregate_id: 'acc2', event_type: 'opened', version: 1, payload: {}, extensions: {}, metadata: { event_id: '7000000000000003', created_at: '2020-01-01T00:00:00.000Z', issued_by: { group: 'bank', user: 'teller' } } })}\n`);
+  assert.equal(restored.status, 200, JSON.stringify(restored.body));
+});

@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
   DbxError,
+  globMatch,
   NAME_CHARS_MAX,
   aggregateIdSchema,
   aggregateTypeSchema,
@@ -220,6 +221,25 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
   };
 
   /** Validates, authorises and places one line; answers the worker whose chunk is now full, else -1 (a failure is recorded in the feed). */
+  /**
+   * `issued_by` is kept on import (history keeps its authors, and its hashes), so naming someone
+   * else is for tokens that could act as anyone anyway: a server administrator (`*`), or a holder
+   * of `token.admin` or `tenant.admin` (who can issue a token in any name). A token that only
+   * imports writes history in its own name: a line naming another author is refused (403), so it
+   * cannot extend a live aggregate under someone else's identity (issue 10 §4).
+   */
+  function assertMayAttribute(principal: Principal, issuedBy: { group: string; user: string } | null): void {
+    const { claims } = principal;
+    if (claims.actions.some((a) => a === '*' || a === '*.*' || globMatch(a, 'token.admin') || globMatch(a, 'tenant.admin'))) return;
+    const own = { group: claims.group, user: claims.user };
+    if (issuedBy !== null && issuedBy.group === own.group && issuedBy.user === own.user) return;
+    throw new DbxError(
+      'forbidden',
+      `metadata.issued_by ${issuedBy ? `${issuedBy.group}:${issuedBy.user}` : 'null'} is not this token's identity (${own.group}:${own.user}): importing history in another's name needs a token with token.admin, tenant.admin or *`,
+      { path: 'metadata.issued_by' },
+    );
+  }
+
   function accept(feed: ImportFeed, text: string, line: number, principal: Principal, tenant: string, session?: ImportSession): number {
     const problem = jsonTextProblem(text);
     if (problem) {
@@ -237,6 +257,7 @@ export function importRoutes(deps: ImportDeps): RouteSpec[] {
     try {
       record = parseInput(lineSchema, value, 'line') as ImportRecord;
       authorize(principal, 'aggregate.import', { type: record.aggregate_type, id: record.aggregate_id });
+      assertMayAttribute(principal, record.metadata.issued_by);
       if (Array.isArray(record.payload)) deps.visibility?.assertPatchReadsVisible(tenant, record.aggregate_type, record.payload as { op: string; path: string; from?: string }[]);
       session?.line(record.aggregate_type, record.aggregate_id, record.version);
     } catch (err) {
