@@ -19,7 +19,7 @@ import type { Reader } from './reader.js';
 import * as responses from './response-schemas.js';
 import { defineRoute, type RouteSpec } from './route-spec.js';
 import type { UnplacedCommand, Writer } from './writes.js';
-import { SchemaVisibility } from './schema-visibility.js';
+import { SchemaVisibility, maskedPatchFailure } from './schema-visibility.js';
 import type { WriteAllowance } from './write-allowance.js';
 
 export const aggregateParams = z.strictObject({ type: aggregateTypeSchema, id: aggregateIdSchema });
@@ -66,11 +66,7 @@ function patchReadGuard(principal: Principal, hiddenType: boolean, type: string,
   return { maskFailure: true };
 }
 
-function maskedPatchFailure(err: unknown): unknown {
-  if (!(err instanceof DbxError) || err.code !== 'validation_failed' || !err.message.includes('failed to apply patch')) return err;
-  const message = 'the patch could not be applied; this token may not read the aggregate, so which operation failed is not told';
-  return new DbxError('validation_failed', `failed to apply patch: ${message}`, [{ path: 'body.patch', message }]);
-}
+const NOT_READABLE = 'this token may not read the aggregate';
 
 function base(principal: Principal, tenant: string, type: string, id: string) {
   return { tenant, aggregate_type: type, aggregate_id: id, issued_by: issuerOf(principal) };
@@ -224,7 +220,7 @@ export function writeRoutes(
         visibility.assertPatchReadsVisible(tenant, params.type, body.patch);
         const hidden = visibility.patchTouchesHidden(tenant, params.type, body.patch);
         const result = await writeOne(principal, patchCommand(principal, tenant, { ...body, aggregate_type: params.type, aggregate_id: params.id })).catch((err: unknown) => {
-          throw maskFailure ? maskedPatchFailure(err) : visibility.maskPatchFailure(err, hidden);
+          throw maskFailure ? maskedPatchFailure(err, NOT_READABLE) : visibility.maskPatchFailure(err, hidden);
         });
         markReplay(result, reply);
         return visibility.event(tenant, result.event);
@@ -279,7 +275,7 @@ export function writeRoutes(
         const commands = body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
         const hidden = body.events.some((e) => 'patch' in e && visibility.patchTouchesHidden(tenant, e.aggregate_type, e.patch));
         const batch = () => writer.batch(commands).catch((err: unknown) => {
-          throw maskFailure ? maskedPatchFailure(err) : visibility.maskPatchFailure(err, hidden);
+          throw maskFailure ? maskedPatchFailure(err, NOT_READABLE) : visibility.maskPatchFailure(err, hidden);
         });
         // A batch replayed whole (every item by its idempotency key) appends nothing: it costs no
         // write and says so, as a single write does.

@@ -135,9 +135,7 @@ export class SchemaVisibility {
    * key, an array's length), and which op failed would tell that.
    */
   maskPatchFailure(err: unknown, touchesHidden: boolean): unknown {
-    if (!touchesHidden || !(err instanceof DbxError) || err.code !== 'validation_failed' || !err.message.includes('failed to apply patch')) return err;
-    const message = 'the patch could not be applied; it touches a field hidden by the schema, so which operation failed is not told';
-    return new DbxError('validation_failed', `failed to apply patch: ${message}`, [{ path: 'body.patch', message }]);
+    return touchesHidden ? maskedPatchFailure(err, 'it touches a field hidden by the schema') : err;
   }
 
   /** A list's row filter that also drops hidden types (composed with the token's own filter). */
@@ -261,4 +259,11 @@ function pointerSegments(pointer: string): string[] {
     .slice(1)
     .split('/')
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/** A patch failure that names no op or path (`why`: what the caller may not read). */
+export function maskedPatchFailure(err: unknown, why: string): unknown {
+  if (!(err instanceof DbxError) || err.code !== 'validation_failed' || !err.message.includes('failed to apply patch')) return err;
+  const message = `the patch could not be applied; ${why}, so which operation failed is not told`;
+  return new DbxError('validation_failed', `failed to apply patch: ${message}`, [{ path: 'body.patch', message }]);
 }
