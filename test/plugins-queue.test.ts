@@ -152,10 +152,12 @@ test('queue - a plugin that hangs, refuses connections or answers 500 never dela
     const withPlugins = await timeWrites(server, 'plugged');
     const ratio = withPlugins / plain;
     // A write that waited on a plugin would wait out its 60 s timeout (or retries): no write may
-    // take seconds, and the whole run stays near the plain one (loose bound: other suites share the
-    // machine; the 1.2× bound is the blackhole test's, with medians of alternating rounds).
+    // take seconds, and the whole run stays near the plain one. Loose: the broken plugins' retries
+    // share the 2 cores with the writes (and other suites run beside this one: ×3.3 seen in CI at
+    // +0.6 s), so the run may take 3× or 2 s longer, not a timeout longer; the 1.2× bound is the
+    // blackhole test's, with medians of alternating rounds.
     assert.ok(slowest < 3000, `the slowest write took ${Math.round(slowest)} ms with broken plugins`);
-    assert.ok(ratio < 3, `writes took ${Math.round(withPlugins)} ms with broken plugins vs ${Math.round(plain)} ms without (×${ratio.toFixed(2)})`);
+    assert.ok(withPlugins < Math.max(3 * plain, plain + 2000), `writes took ${Math.round(withPlugins)} ms with broken plugins vs ${Math.round(plain)} ms without (×${ratio.toFixed(2)})`);
     const open = (c: any) => c.pending + c.processing + c.dead;
     await until(10_000, async () => (await server.request('GET', '/v1/queue')).body.plugins.every((c: any) => open(c) >= 200), 'every job queued');
     for (const c of (await server.request('GET', '/v1/queue')).body.plugins) {
