@@ -129,6 +129,15 @@ test('cli server - destroy asks first (cancelled without the word), and deletes 
     assert.equal(guarded.code, 1);
     assert.match(guarded.stderr, /does not look like an EventDBX data directory/);
     assert.ok(existsSync(join(stranger, 'keep.txt')));
+    // A site generator's folder: a config.toml that is not ours (no key pair) is no data dir.
+    const site = join(home, 'site');
+    mkdirSync(join(site, 'content'), { recursive: true });
+    writeFileSync(join(site, 'config.toml'), 'title = "x"\n[auth]\nuser = "me"\n');
+    writeFileSync(join(site, 'content', 'post.md'), 'post');
+    const spared = await dbx(['destroy', '--yes', '--data-dir', site]);
+    assert.equal(spared.code, 1);
+    assert.match(spared.stderr, /does not look like an EventDBX data directory/);
+    assert.ok(existsSync(join(site, 'content', 'post.md')));
 
     const done = await dbx(['destroy'], 'destroy\n');
     assert.equal(done.code, 0, done.stderr);

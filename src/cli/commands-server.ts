@@ -235,7 +235,7 @@ export function destroyCommand(): Command {
     .action(async (opts: { dataDir?: string; yes?: boolean }) => {
       const dataDir = resolveDataDir(opts.dataDir);
       if (!existsSync(dataDir)) return printLine(`Nothing to destroy: ${dataDir} does not exist.`);
-      if (!dataDirLooksOurs(dataDir)) throw new CliError(`${dataDir} does not look like an EventDBX data directory (no config.toml, cli.token or shards/); refusing to delete it`);
+      if (!dataDirLooksOurs(dataDir)) throw new CliError(`${dataDir} does not look like an EventDBX data directory (no EventDBX config.toml, cli.token or shards/layout.json); refusing to delete it`);
       // Without --yes the answer is read from stdin, a terminal or a pipe (`echo destroy | dbx destroy`);
       // no answer (closed stdin) cancels.
       if (!opts.yes && !(await confirmDestroy(dataDir))) throw new CliError('Destroy command cancelled.');

@@ -172,6 +172,31 @@ export function describeStop(outcome: StopOutcome): string {
   }
 }
 
+/**
+ * Whether `dataDir` holds an EventDBX store (what `dbx destroy` may delete whole). A file named
+ * config.toml alone is not enough (static-site generators and many tools use the name): it must
+ * read as our config (with the [auth] key fields), or the dir must hold the shard layout or a CLI
+ * token shaped as our JWT.
+ */
 export function dataDirLooksOurs(dataDir: string): boolean {
-  return existsSync(join(dataDir, 'config.toml')) || existsSync(join(dataDir, 'shards')) || existsSync(join(dataDir, 'cli.token'));
+  if (existsSync(join(dataDir, 'shards', 'layout.json'))) return true;
+  const read = (name: string): string => {
+    try {
+      return readFileSync(join(dataDir, name), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  // Ours: an [auth] section with our key fields (a key pair, or the empty ones `dbx config` writes
+  // before the first start), in a file our strict config reader accepts (unknown keys refused).
+  const config = read('config.toml');
+  if (/^\s*\[auth\][^[]*^\s*(private|public)_key\s*=/ms.test(config)) {
+    try {
+      readConfig(dataDir);
+      return true;
+    } catch {
+      // Not our config after all: look at the other markers.
+    }
+  }
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\s*$/.test(read('cli.token'));
 }
