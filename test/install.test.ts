@@ -7,8 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -192,5 +192,22 @@ test('install - fastify inject works with the pinned light-my-request (cookies i
     );
   } finally {
     await app.close();
+  }
+});
+
+test('install - npm pack ships the built code, README and config example only: no data dir, tests, bench or sources', () => {
+  // A ./data dir in the checkout holds the private key and the root token: it must never be packed.
+  const scratch = join(root, `data-pack-probe-${process.pid}`);
+  mkdirSync(scratch, { recursive: true });
+  writeFileSync(join(scratch, 'config.toml'), 'private_key = "secret"\n');
+  try {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
+    assert.ok(files.includes('dist/src/client/index.js'), 'the client is packed');
+    assert.ok(files.includes('dist/src/cli/main.js'), 'the CLI is packed');
+    const stray = files.filter((p) => !p.startsWith('dist/src/') && !['README.md', 'config.example.toml', 'package.json'].includes(p));
+    assert.deepEqual(stray, []);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
 });
