@@ -62,3 +62,20 @@ async function formats(directly: unknown): Promise<void> {
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /yaml/);
 }
+
+test('cli formats - dbx events --format lines carries what the table shows: created_at, issued_by and a note (quoted, one line per event)', { timeout: 120_000 }, async () => {
+  const server = await spawnServer({ dataDir });
+  try {
+    await ok(['aggregate', 'create', 'thing', 't-5', '--event', 'made', '--payload', '{"n":1}']);
+    await ok(['aggregate', 'apply', 'thing', 't-5', 'bumped', '--payload', '{"n":2}', '--note', 'two words=x']);
+    const lines = (await ok(['events', 'thing', 't-5', '--format', 'lines'])).trim().split(/\r?\n/);
+    assert.equal(lines.length, 2, lines.join('\n'));
+    for (const line of lines) {
+      assert.match(line, /^aggregate_type=thing aggregate_id=t-5 version=\d event_type=\w+ event_id=\d+ created_at=\d{4}-\d\d-\d\dT\S+Z issued_by=\S+:\S+/);
+    }
+    assert.match(lines[1] as string, / note="two words=x"$/);
+    assert.doesNotMatch(lines[0] as string, /note=/);
+  } finally {
+    await stopSpawned(server);
+  }
+});

@@ -49,7 +49,13 @@ export const EVENT_LISTING: ListingSpec<Omit<EventRecord, 'payload'>> = {
     { name: 'issued_by', value: (e) => (e.metadata.issued_by ? `${e.metadata.issued_by.group}:${e.metadata.issued_by.user}` : null), brief: (e) => (e.metadata.issued_by ? `${e.metadata.issued_by.group}:${e.metadata.issued_by.user}` : '-') },
     { name: 'note', value: (e) => e.metadata.note ?? null, brief: (e) => e.metadata.note ?? '-' },
   ],
-  line: (e) => eventLine(e),
+  // The columns the table shows (reference §7.5); a note is JSON-quoted, so a line stays one line.
+  line: (e) =>
+    `${eventLine(e)} ${keyValues({
+      created_at: e.metadata.created_at,
+      issued_by: e.metadata.issued_by ? `${e.metadata.issued_by.group}:${e.metadata.issued_by.user}` : null,
+      ...(e.metadata.note !== undefined && e.metadata.note !== null ? { note: JSON.stringify(e.metadata.note) } : {}),
+    })}`,
 };
 
 export function printAggregates(items: AggregateView[], showArchived: boolean): void {
