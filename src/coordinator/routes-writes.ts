@@ -274,17 +274,14 @@ export function writeRoutes(
         }
         const commands = body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
         const hidden = body.events.some((e) => 'patch' in e && visibility.patchTouchesHidden(tenant, e.aggregate_type, e.patch));
-        const batch = () => writer.batch(commands).catch((err: unknown) => {
+        const run = (items: typeof commands) => writer.batch(items).catch((err: unknown) => {
           throw maskFailure ? maskedPatchFailure(err, NOT_READABLE) : visibility.maskPatchFailure(err, hidden);
         });
+        const batch = () => run(commands);
         // A batch replayed whole (every item by its idempotency key) appends nothing: it costs no
         // write and says so, as a single write does.
         const wholeReplay = (results: WriteResult[]) => results.length > 0 && results.every((r) => r.replayed);
-        const replayOnly = commands.every((c) => c.idempotency_key !== undefined)
-          ? () => writer.batch(commands.map((c) => ({ ...c, replay_only: true }))).catch((err: unknown) => {
-              throw visibility.maskPatchFailure(err, hidden);
-            })
-          : undefined;
+        const replayOnly = commands.every((c) => c.idempotency_key !== undefined) ? () => run(commands.map((c) => ({ ...c, replay_only: true }))) : undefined;
         const results = allowance ? await allowance.spend(principal, commands.length, batch, wholeReplay, replayOnly) : await batch();
         if (wholeReplay(results)) reply.header('idempotent-replayed', 'true');
         return { events: results.map((r) => visibility.event(tenant, r.event)) };

@@ -41,8 +41,6 @@ export class WriteAllowance {
   /**
    * Runs `write` with `count` writes taken from the principal's allowance. `replayed` tells
    * whether the result appended nothing (an idempotent replay), which costs nothing either.
-   */
-  /**
    * `replayOnly`, given when every item carries an idempotency key: the same write, answering only
    * an idempotent replay (WriteCommand.replay_only). Past the limit it still runs, so a client that
    * lost the answer to its last allowed write learns it was stored (DESIGN §3: a retry returns
