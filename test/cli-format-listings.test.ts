@@ -79,3 +79,21 @@ test('cli formats - dbx events --format lines carries what the table shows: crea
     await stopSpawned(server);
   }
 });
+
+test('cli formats - a table cell holding a newline or an ESC stays on its row, escaped; an empty schema list says so', { timeout: 120_000 }, async () => {
+  const server = await spawnServer({ dataDir });
+  try {
+    assert.equal((await ok(['schema', 'list'])).trim(), 'no schemas', 'the default lines format');
+    assert.equal((await ok(['schema', 'list', '--format', 'table'])).trim(), 'no schemas');
+    assert.deepEqual(JSON.parse(await ok(['schema', 'list', '--json'])), []);
+    await ok(['aggregate', 'create', 'thing', 't-6', '--event', 'made', '--payload', '{"n":1}', '--note', 'line one\nline two\u001b[31mred\ttab']);
+    const table = await ok(['events', 'thing', 't-6', '--format', 'table']);
+    assert.doesNotMatch(table, /\u001b/, 'no raw ESC reaches the terminal');
+    const row = table.split('\n').find((l) => l.includes('line one'));
+    assert.ok(row, table);
+    assert.ok(row.includes('line one\\nline two\\u001b[31mred\\ttab'), row);
+    assert.match(table, /\(1 row\)/);
+  } finally {
+    await stopSpawned(server);
+  }
+});

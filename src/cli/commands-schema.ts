@@ -45,6 +45,7 @@ const SCHEMA_LISTING: ListingSpec<SchemaVersion['schema']> = {
     { name: 'snapshot_threshold', value: (s) => s.snapshot_threshold ?? null },
   ],
   line: (s) => `schema=${s.aggregate} events=${Object.keys(s.events).length} locked=${s.locked} snapshot_threshold=${debugOption(s.snapshot_threshold)}`,
+  empty: 'no schemas',
 };
 
 const SCHEMA_VERSION_LISTING: ListingSpec<SchemaVersion> = {

@@ -79,6 +79,16 @@ export function cellText(value: unknown): string {
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
+const CONTROL_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * A table cell on one line and harmless to a terminal: control characters (a newline would break
+ * the row, an ESC could drive the terminal) are shown as escapes, `\n`, `\t`, `\u001b`.
+ */
+export function tableCellText(value: unknown): string {
+  return cellText(value).replace(/[\u0000-\u001f\u007f]/g, (c) => CONTROL_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** A key never holds a space (`writes left` → `writes_left`), so a line splits on spaces into key=value pairs. */
 function keyValueLine<T>(columns: Column<T>[], item: T): string {
   return columns.map((c) => `${c.name.replace(/ /g, '_')}=${cellText(c.value(item))}`).join(' ');
@@ -153,7 +163,7 @@ export class ListingWriter<T> {
   private tablePage(rows: unknown[][]): string {
     const names = this.spec.columns.map((c) => c.name);
     rows.forEach((row) => row.forEach((v, i) => (this.numeric[i] &&= typeof v === 'number' || v === undefined || v === null)));
-    const cells = rows.map((row) => row.map(cellText));
+    const cells = rows.map((row) => row.map(tableCellText));
     const first = this.widths === undefined;
     const widths = names.map((name, i) => Math.max(this.widths?.[i] ?? displayWidth(name), ...cells.map((r) => displayWidth(r[i] as string))));
     this.widths = widths;
