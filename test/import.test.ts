@@ -258,7 +258,7 @@ test('import - dbx import loads a file in direct mode and resumes on a second ru
     writeFileSync(file, ndjson([...exported.slice(0, 3), { ...line('round_trip', 'agg-new', 5, eventId()) }]));
     const bad = await runDbx(['import', file, '--data-dir', dataDir, '--request-lines', '2'], { timeoutMs: 50_000 });
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /error: version_conflict: line 4: .*committed by this run/);
+    assert.match(bad.stderr, /error: version_conflict: line 4: .*committed by this run; fix line 4, then run the same command again/);
     removeDir(file);
   } finally {
     removeDir(dataDir);

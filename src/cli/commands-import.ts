@@ -113,7 +113,10 @@ function inFile(err: unknown, offset: number, total: ImportSummary): unknown {
   const committed = total.imported + (details.imported ?? 0);
   const where = typeof details.line === 'number' ? offset + details.line : undefined;
   const message = where !== undefined ? err.message.replace(/^line \d+: /, `line ${where}: `) : err.message;
-  return createError(err.code, `${message} (${committed} events committed by this run; run the same command again to continue)`, {
+  // A refused line fails again on a rerun until it is fixed; anything else (a lost connection, a
+  // restart) may pass: either way, what is stored is skipped on the next run.
+  const next = where !== undefined ? `fix line ${where}, then run the same command again: stored events are skipped` : 'run the same command again to continue';
+  return createError(err.code, `${message} (${committed} events committed by this run; ${next})`, {
     status: err.status,
     details: { ...details, ...(where !== undefined ? { line: where } : {}), imported: committed },
   });
