@@ -147,6 +147,18 @@ test('review-findings - a token limited to some aggregates gets no explain count
   };
   assert.deepEqual(await pluginsIn(server.token), ['hostly', 'mine', 'shared', 'wide']);
   assert.deepEqual(await pluginsIn(watcher), ['hostly', 'mine']);
+  // Server-wide series (every tenant's requests, the process) reach the operator's scraper only:
+  // a token naming its tenants gets samples labelled with its tenants or its plugins.
+  const samplesIn = async (t: string, headers?: Record<string, string>): Promise<string[]> => {
+    const res = await httpRequest(server.url, t, 'GET', '/metrics', undefined, headers);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return (res.body as string).split('\n').filter((l) => l.length > 0 && !l.startsWith('#'));
+  };
+  const operator = await token({ actions: ['metrics.read'] });
+  assert.ok((await samplesIn(operator)).some((l) => l.startsWith('eventdbx_http_requests_total{')), 'the operator scraper sees request counts');
+  const watched = await samplesIn(watcher, O);
+  assert.ok(watched.length > 0);
+  for (const line of watched) assert.match(line, /[{,](tenant="other"|plugin="(hostly|mine)")/, line);
 });
 
 test('review-findings - a proof request takes one kind of range', { timeout: 30_000 }, async () => {

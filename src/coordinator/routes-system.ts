@@ -68,7 +68,11 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
         if (isServerAdmin(claims)) return text;
         // Plugins too: only those bound to its tenants (as GET /v1/plugins lists them).
         const own = new Set(plugins.filter((d) => d.tenants.length > 0 && d.tenants.every((t) => allowsTenant(claims, t))).map((d) => d.name));
-        return tenantSeriesOnly(text, (tenant) => allowsTenant(claims, tenant), (plugin) => own.has(plugin));
+        // A token that names its tenants is a tenant's scraper: the server-wide series (requests,
+        // commits, memory of the process…) describe every tenant's traffic, so it gets only samples
+        // labelled with its tenants or its plugins. A token without a tenant list is the operator's.
+        const tenantScoped = claims.tenants.length > 0 && !claims.tenants.includes('*');
+        return tenantSeriesOnly(text, (tenant) => allowsTenant(claims, tenant), (plugin) => own.has(plugin), tenantScoped);
       },
     }),
     defineRoute({
@@ -113,8 +117,11 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
   ];
 }
 
-/** The metrics text without the samples whose tenant `keep` (or plugin `keepPlugin`) refuses, nor the tenant rollup (HELP/TYPE lines stay). */
-export function tenantSeriesOnly(text: string, keep: (tenant: string) => boolean, keepPlugin: (plugin: string) => boolean = () => true): string {
+/**
+ * The metrics text without the samples whose tenant `keep` (or plugin `keepPlugin`) refuses, nor the
+ * tenant rollup (HELP/TYPE lines stay); with `labelledOnly`, without samples that carry neither label.
+ */
+export function tenantSeriesOnly(text: string, keep: (tenant: string) => boolean, keepPlugin: (plugin: string) => boolean = () => true, labelledOnly = false): string {
   return text
     .split('\n')
     .filter((line) => {
@@ -122,7 +129,8 @@ export function tenantSeriesOnly(text: string, keep: (tenant: string) => boolean
       const tenant = /[{,]tenant="([^"]*)"/.exec(line);
       if (tenant && (tenant[1] === OTHER_TENANTS || !keep(tenant[1] as string))) return false;
       const plugin = /[{,]plugin="([^"]*)"/.exec(line);
-      return !plugin || keepPlugin(plugin[1] as string);
+      if (plugin) return keepPlugin(plugin[1] as string);
+      return tenant !== null || !labelledOnly || line.length === 0;
     })
     .join('\n');
 }
