@@ -131,7 +131,9 @@ export class Reader {
       merkle_root: last?.merkle_root ?? base?.snapshot.merkle_root ?? rootOf([]),
       archived,
       created_at: head.created_at,
-      updated_at: last?.metadata.created_at ?? base?.snapshot.created_at ?? head.created_at,
+      // The time of version `target`'s event, whether or not a snapshot sits there: a manual
+      // snapshot's created_at is when it was taken, a time that version never had.
+      updated_at: (last ?? (base ? store.getEvent([tenant, type, id, base.version]) : undefined))?.metadata.created_at ?? base?.snapshot.created_at ?? head.created_at,
       ...(base ? { snapshot_version: base.version } : {}),
     };
   }

@@ -48,7 +48,9 @@ export class SchemaVisibility {
     const key = `${tenant}\u0000${aggregate}`;
     const schema = record?.schema;
     if (!schema || (!schema.hidden && schema.hidden_fields.length === 0)) this.rules.delete(key);
-    else this.rules.set(key, { hidden: schema.hidden, fields: schema.hidden_fields.map((f) => f.split('.')) });
+    // `a.b` is the path a → b, and also the top-level key `a.b` (a column may be named so): both
+    // are hidden, or a declared `card.pin` column would show whatever hidden_fields said.
+    else this.rules.set(key, { hidden: schema.hidden, fields: schema.hidden_fields.flatMap((f) => (f.includes('.') ? [f.split('.'), [f]] : [[f]])) });
     // Rebuilt on a schema change (rare), so a list across types reads one Map entry.
     const fields: string[][] = [];
     for (const [k, rule] of this.rules) if (k.startsWith(`${tenant}\u0000`)) fields.push(...rule.fields);

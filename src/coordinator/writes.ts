@@ -7,10 +7,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DbxError, shardFor, type PlacementSettings } from '../core/index.js';
-import type { BatchIntent, ShardResult, WriteCommand, WriteResult } from '../shard-worker/index.js';
+import { BATCH_LOCKED_MESSAGE, type BatchIntent, type ShardResult, type WriteCommand, type WriteResult } from '../shard-worker/index.js';
 import { BatchVisibility } from './batch-visibility.js';
 import type { Metrics } from './metrics.js';
 import type { ShardPool } from './shard-pool.js';
+
+/** How long a cross-worker batch keeps retrying a prepare refused by another batch's locks. */
+const BATCH_LOCK_RETRY_MS = 2_000;
 
 export type UnplacedCommand = Omit<WriteCommand, 'shard'>;
 
@@ -86,7 +89,26 @@ export class Writer {
     return results;
   }
 
+  /**
+   * A prepare that meets another cross-worker batch's locks is refused at once (no deadlock) and
+   * nothing is written, so the batch is tried again after a jittered pause, for up to
+   * BATCH_LOCK_RETRY_MS; after that the caller gets the 503 (with Retry-After).
+   */
   private async twoPhase(placed: WriteCommand[]): Promise<WriteResult[]> {
+    const giveUpAt = Date.now() + BATCH_LOCK_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.twoPhaseOnce(placed);
+      } catch (err) {
+        const contended = err instanceof DbxError && err.code === 'unavailable' && err.message.endsWith(BATCH_LOCKED_MESSAGE);
+        if (!contended || Date.now() >= giveUpAt) throw err;
+        const pauseMs = Math.min(50, 2 ** attempt) * (0.5 + Math.random());
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      }
+    }
+  }
+
+  private async twoPhaseOnce(placed: WriteCommand[]): Promise<WriteResult[]> {
     const txid = randomUUID();
     // Group by worker: one prepare per worker covers every shard it owns.
     const byWorker = new Map<number, { index: number; command: WriteCommand }[]>();

@@ -248,12 +248,21 @@ export function zodToDbxError(error: z.ZodError, where: string): DbxError {
   // Like a schema violation ({ field, rule, message }, DESIGN §6 "details list each field"): the
   // field inside `where` (the whole of it when the issue is about `where` itself) and the check that
   // failed (zod's issue code: invalid_type, unrecognized_keys, too_small, …); `path` keeps `where`.
-  const details = issues.map((issue) => ({
+  const all = issues.map((issue) => ({
     path: [where, ...issue.path.map(String)].join('.'),
     field: issue.path.length > 0 ? issue.path.map(String).join('.') : where,
     rule: issue.code,
     message: issue.message,
   }));
+  // One problem, one entry: two checks of one schema can report the same thing (`.int()` and
+  // `.max()` both say "at most 2^53 − 1" of 1e300).
+  const seen = new Set<string>();
+  const details = all.filter((d) => {
+    const key = `${d.path}\u0000${d.rule}\u0000${d.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   const tooLarge = issues.some((issue) => issue.code === 'custom' && (issue as { params?: { tooLarge?: boolean } }).params?.tooLarge);
   if (tooLarge) return new DbxError('payload_too_large', details.find((d) => d.message.includes('exceeds'))?.message ?? 'too large', details);
   const first = details[0];

@@ -6,7 +6,7 @@
 import { DbxError, toWireError, type EventRecord, type JsonObject, type WireError } from '../core/index.js';
 import { BatchBuilder, type LoadedAggregate, type PrepareContext } from './prepare.js';
 import { importTouchesLocked, prepareImport } from './import.js';
-import type { AbortOutcome, BatchIntent, ShardReply, ShardRequest, WriteCommand } from './protocol.js';
+import { BATCH_LOCKED_MESSAGE, type AbortOutcome, type BatchIntent, type ShardReply, type ShardRequest, type WriteCommand } from './protocol.js';
 import { headKeyString } from './records.js';
 import type { ShardStore, WorkerEnv } from './store.js';
 
@@ -137,7 +137,9 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
           break;
         }
         case 'prepare': {
-          if (isLocked(req.commands)) throw new DbxError('unavailable', 'an aggregate of this batch is part of another batch in progress; retry');
+          // Refused at once, not queued: two batches each holding one worker's locks and waiting for
+          // the other's would deadlock. The coordinator retries (writes.ts BATCH_LOCK_RETRY_MS).
+          if (isLocked(req.commands)) throw new DbxError('unavailable', BATCH_LOCKED_MESSAGE, { retry_after_secs: 1 });
           const child = main.fork();
           const results = addItems(child, req.commands);
           const lockKeys = [...new Set(req.commands.map(lockKey))];

@@ -22,6 +22,7 @@ export type {
   WriteResult,
 } from './protocol.js';
 export type { ShardControl } from './worker.js';
+export { BATCH_LOCKED_MESSAGE } from './protocol.js';
 export const WORKER_ENTRY = new URL('./worker.js', import.meta.url);
 export { controlEndpoint } from './comlink-endpoint.js';
 export { TENANT_KEYED_DBS, keyHasPrefix } from './store.js';

@@ -286,7 +286,8 @@ export class BatchBuilder {
         : new DbxError('invalid_input', `${what} is not archived, so version ${version} cannot restore it`);
     }
     if (this.pendingEventId(eventId) || this.ctx.eventIdExists?.(eventId)) {
-      throw new DbxError('already_exists', `event_id ${eventId} is already stored (${what} version ${version})`, { event_id: eventId });
+      // Not the holder's name: it may be another tenant's event (ids are unique on the node).
+      throw new DbxError('already_exists', `event_id ${eventId} is already stored, by another event (this line: ${what} version ${version}; event ids are unique on the node)`, { event_id: eventId });
     }
     // Ids are unique on the node: a later write must not be given this one (snowflake.ts).
     if (!this.ctx.snowflake.observe(BigInt(eventId))) {

@@ -94,6 +94,9 @@ export interface PreparedPart {
 /** What an abort found: it released the prepare, the batch had already committed, or neither. */
 export type AbortOutcome = 'aborted' | 'committed' | 'unknown';
 
+/** A prepare refused because another cross-worker batch holds one of its aggregates (retried by the coordinator). */
+export const BATCH_LOCKED_MESSAGE = 'an aggregate of this batch is part of another batch in progress; retry';
+
 export type ShardResult =
   | { kind: 'write'; result: WriteResult }
   | { kind: 'abort'; outcome: AbortOutcome }

@@ -127,8 +127,13 @@ export function checkSchema(source: SchemaSource, cmd: WriteCommand): SchemaGate
  */
 export function checkPatchedState(gate: SchemaGate, ops: PatchOperation[], state: JsonObject, limits: WriteLimits): { payload: JsonValue[]; state: JsonObject } {
   void limits; // normalised values are of the same size class; the event's bytes are checked after
-  const outcome = (gate.compiled as CompiledSchema).validateState(state);
-  if (!outcome.ok) throw refusal(outcome.violations);
+  const compiled = gate.compiled as CompiledSchema;
+  // The event's `fields` rule on the keys the patch touches (its payload, reference §14.2), then
+  // the column types on the state it produces: one refusal lists both kinds.
+  const violations = compiled.eventFieldViolations(gate.cmd.event_type as string, touchedKeys(ops, state));
+  const outcome = compiled.validateState(state);
+  if (!outcome.ok) violations.push(...outcome.violations);
+  if (violations.length > 0 || !outcome.ok) throw refusal(violations);
   const normalised = outcome.payload as JsonObject;
   if (normalised === state) return { payload: ops as unknown as JsonValue[], state };
   const extra: PatchOperation[] = [];
@@ -136,6 +141,21 @@ export function checkPatchedState(gate: SchemaGate, ops: PatchOperation[], state
     if (normalised[key] !== state[key]) extra.push({ op: 'replace', path: `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, value: normalised[key] as JsonValue });
   }
   return { payload: [...ops, ...extra] as unknown as JsonValue[], state: normalised };
+}
+
+/** The top-level keys a patch sets or removes (a whole-document op: every key of the result). */
+function touchedKeys(ops: PatchOperation[], state: JsonObject): Set<string> {
+  const touched = new Set<string>();
+  for (const op of ops) {
+    if (op.op === 'test') continue;
+    for (const pointer of op.op === 'move' ? [op.path, op.from] : [op.path]) {
+      if (pointer === undefined) continue;
+      const top = topSegment(pointer);
+      if (top === undefined) for (const key of Object.keys(state)) touched.add(key);
+      else touched.add(top);
+    }
+  }
+  return touched;
 }
 
 function lockedViolation(aggregate: string): Violation {

@@ -90,6 +90,12 @@ export interface CompiledSchema {
    * rules as for a payload, `required` included, no event rules. Returns the normalised state.
    */
   validateState(state: Record<string, unknown>): ValidationOutcome;
+  /**
+   * The event's `fields` rule alone, on the top-level keys a write sets (a patch's touched keys: its
+   * payload in reference §14.2): every listed field among them and no other. [] when the event
+   * lists no fields or is undeclared (validatePayload reports that).
+   */
+  eventFieldViolations(eventType: string, keys: ReadonlySet<string>): Violation[];
 }
 
 export type RestrictMode = 'off' | 'default' | 'strict';

@@ -56,13 +56,16 @@ export function compileSchema(schema: AggregateSchema, version: number): Compile
       if (event === undefined) {
         out.push({ field: '', rule: 'event_undeclared', message: `event ${eventType} is not defined for aggregate ${A}` });
       } else if (event.allowed !== undefined) {
-        for (const f of event.fields) if (!hasOwn(payload, f)) out.push(event.missing.get(f)!);
-        for (const key of Object.keys(payload)) {
-          if (!event.allowed.has(key)) out.push({ field: key, rule: 'field_not_permitted', message: `field ${key} is not permitted for event ${eventType}` });
-        }
+        eventFields(eventType, event, (f) => hasOwn(payload, f), Object.keys(payload), out);
       }
       const normalised = hasColumns ? fields(payload, out, true) : payload;
       return finish(normalised, out);
+    },
+    eventFieldViolations(eventType, keys) {
+      const event = events.get(eventType);
+      const out: Violation[] = [];
+      if (event?.allowed !== undefined) eventFields(eventType, event, (f) => keys.has(f), keys, out);
+      return out;
     },
     validateState(state) {
       if (!isPlainObject(state)) return { ok: false, violations: [notObject] };
@@ -70,4 +73,12 @@ export function compileSchema(schema: AggregateSchema, version: number): Compile
       return finish(fields(state, out, true), out);
     },
   };
+}
+
+/** The `fields` rule (reference §6.2 step 4): every listed field present, no other key. */
+function eventFields(eventType: string, event: CompiledEvent, has: (field: string) => boolean, keys: Iterable<string>, out: Violation[]): void {
+  for (const f of event.fields) if (!has(f)) out.push(event.missing.get(f)!);
+  for (const key of keys) {
+    if (!event.allowed!.has(key)) out.push({ field: key, rule: 'field_not_permitted', message: `field ${key} is not permitted for event ${eventType}` });
+  }
 }

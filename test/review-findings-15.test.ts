@@ -1,0 +1,140 @@
+/**
+ * Findings of audits of the core write path and of schemas (2026-12-07, third session), each
+ * pinned: contending cross-worker batches are retried instead of refused; `?version=N` answers
+ * version N's time whether or not a manual snapshot sits there; a duplicate imported event id
+ * does not name the wrong aggregate; one problem is one entry in `validation_failed` details; a
+ * patch follows its event's `fields` list; `hidden_fields` hides a top-level key holding a dot.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { shardFor } from '../src/core/index.js';
+import { readLayout, workerOfShard } from '../src/coordinator/layout.js';
+import { removeDir, startServerInProcess, tempDataDir, type TestServer } from './helpers/server.js';
+import { assertError } from './helpers/assertions.js';
+
+let server: TestServer;
+before(async () => {
+  server = await startServerInProcess();
+});
+after(async () => {
+  await server.stop();
+  removeDir(server.dataDir);
+});
+
+const NDJSON = { 'content-type': 'application/x-ndjson' };
+
+test('batches across two workers that share aggregates all commit: a prepare meeting another batch is retried, not answered 503', { timeout: 60_000 }, async () => {
+  const dataDir = tempDataDir('edbx-rf15-');
+  const two = await startServerInProcess({ dataDir, configToml: '[storage]\nworkers = 2\n' });
+  try {
+    const layout = readLayout(dataDir);
+    assert.ok(layout && layout.workers === 2);
+    const workerOf = (id: string): number => workerOfShard(shardFor({ shardCount: layout.shard_count, multiTenant: false }, 'default', 'cw', id), layout);
+    const ids = Array.from({ length: 32 }, (_, i) => `a${i}`);
+    const chosen = [...ids.filter((id) => workerOf(id) === 0).slice(0, 2), ...ids.filter((id) => workerOf(id) === 1).slice(0, 2)];
+    assert.equal(chosen.length, 4);
+    const body = { events: chosen.map((id) => ({ aggregate_type: 'cw', aggregate_id: id, event_type: 'x', payload: {} })) };
+    const rounds = 8;
+    const statuses: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const answers = await Promise.all(Array.from({ length: 4 }, () => two.request('POST', '/v1/batch', body)));
+      statuses.push(...answers.map((a) => a.status));
+    }
+    assert.deepEqual(statuses, new Array(rounds * 4).fill(201), `every batch commits: ${statuses.join(',')}`);
+    for (const id of chosen) {
+      const events = await two.request('GET', `/v1/aggregates/cw/${id}/events?take=1000`);
+      assert.deepEqual(events.body.items.map((e: { version: number }) => e.version), Array.from({ length: rounds * 4 }, (_, i) => i + 1));
+    }
+  } finally {
+    await two.stop();
+    removeDir(dataDir);
+  }
+});
+
+test('GET ?version=N answers the time of version N even when a manual snapshot sits at N', { timeout: 20_000 }, async () => {
+  for (let i = 1; i <= 3; i++) assert.equal((await server.request('POST', '/v1/aggregates/ts/t1/events', { event_type: 'x', payload: { i } })).status, 201);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal((await server.request('POST', '/v1/aggregates/ts/t1/snapshots', {})).status, 201);
+  assert.equal((await server.request('POST', '/v1/aggregates/ts/t1/events', { event_type: 'x', payload: { i: 4 } })).status, 201);
+  const events = (await server.request('GET', '/v1/aggregates/ts/t1/events')).body.items as { version: number; metadata: { created_at: string } }[];
+  for (const v of [1, 2, 3]) {
+    const at = await server.request('GET', `/v1/aggregates/ts/t1?version=${v}`);
+    assert.equal(at.status, 200);
+    assert.equal(at.body.updated_at, events[v - 1]?.metadata.created_at, `version ${v}`);
+  }
+});
+
+test('an imported line whose event_id is taken names itself, not a holder it is not', { timeout: 20_000 }, async () => {
+  const stored = await server.request('POST', '/v1/aggregates/dup/d-1/events', { event_type: 'x', payload: { a: 1 } });
+  assert.equal(stored.status, 201);
+  const line = { ...stored.body, aggregate_id: 'd-2' };
+  delete line.hash;
+  delete line.merkle_root;
+  const refused = await server.request('POST', '/v1/import', JSON.stringify(line) + '\n', NDJSON);
+  assertError(refused, 409, 'already_exists');
+  const message = refused.body.error.message as string;
+  assert.match(message, /line 1: event_id \d+ is already stored, by another event \(this line: aggregate dup\/d-2 version 1/);
+  assert.equal((await server.request('GET', '/v1/aggregates/dup/d-2')).status, 404);
+});
+
+test('one problem is one entry of validation_failed details (an unsafe integer breaks two checks of one field)', { timeout: 20_000 }, async () => {
+  const take = await server.request('GET', '/v1/aggregates/pg?take=99999999999999999999999');
+  assertError(take, 400, 'validation_failed');
+  assert.equal(take.body.error.details.length, 1, JSON.stringify(take.body.error.details));
+  const version = await server.request('POST', '/v1/aggregates/fz/f-1/events', { event_type: 'x', payload: {}, expected_version: 1e300 });
+  assertError(version, 400, 'validation_failed');
+  assert.equal(version.body.error.details.length, 1, JSON.stringify(version.body.error.details));
+  assert.equal(version.body.error.details[0].field, 'expected_version');
+});
+
+test("a patch is held to its event's fields list like an apply, and a refusal writes nothing", { timeout: 20_000 }, async () => {
+  const schema = {
+    aggregate: 'order',
+    events: { order_created: {}, order_paid: { fields: ['paid', 'amount'] } },
+    column_types: { paid: 'boolean', amount: 'decimal(8,2)', name: 'text' },
+  };
+  assert.equal((await server.request('PUT', '/v1/schemas/order', schema)).status, 200);
+  assert.equal((await server.request('POST', '/v1/aggregates/order/o1', { event_type: 'order_created', payload: { name: 'Ada' } })).status, 201);
+  const before = (await server.request('GET', '/v1/aggregates/order/o1')).body;
+  const apply = await server.request('POST', '/v1/aggregates/order/o1/events', { event_type: 'order_paid', payload: { name: 'Eve' } });
+  assertError(apply, 400, 'validation_failed');
+  const patch = await server.request('POST', '/v1/aggregates/order/o1/patch', { event_type: 'order_paid', patch: [{ op: 'replace', path: '/name', value: 'Eve' }] });
+  assertError(patch, 400, 'validation_failed');
+  const rules = (patch.body.error.details as { field: string; rule: string }[]).map((d) => `${d.rule}:${d.field}`).sort();
+  assert.deepEqual(rules, (apply.body.error.details as { field: string; rule: string }[]).map((d) => `${d.rule}:${d.field}`).sort(), 'the same violations as the apply');
+  assert.deepEqual(rules, ['field_missing:amount', 'field_missing:paid', 'field_not_permitted:name']);
+  // Only the listed fields, all of them: accepted, and a column-type problem is reported with a fields problem in one answer.
+  const ok = await server.request('POST', '/v1/aggregates/order/o1/patch', {
+    event_type: 'order_paid',
+    patch: [
+      { op: 'add', path: '/paid', value: true },
+      { op: 'add', path: '/amount', value: '12.50' },
+    ],
+  });
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  const both = await server.request('POST', '/v1/aggregates/order/o1/patch', { event_type: 'order_paid', patch: [{ op: 'replace', path: '/paid', value: 'not a boolean' }] });
+  assertError(both, 400, 'validation_failed');
+  const kinds = new Set((both.body.error.details as { rule: string }[]).map((d) => d.rule));
+  assert.ok(kinds.has('field_missing') && kinds.has('type'), JSON.stringify(both.body.error.details));
+  const after = (await server.request('GET', '/v1/aggregates/order/o1')).body;
+  assert.equal(after.version, before.version + 1, 'only the accepted patch was written');
+});
+
+test('hidden_fields hides a top-level key whose name holds a dot, in every answer', { timeout: 20_000 }, async () => {
+  const schema = { aggregate: 'acct', events: { opened: {} }, column_types: { 'card.pin': 'text' }, hidden_fields: ['card.pin'] };
+  assert.equal((await server.request('PUT', '/v1/schemas/acct', schema)).status, 200);
+  const created = await server.request('POST', '/v1/aggregates/acct/a1', { event_type: 'opened', payload: { 'card.pin': '1234', v: 1 } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const answers = [
+    JSON.stringify(created.body),
+    JSON.stringify((await server.request('GET', '/v1/aggregates/acct/a1')).body),
+    JSON.stringify((await server.request('GET', '/v1/aggregates/acct/a1/events')).body),
+    JSON.stringify((await server.request('GET', '/v1/aggregates/acct')).body),
+  ];
+  for (const text of answers) {
+    assert.doesNotMatch(text, /1234/, text);
+    assert.doesNotMatch(text, /card\.pin/, text);
+  }
+  assert.match(answers[1] as string, /"v":1/, 'the other fields stay');
+});
+
