@@ -3,14 +3,20 @@
  * pinned: contending cross-worker batches are retried instead of refused; `?version=N` answers
  * version N's time whether or not a manual snapshot sits there; a duplicate imported event id
  * does not name the wrong aggregate; one problem is one entry in `validation_failed` details; a
- * patch follows its event's `fields` list; `hidden_fields` hides a top-level key holding a dot.
+ * patch follows its event's `fields` list; `hidden_fields` hides a top-level key holding a dot;
+ * hanging plugins cannot take a healthy plugin's share of the delivery pool; PUT of a plugin
+ * refuses a body naming another one.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { shardFor } from '../src/core/index.js';
 import { readLayout, workerOfShard } from '../src/coordinator/layout.js';
 import { removeDir, startServerInProcess, tempDataDir, type TestServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
+import { until } from './helpers/deadline.js';
+import { receiver } from './helpers/receiver.js';
 
 let server: TestServer;
 before(async () => {
@@ -138,3 +144,43 @@ test('hidden_fields hides a top-level key whose name holds a dot, in every answe
   assert.match(answers[1] as string, /"v":1/, 'the other fields stay');
 });
 
+
+test('hanging plugins together cannot take the delivery pool: a healthy plugin delivers and `plugin test` answers at once', { timeout: 90_000 }, async () => {
+  // A small pool (1 thread, 32 slots) and in_flight_max 8: five hanging plugins would hold 40.
+  const hanging: http.ServerResponse[] = [];
+  const hole = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => (req.method !== 'POST' || text.length === 0 ? res.end() : hanging.push(res)));
+  });
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+  const holeUrl = `http://127.0.0.1:${(hole.address() as AddressInfo).port}/hook`;
+  const good = await receiver();
+  const dataDir = tempDataDir('edbx-rf15-plugins-');
+  const plugged = await startServerInProcess({ dataDir, configToml: '[plugins]\nin_flight_max = 8\npool_threads = 1\npoll_ms = 5\n' });
+  try {
+    for (let i = 1; i <= 5; i++) {
+      const res = await plugged.request('PUT', `/v1/plugins/hang${i}`, { options: { kind: 'http', endpoint: holeUrl, timeout_ms: 60_000 } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    }
+    assert.equal((await plugged.request('PUT', '/v1/plugins/good', { options: { kind: 'http', endpoint: good.url } })).status, 200);
+    const writes = await Promise.all(Array.from({ length: 40 }, (_, i) => plugged.request('POST', `/v1/aggregates/order/o${i}/events`, { event_type: 'placed', payload: { n: i } })));
+    assert.ok(writes.every((w) => w.status === 201));
+    await until(15_000, () => good.got.length >= 40, `the healthy plugin's 40 deliveries (got ${good.got.length}, ${hanging.length} hanging)`);
+    const started = performance.now();
+    const check = await plugged.request('POST', '/v1/plugins/good/test');
+    assert.equal(check.status, 200, JSON.stringify(check.body));
+    assert.ok(performance.now() - started < 10_000, `plugin test took ${Math.round(performance.now() - started)} ms`);
+    // The name is the path's.
+    const renamed = await plugged.request('PUT', '/v1/plugins/alpha', { name: 'beta', options: { kind: 'http', endpoint: good.url } });
+    assertError(renamed, 400, 'validation_failed');
+    assert.equal((await plugged.request('GET', '/v1/plugins/alpha')).status, 404, 'nothing stored');
+    assert.equal((await plugged.request('GET', '/v1/plugins/beta')).status, 404);
+  } finally {
+    for (const res of hanging) res.destroy();
+    await plugged.stop();
+    hole.close();
+    await good.close();
+    removeDir(dataDir);
+  }
+});

@@ -85,6 +85,9 @@ function refuseBadHeaders(definition: PluginDefinition): void {
   if (problems.length > 0) throw invalidConfiguration(problems);
 }
 
+/** Pool slots kept from the queue's deliveries for checks and tests (see deliverySlots). */
+const CHECK_SLOTS = 16;
+
 export class PluginService {
   readonly queue: PluginQueue;
   private readonly pool: DeliveryPool;
@@ -93,14 +96,19 @@ export class PluginService {
   constructor(private readonly deps: PluginServiceDeps) {
     const { config, metrics } = deps;
     this.queue = new PluginQueue(deps.dataDir, deps.cipher, { mapSizeMib: Math.min(config.storage.map_size_mib, 64 * 1024) });
+    const concurrentPerThread = Math.max(16, Math.ceil((config.plugins.in_flight_max * 4) / config.plugins.pool_threads));
     this.pool = new DeliveryPool({
       threads: config.plugins.pool_threads,
       // Every plugin's in-flight bound together, with room for checks and tests.
       maxQueue: config.plugins.in_flight_max * 64 + 64,
       timeoutMs: config.plugins.job_timeout_ms,
       dataDir: deps.dataDir,
-      concurrentPerThread: Math.max(16, Math.ceil((config.plugins.in_flight_max * 4) / config.plugins.pool_threads)),
+      concurrentPerThread,
     });
+    // What the queue's deliveries may hold of the pool at once; the rest stays free for the
+    // connectivity checks of enable/config and `plugin test`, which then never queue behind a
+    // hanging plugin's deliveries.
+    const deliverySlots = Math.max(1, concurrentPerThread * config.plugins.pool_threads - CHECK_SLOTS);
     this.dispatcher = new Dispatcher({
       config,
       queue: this.queue,
@@ -121,6 +129,7 @@ export class PluginService {
         },
       },
       log: deps.log,
+      deliverySlots,
     });
   }
 

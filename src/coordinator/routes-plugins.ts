@@ -110,6 +110,12 @@ export function pluginRoutes(service: PluginService): RouteSpec[] {
       params: nameParams,
       body: z.record(z.string(), z.unknown()),
       handler: async ({ params, body, principal }) => {
+        // The name is the path's: a body naming another plugin is refused, not quietly stored under the path's name.
+        if (Object.hasOwn(body, 'name') && body.name !== params.name) {
+          throw new DbxError('validation_failed', `body.name: '${String(body.name)}' does not match the path's plugin '${params.name}'`, [
+            { path: 'body.name', field: 'name', rule: 'mismatch', message: `does not match the path's plugin '${params.name}'` },
+          ]);
+        }
         const input: Record<string, unknown> = { ...body, name: params.name };
         const tenants = Array.isArray(input.tenants) ? (input.tenants as unknown[]) : [];
         if (!everyTenant(principal.claims)) {

@@ -4,7 +4,8 @@
  *
  * - **Never on the write path.** It runs on timers in the coordinator, reads the outboxes through
  *   read transactions and hands deliveries to piscina threads; a write never waits for it, and a
- *   plugin that hangs only fills its own `in_flight_max`.
+ *   plugin that hangs only fills its own share of the pool (`in_flight_max`, or the pool's slots
+ *   divided among the enabled plugins when that is less: see `deliverySlots`).
  * - **Order per aggregate.** Each plugin keeps a lane per aggregate; only the lane's head is ever in
  *   flight, so one aggregate's events arrive in version order while other aggregates go in parallel.
  * - **Retries.** A failure retries after `retry_base_ms · 2^(attempt−1)` (full jitter, capped at
@@ -47,6 +48,12 @@ export interface DispatcherDeps {
    */
   outboxBarriers?(): Iterable<OutboxBarrier>;
   log(level: 'info' | 'warn' | 'error', message: string, extra?: Record<string, unknown>): void;
+  /**
+   * Deliveries the pool runs at once for the queue (its capacity less what checks and tests keep).
+   * Shared fairly: each enabled plugin gets at most slots / plugins of them (never below 1), so
+   * hanging plugins together cannot take the slots of a healthy one. Absent: in_flight_max only.
+   */
+  deliverySlots?: number;
 }
 
 export interface OutboxBarrier {
@@ -626,17 +633,26 @@ export class Dispatcher {
   schedule(): void {
     if (this.stopped) return;
     const now = Date.now();
-    const { in_flight_max } = this.deps.config.plugins;
+    const cap = this.inFlightCap();
     for (const state of this.plugins.values()) {
       if (!state.definition.enabled) continue;
       for (const lane of state.lanes.values()) {
-        if (state.inFlight >= in_flight_max) break;
+        if (state.inFlight >= cap) break;
         if (lane.inFlight) continue;
         const head = this.headOf(state, lane);
         if (!head || head.status !== 'pending' || head.next_attempt_at > now) continue;
         this.startDelivery(state, lane, head);
       }
     }
+  }
+
+  /** Deliveries one plugin may have in flight: in_flight_max, or its fair share of the pool (deliverySlots). */
+  private inFlightCap(): number {
+    const { in_flight_max } = this.deps.config.plugins;
+    if (this.deps.deliverySlots === undefined) return in_flight_max;
+    let enabled = 0;
+    for (const state of this.plugins.values()) if (state.definition.enabled) enabled++;
+    return Math.max(1, Math.min(in_flight_max, Math.floor(this.deps.deliverySlots / Math.max(1, enabled))));
   }
 
   /** The lane's first job to deliver: dead jobs block it, unless `on_dead = "skip"`. */
