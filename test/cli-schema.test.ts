@@ -37,8 +37,8 @@ async function ok(args: string[], input?: string): Promise<string> {
   return res.stdout;
 }
 
-async function fails(args: string[], code: number, pattern: RegExp): Promise<string> {
-  const res = await dbx(args);
+async function fails(args: string[], code: number, pattern: RegExp, input?: string): Promise<string> {
+  const res = await dbx(args, input);
   assert.equal(res.code, code, `dbx ${args.join(' ')} → ${res.code}: ${res.stdout}${res.stderr}`);
   assert.match(res.stderr, pattern);
   assert.doesNotMatch(res.stderr, /\n\s+at |node_modules/, 'no stack trace');
@@ -143,6 +143,13 @@ test('cli schema - field, apply and versions edit types, rules and locks without
   writeFileSync(file, JSON.stringify({ aggregate: 'invoice', column_types: { total: 'money' }, events: {} }));
   await fails(['schema', 'apply', file], 1, /invalid column type 'money'/);
   await fails(['schema', 'apply', join(home, 'absent.json')], 1, /cannot read .*absent\.json: ENOENT/);
+  // A file of several schemas applies whole or not at all: every bad entry named, nothing stored.
+  writeFileSync(many, JSON.stringify({ audit_a: { events: { e: {} } }, audit_b: { events: { Bad: {} } }, audit_c: { column_types: { x: 'money' }, events: {} } }));
+  await fails(['schema', 'apply', many], 1, /^error: validation_failed: .*nothing was applied; 2 of 3 schema\(s\) are invalid: audit_b: .*Bad.* \| audit_c: .*money/);
+  await fails(['schema', 'audit_a'], 1, /not_found/);
+  // A key and an `aggregate` that disagree are refused, as the HTTP route refuses them.
+  await fails(['schema', 'apply', '-'], 2, /entry 'audit_d' names aggregate 'audit_e'; the key and "aggregate" must agree/, JSON.stringify({ audit_d: { aggregate: 'audit_e', events: { e: {} } } }));
+  await fails(['schema', 'audit_d'], 1, /not_found/);
 
   assert.equal(await ok(['schema', 'delete', 'shipment']), 'schema=shipment deleted version=3\n');
   const versions = await ok(['schema', 'versions', 'shipment']);

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { NOTE_CHARS_MAX } from '../core/index.js';
+import { parseAggregateSchema } from '../core/schema/index.js';
 import {
   EventDbxError,
   fromWire,
@@ -22,7 +23,7 @@ import {
 import { printListing, withFormatOptions, type FormatFlags, type ListingSpec } from './format.js';
 import { pages } from './listing.js';
 import { collect, parseJsonObjectFlag, parsePositiveInt, withConnectionOptions, type ConnectionFlags } from './options.js';
-import { CliError, UsageError, keyValues, printJson, printLine } from './output.js';
+import { CliError, EXIT_FAILED, UsageError, keyValues, printJson, printLine } from './output.js';
 import { withClient } from './session.js';
 
 // Schemas here are the API's JSON (snake_case): what files hold and what --json prints.
@@ -234,7 +235,31 @@ function schemasInFile(text: string, path: string): [string, SchemaInput][] {
   if (entries.length === 0 || entries.some(([, v]) => v === null || typeof v !== 'object' || Array.isArray(v))) {
     throw new UsageError(`${path}: expected a schema (with "aggregate") or an object of schemas by aggregate name`);
   }
+  // A key and an `aggregate` that disagree are refused, as PUT /v1/schemas/{a} refuses a body
+  // naming another aggregate: storing it under either name would guess.
+  const mismatched = entries.filter(([name, schema]) => (schema as { aggregate?: unknown }).aggregate !== undefined && (schema as { aggregate?: unknown }).aggregate !== name);
+  if (mismatched.length > 0) {
+    throw new UsageError(`${path}: ${mismatched.map(([name, schema]) => `entry '${name}' names aggregate '${String((schema as { aggregate?: unknown }).aggregate)}'`).join('; ')}; the key and "aggregate" must agree`);
+  }
   return entries.map(([name, schema]) => [name, { ...(schema as SchemaInput), aggregate: name }]);
+}
+
+/**
+ * Every entry checked before any is stored (the model's own check, as the server runs it), so a
+ * file with one bad schema changes nothing; every bad entry is named, each with all its problems.
+ */
+function checkEveryEntry(schemas: [string, SchemaInput][], path: string): void {
+  const bad: string[] = [];
+  for (const [name, schema] of schemas) {
+    try {
+      parseAggregateSchema(schema);
+    } catch (err) {
+      const details = (err as { details?: unknown }).details;
+      const problems = Array.isArray(details) ? details.map((d: { field?: string; message?: string }) => `${d.field ? `${d.field}: ` : ''}${d.message ?? ''}`) : [(err as Error).message];
+      bad.push(`${name}: ${problems.join('; ')}`);
+    }
+  }
+  if (bad.length > 0) throw new CliError(`${path}: nothing was applied; ${bad.length} of ${schemas.length} schema(s) are invalid: ${bad.join(' | ')}`, EXIT_FAILED, 'validation_failed');
 }
 
 function applyCommand(): Command {
@@ -253,9 +278,20 @@ function applyCommand(): Command {
         throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
       }
       const schemas = schemasInFile(text, file);
+      if (schemas.length > 1) checkEveryEntry(schemas, file);
       const records = await withClient(opts, async (c) => {
         const out: SchemaRecord[] = [];
-        for (const [aggregate, schema] of schemas) out.push(toWire(await c.putSchema(aggregate, fromWire(schema))));
+        for (const [aggregate, schema] of schemas) {
+          try {
+            out.push(toWire(await c.putSchema(aggregate, fromWire(schema))));
+          } catch (err) {
+            // The server refused one the local check passed (a permission, a concurrent change):
+            // say which were stored before it, so the file is not taken for unapplied.
+            if (out.length === 0 || !(err instanceof Error)) throw err;
+            err.message = `${err.message} (schema '${aggregate}' not applied; already applied from this file: ${out.map((r) => `${r.schema.aggregate} version ${r.version}`).join(', ')})`;
+            throw err;
+          }
+        }
         return out;
       });
       if (opts.json) return printJson(records);
