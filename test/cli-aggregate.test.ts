@@ -184,15 +184,34 @@ test('cli aggregate - staging validates like a write, commit is atomic and clear
   assert.deepEqual(got.events.map((e: any) => e.event_type), ['order_placed', 'order_paid', 'order_fixed']);
   assert.equal(got.state.total, '12');
 
-  // A batch the server refuses (one event conflicts) leaves every staged entry in place.
+  // Staging checks the event as the commit would, on the server's state: a stale expected version
+  // (o-1 is at 3) is refused now, not at commit.
+  await fails(['aggregate', 'apply', 'order', 'o-1', 'order_refunded', '--expected-version', '1', '--stage'], 1, /^error: version_conflict: /);
+  // A batch the server refuses (one event went stale after it was staged) leaves every staged entry in place.
   await ok(['aggregate', 'apply', 'order', 'o-3', 'order_placed', '--stage']);
-  await ok(['aggregate', 'apply', 'order', 'o-1', 'order_refunded', '--expected-version', '1', '--stage']);
+  await ok(['aggregate', 'apply', 'order', 'o-1', 'order_refunded', '--expected-version', '3', '--stage']);
+  await ok(['aggregate', 'apply', 'order', 'o-1', 'order_noted']);
   const withoutKeys = (list: any[]) => list.map(({ idempotency_key: _k, ...rest }: any) => rest);
   const before = await json(['aggregate', 'list', '--stage', '--json']);
   await fails(['aggregate', 'commit'], 1, /^error: version_conflict: /);
   const after = await json(['aggregate', 'list', '--stage', '--json']);
   assert.deepEqual(withoutKeys(after), withoutKeys(before), 'the same entries, now keyed');
   await fails(['aggregate', 'get', 'order', 'o-3'], 1, /not_found/);
+});
+
+test('cli aggregate - staging refuses what the schema in force refuses (an undeclared event, a payload of the wrong type), and stages nothing', { timeout: 60_000 }, async () => {
+  const stageFile = join(server.dataDir, 'staged_events.json');
+  writeFileSync(stageFile, '[]\n');
+  await ok(['schema', 'create', 'ledger', '--events', 'ledger_opened,ledger_paid']);
+  await ok(['schema', 'field', 'ledger', 'amount', '--type', 'decimal(8,2)']);
+  await fails(['aggregate', 'apply', 'ledger', 'l-1', 'undeclared_event', '--field', 'x=1', '--stage'], 1, /^error: validation_failed: .*event undeclared_event is not defined/);
+  await fails(['aggregate', 'apply', 'ledger', 'l-1', 'ledger_paid', '--field', 'amount=abc', '--stage'], 1, /^error: validation_failed: .*amount/);
+  await fails(['aggregate', 'patch', 'ledger', 'l-1', 'ledger_paid', '--patch', '[{"op":"add","path":"/amount","value":"abc"}]', '--stage'], 1, /^error: (validation_failed|not_found): /);
+  assert.deepEqual(JSON.parse(readFileSync(stageFile, 'utf8')), [], 'nothing staged');
+  assert.equal((await ok(['aggregate', 'apply', 'ledger', 'l-1', 'ledger_opened', '--stage'])).trim(), 'event staged for later commit');
+  // Later entries are checked after the staged ones, as the commit applies them: a patch of the staged aggregate.
+  assert.equal((await ok(['aggregate', 'patch', 'ledger', 'l-1', 'ledger_paid', '--patch', '[{"op":"add","path":"/amount","value":"12.50"}]', '--stage'])).trim(), 'patch staged for later commit');
+  assert.match(await ok(['aggregate', 'commit']), /committed 2 event\(s\)/);
 });
 
 test('cli aggregate - a commit interrupted after the server took it replays on the next commit, never appends twice', { timeout: 60_000 }, async () => {

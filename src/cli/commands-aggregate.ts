@@ -76,7 +76,7 @@ function applyCommand(): Command {
       const payload = payloadFrom(opts);
       const fields = writeFields(opts);
       if (opts.stage) {
-        stageEvent(resolveDataDir(opts.dataDir), {
+        await stageEvent(resolveDataDir(opts.dataDir), {
           aggregate_type: type,
           aggregate_id: id,
           event_type: event,
@@ -85,7 +85,7 @@ function applyCommand(): Command {
           ...(fields.note !== undefined ? { note: fields.note } : {}),
           ...(fields.expectedVersion !== undefined ? { expected_version: fields.expectedVersion } : {}),
           ...(fields.idempotencyKey !== undefined ? { idempotency_key: fields.idempotencyKey } : {}),
-        });
+        }, opts);
         return printLine('event staged for later commit');
       }
       const { result, quiet } = await written(opts, (c) => c.apply(type, id, event, { payload, ...fields }));
@@ -106,7 +106,7 @@ function patchCommand(): Command {
       if (!Array.isArray(operations)) throw new UsageError('--patch must be a JSON array of operations');
       if (opts.stage) {
         const fields = writeFields(opts);
-        stageEvent(resolveDataDir(opts.dataDir), {
+        await stageEvent(resolveDataDir(opts.dataDir), {
           aggregate_type: type,
           aggregate_id: id,
           event_type: event,
@@ -115,7 +115,7 @@ function patchCommand(): Command {
           ...(fields.note !== undefined ? { note: fields.note } : {}),
           ...(fields.expectedVersion !== undefined ? { expected_version: fields.expectedVersion } : {}),
           ...(fields.idempotencyKey !== undefined ? { idempotency_key: fields.idempotencyKey } : {}),
-        });
+        }, opts);
         return printLine('patch staged for later commit');
       }
       const { result, quiet } = await written(opts, (c) => c.patch(type, id, event, operations as PatchOperation[], writeFields(opts)));

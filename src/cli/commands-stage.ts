@@ -1,8 +1,9 @@
 /**
  * Staging (reference §14.1): `aggregate apply|patch --stage` appends to <data_dir>/staged_events.json
- * after the same validation as a normal write (the API's zod schema); `aggregate commit` sends the
- * whole queue as one atomic POST /v1/batch and empties the file only when that succeeded.
- * Staging is local: it needs no server; the commit goes through whichever mode applies.
+ * after the same validation as a normal write (the API's zod schema, then the server's dry run of the
+ * stage as the commit would send it: see stageEvent); `aggregate commit` sends the whole queue as
+ * one atomic POST /v1/batch and empties the file only when that succeeded. The stage file is local;
+ * the check and the commit go through whichever mode applies (a server, or the engine directly).
  *
  * With a data encryption key (the server's, from config.toml, the key file or the env var) the file
  * is `{"format": 1, "sealed": base64(seal(JSON array))}`: staged payloads are data at rest too. A
@@ -91,10 +92,19 @@ function writeStage(dataDir: string, entries: BatchItem[]): void {
   writeFileDurably(stagePath(dataDir), `${text}\n`, 0o600);
 }
 
-export function stageEvent(dataDir: string, body: Record<string, unknown>): BatchItem {
+/**
+ * Stages one event after the validation a normal write gets (reference §1.1, §14.1): the request's
+ * shape here, then the server's (or the direct engine's) check of the stage with it as the commit
+ * would send it (POST /v1/batch/check: schemas, restrict mode, versions, a patch's result), which
+ * writes nothing. A refused event is not staged, and the error says why, as the write would.
+ */
+export async function stageEvent(dataDir: string, body: Record<string, unknown>, connection: ConnectionFlags): Promise<BatchItem> {
   const entry = parseInput(batchItemSchema, body);
   const entries = readStage(dataDir);
   if (entries.length >= BATCH_EVENTS_MAX * 100) throw new CliError(`the stage already holds ${entries.length} events; commit them first`);
+  // The commit's last chunk, the one this event goes in (a stage beyond one batch commits --chunked).
+  const chunk = [...entries, entry].slice(-BATCH_EVENTS_MAX);
+  await withClient(connection, (client) => client.checkBatch(chunk.map(toBatchEvent)));
   writeStage(dataDir, [...entries, entry]);
   return entry;
 }

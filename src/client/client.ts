@@ -149,19 +149,18 @@ export class EventDbxClient extends ClientAdmin {
    * item rejects the whole batch with the error's `index` naming it.
    */
   async batch<P extends object = Record<string, unknown>>(events: BatchEvent<P>[], call?: CallOptions): Promise<EventRecord<P>[]> {
-    const body = {
-      events: events.map((e) => ({
-        aggregateType: e.aggregateType,
-        aggregateId: e.aggregateId,
-        eventType: e.eventType,
-        ...(e.patch !== undefined ? { patch: e.patch } : { payload: e.payload ?? {} }),
-        ...writeFields(e),
-      })),
-    };
     // A batch is idempotent only if every event carries a key.
     const idempotent = events.length > 0 && events.every((e) => typeof e.idempotencyKey === 'string');
-    const result = await this.call<{ events: EventRecord<P>[] }>({ method: 'POST', path: '/v1/batch', body, idempotent }, call);
+    const result = await this.call<{ events: EventRecord<P>[] }>({ method: 'POST', path: '/v1/batch', body: batchBody(events), idempotent }, call);
     return result.events;
+  }
+
+  /**
+   * Checks a batch as `batch` would (schemas, restrict mode, versions, patches on the state they
+   * meet) and writes nothing: resolves when it would be accepted, else throws the error it would get.
+   */
+  async checkBatch<P extends object = Record<string, unknown>>(events: BatchEvent<P>[], call?: CallOptions): Promise<void> {
+    await this.call<{ valid: true }>({ method: 'POST', path: '/v1/batch/check', body: batchBody(events), idempotent: true }, call);
   }
 
   /**
@@ -329,4 +328,16 @@ export class EventDbxClient extends ClientAdmin {
   validateSchema<P = Record<string, unknown>>(aggregate: string, eventType: string, payload: P, call?: CallOptions): Promise<SchemaValidation<P>> {
     return this.call({ method: 'POST', path: `${schemaPath(aggregate)}/validate`, body: { eventType, payload }, idempotent: true }, call);
   }
+}
+
+function batchBody<P extends object>(events: BatchEvent<P>[]): { events: Record<string, unknown>[] } {
+  return {
+    events: events.map((e) => ({
+      aggregateType: e.aggregateType,
+      aggregateId: e.aggregateId,
+      eventType: e.eventType,
+      ...(e.patch !== undefined ? { patch: e.patch } : { payload: e.payload ?? {} }),
+      ...writeFields(e),
+    })),
+  };
 }

@@ -117,6 +117,7 @@ export const AggregatePage = page('AggregatePage', AggregateView, 'aggregates', 
 export const EventPage = page('EventPage', EventRecord, 'events', true);
 
 export const BatchResult = named('BatchResult', z.object({ events: z.array(EventRecord) }), 'The appended events, in the order sent');
+export const BatchCheck = named('BatchCheck', z.object({ valid: z.literal(true), events: z.number().int() }), 'The batch would be accepted as sent (nothing was written)');
 
 export const SelectResult = named('SelectResult', json, 'Each requested dot path → its value in the state (null when missing)');
 

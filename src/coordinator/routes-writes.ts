@@ -133,6 +133,27 @@ export function writeRoutes(
     const { aggregate_type: type, aggregate_id: id, version } = result.event;
     return { ...reader.getAggregate(tenant, type, id, { version, eventsMax: 0 }), archived };
   };
+  /**
+   * A batch body's commands, after the checks made before anything is looked up (each item's
+   * resource; patches that read state the token may not read, or hidden fields), and how its
+   * failures are masked (a failed patch that touches what the caller may not see says no more).
+   */
+  const batchCommands = (events: z.infer<typeof schemas.batchBody>['events'], principal: Principal, tenant: string) => {
+    let maskFailure = false;
+    for (const e of events) {
+      authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
+      if (!('patch' in e)) continue;
+      if (patchReadGuard(principal, visibility.hiddenType(tenant, e.aggregate_type), e.aggregate_type, e.aggregate_id, e.patch).maskFailure) maskFailure = true;
+      visibility.assertPatchReadsVisible(tenant, e.aggregate_type, e.patch);
+    }
+    const commands = events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
+    const hidden = events.some((e) => 'patch' in e && visibility.patchTouchesHidden(tenant, e.aggregate_type, e.patch));
+    const masked = <T>(work: Promise<T>): Promise<T> =>
+      work.catch((err: unknown) => {
+        throw maskFailure ? maskedPatchFailure(err, NOT_READABLE) : visibility.maskPatchFailure(err, hidden);
+      });
+    return { commands, masked };
+  };
   const writeOne = (principal: Principal, command: UnplacedCommand): Promise<WriteResult> =>
     allowance
       ? allowance.spend(
@@ -265,18 +286,8 @@ export function writeRoutes(
       body: schemas.batchBody,
       bodyItems: 'events',
       handler: async ({ body, principal, tenant, reply }) => {
-        let maskFailure = false;
-        for (const e of body.events) {
-          authorizeBodyResource(principal, e.aggregate_type, e.aggregate_id);
-          if (!('patch' in e)) continue;
-          if (patchReadGuard(principal, visibility.hiddenType(tenant, e.aggregate_type), e.aggregate_type, e.aggregate_id, e.patch).maskFailure) maskFailure = true;
-          visibility.assertPatchReadsVisible(tenant, e.aggregate_type, e.patch);
-        }
-        const commands = body.events.map((e) => ('patch' in e ? patchCommand(principal, tenant, e) : applyCommand(principal, tenant, e)));
-        const hidden = body.events.some((e) => 'patch' in e && visibility.patchTouchesHidden(tenant, e.aggregate_type, e.patch));
-        const run = (items: typeof commands) => writer.batch(items).catch((err: unknown) => {
-          throw maskFailure ? maskedPatchFailure(err, NOT_READABLE) : visibility.maskPatchFailure(err, hidden);
-        });
+        const { commands, masked } = batchCommands(body.events, principal, tenant);
+        const run = (items: typeof commands) => masked(writer.batch(items));
         const batch = () => run(commands);
         // A batch replayed whole (every item by its idempotency key) appends nothing: it costs no
         // write and says so, as a single write does.
@@ -285,6 +296,22 @@ export function writeRoutes(
         const results = allowance ? await allowance.spend(principal, commands.length, batch, wholeReplay, replayOnly) : await batch();
         if (wholeReplay(results)) reply.header('idempotent-replayed', 'true');
         return { events: results.map((r) => visibility.event(tenant, r.event)) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/batch/check',
+      operationId: 'checkBatch',
+      response: responses.BatchCheck,
+      errors: [404, 409],
+      summary: 'Check a batch as POST /v1/batch would (schemas, restrict mode, versions, patches, idempotency keys) without writing anything: 200 or the error the batch would get',
+      action: 'aggregate.append',
+      body: schemas.batchBody,
+      bodyItems: 'events',
+      handler: async ({ body, principal, tenant }) => {
+        const { commands, masked } = batchCommands(body.events, principal, tenant);
+        await masked(writer.checkBatch(commands));
+        return { valid: true, events: commands.length };
       },
     }),
     defineRoute({

@@ -67,6 +67,32 @@ export class Writer {
     return this.gate ? this.gate.admitted(tenant, send) : send();
   }
 
+  /**
+   * A batch checked as `batch` would check it (schemas, restrict mode, versions, patches on the
+   * state they meet, idempotency keys), on each worker holding a part, and then discarded: nothing
+   * is written, nothing is queued for plugins, no write rate or limit is spent. Throws what the
+   * batch would throw (the item named by `details.index`).
+   */
+  async checkBatch(commands: UnplacedCommand[]): Promise<void> {
+    const placed = commands.map((c) => this.place(c));
+    const byWorker = new Map<number, { index: number; command: WriteCommand }[]>();
+    placed.forEach((command, index) => {
+      const worker = this.pool.workerOf(command.shard);
+      const list = byWorker.get(worker) ?? [];
+      list.push({ index, command });
+      byWorker.set(worker, list);
+    });
+    await Promise.all(
+      [...byWorker].map(async ([worker, entries]) => {
+        try {
+          expect(await this.pool.requestWorker(worker, { kind: 'batch', commands: entries.map((e) => e.command), dry_run: true }), 'batch');
+        } catch (err) {
+          throw err instanceof DbxError ? inBatch(err, entries) : err;
+        }
+      }),
+    );
+  }
+
   /** All-or-nothing across aggregates and shards; answers in the order of the input. */
   /** Each item's event, and whether it was an idempotent replay (nothing appended). */
   async batch(commands: UnplacedCommand[]): Promise<WriteResult[]> {

@@ -132,7 +132,7 @@ export function prepareGroup(requests: ShardRequest[], ctx: PrepareContext, stat
           }
           const child = main.fork();
           const results = addItems(child, req.commands);
-          main.absorb(child);
+          if (!req.dry_run) main.absorb(child);
           replies.push({ id: req.id, ok: true, value: { kind: 'batch', results } });
           break;
         }

@@ -71,7 +71,8 @@ export interface BatchIntent {
  */
 export type ShardRequest = { deadline?: number } & (
   | { kind: 'write'; id: number; command: WriteCommand }
-  | { kind: 'batch'; id: number; commands: WriteCommand[] }
+  /** `dry_run`: prepared and checked exactly as a batch, then discarded (nothing is written). */
+  | { kind: 'batch'; id: number; commands: WriteCommand[]; dry_run?: true }
   | { kind: 'prepare'; id: number; txid: string; commands: WriteCommand[] }
   | { kind: 'commit'; id: number; txid: string; intent?: BatchIntent }
   | { kind: 'abort'; id: number; txid: string }
