@@ -184,3 +184,19 @@ test('hanging plugins together cannot take the delivery pool: a healthy plugin d
     removeDir(dataDir);
   }
 });
+
+test('a schema with a shape problem and deeper problems gets one 400 listing them all', { timeout: 20_000 }, async () => {
+  const body = { events: { e: {} }, column_types: { a: { type: 'integer', requried: true }, b: { type: 'text', regex: ['(a'] } } };
+  for (const [method, path, sent] of [
+    ['PUT', '/v1/schemas/bad', body],
+    ['POST', '/v1/schemas', { ...body, aggregate: 'bad' }],
+  ] as const) {
+    const res = await server.request(method, path, sent);
+    assertError(res, 400, 'validation_failed');
+    const fields = (res.body.error.details as { field: string; message: string }[]).map((d) => `${d.field}: ${d.message}`);
+    assert.ok(fields.some((f) => f.startsWith('column_types.a') && f.includes('requried')), fields.join(' | '));
+    assert.ok(fields.some((f) => f.startsWith('column_types.b.regex') && /regex/.test(f)), fields.join(' | '));
+    for (const d of res.body.error.details as { path?: string }[]) assert.match(d.path ?? '', /^body/);
+  }
+  assert.equal((await server.request('GET', '/v1/schemas/bad')).status, 404, 'nothing stored');
+});

@@ -70,6 +70,12 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
    * as the workers name theirs, `details: { index, violations }`.
    */
   bodyItems?: string;
+  /**
+   * For a body the `body` schema refused: problems a fuller check of the raw body finds beyond
+   * the request schema's, added to its answer (a schema's own parser walks every column even past
+   * a shape problem, so one 400 lists every problem).
+   */
+  moreBodyProblems?: (raw: unknown) => { path: string; field: string; rule: string; message: string }[];
   handler: (ctx: HandlerContext<B, Q, P>) => unknown;
 }
 
@@ -160,6 +166,10 @@ function parseBody(spec: RouteSpec, value: unknown): unknown {
   try {
     return parseInput(spec.body as z.ZodType, value, 'body');
   } catch (err) {
+    if (spec.moreBodyProblems && err instanceof DbxError && err.code === 'validation_failed' && Array.isArray(err.details)) {
+      const more = spec.moreBodyProblems(value);
+      if (more.length > 0) throw new DbxError(err.code, `${err.message} (and ${more.length} more)`, [...err.details, ...more]);
+    }
     if (!spec.bodyItems || !(err instanceof DbxError) || !Array.isArray(err.details)) throw err;
     const first = (err.details[0] as { path?: unknown } | undefined)?.path;
     const at = typeof first === 'string' ? new RegExp(`^body\\.${spec.bodyItems}\\.(\\d+)(?:\\.|$)`).exec(first) : null;

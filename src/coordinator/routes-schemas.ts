@@ -95,6 +95,27 @@ function parseSchema(aggregate: string, body: z.infer<typeof schemaBody>): Aggre
   return parseAggregateSchema({ ...body, aggregate });
 }
 
+/**
+ * A schema body the request schema refused, checked by the schema parser itself: it goes on
+ * through every column and event past a shape problem, so its regex, type, bound and event-name
+ * problems join the request schema's in one 400. Its own shape problems are the request schema's
+ * (said there with zod's codes), so they are not repeated.
+ */
+function moreSchemaProblems(raw: unknown, pathNamesAggregate: boolean): { path: string; field: string; rule: string; message: string }[] {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return [];
+  const body = raw as Record<string, unknown>;
+  try {
+    // PUT: the path names the aggregate (parseSchema checks a body naming another), so a stand-in.
+    parseAggregateSchema(pathNamesAggregate && body.aggregate === undefined ? { ...body, aggregate: 'schema' } : body);
+  } catch (err) {
+    if (!(err instanceof DbxError) || !Array.isArray(err.details)) return [];
+    return (err.details as { field: string; rule: string; message: string }[])
+      .filter((d) => d.rule !== 'shape')
+      .map((d) => ({ path: d.field ? `body.${d.field}` : 'body', field: d.field, rule: d.rule, message: d.message }));
+  }
+  return [];
+}
+
 function expected(query: { expected_version?: number | undefined }): { expectedVersion?: number } {
   return query.expected_version !== undefined ? { expectedVersion: query.expected_version } : {};
 }
@@ -147,6 +168,7 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
       action: 'schema.write',
       status: 201,
       body: createSchemaBody,
+      moreBodyProblems: (raw) => moreSchemaProblems(raw, false),
       handler: ({ body, tenant, principal }) => {
         authorize(principal, 'schema.write', { type: body.aggregate });
         return registry.put(tenant, parseSchema(body.aggregate, body), { createOnly: true });
@@ -176,6 +198,7 @@ export function schemaRoutes(registry: SchemaRegistry, config: SchemaRouteLimits
       params: aggregateParams,
       query: writeQuery,
       body: schemaBody,
+      moreBodyProblems: (raw) => moreSchemaProblems(raw, true),
       handler: ({ params, query, body, tenant }) => registry.put(tenant, parseSchema(params.aggregate, body), expected(query)),
     }),
     defineRoute({
