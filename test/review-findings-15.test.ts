@@ -7,25 +7,18 @@
  * hanging plugins cannot take a healthy plugin's share of the delivery pool; PUT of a plugin
  * refuses a body naming another one.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { shardFor } from '../src/core/index.js';
 import { readLayout, workerOfShard } from '../src/coordinator/layout.js';
-import { removeDir, startServerInProcess, tempDataDir, type TestServer } from './helpers/server.js';
+import { removeDir, startServerInProcess, tempDataDir, useServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
 import { until } from './helpers/deadline.js';
 import { receiver } from './helpers/receiver.js';
 
-let server: TestServer;
-before(async () => {
-  server = await startServerInProcess();
-});
-after(async () => {
-  await server.stop();
-  removeDir(server.dataDir);
-});
+const server = useServer();
 
 const NDJSON = { 'content-type': 'application/x-ndjson' };
 

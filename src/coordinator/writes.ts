@@ -74,14 +74,7 @@ export class Writer {
    * batch would throw (the item named by `details.index`).
    */
   async checkBatch(commands: UnplacedCommand[]): Promise<void> {
-    const placed = commands.map((c) => this.place(c));
-    const byWorker = new Map<number, { index: number; command: WriteCommand }[]>();
-    placed.forEach((command, index) => {
-      const worker = this.pool.workerOf(command.shard);
-      const list = byWorker.get(worker) ?? [];
-      list.push({ index, command });
-      byWorker.set(worker, list);
-    });
+    const byWorker = this.byWorker(commands.map((c) => this.place(c)));
     await Promise.all(
       [...byWorker].map(async ([worker, entries]) => {
         try {
@@ -134,9 +127,8 @@ export class Writer {
     }
   }
 
-  private async twoPhaseOnce(placed: WriteCommand[]): Promise<WriteResult[]> {
-    const txid = randomUUID();
-    // Group by worker: one prepare per worker covers every shard it owns.
+  /** The commands of each worker (in input order), with their places in the input. */
+  private byWorker(placed: WriteCommand[]): Map<number, { index: number; command: WriteCommand }[]> {
     const byWorker = new Map<number, { index: number; command: WriteCommand }[]>();
     placed.forEach((command, index) => {
       const worker = this.pool.workerOf(command.shard);
@@ -144,6 +136,13 @@ export class Writer {
       list.push({ index, command });
       byWorker.set(worker, list);
     });
+    return byWorker;
+  }
+
+  private async twoPhaseOnce(placed: WriteCommand[]): Promise<WriteResult[]> {
+    const txid = randomUUID();
+    // Group by worker: one prepare per worker covers every shard it owns.
+    const byWorker = this.byWorker(placed);
     const workers = [...byWorker.keys()];
     const prepared = await Promise.allSettled(
       workers.map((w) => this.pool.requestWorker(w, { kind: 'prepare', txid, commands: (byWorker.get(w) ?? []).map((e) => e.command) })),
