@@ -36,6 +36,7 @@ const TABLE: Record<string, Row> = {
   'POST /v1/aggregates/:type/:id/archive': { path: '/v1/aggregates/order/o-1/archive', body: {} },
   'POST /v1/aggregates/:type/:id/restore': { path: '/v1/aggregates/order/o-1/restore', body: {} },
   'POST /v1/batch': { path: '/v1/batch', body: { events: [{ ...ev, aggregate_type: 'order', aggregate_id: 'o-1' }] } },
+  'POST /v1/batch/check': { path: '/v1/batch/check', body: { events: [{ ...ev, aggregate_type: 'order', aggregate_id: 'o-1' }] } },
   'POST /v1/aggregates/:type/:id/snapshots': { path: '/v1/aggregates/order/o-1/snapshots', body: {} },
   'GET /v1/aggregates': { path: '/v1/aggregates' },
   'GET /v1/aggregates/:type': { path: '/v1/aggregates/order' },

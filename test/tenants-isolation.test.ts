@@ -73,6 +73,12 @@ const TABLE: Record<string, Row> = {
     body: (c) => ({ events: [{ ...ev(c), aggregate_type: 'order', aggregate_id: 'o-1' }, { ...ev(c), aggregate_type: 'order', aggregate_id: `${c.me}-batch` }] }),
     check: (r) => assert.equal(r.status, 201),
   },
+  // A check runs in the caller's tenant: its o-1, not the other's (version 1 there is the caller's own).
+  'POST /v1/batch/check': {
+    path: () => '/v1/batch/check',
+    body: (c) => ({ events: [{ ...ev(c), aggregate_type: 'order', aggregate_id: `${c.other}-only`, expected_version: 0 }] }),
+    check: (r) => assert.equal(r.status, 200, JSON.stringify(r.body)),
+  },
   'POST /v1/aggregates/:type/:id/snapshots': { path: () => '/v1/aggregates/order/o-1/snapshots', body: () => ({}), check: (r) => assert.equal(r.status, 201) },
   'GET /v1/aggregates': { path: () => '/v1/aggregates?take=1000&include_archived=true', check: mine },
   // A cursor forged to name the other tenant's only aggregate: it is a position in the caller's range.
