@@ -69,27 +69,39 @@ const PLAIN = { head: [] as string[], border: [] as string[] };
 const fmtInt = (v: number): string => Math.round(v).toLocaleString('en-US');
 export const fmtSize = (n: number): string => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1e3 && n % 1e3 === 0 ? `${n / 1e3}K` : String(n));
 
-/** The issue's targets. `many` is the concurrent client count the throughput targets assume (32). */
+/**
+ * Issue 8's targets ("Performance to reach"), each checked where the run measured what it needs:
+ * against PostgreSQL in the same run (--compare pg), against the floors printed beside (the worker
+ * echo plus an append-shaped flushed LMDB transaction), and `async` against `sync`. `many` is the
+ * concurrent client count (32).
+ */
 export function evaluate(result: BenchResult, many: number): Check[] {
   const checks: Check[] = [];
   const add = (name: string, target: string, measured: number, unit: string, pass: boolean): void => {
     checks.push({ name, target, measured: `${unit === 'x' ? measured.toFixed(2) : fmtInt(measured)} ${unit}`, pass });
   };
+  const f = result.floors;
+  const writeFloor1 = f?.lmdb_append_shape ? f.fastify_worker_echo.c1.p50_us + f.lmdb_append_shape.p50_us : undefined;
   for (const ds of result.datasets) {
-    for (const run of ds.runs.filter((r) => r.system === 'eventdbx')) {
-      const tag = `${fmtSize(ds.size)}, ${run.durability}`;
-      const { apply, get } = run.ops;
-      if (run.clients === many) {
-        const floor = run.durability === 'sync' ? 6_500 : 10_000;
-        if (apply) add(`apply ${many} clients (${tag})`, `≥ ${fmtInt(floor)} ops/s`, apply.ops_s, 'ops/s', apply.ops_s >= floor);
-        if (get) add(`get ${many} clients (${tag})`, '≥ 15,000 ops/s', get.ops_s, 'ops/s', get.ops_s >= 15_000);
-      }
-      if (run.clients === 1) {
-        const ceiling = run.durability === 'sync' ? 1_000 : 500;
-        if (apply) add(`apply 1 client p50 (${tag})`, `≤ ${fmtInt(ceiling)} µs`, apply.p50_us, 'µs', apply.p50_us <= ceiling);
-        if (get) add(`get 1 client p50 (${tag})`, '≤ 200 µs', get.p50_us, 'µs', get.p50_us <= 200);
-      }
-    }
+    const tag = fmtSize(ds.size);
+    const find = (system: RunResult['system'], durability: Durability, clients: number) => ds.runs.find((r) => r.system === system && r.durability === durability && r.clients === clients);
+    const sync = find('eventdbx', 'sync', many);
+    const async = find('eventdbx', 'async', many);
+    const sync1 = find('eventdbx', 'sync', 1);
+    const async1 = find('eventdbx', 'async', 1);
+    const pg = find('postgres', 'sync', many);
+    const pg1 = find('postgres', 'sync', 1);
+    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+    const applyVsPg = ratio(sync?.ops.apply?.ops_s, pg?.ops.apply?.ops_s);
+    if (applyVsPg !== undefined) add(`apply ${many} clients sync vs PostgreSQL (${tag})`, '≥ 1.60 x', applyVsPg, 'x', applyVsPg >= 1.6);
+    const getVsPg = ratio(sync?.ops.get?.ops_s, pg?.ops.get?.ops_s);
+    if (getVsPg !== undefined) add(`get ${many} clients vs PostgreSQL (${tag})`, '≥ 2.50 x', getVsPg, 'x', getVsPg >= 2.5);
+    const p50VsFloor = ratio(sync1?.ops.apply?.p50_us, writeFloor1);
+    if (p50VsFloor !== undefined) add(`apply 1 client sync p50 vs the floor (${tag})`, '≤ 1.20 x', p50VsFloor, 'x', p50VsFloor <= 1.2);
+    const asyncVsSync = ratio(async?.ops.apply?.ops_s, sync?.ops.apply?.ops_s);
+    if (asyncVsSync !== undefined) add(`apply ${many} clients async vs sync (${tag})`, '≥ 1.30 x', asyncVsSync, 'x', asyncVsSync >= 1.3);
+    const asyncP50VsPg = ratio(async1?.ops.apply?.p50_us, pg1?.ops.apply?.p50_us);
+    if (asyncP50VsPg !== undefined) add(`apply 1 client async p50 vs PostgreSQL's (${tag})`, '< 1.00 x', asyncP50VsPg, 'x', asyncP50VsPg < 1);
   }
   const long = result.long_aggregate;
   if (long) add(`append to a ${fmtSize(long.events)}-event aggregate vs a fresh one (p50)`, '≤ 1.50 x', long.ratio, 'x', long.ratio <= 1.5);
@@ -97,15 +109,17 @@ export function evaluate(result: BenchResult, many: number): Check[] {
   const small = sized[0];
   const large = sized[sized.length - 1];
   if (small && large && large.size > small.size) {
-    // The issue's target is 1M vs 1K; with other sizes the same bound is applied to what ran.
+    // The issue's targets are 1M vs 1K and 10M vs 100K; the same bound is applied to what ran.
     const label = `${fmtSize(large.size)} vs ${fmtSize(small.size)} aggregates`;
-    const pick = (ds: DatasetResult, clients: number) => ds.runs.find((r) => r.system === 'eventdbx' && r.durability === primaryDurability(ds) && r.clients === clients)?.ops.apply;
-    const s1 = pick(small, 1);
-    const l1 = pick(large, 1);
-    if (s1 && l1) add(`apply 1 client p50, ${label}`, '≤ 1.30 x', l1.p50_us / s1.p50_us, 'x', l1.p50_us / s1.p50_us <= 1.3);
-    const sm = pick(small, many);
-    const lm = pick(large, many);
-    if (sm && lm) add(`apply ${many} clients ops/s, ${label}`, '≤ 1.30 x slower', sm.ops_s / lm.ops_s, 'x', sm.ops_s / lm.ops_s <= 1.3);
+    const pick = (ds: DatasetResult, clients: number) => ds.runs.find((r) => r.system === 'eventdbx' && r.durability === primaryDurability(ds) && r.clients === clients)?.ops;
+    for (const op of ['apply', 'get'] as const) {
+      const s1 = pick(small, 1)?.[op];
+      const l1 = pick(large, 1)?.[op];
+      if (s1 && l1) add(`${op} 1 client p50, ${label}`, '≤ 1.50 x', l1.p50_us / s1.p50_us, 'x', l1.p50_us / s1.p50_us <= 1.5);
+      const sm = pick(small, many)?.[op];
+      const lm = pick(large, many)?.[op];
+      if (sm && lm) add(`${op} ${many} clients ops/s, ${label}`, '≤ 1.50 x slower', sm.ops_s / lm.ops_s, 'x', sm.ops_s / lm.ops_s <= 1.5);
+    }
   }
   return checks;
 }
