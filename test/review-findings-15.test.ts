@@ -13,7 +13,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { shardFor } from '../src/core/index.js';
 import { readLayout, workerOfShard } from '../src/coordinator/layout.js';
-import { removeDir, startServerInProcess, tempDataDir, useServer } from './helpers/server.js';
+import { removeDir, startServerInProcess, tempDataDir, useServer, type TestServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
 import { until } from './helpers/deadline.js';
 import { receiver } from './helpers/receiver.js';
@@ -192,4 +192,64 @@ test('a schema with a shape problem and deeper problems gets one 400 listing the
     for (const d of res.body.error.details as { path?: string }[]) assert.match(d.path ?? '', /^body/);
   }
   assert.equal((await server.request('GET', '/v1/schemas/bad')).status, 404, 'nothing stored');
+});
+
+test('a stream position saved before a tenant was removed still resumes: the removed tenant counts on from where its stream ended', { timeout: 60_000 }, async () => {
+  const dataDir = tempDataDir('edbx-rf15-stream-');
+  let s: TestServer | undefined = await startServerInProcess({ dataDir });
+  try {
+    for (let i = 0; i < 6; i++) assert.equal((await s.request('POST', `/v1/aggregates/old/o${i}/events`, { event_type: 'e', payload: {} })).status, 201);
+    const saved = (await s.request('GET', '/v1/stream?after=end')).body.next_position as string;
+    const removed = await s.request('DELETE', '/v1/tenants/default?force=true');
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    for (let i = 0; i < 4; i++) assert.equal((await s.request('POST', `/v1/aggregates/fresh/n${i}/events`, { event_type: 'e', payload: {} })).status, 201);
+    const page = await s.request('GET', `/v1/stream?after=${encodeURIComponent(saved)}&take=100`);
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    assert.deepEqual(page.body.items.map((e: { aggregate_id: string }) => e.aggregate_id), ['n0', 'n1', 'n2', 'n3'], 'every event written after the removal, from the saved position');
+    assert.notEqual(page.body.next_position, saved);
+    const all = await s.request('GET', '/v1/stream?after=start&take=100');
+    assert.deepEqual(all.body.items.map((e: { aggregate_id: string }) => e.aggregate_id), ['n0', 'n1', 'n2', 'n3']);
+    // After a restart too (the floor is on disk, not in the worker's memory).
+    await s.stop();
+    s = undefined;
+    const again = await startServerInProcess({ dataDir });
+    try {
+      assert.equal((await again.request('POST', '/v1/aggregates/fresh/n4/events', { event_type: 'e', payload: {} })).status, 201);
+      const later = await again.request('GET', `/v1/stream?after=${encodeURIComponent(page.body.next_position)}&take=100`);
+      assert.deepEqual(later.body.items.map((e: { aggregate_id: string }) => e.aggregate_id), ['n4']);
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await s?.stop();
+    removeDir(dataDir);
+  }
+});
+
+test('a time literal keeps its sub-millisecond digits: >= and = do not match the millisecond below it', { timeout: 20_000 }, async () => {
+  const made = await server.request('POST', '/v1/aggregates/subms/s1/events', { event_type: 'e', payload: {} });
+  assert.equal(made.status, 201);
+  const at = made.body.metadata.created_at as string; // …ss.mmmZ
+  const plus = (digit: string) => at.replace(/Z$/, `${digit}Z`);
+  const count = async (filter: string) => (await server.request('GET', `/v1/events?filter=${encodeURIComponent(`aggregate_type = "subms" AND ${filter}`)}`)).body.items.length as number;
+  assert.equal(await count(`created_at = "${at}"`), 1);
+  assert.equal(await count(`created_at = "${plus('9')}"`), 0);
+  assert.equal(await count(`created_at >= "${plus('9')}"`), 0);
+  assert.equal(await count(`created_at <= "${plus('1')}"`), 1);
+  assert.equal(await count(`created_at > "${plus('1')}"`), 0);
+  assert.equal(await count(`created_at < "${plus('1')}"`), 1);
+  assert.equal(await count(`created_at <= "${plus('1')}" AND created_at >= "${plus('9')}"`), 0, 'an impossible range matches nothing');
+  // The aggregate list (no index) agrees.
+  const listed = await server.request('GET', `/v1/aggregates/subms?filter=${encodeURIComponent(`created_at >= "${plus('9')}"`)}`);
+  assert.equal(listed.body.items.length, 0);
+});
+
+test('a CSV cell or header holding a C1 control (NEL U+0085) or a line separator is quoted', { timeout: 20_000 }, async () => {
+  assert.equal((await server.request('POST', '/v1/aggregates/hdr/h1/events', { event_type: 'set', payload: { 'u\u0085': 5, w: '\u0085y', v: 'a\u2028b' } })).status, 201);
+  const csv = await server.request('GET', '/v1/export?type=hdr&format=csv');
+  assert.equal(csv.status, 200);
+  const text = csv.body as string;
+  assert.ok(text.includes('"u\u0085"'), text);
+  assert.ok(text.includes('"\u0085y"'), text);
+  assert.ok(text.includes('"a\u2028b"'), text);
 });

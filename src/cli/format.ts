@@ -83,10 +83,10 @@ const CONTROL_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t'
 
 /**
  * A table cell on one line and harmless to a terminal: control characters (a newline would break
- * the row, an ESC could drive the terminal) are shown as escapes, `\n`, `\t`, `\u001b`.
+ * the row, an ESC or a C1 CSI could drive the terminal) are shown as escapes, `\n`, `\t`, `\u001b`.
  */
 export function tableCellText(value: unknown): string {
-  return cellText(value).replace(/[\u0000-\u001f\u007f]/g, (c) => CONTROL_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return cellText(value).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => CONTROL_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** A key never holds a space (`writes left` → `writes_left`), so a line splits on spaces into key=value pairs. */

@@ -8,11 +8,12 @@ export const CSV_COLUMN_ESCAPE = 'field:';
 
 /**
  * RFC 4180 cell. Quoted when it holds a quote, comma or line break, and also when it holds any
- * other control character (NUL, tab, DEL…): readers differ on those unquoted, not on them quoted.
+ * other control character (NUL, tab, DEL, the C1 controls such as NEL U+0085) or a Unicode line
+ * or paragraph separator: readers differ on those unquoted (some split lines there), not quoted.
  */
 export function csvCell(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return /[",\u0000-\u001f\u007f]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  return /[",\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 /**

@@ -101,7 +101,10 @@ export function timeLiteral(value: FilterValue): number | null | undefined {
   if (!m) return undefined;
   const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', offset] = m;
   const ms = Number(frac.padEnd(3, '0').slice(0, 3));
-  const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
+  // Digits beyond the millisecond stay, as a fraction of one: stored times are whole ms, so
+  // `>= …04.7779Z` must not match .777 (the plan rounds each bound the way its operator needs).
+  const subMs = frac.length > 3 ? Number(`0.${frac.slice(3)}`) : 0;
+  const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms) + subMs;
   // Date.UTC rolls 2024-02-30 over to March: a calendar check refuses it instead.
   const check = new Date(utc);
   if (check.getUTCMonth() !== Number(mo) - 1 || check.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) return undefined;

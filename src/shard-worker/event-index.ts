@@ -30,6 +30,16 @@ export type QueryMetaKey = [tenant: string, name: string];
 /** Present once every event of the shard is in `event_index` (new shards: from their first write). */
 export const INDEX_READY: QueryMetaKey = ['', 'event_index_v1'];
 export const SKEW = 'time_skew_ms';
+/**
+ * The last stream seq a tenant had on this shard before its range was deleted (a tenant removal,
+ * or the source side of a move): kept outside every tenant's key range (tenant '' like
+ * INDEX_READY), so the deletion that empties the range leaves it, and the tenant's next stream
+ * entry here continues after it. Positions saved before then stay valid (they point at or below
+ * it): restarting at 1 would make them point past the new head and skip the first new events.
+ */
+export function streamFloorKey(tenant: string): QueryMetaKey {
+  return ['', `stream_floor\u0000${tenant}`];
+}
 
 const LOW_BITS = 22n;
 const LOW_MASK = (1n << LOW_BITS) - 1n;

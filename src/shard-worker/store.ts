@@ -15,7 +15,7 @@ import { mkdirDurably } from '../core/durable-file.js';
 import { open, type Database, type Key as LmdbKey, type RangeOptions, type RootDatabase } from 'lmdb';
 import { ARCHIVE_EVENT, RESTORE_EVENT, type EventRecord, type JsonObject, type ValueCipher } from '../core/index.js';
 import type { EventKey, Head, HeadKey, IdempotencyEntry, IndexKey, StoredHead, StoredSnapshot, StreamKey, StreamValue, WriteSet } from './records.js';
-import { INDEX_READY, SKEW, type EventIndexKey, type EventIndexValue, type QueryMetaKey } from './event-index.js';
+import { INDEX_READY, SKEW, streamFloorKey, type EventIndexKey, type EventIndexValue, type QueryMetaKey } from './event-index.js';
 import { ShardDb } from './shard-db.js';
 import { StreamSeqs } from './stream-seqs.js';
 import { EventIndexWriter } from './event-index-writer.js';
@@ -501,10 +501,11 @@ export class ShardStore {
     return this.streamSeqs.durableSeq(tenant);
   }
 
-  /** The last stream seq of `tenant` in this shard (0: none). */
+  /** The last stream seq of `tenant` in this shard (0: none), or its floor after a deleted range (streamFloorKey). */
   lastStreamSeq(tenant: string): number {
-    for (const { key } of this.stream.getRange({ start: [tenant, Number.MAX_SAFE_INTEGER], end: [tenant, 0], reverse: true, limit: 1 })) return key[1];
-    return 0;
+    const floor = this.queryMeta.get(streamFloorKey(tenant)) ?? 0;
+    for (const { key } of this.stream.getRange({ start: [tenant, Number.MAX_SAFE_INTEGER], end: [tenant, 0], reverse: true, limit: 1 })) return Math.max(key[1], floor);
+    return floor;
   }
 
   /** Stream entries of `tenant` with afterSeq < seq <= throughSeq, in seq order. */

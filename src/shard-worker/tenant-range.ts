@@ -13,7 +13,7 @@
  */
 import type { Key as LmdbKey } from 'lmdb';
 import { DbxError } from '../core/index.js';
-import { INDEX_READY } from './event-index.js';
+import { INDEX_READY, streamFloorKey } from './event-index.js';
 import { TENANT_KEYED_DBS, keyHasPrefix, type KeyPrefixRange, type ShardStore, type WorkerEnv } from './store.js';
 
 type Key = LmdbKey[];
@@ -179,7 +179,10 @@ export async function deleteTenantChunk(env: WorkerEnv, store: ShardStore, tenan
     for (const entry of scanPrefix(env, name, shard, { prefix: [tenant] }, limit - victims.length)) victims.push({ db: name, ...entry });
   }
   if (victims.length === 0) return 0;
+  // Read before the commit removes them: the seq the tenant's next stream entry here must follow.
+  const streamLast = victims.some((v) => v.db === 'stream') ? store.lastStreamSeq(tenant) : 0;
   await commit(() => {
+    if (streamLast > 0) store.queryMeta.put(streamFloorKey(tenant), streamLast);
     for (const v of victims) {
       if (v.db === 'events') forgetEventId(env, shard, v.key, v.value);
       env.rawDb(v.db).remove([shard, ...v.key]);
