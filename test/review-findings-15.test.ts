@@ -253,3 +253,25 @@ test('a CSV cell or header holding a C1 control (NEL U+0085) or a line separator
   assert.ok(text.includes('"\u0085y"'), text);
   assert.ok(text.includes('"a\u2028b"'), text);
 });
+
+test('a lone surrogate is refused on every route that takes a body, not only the aggregate routes (I-JSON)', { timeout: 20_000 }, async () => {
+  const raw = (json: string) => json.replace(/LONE/g, '\\ud800');
+  const cases: [string, string, string][] = [
+    ['POST', '/v1/tokens', raw('{"group":"LONE","user":"u","actions":["aggregate.read"]}')],
+    ['PUT', '/v1/schemas/lone', raw('{"events":{"e":{}},"hidden_fields":["aLONE"]}')],
+    ['PUT', '/v1/plugins/lone', raw('{"enabled":false,"options":{"kind":"log","template":"xLONE"}}')],
+    ['POST', '/v1/queue/clear', raw('{"plugin":"LONE"}')],
+    ['POST', '/v1/aggregates/lone/l1', raw('{"event_type":"e","payload":{"LONE":1}}')],
+  ];
+  for (const [method, path, body] of cases) {
+    const res = await server.request(method, path, body, { 'content-type': 'application/json' });
+    assertError(res, 400, 'validation_failed');
+    assert.match(res.body.error.message, /lone surrogate/, `${method} ${path}: ${JSON.stringify(res.body)}`);
+  }
+  assert.equal((await server.request('GET', '/v1/schemas/lone')).status, 404);
+  assert.equal((await server.request('GET', '/v1/plugins/lone')).status, 404);
+  // A surrogate pair, escaped, is a character like any other.
+  const pair = await server.request('POST', '/v1/aggregates/lone/l2', '{"event_type":"e","payload":{"s":"\\ud83d\\ude00"}}', { 'content-type': 'application/json' });
+  assert.equal(pair.status, 201, JSON.stringify(pair.body));
+  assert.equal(pair.body.state?.s ?? (await server.request('GET', '/v1/aggregates/lone/l2')).body.state.s, '😀');
+});

@@ -6,11 +6,14 @@
  * - no member named `__proto__`: plain objects turn it into a prototype or drop it, so it would be
  *   stored altered or not at all;
  * - no number that underflows to 0 (1e-400): it would be stored as another number (§2.2);
+ * - no string or member name holding a lone surrogate (`"\ud800"`, §2.1): it would come back as U+FFFD;
  * - UTF-8 (§2.1) is the byte decoder's part (decodeUtf8Strict below), not this scan's.
  *
  * One linear pass with no allocation beyond one Set per object (~1 µs for a 500-byte body).
  * Malformed JSON is not its concern: it answers undefined and leaves the error to JSON.parse.
  */
+import { isWellFormed } from './limits.js';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
@@ -38,11 +41,19 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
   const stack: Container[] = [];
   let expectName = false;
   let lastName = '';
+  // A lone surrogate can only come as a `\uD800`-style escape (the bytes were decoded as strict
+  // UTF-8): without any `\u` in the text, no string needs the check.
+  const escapes = text.includes('\\u');
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
       const end = closingQuote(text, i);
       if (end < 0) return undefined;
+      if (escapes && hasLoneSurrogate(text, i, end)) {
+        const top = stack[stack.length - 1];
+        const at = top === undefined ? '' : expectName ? pathOf(stack, '').replace(/\.$/, '') : pathOf(stack, top.names === null ? String(top.index) : lastName);
+        return { code: 'validation_failed', path: at, message: `${expectName ? 'a member name' : 'a string'} is not well-formed Unicode (it holds a lone surrogate; I-JSON, RFC 7493 §2.1)` };
+      }
       if (expectName) {
         const raw = text.slice(i + 1, end);
         let name = raw;
@@ -97,6 +108,17 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
     }
   }
   return undefined;
+}
+
+/** Whether the string literal text[open..close] decodes to a lone surrogate (only escapes can make one). */
+function hasLoneSurrogate(text: string, open: number, close: number): boolean {
+  const raw = text.slice(open, close + 1);
+  if (!/\\u[dD][89a-fA-F]/.test(raw)) return false;
+  try {
+    return !isWellFormed(JSON.parse(raw) as string);
+  } catch {
+    return false;
+  }
 }
 
 function hasName(container: Container, name: string): boolean {
