@@ -13,7 +13,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { shardFor } from '../src/core/index.js';
 import { readLayout, workerOfShard } from '../src/coordinator/layout.js';
-import { removeDir, startServerInProcess, tempDataDir, useServer, type TestServer } from './helpers/server.js';
+import { httpRequest, removeDir, startServerInProcess, tempDataDir, useServer, type TestServer } from './helpers/server.js';
 import { assertError } from './helpers/assertions.js';
 import { until } from './helpers/deadline.js';
 import { receiver } from './helpers/receiver.js';
@@ -274,4 +274,31 @@ test('a lone surrogate is refused on every route that takes a body, not only the
   const pair = await server.request('POST', '/v1/aggregates/lone/l2', '{"event_type":"e","payload":{"s":"\\ud83d\\ude00"}}', { 'content-type': 'application/json' });
   assert.equal(pair.status, 201, JSON.stringify(pair.body));
   assert.equal(pair.body.state?.s ?? (await server.request('GET', '/v1/aggregates/lone/l2')).body.state.s, '😀');
+});
+
+test("a tenant's scraper sees its own tenant series, exact, even when its tenant is outside metrics_top_n", { timeout: 60_000 }, async () => {
+  const dataDir = tempDataDir('edbx-rf15-metrics-');
+  const s = await startServerInProcess({ dataDir, configToml: '[tenants]\nmetrics_top_n = 0\n' });
+  try {
+    const acme = { 'x-tenant-id': 'acme' };
+    for (let i = 0; i < 3; i++) assert.equal((await s.request('POST', `/v1/aggregates/order/a${i}/events`, { event_type: 'e', payload: {} }, acme)).status, 201);
+    const scraper = await s.request('POST', '/v1/tokens', { group: 'g', user: 'scrape', actions: ['metrics.read'], tenants: ['acme'] });
+    assert.equal(scraper.status, 201, JSON.stringify(scraper.body));
+    const root = await s.request('GET', '/metrics');
+    assert.doesNotMatch(root.body, /tenant="acme"/, 'with metrics_top_n = 0 every tenant is under _other for the operator');
+    const mine = await httpRequest(s.url, scraper.body.token, 'GET', '/metrics', undefined, acme);
+    assert.equal(mine.status, 200);
+    const text = mine.body as string;
+    assert.match(text, /^eventdbx_tenant_events_appended_total\{tenant="acme"\} 3$/m);
+    assert.match(text, /^eventdbx_tenant_storage\{tenant="acme",kind="events"\} 3$/m);
+    assert.match(text, /^eventdbx_tenant_storage\{tenant="acme",kind="aggregates"\} 3$/m);
+    assert.doesNotMatch(text, /^[^#\n].*tenant="_other"/m, 'no rollup sample');
+    // Each family's samples stay together, right after its TYPE line (the exposition format).
+    const lines = text.split('\n');
+    const type = lines.findIndex((l) => l.startsWith('# TYPE eventdbx_tenant_events_appended_total '));
+    assert.ok(type >= 0 && lines[type + 1]?.startsWith('eventdbx_tenant_events_appended_total{tenant="acme"}'), lines.slice(type, type + 3).join('\n'));
+  } finally {
+    await s.stop();
+    removeDir(dataDir);
+  }
 });

@@ -16,6 +16,11 @@ const REQUEST_SERIES_MAX = 4096;
 export interface TenantMetricsSource {
   appended(): Map<string, number>;
   storage(): Promise<{ aggregates: Map<string, number>; events: Map<string, number>; bytes: Map<string, number> }>;
+  /**
+   * The same numbers for the named tenants only, uncut (no top N, no `_other`): what a tenant's own
+   * scraper is shown when its tenant is not among the top N (routes-system.ts).
+   */
+  exact(tenants: readonly string[]): Promise<{ appended: Map<string, number>; storage: { aggregates: Map<string, number>; events: Map<string, number>; bytes: Map<string, number> } }>;
 }
 
 export class Metrics {

@@ -72,7 +72,8 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
         // commits, memory of the process…) describe every tenant's traffic, so it gets only samples
         // labelled with its tenants or its plugins. A token without a tenant list is the operator's.
         const tenantScoped = claims.tenants.length > 0 && !claims.tenants.includes('*');
-        return tenantSeriesOnly(text, (tenant) => allowsTenant(claims, tenant), (plugin) => own.has(plugin), tenantScoped);
+        const filtered = tenantSeriesOnly(text, (tenant) => allowsTenant(claims, tenant), (plugin) => own.has(plugin), tenantScoped);
+        return tenantScoped ? await withOwnTenantSamples(filtered, claims.tenants, deps.metrics) : filtered;
       },
     }),
     defineRoute({
@@ -115,6 +116,43 @@ export function systemRoutes(deps: { metrics: Metrics; reader: Reader; startedAt
       },
     }),
   ];
+}
+
+/**
+ * A tenant's scraper sees its own tenant-labelled series even when its tenant is not among the
+ * `metrics_top_n` (then summed into `_other`, which it is not shown): the missing samples are
+ * added, exact, inside their families (the exposition format wants a family's samples together).
+ */
+async function withOwnTenantSamples(text: string, tenants: readonly string[], metrics: Metrics): Promise<string> {
+  const source = metrics.tenantSource;
+  if (!source) return text;
+  const has = (family: string, labels: string): boolean => text.includes(`${family}{${labels}}`);
+  const exact = await source.exact(tenants);
+  const additions = new Map<string, string[]>();
+  const add = (family: string, labels: string, value: number): void => {
+    if (has(family, labels)) return;
+    const lines = additions.get(family) ?? [];
+    lines.push(`${family}{${labels}} ${value}`);
+    additions.set(family, lines);
+  };
+  for (const tenant of tenants) {
+    const label = `tenant="${tenant}"`;
+    add('eventdbx_tenant_events_appended_total', label, exact.appended.get(tenant) ?? 0);
+    for (const kind of ['aggregates', 'events', 'bytes'] as const) {
+      const value = exact.storage[kind].get(tenant);
+      if (value !== undefined) add('eventdbx_tenant_storage', `${label},kind="${kind}"`, value);
+    }
+  }
+  if (additions.size === 0) return text;
+  const lines = text.split('\n');
+  for (const [family, samples] of additions) {
+    const type = lines.findIndex((l) => l.startsWith(`# TYPE ${family} `));
+    if (type < 0) continue;
+    let at = type + 1;
+    while (at < lines.length && (lines[at]?.startsWith(`${family}{`) || lines[at]?.startsWith(`${family} `))) at++;
+    lines.splice(at, 0, ...samples);
+  }
+  return lines.join('\n');
 }
 
 /**

@@ -85,6 +85,14 @@ export function createTenantHosting(deps: {
       const pick = (field: 'aggregates' | 'events' | 'bytes') => topTenants(new Map([...usage].map(([t, u]) => [t, u[field]])), topN);
       return { aggregates: pick('aggregates'), events: pick('events'), bytes: pick('bytes') };
     },
+    exact: async (tenants) => {
+      const usage = await stats.all(STORAGE_SCAN_MS);
+      const only = (value: (tenant: string) => number | undefined) => new Map(tenants.flatMap((t) => (value(t) !== undefined ? [[t, value(t) as number] as const] : [])));
+      return {
+        appended: new Map(tenants.map((t) => [t, traffic.appended.get(t) ?? 0])),
+        storage: { aggregates: only((t) => usage.get(t)?.aggregates), events: only((t) => usage.get(t)?.events), bytes: only((t) => usage.get(t)?.bytes) },
+      };
+    },
   };
   meta.watch();
   return {
