@@ -130,7 +130,10 @@ export function checkPatchedState(gate: SchemaGate, ops: PatchOperation[], state
   const compiled = gate.compiled as CompiledSchema;
   // The event's `fields` rule on the keys the patch touches (its payload, reference §14.2), then
   // the column types on the state it produces: one refusal lists both kinds.
-  const violations = compiled.eventFieldViolations(gate.cmd.event_type as string, touchedKeys(ops, state));
+  const eventType = gate.cmd.event_type as string;
+  // Only an event with a `fields` list needs the touched keys (most patches: none).
+  const listsFields = (compiled.schema.events[eventType]?.fields.length ?? 0) > 0;
+  const violations = listsFields ? compiled.eventFieldViolations(eventType, touchedKeys(ops, state)) : [];
   const outcome = compiled.validateState(state);
   if (!outcome.ok) violations.push(...outcome.violations);
   if (violations.length > 0 || !outcome.ok) throw refusal(violations);
